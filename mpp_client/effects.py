@@ -1,0 +1,124 @@
+"""Effects: the I/O a payment flow asks its driver to perform.
+
+All payment logic (the 402 flow, every method's ``pay``) is written once, as generators that
+*yield* effects and receive their results, like ``httpx.Auth.auth_flow``. A sync driver and an
+async driver run the same generators; tests feed canned results with no network at all.
+
+``HttpCall`` -> ``HttpReply``
+    An HTTP request the method needs (a JSON-RPC call, a REST call to a Lightning node or Stripe).
+    Drivers run it on one reused client per driver and retry connect-phase failures with
+    jittered backoff; other transport errors are thrown back into the generator.
+``Await`` -> the value
+    Call a function that may be sync or async (NWC over websockets, the Spark SDK, user hooks).
+    The async driver awaits it; the sync driver runs it on one background event-loop thread.
+``Sleep`` -> ``None``
+    Wait, e.g. between polls for a transaction receipt.
+``Checkpoint`` -> ``None``
+    Not I/O: a method tells the flow that it has signed (or broadcast) something, so the journal
+    records the reference *before* the value can move. Handled by the flow, never by drivers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+__all__ = [
+    "Await",
+    "Checkpoint",
+    "Effect",
+    "EffectGen",
+    "HttpCall",
+    "HttpReply",
+    "Sleep",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCall:
+    """An HTTP request a payment method needs. ``timeout`` is in seconds.
+
+    ``retry_safe`` says whether the call may be retried after the request may have been
+    received (reads such as ``eth_call``); connect-phase failures are always retried.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content: bytes = b""
+    timeout: float = 10.0
+    retry_safe: bool = False
+
+    @classmethod
+    def json_post(
+        cls,
+        url: str,
+        body: Any,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+        retry_safe: bool = False,
+    ) -> HttpCall:
+        """A POST with a JSON body."""
+        merged = {"content-type": "application/json", **(headers or {})}
+        content = json.dumps(body, separators=(",", ":")).encode()
+        return cls("POST", url, merged, content, timeout, retry_safe)
+
+    def __repr__(self) -> str:
+        # Bodies and headers may hold API keys or signed transactions: keep them out of reprs.
+        return f"HttpCall({self.method} {self.url.split('?', 1)[0]})"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpReply:
+    """The answer to an ``HttpCall``: status, lower-cased headers, whole body."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    def json(self) -> Any:
+        """The body decoded as JSON."""
+        return json.loads(self.content)
+
+    def __repr__(self) -> str:
+        return f"HttpReply(status={self.status}, {len(self.content)} bytes)"
+
+
+@dataclass(frozen=True, slots=True)
+class Await:
+    """Call ``function()``; if it returns an awaitable, await it. The result is sent back.
+
+    ``blocking`` marks a sync function that may block: the async driver runs it in a worker
+    thread instead of on the event loop.
+    """
+
+    function: Callable[[], Any]
+    blocking: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait ``seconds`` before continuing."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A method reports progress so the journal is written before value can move.
+
+    ``stage`` is ``"signed"`` (a credential or transaction exists) or ``"broadcast"`` (the method
+    itself is about to send value, e.g. push mode or a Lightning payment). ``reference`` is the
+    method's payment reference (transaction hash, payment hash, token id), never a secret.
+    """
+
+    stage: Literal["signed", "broadcast"]
+    reference: str | None = None
+
+
+Effect: TypeAlias = HttpCall | Await | Sleep | Checkpoint
+EffectGen: TypeAlias = Generator[Effect, Any, Any]
+"""A generator that yields effects and returns a value."""

@@ -1,0 +1,255 @@
+"""One exception tree for everything mpp_client raises.
+
+Every error says what happened to the money. The tree::
+
+    MppError
+    ├── ProtocolError                 bad bytes on the wire (nothing is paid because of them)
+    │   ├── ParseError                a header or object does not follow the grammar
+    │   ├── EncodingError             base64url / UTF-8 / JSON decoding failed
+    │   └── FormatError               a value cannot be written (CR/LF, non-token header name, ...)
+    ├── PaymentRefused                refused BEFORE anything was signed: no money moved
+    │   ├── NoPayableChallenge        no challenge passed the method checks (reasons per challenge)
+    │   ├── ChallengeExpired          the chosen challenge expires too soon
+    │   ├── UnreplayableBody          the request body cannot be re-sent byte-identically
+    │   ├── CrossOriginPayment        the 402 came from another origin than the caller asked
+    │   ├── InsecureOrigin            plain http to a non-loopback host
+    │   ├── PaymentVetoed             a before-payment hook or the approval callback said no
+    │   └── PolicyViolation           the wallet's spend policy said no
+    │       ├── BudgetExceeded        a cap or window total would be exceeded
+    │       ├── NotAllowed            origin / payee / chain / token / method not on an allowlist
+    │       ├── PayeeChanged          a pinned (trust-on-first-use) payee, token or chain changed
+    │       └── PriceUnavailable      a USD cap could not be evaluated for this currency
+    ├── PaymentFailed                 the attempt failed; ``money_moved`` says if value may be gone
+    │   ├── MethodError               the payment backend (RPC, LND, Stripe, ...) failed
+    │   ├── PaymentRejected           the server answered the paid retry with 402 again
+    │   └── HumanActionRequired       the payer must act (e.g. a card needs 3-D Secure)
+    ├── PaymentOutcomeUnknown         a credential left the process and no answer came back
+    ├── KeyStoreError                 key storage is unavailable, locked or unsafe
+    └── JournalError                  the payment journal cannot be written or read
+
+Messages never contain secrets: credentials, preimages, tokens and keys are left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mpp_client.protocol import Challenge, Problem
+
+__all__ = [
+    "BudgetExceeded",
+    "ChallengeExpired",
+    "CrossOriginPayment",
+    "EncodingError",
+    "FormatError",
+    "HumanActionRequired",
+    "InsecureOrigin",
+    "JournalError",
+    "KeyStoreError",
+    "MethodError",
+    "MppError",
+    "NoPayableChallenge",
+    "NotAllowed",
+    "ParseError",
+    "PayeeChanged",
+    "PaymentFailed",
+    "PaymentOutcomeUnknown",
+    "PaymentRefused",
+    "PaymentRejected",
+    "PaymentVetoed",
+    "PolicyViolation",
+    "PriceUnavailable",
+    "ProtocolError",
+    "UnreplayableBody",
+]
+
+
+class MppError(Exception):
+    """Base of every error raised by mpp_client."""
+
+
+# --- wire format -------------------------------------------------------------------------------
+
+
+class ProtocolError(MppError, ValueError):
+    """Bytes on the wire do not follow the MPP protocol."""
+
+
+class ParseError(ProtocolError):
+    """A header value or decoded object does not follow the grammar."""
+
+
+class EncodingError(ParseError):
+    """base64url, UTF-8 or JSON decoding failed."""
+
+
+class FormatError(ProtocolError):
+    """A value cannot be written to the wire (e.g. it contains CR or LF)."""
+
+
+# --- refused before paying ---------------------------------------------------------------------
+
+
+class PaymentRefused(MppError):
+    """The payment was refused before anything was signed. No money moved.
+
+    ``challenge`` is the challenge that was being considered, when there was one.
+    """
+
+    money_moved = False
+
+    def __init__(self, reason: str, *, challenge: Challenge | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.challenge = challenge
+
+
+class NoPayableChallenge(PaymentRefused):
+    """None of the server's challenges could be paid.
+
+    ``refusals`` maps each considered challenge id to why it was refused.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        refusals: Mapping[str, str] | None = None,
+        challenges: Sequence[Challenge] = (),
+    ) -> None:
+        super().__init__(reason)
+        self.refusals: dict[str, str] = dict(refusals or {})
+        self.challenges = tuple(challenges)
+
+
+class ChallengeExpired(PaymentRefused):
+    """The challenge has expired or expires within the safety margin."""
+
+
+class UnreplayableBody(PaymentRefused):
+    """The request body cannot be sent again byte-identically, so it cannot be paid for."""
+
+
+class CrossOriginPayment(PaymentRefused):
+    """The 402 was reached through a redirect to another origin."""
+
+
+class InsecureOrigin(PaymentRefused):
+    """Paying over plain http is refused except for loopback hosts."""
+
+
+class PaymentVetoed(PaymentRefused):
+    """A before-payment hook or the approval callback declined the payment."""
+
+
+class PolicyViolation(PaymentRefused):
+    """The spend policy refused the payment. ``rule`` names the rule that refused."""
+
+    def __init__(
+        self, reason: str, *, rule: str = "policy", challenge: Challenge | None = None
+    ) -> None:
+        super().__init__(reason, challenge=challenge)
+        self.rule = rule
+
+
+class BudgetExceeded(PolicyViolation):
+    """A per-payment cap, scoped budget, rolling window or lifetime total would be exceeded."""
+
+
+class NotAllowed(PolicyViolation):
+    """The origin, payee, chain, token or method is not on the configured allowlist."""
+
+
+class PayeeChanged(PolicyViolation):
+    """The payee, token or chain pinned on first use for this origin has changed."""
+
+
+class PriceUnavailable(PolicyViolation):
+    """A cap in USD could not be evaluated because no price was available (fail closed)."""
+
+
+# --- failed after trying -----------------------------------------------------------------------
+
+
+class PaymentFailed(MppError):
+    """The payment attempt failed.
+
+    ``money_moved`` is ``False`` when nothing left the process or the method knows no value
+    moved; ``True`` when value may be gone (check the journal entry).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        money_moved: bool = False,
+        challenge_id: str | None = None,
+        reference: str | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.money_moved = money_moved
+        self.challenge_id = challenge_id
+        self.reference = reference
+
+
+class MethodError(PaymentFailed):
+    """The payment backend (chain RPC, Lightning node, Stripe, HandCash) failed."""
+
+
+class PaymentRejected(PaymentFailed):
+    """The server answered the paid retry with another 402.
+
+    ``problem`` is the RFC 9457 problem the server sent, when it sent one.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        problem: Problem | None = None,
+        money_moved: bool = False,
+        challenge_id: str | None = None,
+        reference: str | None = None,
+    ) -> None:
+        super().__init__(
+            reason, money_moved=money_moved, challenge_id=challenge_id, reference=reference
+        )
+        self.problem = problem
+
+
+class HumanActionRequired(PaymentFailed):
+    """The payer must act before this payment can go through (``action`` says what)."""
+
+    def __init__(self, reason: str, *, action: str | None = None) -> None:
+        super().__init__(reason)
+        self.action = action
+
+
+class PaymentOutcomeUnknown(MppError):
+    """A credential left the process and no answer came back.
+
+    The payment may or may not have settled. mpp_client never signs again on its own; the
+    journal keeps the entry as ``unknown`` until it is reconciled with the method's lookup.
+    ``reference`` is the method's payment reference (a transaction hash, a payment hash, ...).
+    """
+
+    money_moved = True
+
+    def __init__(
+        self, reason: str, *, challenge_id: str, reference: str | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.challenge_id = challenge_id
+        self.reference = reference
+
+
+class KeyStoreError(MppError):
+    """Key storage is unavailable, locked, or would store secrets unsafely."""
+
+
+class JournalError(MppError):
+    """The payment journal cannot be written or read."""

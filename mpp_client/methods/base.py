@@ -1,0 +1,168 @@
+"""The payment method interface: what a method must do to take part in the 402 flow.
+
+A method answers three questions, in this order, for each challenge it may pay:
+
+1. ``quote(challenge, context)``: what would paying cost? Pure and fast, no I/O. Every check the
+   method can make before signing happens here (chain, token, amount shape, splits, expiry,
+   invoice fields). It returns a ``Quote`` or raises ``PaymentRefused`` with the reason.
+2. ``pay(quote, context)``: a generator of effects (see ``mpp_client.effects``) that signs or
+   pays and returns a ``PaymentProof`` (the credential payload). It yields ``Checkpoint`` before
+   anything it produced can move value, so the journal knows the reference first.
+3. ``lookup(reference)``: a generator that finds out what became of an earlier payment whose
+   outcome was unknown.
+
+The flow runs the wallet's policy between 1 and 2: nothing is signed unless the quote passed.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from mpp_client.effects import Effect
+from mpp_client.money import Money
+
+if TYPE_CHECKING:
+    from mpp_client.protocol import Challenge, Receipt
+
+__all__ = [
+    "LookupResult",
+    "Payee",
+    "PaymentContext",
+    "PaymentMethod",
+    "PaymentProof",
+    "Quote",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Payee:
+    """Who receives money and how much of the quoted total (base units of the quote currency)."""
+
+    address: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentContext:
+    """What the flow knows about the request being paid for.
+
+    ``origin`` is ``scheme://host[:port]`` of the request the caller made (after any same-origin
+    redirects); ``now`` is the flow's clock so checks and signatures agree on time.
+    """
+
+    origin: str
+    url: str
+    http_method: str
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """What paying one challenge would cost, before anything is signed.
+
+    ``amount`` is the total in base units of its currency (the sum of ``payees`` amounts).
+    ``network`` is the chain or network (``"eip155:42431"``, ``"mainnet"``, ...). ``expires`` is
+    when the offer stops being payable (the earliest of the challenge's and the method's own
+    limits, e.g. an invoice expiry). ``details`` carries method facts the method's ``pay`` needs
+    (mode, fee payer, invoice); it never carries secrets.
+    """
+
+    challenge: Challenge
+    method: str
+    intent: str
+    amount: Money
+    payees: tuple[Payee, ...]
+    expires: datetime | None
+    network: str | None = None
+    max_fee: Money | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def exposure(self) -> Money:
+        """The most this payment can take: amount plus the maximum fee when it is in the same
+        currency (Lightning routing fees)."""
+        if self.max_fee is not None and self.max_fee.currency == self.amount.currency:
+            return self.amount + self.max_fee
+        return self.amount
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentProof:
+    """The result of ``pay``: the credential payload and what it means for the money.
+
+    ``payload`` goes into the credential as is. ``source`` is the payer identity (a DID) when the
+    method sends one. ``reference`` is the method's payment reference (tx hash, payment hash,
+    token id). ``money_moved`` says whether value already left (push mode, Lightning, a used
+    token) rather than only being authorised (a signed transaction the server broadcasts).
+    """
+
+    payload: Mapping[str, Any]
+    source: str | None = None
+    reference: str | None = None
+    money_moved: bool = False
+
+    def __repr__(self) -> str:
+        # The payload is a bearer secret (signed transaction, preimage, token): never shown.
+        return (
+            f"PaymentProof(reference={self.reference!r}, source={self.source!r}, "
+            f"money_moved={self.money_moved})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LookupResult:
+    """What a method found out about an earlier payment: ``settled``, ``failed`` or ``pending``.
+
+    ``amount`` is in base units when the method could read it.
+    """
+
+    status: Literal["settled", "failed", "pending"]
+    reference: str
+    amount: int | None = None
+    detail: str | None = None
+
+
+class PaymentMethod(abc.ABC):
+    """A way to pay challenges of one ``name`` (``"tempo"``, ``"lightning"``, ...)."""
+
+    #: The challenge ``method`` this pays (lower case).
+    name: str
+    #: The challenge intents this pays, e.g. ``frozenset({"charge"})``.
+    intents: frozenset[str]
+
+    def can_pay(self, challenge: Challenge) -> bool:
+        """Whether ``challenge`` is for this method and one of its intents."""
+        return challenge.method == self.name and challenge.intent in self.intents
+
+    @abc.abstractmethod
+    def quote(self, challenge: Challenge, context: PaymentContext) -> Quote:
+        """Check ``challenge`` and price it without I/O; raise ``PaymentRefused`` to decline."""
+
+    @abc.abstractmethod
+    def pay(self, quote: Quote, context: PaymentContext) -> Generator[Effect, Any, PaymentProof]:
+        """Sign or pay ``quote``; yield effects; return the proof for the credential."""
+
+    def lookup(self, reference: str) -> Generator[Effect, Any, LookupResult]:
+        """Find out what became of the payment with ``reference``. Default: cannot tell."""
+        return _pending(reference)
+        yield  # pragma: no cover - makes this a generator for subclasses that do not override
+
+    def abandon(
+        self, quote: Quote, proof: PaymentProof
+    ) -> Generator[Effect, Any, None]:
+        """Called when a proof was made but the server did not accept it (e.g. revoke an
+        unused Stripe token). Default: nothing to undo."""
+        return
+        yield  # pragma: no cover
+
+    def on_receipt(self, quote: Quote, proof: PaymentProof, receipt: Receipt | None) -> None:
+        """Called after the server accepted the payment (optional hook for methods)."""
+        return None
+
+
+def _pending(reference: str) -> LookupResult:
+    return LookupResult("pending", reference, detail="this method cannot look payments up")
