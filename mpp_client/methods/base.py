@@ -104,6 +104,9 @@ class PaymentProof:
     source: str | None = None
     reference: str | None = None
     money_moved: bool = False
+    #: For non-MPP compatibility modes only: headers to send on the paid retry INSTEAD of an
+    #: ``Authorization: Payment`` credential (e.g. ``x-handcash-receipt``). ``None`` for MPP.
+    retry_headers: Mapping[str, str] | None = None
 
     def __repr__(self) -> str:
         # The payload is a bearer secret (signed transaction, preimage, token): never shown.
@@ -133,6 +136,15 @@ class PaymentMethod(abc.ABC):
     name: str
     #: The challenge intents this pays, e.g. ``frozenset({"charge"})``.
     intents: frozenset[str]
+
+    def synthesize_challenges(
+        self, origin: str, headers: Mapping[str, str], body: bytes
+    ) -> list[Challenge]:
+        """Turn a non-MPP 402 (no ``WWW-Authenticate: Payment``) into challenges this method
+        can pay, for opt-in per-site compatibility modes. ``headers`` are lower-cased; ``body``
+        is the whole 402 body (bounded). Default: none, so non-MPP 402s are returned untouched.
+        """
+        return []
 
     def can_pay(self, challenge: Challenge) -> bool:
         """Whether ``challenge`` is for this method and one of its intents."""
