@@ -238,9 +238,7 @@ class PaymentOutcomeUnknown(MppError):
 
     money_moved = True
 
-    def __init__(
-        self, reason: str, *, challenge_id: str, reference: str | None = None
-    ) -> None:
+    def __init__(self, reason: str, *, challenge_id: str, reference: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.challenge_id = challenge_id

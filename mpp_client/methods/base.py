@@ -163,9 +163,7 @@ class PaymentMethod(abc.ABC):
         return _pending(reference)
         yield  # pragma: no cover - makes this a generator for subclasses that do not override
 
-    def abandon(
-        self, quote: Quote, proof: PaymentProof
-    ) -> Generator[Effect, Any, None]:
+    def abandon(self, quote: Quote, proof: PaymentProof) -> Generator[Effect, Any, None]:
         """Called when a proof was made but the server did not accept it (e.g. revoke an
         unused Stripe token). Default: nothing to undo."""
         return
