@@ -21,6 +21,8 @@ Every error says what happened to the money. The tree::
     │       └── PriceUnavailable      a USD cap could not be evaluated for this currency
     ├── PaymentFailed                 the attempt failed; ``money_moved`` says if value may be gone
     │   ├── MethodError               the payment backend (RPC, LND, Stripe, ...) failed
+    │   │   └── EffectFailed          an HTTP call of the method failed (``delivered`` says if it
+    │   │                             may have reached the server)
     │   ├── PaymentRejected           the server answered the paid retry with 402 again
     │   └── HumanActionRequired       the payer must act (e.g. a card needs 3-D Secure)
     ├── PaymentOutcomeUnknown         a credential left the process and no answer came back
@@ -42,6 +44,7 @@ __all__ = [
     "BudgetExceeded",
     "ChallengeExpired",
     "CrossOriginPayment",
+    "EffectFailed",
     "EncodingError",
     "FormatError",
     "HumanActionRequired",
@@ -197,6 +200,19 @@ class PaymentFailed(MppError):
 
 class MethodError(PaymentFailed):
     """The payment backend (chain RPC, Lightning node, Stripe, HandCash) failed."""
+
+
+class EffectFailed(MethodError):
+    """An HTTP call a method needed failed after the allowed retries.
+
+    ``delivered`` is false when the request certainly never reached the server (a connect
+    failure), true when it may have (a read timeout): a method that was broadcasting value must
+    then treat the outcome as unknown.
+    """
+
+    def __init__(self, reason: str, *, delivered: bool) -> None:
+        super().__init__(reason)
+        self.delivered = delivered
 
 
 class PaymentRejected(PaymentFailed):

@@ -52,12 +52,16 @@ class PaymentContext:
 
     ``origin`` is ``scheme://host[:port]`` of the request the caller made (after any same-origin
     redirects); ``now`` is the flow's clock so checks and signatures agree on time.
+    ``url`` is the full request URL and ``http_method`` its verb (``"GET"``, ``"POST"``, ...).
     """
 
     origin: str
     url: str
     http_method: str
     now: datetime
+    #: The same for every payment attempt of one logical request (re-challenges included), so
+    #: a guard can cap what one call spends in total.
+    call_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
