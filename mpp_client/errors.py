@@ -35,7 +35,7 @@ Messages never contain secrets: credentials, preimages, tokens and keys are left
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mpp_client.protocol import Challenge, Problem
@@ -70,7 +70,14 @@ __all__ = [
 
 
 class MppError(Exception):
-    """Base of every error raised by mpp_client."""
+    """Base of every error raised by mpp_client.
+
+    Errors raised by a driver carry the caller's ``request`` and, when there was one, the last
+    ``response`` (already read and closed), like httpx errors do.
+    """
+
+    request: Any = None
+    response: Any = None
 
 
 # --- wire format -------------------------------------------------------------------------------

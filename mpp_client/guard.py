@@ -82,7 +82,9 @@ class Reservation(Protocol):
         ...
 
     def sent(self, fingerprint: str, reference: str | None) -> None:
-        """The credential is about to leave the process (or the method broadcast value)."""
+        """The credential is about to leave the process, or the method is about to broadcast
+        value itself (then ``fingerprint`` is ``""``). May be called twice for one payment (a
+        broadcast, then the credential): the later call fills in the fingerprint."""
         ...
 
     def settled(self, receipt: Receipt | None, reference: str | None) -> None:
@@ -145,24 +147,15 @@ class _OpenReservation:
 class OpenGuard:
     """Allows every payment and keeps its reservations in memory (``entries``).
 
-    For tests of the wire flow only: it enforces nothing but ``PaymentOptions.max_amount``.
+    For tests of the wire flow only: it enforces nothing (the flow itself enforces
+    ``PaymentOptions.max_amount`` whatever the guard).
     """
 
     entries: list[_OpenReservation] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def check(self, quote: Quote, context: PaymentContext, options: PaymentOptions) -> None:
-        from mpp_client.errors import BudgetExceeded
-
-        limit = options.max_amount
-        if limit is not None and (
-            limit.currency != quote.amount.currency or quote.exposure.amount > limit.amount
-        ):
-            raise BudgetExceeded(
-                f"{quote.exposure} is above this request's maximum of {limit}",
-                rule="request.max_amount",
-                challenge=quote.challenge,
-            )
+        return None
 
     def reserve(
         self, quote: Quote, context: PaymentContext, options: PaymentOptions

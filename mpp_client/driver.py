@@ -1,0 +1,133 @@
+"""What the three drivers share: configuration, origin pinning across redirects, and the
+payment result attached to responses.
+
+A driver is the only place that does I/O for the payment flow. The httpx transports and the
+requests session differ in how they send; everything they decide is decided here or in
+``mpp_client.flow``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
+
+from mpp_client.flow import FlowConfig, Payment, PaymentHooks, origin_of
+from mpp_client.guard import PaymentGuard, PaymentOptions
+
+if TYPE_CHECKING:
+    from mpp_client.methods.base import PaymentMethod
+    from mpp_client.protocol import Receipt
+    from mpp_client.wallet import Wallet
+
+__all__ = ["PAYMENT_KEY", "build_config", "payment_of", "receipt_of"]
+
+#: Key under which a response carries its ``Payment`` (httpx ``response.extensions``; the
+#: requests session sets the attribute ``response.mpp_payment``).
+PAYMENT_KEY = "mpp.payment"
+#: Key in ``request.extensions`` for per-request ``PaymentOptions``.
+OPTIONS_KEY = "mpp"
+# Private: the origin of the caller's first request and the URL its redirect points to.
+PIN_KEY = "mpp.pin"
+
+_NO_OPTIONS = PaymentOptions()
+
+
+def build_config(
+    *,
+    wallet: Wallet | None,
+    methods: Sequence[PaymentMethod],
+    guard: PaymentGuard | None,
+    prefer: Iterable[str],
+    hooks: PaymentHooks | None,
+    expiry_margin: float,
+    allow_insecure_http: bool,
+) -> FlowConfig:
+    """Resolve a driver's keyword options into one ``FlowConfig``.
+
+    A ``wallet`` brings its methods, preference and policy. ``methods`` alone get a ``Wallet``
+    with the default (safe) policy. ``guard`` replaces the wallet's policy entirely (tests).
+    """
+    if wallet is not None:
+        if methods or guard is not None:
+            raise TypeError("pass either wallet= or methods=/guard=, not both")
+        return FlowConfig.build(
+            wallet.methods,
+            wallet,
+            prefer=tuple(prefer) or wallet.prefer,
+            hooks=hooks,
+            expiry_margin=expiry_margin,
+            allow_insecure_http=allow_insecure_http,
+        )
+    if guard is None:
+        from mpp_client.wallet import Wallet
+
+        wallet = Wallet(methods, prefer=tuple(prefer))
+        guard = wallet
+    return FlowConfig.build(
+        methods,
+        guard,
+        prefer=prefer,
+        hooks=hooks,
+        expiry_margin=expiry_margin,
+        allow_insecure_http=allow_insecure_http,
+    )
+
+
+def options_from(extensions: Any) -> PaymentOptions:
+    """The ``PaymentOptions`` a request carries (``extensions["mpp"]``), or the defaults."""
+    options = extensions.get(OPTIONS_KEY) if extensions else None
+    if options is None:
+        return _NO_OPTIONS
+    if not isinstance(options, PaymentOptions):
+        raise TypeError('request.extensions["mpp"] must be a mpp_client.PaymentOptions')
+    return options
+
+
+def url_origin(url: str) -> str:
+    """The origin of an absolute URL."""
+    parts = urlsplit(url)
+    return origin_of(parts.scheme.lower(), (parts.hostname or "").lower(), parts.port)
+
+
+def first_origin(extensions: dict[str, Any], url: str) -> str | None:
+    """The origin of the caller's first request if ``url`` is the target of its redirect."""
+    pin = extensions.get(PIN_KEY)
+    if pin is not None and pin[1] == url:
+        return str(pin[0])
+    return None
+
+
+def remember_redirect(
+    extensions: dict[str, Any], url: str, status: int, location: str | None, pinned: str | None
+) -> None:
+    """Pin the first origin across a redirect, and forget it when the logical request ends.
+
+    httpx hands the same ``extensions`` dict to every redirect hop, and a caller may reuse one
+    dict for several requests: the pin names the exact next URL so only a real hop inherits it.
+    """
+    if 300 <= status < 400 and location:
+        extensions[PIN_KEY] = (pinned or url_origin(url), urljoin(url, location))
+    elif PIN_KEY in extensions:
+        del extensions[PIN_KEY]
+
+
+def payment_of(response: Any) -> Payment | None:
+    """The ``Payment`` made for ``response`` (httpx or requests), or ``None`` if none was made.
+
+    ``payment.status`` says what happened, ``payment.receipt`` holds the server's receipt,
+    ``payment.quote.amount`` what was paid (base units of its currency).
+    """
+    extensions = getattr(response, "extensions", None)
+    if isinstance(extensions, dict):
+        found = extensions.get(PAYMENT_KEY)
+        if isinstance(found, Payment):
+            return found
+    found = getattr(response, "mpp_payment", None)
+    return found if isinstance(found, Payment) else None
+
+
+def receipt_of(response: Any) -> Receipt | None:
+    """The parsed ``Payment-Receipt`` of a paid response, or ``None``."""
+    payment = payment_of(response)
+    return payment.receipt if payment is not None else None

@@ -1,0 +1,744 @@
+"""The payment flow: what happens after a 402, written once for every driver.
+
+``payment_flow`` is a generator (sans I/O). A driver (``PaymentTransport``,
+``AsyncPaymentTransport``, the requests session) sends the caller's request; when the answer is
+a 402 it starts the flow with what it knows, performs the effects the flow yields, and returns
+(or raises) what the flow decides. Besides the method effects of ``mpp_client.effects``, the flow
+yields ``Send``: "send the caller's request again with these header changes", answered with a
+``ResponseHead``; a transport failure of that send is thrown back in as ``SendFailed``.
+
+The rules it enforces (protocol README §1, §8, §12; ARCHITECTURE principles 4 and 5):
+
+- refuse before signing: cross-origin redirects, plain http to non-loopback hosts, bodies that
+  cannot be replayed, bodies that do not match the challenge digest, expired challenges,
+  challenges no method can pay, quotes the guard (wallet policy) refuses, vetoing hooks;
+- pick by the configured preference, then server order; the first challenge that passes wins;
+- one credential per logical request unless ``PaymentOptions.max_payments`` allows more, and
+  never a second one after value may have moved;
+- after a credential left the process: never sign again; resend the same credential at most
+  once when the send failed; otherwise report the outcome as unknown;
+- every step is written to the guard's reservation (the journal) before it can move value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import uuid
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from mpp_client.effects import Await, Checkpoint, Sleep
+from mpp_client.errors import (
+    BudgetExceeded,
+    ChallengeExpired,
+    CrossOriginPayment,
+    InsecureOrigin,
+    MethodError,
+    MppError,
+    NoPayableChallenge,
+    PaymentFailed,
+    PaymentOutcomeUnknown,
+    PaymentRefused,
+    PaymentRejected,
+    PaymentVetoed,
+    UnreplayableBody,
+)
+from mpp_client.guard import PaymentGuard, PaymentOptions, Reservation
+from mpp_client.methods.base import PaymentContext, PaymentMethod, PaymentProof, Quote
+from mpp_client.protocol import (
+    AcceptPaymentEntry,
+    Challenge,
+    Credential,
+    Problem,
+    Receipt,
+    digest_matches,
+    format_accept_payment,
+    parse_challenges,
+    parse_problem,
+    parse_receipt,
+)
+
+__all__ = [
+    "DEFAULT_BODY_CAP",
+    "FlowConfig",
+    "Payment",
+    "PaymentHooks",
+    "RequestFacts",
+    "ResponseHead",
+    "Send",
+    "SendFailed",
+    "payment_flow",
+]
+
+logger = logging.getLogger("mpp_client")
+
+#: Largest request body (bytes) buffered so it can be replayed on the paid retry. A larger
+#: streaming body is sent unbuffered, and a 402 for it is refused before anything is signed.
+DEFAULT_BODY_CAP = 8 * 1024 * 1024
+#: Largest 402 body (bytes) read for an RFC 9457 problem or a compatibility challenge.
+MAX_402_BODY = 64 * 1024
+#: Longest ``Retry-After`` (seconds) the flow waits before paying a fresh challenge.
+MAX_RETRY_AFTER = 10.0
+
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
+
+
+# --- what flows between the flow and its drivers -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Flow effect: send the caller's request again, byte-identical body, with ``set_headers``
+    set (names lower-case) and ``remove_headers`` removed. Answered with a ``ResponseHead``."""
+
+    set_headers: Mapping[str, str]
+    remove_headers: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        # set_headers holds the credential: names only.
+        return f"Send(set={sorted(self.set_headers)}, remove={list(self.remove_headers)})"
+
+
+class SendFailed(Exception):
+    """Thrown into the flow by a driver when a ``Send`` failed at the transport level."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}")
+        self.cause = cause
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseHead:
+    """A response as the flow sees it: status, headers (lower-case names, repeated fields kept
+    apart), and the body for 402 responses (at most ``MAX_402_BODY`` bytes; empty otherwise)."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes = b""
+
+    def get(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def get_list(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key == name]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What the driver knows about the caller's request.
+
+    ``origin`` is ``scheme://host[:port]`` of this request; ``first_origin`` that of the request
+    the caller made before any redirect. ``body`` is the buffered body, or ``None`` with
+    ``body_problem`` saying why it cannot be replayed. ``headers`` has lower-case names.
+    """
+
+    method: str
+    url: str
+    origin: str
+    first_origin: str
+    headers: Mapping[str, str]
+    body: bytes | None
+    body_problem: str | None
+    options: PaymentOptions
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """What happened to the payment of one request; attached to the response the caller gets.
+
+    ``status``: ``"paid"`` (accepted; ``receipt`` when the server sent one), ``"rejected"``
+    (the paid retry got a 402 again: ``problem`` and ``error`` say why), ``"denied"`` (403 after
+    paying: the payment was taken, access refused), ``"unknown"`` (the paid retry failed on the
+    server side; see the journal), ``"quoted"`` (dry run: nothing was paid). ``quote`` is what
+    was (or would be) paid; amounts are in ``quote.amount`` (base units).
+    """
+
+    status: Literal["paid", "rejected", "denied", "unknown", "quoted"]
+    quote: Quote
+    receipt: Receipt | None = None
+    reference: str | None = None
+    problem: Problem | None = None
+    error: MppError | None = None
+    journal_id: str | None = None
+    payments: int = 1
+    allowed: bool = True
+    refusal: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentHooks:
+    """Callbacks on payment events. Notification hooks must not raise (errors are logged and
+    ignored); ``before_payment`` may veto: return ``False`` (or raise) to refuse. It may be sync
+    or async; it runs after the guard accepted the quote and before anything is signed."""
+
+    on_challenges: Callable[[Sequence[Challenge], PaymentContext], None] | None = None
+    on_quote: Callable[[Quote, PaymentContext], None] | None = None
+    before_payment: Callable[[Quote, PaymentContext], Any] | None = None
+    on_paid: Callable[[Quote, PaymentProof], None] | None = None
+    on_receipt: Callable[[Quote, Receipt | None], None] | None = None
+    on_failure: Callable[[Quote | None, MppError], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowConfig:
+    """Everything the flow needs that does not change between requests.
+
+    ``expiry_margin`` (seconds): a challenge expiring sooner than this is not paid.
+    ``allow_insecure_http``: pay over plain http to non-loopback hosts (never in production).
+    """
+
+    methods: tuple[PaymentMethod, ...]
+    guard: PaymentGuard
+    prefer: tuple[str, ...] = ()
+    hooks: PaymentHooks = field(default_factory=PaymentHooks)
+    expiry_margin: float = 5.0
+    allow_insecure_http: bool = False
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    accept_payment: str = ""
+
+    @classmethod
+    def build(
+        cls,
+        methods: Iterable[PaymentMethod],
+        guard: PaymentGuard,
+        *,
+        prefer: Iterable[str] = (),
+        hooks: PaymentHooks | None = None,
+        expiry_margin: float = 5.0,
+        allow_insecure_http: bool = False,
+        clock: Callable[[], datetime] | None = None,
+    ) -> FlowConfig:
+        methods = tuple(methods)
+        prefer = tuple(prefer)
+        return cls(
+            methods=methods,
+            guard=guard,
+            prefer=prefer,
+            hooks=hooks or PaymentHooks(),
+            expiry_margin=expiry_margin,
+            allow_insecure_http=allow_insecure_http,
+            clock=clock or (lambda: datetime.now(UTC)),
+            accept_payment=_accept_payment(methods, prefer),
+        )
+
+
+def _accept_payment(methods: Sequence[PaymentMethod], prefer: Sequence[str]) -> str:
+    pairs: list[tuple[str, str]] = []
+    for method in methods:
+        for intent in sorted(method.intents):
+            if (method.name, intent) not in pairs:
+                pairs.append((method.name, intent))
+    if not pairs:
+        return ""
+
+    def weight(pair: tuple[str, str]) -> int:
+        rank = _rank(pair[0], pair[1], prefer)
+        if not prefer:
+            return 1000
+        return max(100, 1000 - 100 * rank) if rank < len(prefer) else 500
+
+    return format_accept_payment(AcceptPaymentEntry(m, i, weight((m, i))) for m, i in pairs)
+
+
+def _rank(method: str, intent: str, prefer: Sequence[str]) -> int:
+    for index, entry in enumerate(prefer):
+        if entry in (method, f"{method}/{intent}"):
+            return index
+    return len(prefer)
+
+
+def origin_of(scheme: str, host: str, port: int | None) -> str:
+    """``scheme://host[:port]`` with the default port left out (the RFC 6454 tuple as text)."""
+    default = {"http": 80, "https": 443}.get(scheme)
+    host = f"[{host}]" if ":" in host else host
+    if port is None or port == default:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (payments over plain http are allowed to it)."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def fingerprint(header_value: str) -> str:
+    """A SHA-256 fingerprint of a credential, safe to store (the credential is not)."""
+    return hashlib.sha256(header_value.encode()).hexdigest()
+
+
+# --- the flow ----------------------------------------------------------------------------------
+
+
+def payment_flow(
+    config: FlowConfig, facts: RequestFacts, first: ResponseHead
+) -> Generator[Any, Any, Payment | None]:
+    """Handle a 402 (``first``) for the request ``facts``.
+
+    Returns ``None`` when the 402 is returned to the caller untouched (not an MPP 402, or the
+    caller said never to pay), else the ``Payment`` to attach to the response from the last
+    ``Send``. Raises a ``PaymentRefused`` subclass when it refused before signing, and
+    ``PaymentOutcomeUnknown`` when a credential left and no answer came back.
+    """
+    options = facts.options
+    if options.never_pay:
+        return None
+    call_id = uuid.uuid4().hex
+    idempotency_key: str | None = None
+    head = first
+    payments = 0
+    seen_challenges: set[str] = set()
+
+    while True:
+        challenges = _challenges(config, facts, head)
+        if not challenges:
+            if payments:
+                # A post-payment 402 with nothing payable in it: the server rejected us.
+                break
+            return None
+        context = PaymentContext(
+            origin=facts.origin,
+            url=facts.url,
+            http_method=facts.method,
+            now=config.clock(),
+            call_id=call_id,
+        )
+        _notify(config.hooks.on_challenges, challenges, context)
+        _refuse_unsafe_request(config, facts, challenges)
+        challenges = [c for c in challenges if c.id not in seen_challenges]
+        quote, method = _choose(config, facts, challenges, context)
+        _notify(config.hooks.on_quote, quote, context)
+        if options.dry_run:
+            return Payment("quoted", quote)
+        if config.hooks.before_payment is not None:
+            yield from _before_payment(config, quote, context)
+
+        reservation: Reservation = yield from config.guard.reserve(quote, context, options)
+        seen_challenges.add(quote.challenge.id)
+        payments += 1
+        proof = yield from _pay(method, quote, context, reservation, config)
+        credential_headers = _credential_headers(quote.challenge, proof)
+        remove = _stale_payment_headers(facts, credential_headers)
+        if facts.method.upper() not in _IDEMPOTENT_METHODS and "idempotency-key" not in (
+            facts.headers
+        ):
+            idempotency_key = idempotency_key or uuid.uuid4().hex
+            credential_headers["idempotency-key"] = idempotency_key
+        reservation.sent(
+            fingerprint("\n".join(sorted(credential_headers.values()))), proof.reference
+        )
+        _notify(config.hooks.on_paid, quote, proof)
+
+        head = yield from _send_paid(config, quote, proof, reservation, credential_headers, remove)
+
+        if 200 <= head.status < 300:
+            receipt = _receipt(head)
+            reference = receipt.reference if receipt else proof.reference
+            reservation.settled(receipt, reference)
+            method.on_receipt(quote, proof, receipt)
+            _notify(config.hooks.on_receipt, quote, receipt)
+            return Payment(
+                "paid",
+                quote,
+                receipt=receipt,
+                reference=reference,
+                journal_id=reservation.id,
+                payments=payments,
+            )
+
+        problem = parse_problem(head.body, head.get("content-type"))
+        if head.status == 402:
+            reason = _rejection_reason(problem)
+            reservation.failed(reason, money_moved=proof.money_moved)
+            if not proof.money_moved:
+                yield from method.abandon(quote, proof)
+            again = (
+                not proof.money_moved
+                and payments < options.max_payments
+                and bool(_challenges(config, facts, head))
+            )
+            if again:
+                delay = _retry_after(head)
+                if delay is None:
+                    break
+                if delay:
+                    yield Sleep(delay)
+                continue
+            error = PaymentRejected(
+                reason,
+                problem=problem,
+                money_moved=proof.money_moved,
+                challenge_id=quote.challenge.id,
+                reference=proof.reference,
+            )
+            _notify(config.hooks.on_failure, quote, error)
+            return Payment(
+                "rejected",
+                quote,
+                reference=proof.reference,
+                problem=problem,
+                error=error,
+                journal_id=reservation.id,
+                payments=payments,
+            )
+        if head.status == 403:
+            # The server verified the payment and still refused access: the money is gone and
+            # paying again would only pay twice.
+            reason = "403 after a valid payment: access denied by the server"
+            reservation.failed(reason, money_moved=True)
+            error = PaymentFailed(
+                reason,
+                money_moved=True,
+                challenge_id=quote.challenge.id,
+                reference=proof.reference,
+            )
+            _notify(config.hooks.on_failure, quote, error)
+            return Payment(
+                "denied",
+                quote,
+                reference=proof.reference,
+                problem=problem,
+                error=error,
+                journal_id=reservation.id,
+                payments=payments,
+            )
+        # Any other answer (5xx above all) leaves the settlement unclear: a pull-mode
+        # transaction may have been broadcast before the server failed.
+        reason = f"paid retry answered {head.status}"
+        if head.status >= 500 or proof.money_moved:
+            reservation.unknown(reason)
+            unknown = PaymentOutcomeUnknown(
+                reason, challenge_id=quote.challenge.id, reference=proof.reference
+            )
+            _notify(config.hooks.on_failure, quote, unknown)
+            return Payment(
+                "unknown",
+                quote,
+                reference=proof.reference,
+                problem=problem,
+                error=unknown,
+                journal_id=reservation.id,
+                payments=payments,
+            )
+        reservation.failed(reason, money_moved=False)
+        yield from method.abandon(quote, proof)
+        rejected = PaymentRejected(
+            reason, problem=problem, challenge_id=quote.challenge.id, reference=proof.reference
+        )
+        _notify(config.hooks.on_failure, quote, rejected)
+        return Payment(
+            "rejected",
+            quote,
+            reference=proof.reference,
+            problem=problem,
+            error=rejected,
+            journal_id=reservation.id,
+            payments=payments,
+        )
+
+    # Reached when a paid retry got a 402 we will not (or cannot) pay again.
+    problem = parse_problem(head.body, head.get("content-type"))
+    error = PaymentRejected(
+        _rejection_reason(problem),
+        problem=problem,
+        money_moved=False,
+        challenge_id=quote.challenge.id,
+        reference=proof.reference,
+    )
+    _notify(config.hooks.on_failure, quote, error)
+    return Payment(
+        "rejected",
+        quote,
+        reference=proof.reference,
+        problem=problem,
+        error=error,
+        journal_id=reservation.id,
+        payments=payments,
+    )
+
+
+def _challenges(config: FlowConfig, facts: RequestFacts, head: ResponseHead) -> list[Challenge]:
+    values = head.get_list("www-authenticate")
+    challenges = parse_challenges(values) if values else []
+    if challenges:
+        return challenges
+    # No MPP challenge: a method may recognise a non-MPP 402 it was told to handle for this
+    # site (an opt-in compatibility mode).
+    lowered = dict(head.headers)
+    for method in config.methods:
+        found = method.synthesize_challenges(facts.origin, lowered, head.body)
+        if found:
+            return found
+    return []
+
+
+def _refuse_unsafe_request(
+    config: FlowConfig, facts: RequestFacts, challenges: Sequence[Challenge]
+) -> None:
+    first = challenges[0] if challenges else None
+    if facts.origin != facts.first_origin:
+        raise CrossOriginPayment(
+            f"the 402 came from {facts.origin} after a redirect from {facts.first_origin}; "
+            "refusing to pay across origins",
+            challenge=first,
+        )
+    scheme, _, rest = facts.origin.partition("://")
+    host = rest.rsplit(":", 1)[0] if not rest.startswith("[") else rest.split("]")[0] + "]"
+    if scheme != "https" and not config.allow_insecure_http and not is_loopback(host):
+        raise InsecureOrigin(
+            f"refusing to pay over {scheme} to {facts.origin}; use https", challenge=first
+        )
+    if facts.body is None:
+        raise UnreplayableBody(
+            facts.body_problem or "the request body cannot be replayed", challenge=first
+        )
+
+
+def _choose(
+    config: FlowConfig,
+    facts: RequestFacts,
+    challenges: Sequence[Challenge],
+    context: PaymentContext,
+) -> tuple[Quote, PaymentMethod]:
+    ordered = sorted(
+        enumerate(challenges),
+        key=lambda item: (_rank(item[1].method, item[1].intent, config.prefer), item[0]),
+    )
+    refusals: dict[str, str] = {}
+    errors: list[PaymentRefused] = []
+    margin = timedelta(seconds=config.expiry_margin)
+    for _, challenge in ordered:
+        method = next((m for m in config.methods if m.can_pay(challenge)), None)
+        if method is None:
+            refusals[challenge.id] = f"no configured method pays {challenge.method}/{challenge.intent}"
+            continue
+        try:
+            expires_at = challenge.expires_at
+            if expires_at is not None and context.now >= expires_at - margin:
+                raise ChallengeExpired(
+                    f"challenge expires at {challenge.expires}, too soon to pay",
+                    challenge=challenge,
+                )
+            if challenge.digest is not None and facts.body is not None:
+                if digest_matches(challenge.digest, facts.body) is False:
+                    raise PaymentRefused(
+                        "the challenge's body digest does not match the request body",
+                        challenge=challenge,
+                    )
+            quote = method.quote(challenge, context)
+            if quote.expires is not None and context.now >= quote.expires - margin:
+                raise ChallengeExpired(
+                    f"the offer expires at {quote.expires.isoformat()}, too soon to pay",
+                    challenge=challenge,
+                )
+            limit = facts.options.max_amount
+            if limit is not None and (
+                limit.currency != quote.amount.currency or quote.exposure.amount > limit.amount
+            ):
+                raise BudgetExceeded(
+                    f"{quote.exposure} is above this request's maximum of {limit}",
+                    rule="request.max_amount",
+                    challenge=challenge,
+                )
+            config.guard.check(quote, context, facts.options)
+        except PaymentRefused as refused:
+            if refused.challenge is None:
+                refused.challenge = challenge
+            refusals[challenge.id] = refused.reason
+            errors.append(refused)
+            continue
+        return quote, method
+    if len(errors) == 1 and len(refusals) == 1:
+        raise errors[0]
+    raise NoPayableChallenge(
+        "no challenge could be paid: "
+        + "; ".join(f"{cid}: {why}" for cid, why in refusals.items()),
+        refusals=refusals,
+        challenges=challenges,
+    )
+
+
+def _before_payment(
+    config: FlowConfig, quote: Quote, context: PaymentContext
+) -> Generator[Any, Any, None]:
+    hook = config.hooks.before_payment
+    assert hook is not None
+    try:
+        allowed = yield Await(lambda: hook(quote, context), blocking=True)
+    except Exception as exc:  # a failing hook refuses: fail closed
+        raise PaymentVetoed(
+            f"before_payment hook failed: {type(exc).__name__}", challenge=quote.challenge
+        ) from exc
+    if allowed is False:
+        raise PaymentVetoed("before_payment hook declined the payment", challenge=quote.challenge)
+
+
+def _pay(
+    method: PaymentMethod,
+    quote: Quote,
+    context: PaymentContext,
+    reservation: Reservation,
+    config: FlowConfig,
+) -> Generator[Any, Any, PaymentProof]:
+    """Run ``method.pay``, writing its checkpoints to the reservation before value can move."""
+    gen = method.pay(quote, context)
+    broadcast = False
+    reply: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = gen.throw(error) if error is not None else gen.send(reply)
+        except StopIteration as stop:
+            proof: PaymentProof = stop.value
+            break
+        except PaymentOutcomeUnknown as unknown:
+            reservation.unknown(unknown.reason)
+            _notify(config.hooks.on_failure, quote, unknown)
+            raise
+        except PaymentRefused as refused:
+            # Refused by a check the method could only make with I/O (e.g. balance): nothing
+            # was signed.
+            reservation.failed(refused.reason, money_moved=False)
+            _notify(config.hooks.on_failure, quote, refused)
+            raise
+        except MppError as failure:
+            moved = bool(getattr(failure, "money_moved", False))
+            if broadcast and not moved:
+                reservation.unknown(str(failure))
+                unknown = PaymentOutcomeUnknown(
+                    f"payment failed after it was broadcast: {failure}",
+                    challenge_id=quote.challenge.id,
+                    reference=getattr(failure, "reference", None),
+                )
+                _notify(config.hooks.on_failure, quote, unknown)
+                raise unknown from failure
+            reservation.failed(str(failure), money_moved=moved)
+            _notify(config.hooks.on_failure, quote, failure)
+            raise
+        except Exception as exc:
+            # A bug or an unexpected backend error. Before a broadcast nothing moved.
+            if broadcast:
+                reservation.unknown(f"{type(exc).__name__} after broadcast")
+                raise PaymentOutcomeUnknown(
+                    f"payment method failed after broadcasting: {type(exc).__name__}",
+                    challenge_id=quote.challenge.id,
+                ) from exc
+            reservation.failed(f"{type(exc).__name__} in {method.name}", money_moved=False)
+            raise MethodError(
+                f"{method.name} failed before paying: {type(exc).__name__}: {exc}"
+            ) from exc
+        reply, error = None, None
+        if isinstance(effect, Checkpoint):
+            if effect.stage == "signed":
+                reservation.signed(effect.reference)
+            else:
+                broadcast = True
+                reservation.sent("", effect.reference)
+            continue
+        try:
+            reply = yield effect
+        except Exception as exc:
+            error = exc
+    return proof
+
+
+def _credential_headers(challenge: Challenge, proof: PaymentProof) -> dict[str, str]:
+    if proof.retry_headers is not None:
+        return {name.lower(): value for name, value in proof.retry_headers.items()}
+    credential = Credential(challenge=challenge, payload=proof.payload, source=proof.source)
+    name = (challenge.header or "authorization").lower()
+    return {name: credential.to_header()}
+
+
+def _stale_payment_headers(facts: RequestFacts, setting: Mapping[str, str]) -> tuple[str, ...]:
+    """Headers to drop: an old ``Authorization: Payment`` credential is never sent next to a new
+    one (an ordinary ``Authorization: Bearer`` stays when the credential uses another header)."""
+    stale = []
+    current = facts.headers.get("authorization", "")
+    if "authorization" not in setting and current[:8].lower() == "payment ":
+        stale.append("authorization")
+    if "payment-authorization" not in setting and "payment-authorization" in facts.headers:
+        stale.append("payment-authorization")
+    return tuple(stale)
+
+
+def _send_paid(
+    config: FlowConfig,
+    quote: Quote,
+    proof: PaymentProof,
+    reservation: Reservation,
+    headers: Mapping[str, str],
+    remove: tuple[str, ...],
+) -> Generator[Any, Any, ResponseHead]:
+    """Send the paid retry; on a transport failure resend the SAME credential once."""
+    last: BaseException | None = None
+    for _ in range(2):
+        try:
+            head: ResponseHead = yield Send(dict(headers), remove)
+            return head
+        except SendFailed as failed:
+            last = failed.cause
+    reason = f"paid retry failed twice: {type(last).__name__}"
+    reservation.unknown(reason)
+    unknown = PaymentOutcomeUnknown(
+        reason, challenge_id=quote.challenge.id, reference=proof.reference
+    )
+    _notify(config.hooks.on_failure, quote, unknown)
+    raise unknown from last
+
+
+def _receipt(head: ResponseHead) -> Receipt | None:
+    value = head.get("payment-receipt")
+    if value is None:
+        return None
+    try:
+        return parse_receipt(value)
+    except MppError:
+        logger.warning("server sent a malformed Payment-Receipt; payment counted as settled")
+        return None
+
+
+def _rejection_reason(problem: Problem | None) -> str:
+    if problem is None:
+        return "the server answered the paid request with 402 again"
+    detail = f": {problem.detail}" if problem.detail else ""
+    return f"payment rejected ({problem.type}){detail}"
+
+
+def _retry_after(head: ResponseHead) -> float | None:
+    """Seconds to wait before paying a fresh challenge: 0 without ``Retry-After``, ``None`` when
+    the server asks for longer than we wait."""
+    value = head.get("retry-after")
+    if value is None:
+        return 0.0
+    try:
+        seconds = float(int(value.strip()))
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= MAX_RETRY_AFTER else None
+
+
+def _notify(hook: Callable[..., None] | None, *args: Any) -> None:
+    if hook is None:
+        return
+    try:
+        hook(*args)
+    except Exception:
+        logger.exception("payment hook %s raised; ignored", getattr(hook, "__name__", hook))
+
+
+def with_options(facts: RequestFacts, options: PaymentOptions) -> RequestFacts:
+    """``facts`` with other payment options (used by dry runs)."""
+    return replace(facts, options=options)

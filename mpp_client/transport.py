@@ -1,0 +1,470 @@
+"""httpx drivers of the payment flow: ``PaymentTransport`` and ``AsyncPaymentTransport``.
+
+Wrap any httpx transport::
+
+    transport = PaymentTransport(wallet=wallet)            # inner: httpx.HTTPTransport()
+    with httpx.Client(transport=transport) as client:
+        response = client.get("https://api.example.com/report")
+        payment = mpp_client.payment_of(response)          # None when nothing was paid
+
+The transport sends each request unchanged (plus ``Accept-Payment``). A 402 with ``Payment``
+challenges is read and closed, handed to the flow (``mpp_client.flow``), and the request is
+sent again with the credential; the caller gets the final response, whose ``request`` is the
+caller's own (so a later redirect never carries the credential). Who closes what: the caller
+closes the returned response, as with any httpx transport; the transport closes every
+intermediate 402 itself.
+
+Proxies: configure them on the *inner* transport. ``httpx.Client(proxy=...)`` mounts its own
+transports and bypasses this one (and its budgets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from mpp_client.driver import (
+    PAYMENT_KEY,
+    build_config,
+    first_origin,
+    options_from,
+    remember_redirect,
+    url_origin,
+)
+from mpp_client.errors import MppError
+from mpp_client.flow import (
+    DEFAULT_BODY_CAP,
+    MAX_402_BODY,
+    Payment,
+    PaymentHooks,
+    RequestFacts,
+    ResponseHead,
+    Send,
+    SendFailed,
+    payment_flow,
+)
+from mpp_client.runner import AsyncRunner, SyncRunner
+
+if TYPE_CHECKING:
+    from mpp_client.guard import PaymentGuard
+    from mpp_client.methods.base import PaymentMethod
+    from mpp_client.wallet import Wallet
+
+__all__ = ["AsyncPaymentTransport", "PaymentTransport"]
+
+
+class _ChainedStream(httpx.SyncByteStream):
+    """Chunks already read, then the rest of an iterator: a body too big to buffer is still
+    sent whole (it just cannot be paid for)."""
+
+    def __init__(self, head: list[bytes], rest: Iterator[bytes]) -> None:
+        self._head, self._rest = head, rest
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._head
+        yield from self._rest
+
+
+class _AsyncChainedStream(httpx.AsyncByteStream):
+    def __init__(self, head: list[bytes], rest: AsyncIterator[bytes]) -> None:
+        self._head, self._rest = head, rest
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._head:
+            yield chunk
+        async for chunk in self._rest:
+            yield chunk
+
+
+def _too_big(cap: int) -> str:
+    return f"the request body is larger than the {cap}-byte replay buffer"
+
+
+def _buffer_sync(request: httpx.Request, cap: int) -> tuple[bytes | None, str | None]:
+    try:
+        return request.content, None
+    except httpx.RequestNotRead:
+        pass
+    stream = request.stream
+    if not isinstance(stream, httpx.SyncByteStream):
+        return None, "the request body is an async stream in a sync client"
+    chunks: list[bytes] = []
+    size = 0
+    iterator = iter(stream)
+    for chunk in iterator:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > cap:
+            request.stream = _ChainedStream(chunks, iterator)
+            return None, _too_big(cap)
+    body = b"".join(chunks)
+    request.stream = httpx.ByteStream(body)
+    return body, None
+
+
+async def _buffer_async(request: httpx.Request, cap: int) -> tuple[bytes | None, str | None]:
+    try:
+        return request.content, None
+    except httpx.RequestNotRead:
+        pass
+    stream = request.stream
+    if not isinstance(stream, httpx.AsyncByteStream):
+        return None, "the request body is a sync iterator in an async client"
+    chunks: list[bytes] = []
+    size = 0
+    iterator = stream.__aiter__()
+    async for chunk in iterator:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > cap:
+            request.stream = _AsyncChainedStream(chunks, iterator)
+            return None, _too_big(cap)
+    body = b"".join(chunks)
+    request.stream = httpx.ByteStream(body)
+    return body, None
+
+
+def _facts(
+    request: httpx.Request, pinned: str | None, body: bytes | None, problem: str | None
+) -> RequestFacts:
+    url = str(request.url)
+    origin = url_origin(url)
+    return RequestFacts(
+        method=request.method,
+        url=url,
+        origin=origin,
+        first_origin=pinned or origin,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=body,
+        body_problem=problem,
+        options=options_from(request.extensions),
+    )
+
+
+def _head(response: httpx.Response, body: bytes) -> ResponseHead:
+    return ResponseHead(
+        response.status_code,
+        tuple((k.lower(), v) for k, v in response.headers.multi_items()),
+        body,
+    )
+
+
+def _retry_request(request: httpx.Request, body: bytes, send: Send) -> httpx.Request:
+    headers = request.headers.copy()
+    for name in send.remove_headers:
+        headers.pop(name, None)
+    for name, value in send.set_headers.items():
+        headers[name] = value
+    return httpx.Request(
+        request.method,
+        request.url,
+        headers=headers,
+        stream=httpx.ByteStream(body),
+        extensions=request.extensions,
+    )
+
+
+def _strip_on_cross_origin(request: httpx.Request, pinned: str | None) -> None:
+    """A redirect hop to another origin never carries a payment credential."""
+    if pinned is None or pinned == url_origin(str(request.url)):
+        return
+    if request.headers.get("authorization", "")[:8].lower() == "payment ":
+        del request.headers["authorization"]
+    request.headers.pop("payment-authorization", None)
+
+
+def _bounded_body_sync(response: httpx.Response) -> tuple[bytes, httpx.Response]:
+    """Read a 402 body up to ``MAX_402_BODY`` and close it; returns the body and a response
+    whose content can still be read by the caller."""
+    chunks: list[bytes] = []
+    size = 0
+    truncated = False
+    try:
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_402_BODY:
+                truncated = True
+                break
+    finally:
+        response.close()
+    return _rebuild(response, b"".join(chunks), truncated)
+
+
+async def _bounded_body_async(response: httpx.Response) -> tuple[bytes, httpx.Response]:
+    chunks: list[bytes] = []
+    size = 0
+    truncated = False
+    try:
+        async for chunk in response.aiter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_402_BODY:
+                truncated = True
+                break
+    finally:
+        await response.aclose()
+    return _rebuild(response, b"".join(chunks), truncated)
+
+
+def _rebuild(
+    response: httpx.Response, body: bytes, truncated: bool
+) -> tuple[bytes, httpx.Response]:
+    body = body[:MAX_402_BODY]
+    headers = response.headers.copy()
+    # The body is decoded and maybe cut: its framing headers no longer describe it.
+    for name in ("content-encoding", "content-length", "transfer-encoding"):
+        headers.pop(name, None)
+    if truncated:
+        headers["x-mpp-truncated"] = "1"
+    rebuilt = httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=body,
+        request=response.request,
+        extensions=dict(response.extensions),
+    )
+    return body, rebuilt
+
+
+def _finish(
+    response: httpx.Response, request: httpx.Request, payment: Payment | None
+) -> httpx.Response:
+    if payment is not None:
+        response.extensions[PAYMENT_KEY] = payment
+        # The caller's request, not the one carrying the credential: redirects and logging
+        # downstream must never see it.
+        response.request = request
+    return response
+
+
+def _annotate(error: MppError, request: httpx.Request, response: httpx.Response) -> MppError:
+    error.request = request
+    error.response = response
+    return error
+
+
+class _TransportOptions:
+    def __init__(
+        self,
+        *,
+        wallet: Wallet | None,
+        methods: Sequence[PaymentMethod],
+        guard: PaymentGuard | None,
+        prefer: Iterable[str],
+        hooks: PaymentHooks | None,
+        body_cap: int,
+        expiry_margin: float,
+        allow_insecure_http: bool,
+    ) -> None:
+        self.config = build_config(
+            wallet=wallet,
+            methods=methods,
+            guard=guard,
+            prefer=prefer,
+            hooks=hooks,
+            expiry_margin=expiry_margin,
+            allow_insecure_http=allow_insecure_http,
+        )
+        self.body_cap = body_cap
+        self.accept = self.config.accept_payment
+
+
+class PaymentTransport(httpx.BaseTransport):
+    """An ``httpx.BaseTransport`` that pays 402 challenges and retries.
+
+    ``inner``: the transport that really sends (default ``httpx.HTTPTransport()``).
+    ``wallet``: methods, spend policy and journal (or ``methods=`` for a default wallet).
+    ``prefer``: method names or ``"method/intent"`` in order of preference.
+    ``body_cap``: bytes of a streamed request body buffered for replay (default 8 MiB).
+    ``expiry_margin``: seconds; challenges expiring sooner are not paid.
+    ``io_client``: the ``httpx.Client`` used for the methods' own calls (chain RPC, Lightning
+    node, Stripe); one is created and reused when not given.
+    """
+
+    def __init__(
+        self,
+        inner: httpx.BaseTransport | None = None,
+        *,
+        wallet: Wallet | None = None,
+        methods: Sequence[PaymentMethod] = (),
+        guard: PaymentGuard | None = None,
+        prefer: Iterable[str] = (),
+        hooks: PaymentHooks | None = None,
+        body_cap: int = DEFAULT_BODY_CAP,
+        expiry_margin: float = 5.0,
+        allow_insecure_http: bool = False,
+        io_client: httpx.Client | None = None,
+    ) -> None:
+        self._inner = inner if inner is not None else httpx.HTTPTransport()
+        self._options = _TransportOptions(
+            wallet=wallet,
+            methods=methods,
+            guard=guard,
+            prefer=prefer,
+            hooks=hooks,
+            body_cap=body_cap,
+            expiry_margin=expiry_margin,
+            allow_insecure_http=allow_insecure_http,
+        )
+        self._accept = self._options.accept
+        self._runner = SyncRunner(io_client)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        extensions = request.extensions
+        pinned = first_origin(extensions, str(request.url)) if extensions else None
+        if pinned is not None:
+            _strip_on_cross_origin(request, pinned)
+        if self._accept and "accept-payment" not in request.headers:
+            request.headers["Accept-Payment"] = self._accept
+        body, problem = _buffer_sync(request, self._options.body_cap)
+        response = self._inner.handle_request(request)
+        status = response.status_code
+        if status == 402:
+            return self._paid(request, response, pinned, body, problem)
+        if pinned is not None or 300 <= status < 400:
+            remember_redirect(
+                extensions, str(request.url), status, response.headers.get("location"), pinned
+            )
+        return response
+
+    def _paid(
+        self,
+        request: httpx.Request,
+        response: httpx.Response,
+        pinned: str | None,
+        body: bytes | None,
+        problem: str | None,
+    ) -> httpx.Response:
+        remember_redirect(request.extensions, str(request.url), 402, None, pinned)
+        content, response = _bounded_body_sync(response)
+        facts = _facts(request, pinned, body, problem)
+        flow = payment_flow(self._options.config, facts, _head(response, content))
+        reply: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                effect = flow.throw(error) if error is not None else flow.send(reply)
+            except StopIteration as stop:
+                return _finish(response, request, stop.value)
+            except MppError as failure:
+                raise _annotate(failure, request, response) from failure.__cause__
+            reply, error = None, None
+            if isinstance(effect, Send):
+                assert body is not None  # the flow refuses unreplayable bodies before Send
+                try:
+                    response = self._inner.handle_request(_retry_request(request, body, effect))
+                except httpx.TransportError as exc:
+                    error = SendFailed(exc)
+                    continue
+                content = b""
+                if response.status_code in (402, 403) or response.status_code >= 500:
+                    content, response = _bounded_body_sync(response)
+                reply = _head(response, content)
+                continue
+            try:
+                reply = self._runner.perform(effect)
+            except Exception as exc:
+                error = exc
+
+    def close(self) -> None:
+        self._runner.close()
+        self._inner.close()
+
+
+class AsyncPaymentTransport(httpx.AsyncBaseTransport):
+    """The async twin of ``PaymentTransport``, for ``httpx.AsyncClient`` (same options;
+    ``io_client`` is an ``httpx.AsyncClient``)."""
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport | None = None,
+        *,
+        wallet: Wallet | None = None,
+        methods: Sequence[PaymentMethod] = (),
+        guard: PaymentGuard | None = None,
+        prefer: Iterable[str] = (),
+        hooks: PaymentHooks | None = None,
+        body_cap: int = DEFAULT_BODY_CAP,
+        expiry_margin: float = 5.0,
+        allow_insecure_http: bool = False,
+        io_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._inner = inner if inner is not None else httpx.AsyncHTTPTransport()
+        self._options = _TransportOptions(
+            wallet=wallet,
+            methods=methods,
+            guard=guard,
+            prefer=prefer,
+            hooks=hooks,
+            body_cap=body_cap,
+            expiry_margin=expiry_margin,
+            allow_insecure_http=allow_insecure_http,
+        )
+        self._accept = self._options.accept
+        self._runner = AsyncRunner(io_client)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        extensions = request.extensions
+        pinned = first_origin(extensions, str(request.url)) if extensions else None
+        if pinned is not None:
+            _strip_on_cross_origin(request, pinned)
+        if self._accept and "accept-payment" not in request.headers:
+            request.headers["Accept-Payment"] = self._accept
+        body, problem = await _buffer_async(request, self._options.body_cap)
+        response = await self._inner.handle_async_request(request)
+        status = response.status_code
+        if status == 402:
+            return await self._paid(request, response, pinned, body, problem)
+        if pinned is not None or 300 <= status < 400:
+            remember_redirect(
+                extensions, str(request.url), status, response.headers.get("location"), pinned
+            )
+        return response
+
+    async def _paid(
+        self,
+        request: httpx.Request,
+        response: httpx.Response,
+        pinned: str | None,
+        body: bytes | None,
+        problem: str | None,
+    ) -> httpx.Response:
+        remember_redirect(request.extensions, str(request.url), 402, None, pinned)
+        content, response = await _bounded_body_async(response)
+        facts = _facts(request, pinned, body, problem)
+        flow = payment_flow(self._options.config, facts, _head(response, content))
+        reply: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                effect = flow.throw(error) if error is not None else flow.send(reply)
+            except StopIteration as stop:
+                return _finish(response, request, stop.value)
+            except MppError as failure:
+                raise _annotate(failure, request, response) from failure.__cause__
+            reply, error = None, None
+            if isinstance(effect, Send):
+                assert body is not None
+                try:
+                    response = await self._inner.handle_async_request(
+                        _retry_request(request, body, effect)
+                    )
+                except httpx.TransportError as exc:
+                    error = SendFailed(exc)
+                    continue
+                content = b""
+                if response.status_code in (402, 403) or response.status_code >= 500:
+                    content, response = await _bounded_body_async(response)
+                reply = _head(response, content)
+                continue
+            try:
+                reply = await self._runner.perform(effect)
+            except Exception as exc:
+                error = exc
+
+    async def aclose(self) -> None:
+        await self._runner.aclose()
+        await self._inner.aclose()
