@@ -1,0 +1,102 @@
+"""phoenixd (ACINQ's headless Phoenix): ``POST /payinvoice`` (form body) to pay and
+``GET /payments/outgoingbyhash/{hash}`` to look a payment up.
+
+Authentication is HTTP Basic with an empty user name and the ``http-password`` from
+``phoenix.conf``. phoenixd's API has no fee cap: its own fee policy applies (the quote still
+counts ``max_fee_sats`` so the budget is conservative). A success answers
+``{recipientAmountSat, routingFeeSat, paymentId, paymentHash, paymentPreimage}``; a failure
+answers ``{paymentId?, paymentHash?, reason}``.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Generator
+from typing import Any
+from urllib.parse import urlencode
+
+from mpp_client.effects import Effect, HttpCall, HttpReply
+from mpp_client.methods.base import LookupResult
+from mpp_client.methods.lightning.payer import (
+    LightningPayer,
+    PaymentNotSent,
+    PaymentPending,
+    PayResult,
+)
+from mpp_client.methods.lightning.rest import base_url, error_text, reply_object
+
+__all__ = ["PhoenixdPayer"]
+
+
+class PhoenixdPayer(LightningPayer):
+    """Pays through phoenixd at ``url`` (default port 9740) with its ``http-password``
+    (secret)."""
+
+    name = "phoenixd"
+
+    def __init__(self, url: str, password: str, *, timeout_seconds: float = 90) -> None:
+        if not password:
+            raise ValueError("password must not be empty")
+        self._url = base_url(url)
+        self._authorization = "Basic " + base64.b64encode(f":{password}".encode()).decode()
+        self._timeout = timeout_seconds
+
+    def __repr__(self) -> str:
+        return f"PhoenixdPayer(url={self._url!r}, password=<redacted>)"
+
+    def pay(self, invoice: str, max_fee_sats: int) -> Generator[Effect, Any, PayResult]:
+        """Pay ``invoice``; ``max_fee_sats`` cannot be passed to phoenixd (see module doc)."""
+        reply: HttpReply = yield HttpCall(
+            "POST",
+            f"{self._url}/payinvoice",
+            headers={
+                "authorization": self._authorization,
+                "content-type": "application/x-www-form-urlencoded",
+            },
+            content=urlencode({"invoice": invoice}).encode(),
+            timeout=self._timeout,
+        )
+        if reply.status in (401, 403):
+            raise PaymentNotSent(f"phoenixd refused the password (HTTP {reply.status})")
+        if 400 <= reply.status < 500:
+            # phoenixd validates the request (invoice, amount) before it starts a payment.
+            raise PaymentNotSent(
+                f"phoenixd rejected the request (HTTP {reply.status}): "
+                f"{error_text(reply.content.decode(errors='replace'))}"
+            )
+        data = reply_object(reply)
+        if reply.status >= 500 or data is None:
+            raise PaymentPending(f"phoenixd answered HTTP {reply.status}")
+        preimage = data.get("paymentPreimage")
+        if isinstance(preimage, str):
+            fee_sat = data.get("routingFeeSat")
+            return PayResult(
+                preimage.lower(),
+                str(data.get("paymentHash", "")).lower(),
+                fee_sat * 1000 if isinstance(fee_sat, int) else None,
+            )
+        if "reason" in data:
+            # A PaymentFailed answer: lightning-kmp gave up on every part of the payment.
+            raise PaymentNotSent(f"phoenixd could not pay: {error_text(data['reason'])}")
+        raise PaymentPending("phoenixd answered without a preimage or a failure reason")
+
+    def lookup(self, payment_hash: str) -> Generator[Effect, Any, LookupResult]:
+        """404 means phoenixd never made this payment."""
+        reply: HttpReply = yield HttpCall(
+            "GET",
+            f"{self._url}/payments/outgoingbyhash/{payment_hash}",
+            headers={"authorization": self._authorization},
+            timeout=15,
+            retry_safe=True,
+        )
+        if reply.status == 404:
+            return LookupResult("failed", payment_hash, detail="phoenixd has no such payment")
+        data = reply_object(reply)
+        if reply.status >= 400 or data is None:
+            return LookupResult("pending", payment_hash, detail=f"HTTP {reply.status}")
+        if data.get("isPaid") is True:
+            sent = data.get("sent")
+            return LookupResult(
+                "settled", payment_hash, amount=sent if isinstance(sent, int) else None
+            )
+        return LookupResult("pending", payment_hash)

@@ -1,0 +1,43 @@
+"""What the HTTP wallet backends (LND, Core Lightning, phoenixd, LNbits) share: the base URL,
+and reading a node's JSON answer without trusting its shape."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from mpp_client.effects import HttpReply
+
+__all__ = ["base_url", "reply_object", "error_text"]
+
+
+def base_url(url: str) -> str:
+    """``url`` without a trailing slash; only ``http`` and ``https`` are accepted.
+
+    Plain ``http`` is allowed because nodes are often reached over a local socket or a tunnel;
+    the caller decides.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("a backend URL must be http(s)://host[:port][/path]")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        # Credentials in URLs end up in logs; they belong in the dedicated arguments.
+        raise ValueError("a backend URL must not carry a query, fragment or credentials")
+    return url.rstrip("/")
+
+
+def reply_object(reply: HttpReply) -> dict[str, Any] | None:
+    """The reply body as a JSON object, or ``None`` when it is not one."""
+    try:
+        value = json.loads(reply.content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def error_text(value: object, limit: int = 200) -> str:
+    """A node's error message, shortened, for an exception message (never a secret)."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
