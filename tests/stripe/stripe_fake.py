@@ -1,0 +1,323 @@
+"""A fake of the Stripe API parts used by shared payment tokens, speaking Stripe's wire format.
+
+Payer side: ``POST /v1/shared_payment/issued_tokens`` (live), ``POST
+/v1/test_helpers/shared_payment/granted_tokens`` (test helper), their ``/{id}/revoke``, and
+token retrieval. Seller side (what pympp's server calls): ``POST /v1/payment_intents`` with
+``shared_payment_granted_token``.
+
+It enforces what real Stripe enforces and a payer can get wrong: Basic auth with a known key,
+the preview ``Stripe-Version``, form encoding, unknown parameters, an ``Idempotency-Key`` on
+every POST with replay (``Idempotent-Replayed: true``) and a mismatch error, and for tokens:
+currency, max amount, expiry, single use (``deactivated_reason: consumed``) and revocation.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+PREVIEW_VERSION = "2026-07-29.preview"
+
+_ISSUED_FIELDS = {
+    "payment_method",
+    "customer",
+    "usage_limits[currency]",
+    "usage_limits[max_amount]",
+    "usage_limits[expires_at]",
+    "seller_details[network_business_profile]",
+    "seller_details[external_id]",
+}
+_GRANT_FIELDS = {
+    "payment_method",
+    "customer",
+    "usage_limits[currency]",
+    "usage_limits[max_amount]",
+    "usage_limits[expires_at]",
+    "seller_details[network_id]",
+}
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    headers: dict[str, str]
+    form: list[tuple[str, str]]
+    status: int = 0
+
+    def field(self, name: str) -> str | None:
+        return dict(self.form).get(name)
+
+
+@dataclass
+class FakeStripe:
+    """State and behaviour knobs of the fake. ``keys`` are the accepted secret keys."""
+
+    keys: set[str] = field(default_factory=lambda: {"sk_test_fake_payer_and_seller"})
+    clock: Any = time.time
+    #: The test helper rejects seller_details like older API versions did.
+    grant_rejects_seller_details: bool = False
+    calls: list[Call] = field(default_factory=list)
+    tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
+    intents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _idempotency: dict[tuple[str, str], tuple[str, int, bytes]] = field(default_factory=dict)
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _lock: Any = field(default_factory=threading.Lock)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def calls_to(self, suffix: str, method: str = "POST") -> list[Call]:
+        return [c for c in self.calls if c.method == method and c.path.endswith(suffix)]
+
+    def token_creations(self) -> list[Call]:
+        return [
+            c
+            for c in self.calls
+            if c.method == "POST" and c.path.endswith(("/issued_tokens", "/granted_tokens"))
+        ]
+
+    def _id(self, prefix: str) -> str:
+        return f"{prefix}_fake{next(self._ids):06d}"
+
+    @staticmethod
+    def error(
+        status: int, message: str, *, type_: str = "invalid_request_error", **extra: str
+    ) -> JSONResponse:
+        return JSONResponse(
+            {"error": {"type": type_, "message": message, **extra}},
+            status_code=status,
+            headers={"request-id": "req_fake"},
+        )
+
+    # -- app ---------------------------------------------------------------------------------
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/shared_payment/issued_tokens", self._endpoint, methods=["POST"]),
+                Route(
+                    "/v1/test_helpers/shared_payment/granted_tokens",
+                    self._endpoint,
+                    methods=["POST"],
+                ),
+                Route(
+                    "/v1/shared_payment/issued_tokens/{id}/revoke",
+                    self._endpoint,
+                    methods=["POST"],
+                ),
+                Route(
+                    "/v1/test_helpers/shared_payment/granted_tokens/{id}/revoke",
+                    self._endpoint,
+                    methods=["POST"],
+                ),
+                Route("/v1/shared_payment/issued_tokens/{id}", self._endpoint, methods=["GET"]),
+                Route("/v1/shared_payment/granted_tokens/{id}", self._endpoint, methods=["GET"]),
+                Route("/v1/payment_intents", self._endpoint, methods=["POST"]),
+            ]
+        )
+
+    async def _endpoint(self, request: Request) -> Response:
+        raw = await request.body()
+        try:
+            form = parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=bool(raw))
+        except (UnicodeDecodeError, ValueError):
+            return self.error(400, "Invalid form body")
+        call = Call(request.method, request.url.path, dict(request.headers), form)
+        with self._lock:
+            self.calls.append(call)
+            response = self._handle(request, call, raw)
+        call.status = response.status_code
+        return response
+
+    def _handle(self, request: Request, call: Call, raw: bytes) -> Response:
+        auth = call.headers.get("authorization", "")
+        key = None
+        if auth.startswith("Basic "):
+            try:
+                key = base64.b64decode(auth[6:]).decode().split(":", 1)[0]
+            except ValueError:
+                key = None
+        if key not in self.keys:
+            return self.error(401, "Invalid API Key provided: sk_test_****")
+        if call.headers.get("stripe-version") != PREVIEW_VERSION:
+            return self.error(400, "Shared payment tokens need a preview Stripe-Version")
+        if call.method == "GET":
+            return self._retrieve(request.path_params["id"])
+        if call.headers.get("content-type", "").split(";")[0] != (
+            "application/x-www-form-urlencoded"
+        ):
+            return self.error(400, "Expected a form-encoded body")
+        idem = call.headers.get("idempotency-key")
+        if not idem:
+            # Real Stripe accepts a POST without one; the fake insists, as our client must.
+            return self.error(400, "fake: every POST must carry an Idempotency-Key")
+        fingerprint = hashlib.sha256(call.path.encode() + b"\n" + raw).hexdigest()
+        seen = self._idempotency.get((key, idem))
+        if seen is not None:
+            if seen[0] != fingerprint:
+                return self.error(
+                    400,
+                    "Keys for idempotent requests can only be used with the same parameters "
+                    "they were first used with.",
+                    type_="idempotency_error",
+                )
+            return Response(
+                seen[2],
+                status_code=seen[1],
+                media_type="application/json",
+                headers={"idempotent-replayed": "true", "request-id": "req_fake"},
+            )
+        response = self._post(request, call)
+        if response.status_code < 500:
+            self._idempotency[(key, idem)] = (fingerprint, response.status_code, response.body)
+        return response
+
+    def _post(self, request: Request, call: Call) -> Response:
+        path = call.path
+        if path.endswith("/revoke"):
+            return self._revoke(request.path_params["id"])
+        if path.endswith("/issued_tokens"):
+            return self._create_token(call, _ISSUED_FIELDS, "shared_payment.issued_token")
+        if path.endswith("/granted_tokens"):
+            allowed = set(_GRANT_FIELDS)
+            if self.grant_rejects_seller_details:
+                allowed.discard("seller_details[network_id]")
+            return self._create_token(call, allowed, "shared_payment.granted_token")
+        return self._payment_intent(call)
+
+    def _create_token(self, call: Call, allowed: set[str], object_name: str) -> Response:
+        form = dict(call.form)
+        for name, _ in call.form:
+            if name not in allowed:
+                return self.error(400, f"Received unknown parameter: {name}", param=name)
+        required = ["payment_method", "usage_limits[currency]", "usage_limits[max_amount]"]
+        if object_name.endswith("issued_token"):
+            required += ["usage_limits[expires_at]", "seller_details[network_business_profile]"]
+        for name in required:
+            if not form.get(name):
+                return self.error(400, f"Missing required param: {name}.", param=name)
+        try:
+            max_amount = int(form["usage_limits[max_amount]"])
+            expires_at = int(form.get("usage_limits[expires_at]") or self.clock() + 3600)
+        except ValueError:
+            return self.error(400, "Invalid integer", param="usage_limits")
+        if expires_at <= self.clock():
+            return self.error(400, "expires_at must be in the future", param="usage_limits")
+        payment_method = form["payment_method"]
+        token_id = self._id("spt")
+        token: dict[str, Any] = {
+            "id": token_id,
+            "object": object_name,
+            "created": int(self.clock()),
+            "livemode": False,
+            "payment_method": payment_method,
+            "customer": form.get("customer"),
+            "status": "active",
+            "next_action": None,
+            "usage_limits": {
+                "currency": form["usage_limits[currency]"],
+                "max_amount": max_amount,
+                "expires_at": expires_at,
+            },
+            "usage_details": {"amount_captured": 0},
+            "seller_details": {
+                "network_business_profile": form.get("seller_details[network_business_profile]"),
+                "network_id": form.get("seller_details[network_id]"),
+                "external_id": form.get("seller_details[external_id]"),
+            },
+            "deactivated_at": None,
+            "deactivated_reason": None,
+        }
+        if payment_method == "pm_card_authenticationRequired":
+            token["status"] = "requires_action"
+            token["next_action"] = {
+                "type": "redirect_to_url",
+                "redirect_to_url": {"url": "https://hooks.stripe.com/3d_secure/fake"},
+            }
+        self.tokens[token_id] = token
+        return JSONResponse(token, headers={"request-id": "req_fake"})
+
+    def _revoke(self, token_id: str) -> Response:
+        token = self.tokens.get(token_id)
+        if token is None:
+            return self.error(404, f"No such token: '{token_id}'", code="resource_missing")
+        if token["deactivated_reason"] is None:
+            token["status"] = "deactivated"
+            token["deactivated_reason"] = "revoked"
+            token["deactivated_at"] = int(self.clock())
+        return JSONResponse(token)
+
+    def _retrieve(self, token_id: str) -> Response:
+        token = self.tokens.get(token_id)
+        if token is None:
+            return self.error(404, f"No such token: '{token_id}'", code="resource_missing")
+        return JSONResponse(token)
+
+    def _payment_intent(self, call: Call) -> Response:
+        form = dict(call.form)
+        spt = form.get("shared_payment_granted_token") or form.get(
+            "payment_method_data[shared_payment_granted_token]"
+        )
+        if form.get("confirm") != "true" or not spt:
+            return self.error(400, "fake: expected confirm=true and a shared payment token")
+        try:
+            amount = int(form["amount"])
+        except (KeyError, ValueError):
+            return self.error(400, "Invalid amount", param="amount")
+        currency = form.get("currency")
+        token = self.tokens.get(spt)
+        if token is None:
+            return self.error(400, f"No such token: '{spt}'", code="resource_missing")
+        limits = token["usage_limits"]
+        if token["status"] == "requires_action":
+            intent = self._intent(amount, currency, spt, "requires_action")
+            return JSONResponse(intent)
+        if token["deactivated_reason"] is not None:
+            return self.error(
+                400,
+                f"The shared payment token is deactivated ({token['deactivated_reason']}).",
+                code="shared_payment_token_deactivated",
+            )
+        if self.clock() >= limits["expires_at"]:
+            return self.error(400, "The shared payment token has expired.", code="token_expired")
+        if currency != limits["currency"]:
+            return self.error(400, "Currency does not match the token's usage limits.")
+        if amount > limits["max_amount"]:
+            return self.error(400, "Amount exceeds the token's max_amount usage limit.")
+        if token["payment_method"] == "pm_card_chargeDeclined":
+            return self.error(
+                402, "Your card was declined.", type_="card_error", code="card_declined"
+            )
+        token["status"] = "deactivated"
+        token["deactivated_reason"] = "consumed"
+        token["usage_details"]["amount_captured"] = amount
+        return JSONResponse(self._intent(amount, currency, spt, "succeeded"))
+
+    def _intent(self, amount: int, currency: str | None, spt: str, status: str) -> dict[str, Any]:
+        intent_id = self._id("pi")
+        intent = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": amount,
+            "currency": currency,
+            "status": status,
+            "shared_payment_granted_token": spt,
+        }
+        self.intents[intent_id] = intent
+        return intent
+
+
+def form_json(call: Call) -> str:
+    return json.dumps(call.form)
