@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import json
-from dataclasses import dataclass
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mpp_client.methods.base import PaymentContext
-
-
-@dataclass(frozen=True)
-class StandInChallenge:
-    """Stands in for mpp_client.protocol.Challenge while the protocol package is written:
-    the same fields on the wire (``request`` is the base64url JCS string, ``expires`` the
-    RFC 3339 text)."""
-
-    id: str
-    realm: str
-    method: str
-    intent: str
-    request: str
-    expires: str | None = None
-
-
-def encode_request(request: dict[str, Any]) -> str:
-    raw = json.dumps(request, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+from mpp_client.protocol import Challenge
 
 
 def charge_request(
@@ -59,16 +35,26 @@ def make_challenge(
     *,
     expires: datetime | str | None = None,
     challenge_id: str = "ch_test_1",
-) -> StandInChallenge:
+) -> Challenge:
     if expires is None:
         expires = datetime.now(UTC) + timedelta(minutes=5)
-    return StandInChallenge(
+    if isinstance(expires, str):
+        # Challenge.create refuses unreadable timestamps; a hostile server can still send one.
+        valid = Challenge.create(
+            id=challenge_id,
+            realm="api.example.com",
+            method="lightning",
+            intent="charge",
+            request=request,
+        )
+        return dataclasses.replace(valid, expires=expires)
+    return Challenge.create(
         id=challenge_id,
         realm="api.example.com",
         method="lightning",
         intent="charge",
-        request=encode_request(request),
-        expires=expires if isinstance(expires, str) else rfc3339(expires),
+        request=request,
+        expires=expires,
     )
 
 

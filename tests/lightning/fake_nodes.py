@@ -193,7 +193,7 @@ class FakePhoenixd(FakeNode):
         if request.headers.get("authorization") != expected:
             return httpx.Response(
                 401,
-                text="Invalid authentication (use basic auth with the http password set in phoenix.conf)",
+                text="Invalid authentication (use basic auth with the http password)",
             )
         if request.method == "POST" and request.url.path == "/payinvoice":
             self.transport_mode()

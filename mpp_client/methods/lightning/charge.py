@@ -15,8 +15,6 @@ an error that does not prove the payment failed becomes ``PaymentOutcomeUnknown`
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from collections.abc import Callable, Generator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -118,9 +116,7 @@ class LightningCharge(PaymentMethod):
         def refuse(reason: str) -> PaymentRefused:
             return PaymentRefused(reason, challenge=challenge)
 
-        request = _request_object(challenge)
-        if request is None:
-            raise refuse("lightning: the challenge request is not a JSON object")
+        request = challenge.request_data
         currency = request.get("currency")
         if not isinstance(currency, str) or currency.lower() != "sat":
             raise refuse(f"lightning: currency must be 'sat', got {_short(currency)}")
@@ -233,7 +229,7 @@ class LightningCharge(PaymentMethod):
         """
         invoice_text = str(quote.details["invoice"])
         payment_hash = str(quote.details["payment_hash"])
-        challenge_id = _challenge_id(quote.challenge)
+        challenge_id = quote.challenge.id
         # Checked again right before paying: another request may have paid it since the quote.
         if self._already_paid is not None and self._already_paid(payment_hash):
             raise PaymentRefused(
@@ -292,43 +288,12 @@ class LightningCharge(PaymentMethod):
         return (yield from self._payer.lookup(reference.lower()))
 
 
-# --- challenge access -----------------------------------------------------------------------
-# Kept in one place so the method depends on few details of mpp_client.protocol.Challenge.
-
-
-def _request_object(challenge: Challenge) -> Mapping[str, Any] | None:
-    decoded = getattr(challenge, "request_json", None)
-    if decoded is None:
-        decoded = getattr(challenge, "request", None)
-    if isinstance(decoded, Mapping):
-        return decoded
-    if isinstance(decoded, str):
-        try:
-            padded = decoded + "=" * (-len(decoded) % 4)
-            value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        except (ValueError, UnicodeError):
-            return None
-        return value if isinstance(value, Mapping) else None
-    return None
-
-
 def _challenge_expires(challenge: Challenge) -> datetime | None:
-    value: object = getattr(challenge, "expires", None)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            # An unreadable deadline cannot be honoured: treat it as already passed.
-            return datetime.fromtimestamp(0, UTC)
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return datetime.fromtimestamp(0, UTC)
-
-
-def _challenge_id(challenge: Challenge) -> str:
-    return str(getattr(challenge, "id", ""))
+    try:
+        return challenge.expires_at
+    except ValueError:
+        # An unreadable deadline cannot be honoured: treat it as already passed.
+        return datetime.fromtimestamp(0, UTC)
 
 
 def _short(value: object) -> str:
