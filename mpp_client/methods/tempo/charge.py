@@ -1,0 +1,688 @@
+"""``TempoCharge``: pay ``tempo``/``charge`` challenges with TIP-20 stablecoins.
+
+Order of work for one challenge:
+
+1. ``quote`` (no I/O) decodes the request and refuses anything it would not sign: a chain that
+   is not pinned, a token not on the allowlist, a malformed amount, recipient or memo, splits
+   that are empty, too many, zero, or add up to the whole amount, a mode the challenge does not
+   allow, an expiry too close. The ``Quote`` lists every payee and the total, so the wallet's
+   policy sees exactly what would be paid.
+2. ``pay`` asks the chain for what it does not know yet (chain id once per endpoint, gas price
+   at most every ``gas_price_ttl`` seconds), builds one ``0x76`` transaction with one TIP-20
+   transfer per payee on the expiring-nonce lane, signs it, yields ``Checkpoint("signed")`` and
+   returns the credential payload:
+
+   * pull (default): the signed transaction, the server broadcasts it;
+   * sponsored (``methodDetails.feePayer``): the ``0x78`` hand-off envelope, the server
+     co-signs as fee payer and broadcasts;
+   * push (opt-in with ``modes``): ``Checkpoint("broadcast")``, we broadcast and wait for the
+     receipt, the credential carries the hash. Never used for sponsored challenges.
+
+   A zero amount is paid with an EIP-712 proof instead (see ``proof``).
+
+Concurrent payments from one signer: the expiring nonce lane replays by transaction hash, so two
+transactions with the same calls and the same ``valid_before`` would be one payment. The
+attribution memo binds each primary transfer to its challenge id, which already makes the calls
+differ; a server-fixed ``methodDetails.memo`` does not, so every signed hash is remembered until
+its ``valid_before`` and a collision moves ``valid_before`` one second earlier (the memo itself
+is challenge-bound and must not be changed).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections.abc import Collection, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from mpp_client.effects import Checkpoint, Effect, Sleep
+from mpp_client.errors import (
+    ChallengeExpired,
+    EffectFailed,
+    MethodError,
+    NotAllowed,
+    PaymentOutcomeUnknown,
+    PaymentRefused,
+)
+from mpp_client.methods.base import (
+    LookupResult,
+    Payee,
+    PaymentContext,
+    PaymentMethod,
+    PaymentProof,
+    Quote,
+)
+from mpp_client.methods.tempo.keccak import is_address
+from mpp_client.methods.tempo.memo import attribution_memo
+from mpp_client.methods.tempo.proof import proof_digest
+from mpp_client.methods.tempo.rpc import RpcError, rpc_call
+from mpp_client.methods.tempo.signer import Signer
+from mpp_client.methods.tempo.tip20 import KNOWN_TOKENS, TempoToken, transfer_data
+from mpp_client.methods.tempo.transaction import (
+    EXPIRING_NONCE_KEY,
+    Call,
+    TempoTransaction,
+    address_bytes,
+    tx_hash,
+)
+from mpp_client.money import Currency, Money
+
+if TYPE_CHECKING:
+    from mpp_client.protocol import Challenge
+
+__all__ = [
+    "DEFAULT_RPC_URLS",
+    "InvalidChargeRequest",
+    "TempoCharge",
+]
+
+Mode = Literal["pull", "push"]
+
+#: Public RPC endpoints of the known chains (mainnet, Moderato testnet).
+DEFAULT_RPC_URLS: dict[int, str] = {
+    4217: "https://rpc.tempo.xyz",
+    42431: "https://rpc.moderato.tempo.xyz",
+}
+MAX_SPLITS = 10
+GWEI = 10**9
+_AMOUNT = re.compile(r"^(0|[1-9][0-9]{0,76})$")
+_MEMO = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_ZERO_ADDRESS = "0x" + "0" * 40
+_MAX_UINT256 = 2**256 - 1
+# Sponsor policies of the reference servers (pympp, mpp-tools): stay inside them or the sponsor
+# refuses to co-sign.
+_SPONSOR_MAX_GAS = 2_000_000
+_SPONSOR_MAX_FEE_PER_GAS = 100 * GWEI
+
+
+class InvalidChargeRequest(PaymentRefused):
+    """The challenge's charge request is malformed or asks for something this payer never
+    signs (bad amount, recipient, memo or splits; unsupported mode). Nothing was signed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """One TIP-20 transfer of a charge: ``amount`` base units to ``recipient``."""
+
+    recipient: str
+    amount: int
+    memo: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChargePlan:
+    """Everything ``pay`` needs, fixed by ``quote`` (no secrets)."""
+
+    challenge_id: str
+    realm: str
+    chain_id: int
+    rpc_url: str
+    token: str
+    transfers: tuple[Transfer, ...]
+    total: int
+    mode: Literal["pull", "push", "proof"]
+    sponsored: bool
+    expires_at: int | None
+
+
+class TempoCharge(PaymentMethod):
+    """Pays ``tempo``/``charge`` challenges from one ``Signer``'s account.
+
+    Keyword options (amounts in base units of the token, 6 decimals; gas prices in attodollars
+    per gas unit, shown as "gwei" by Ethereum tools):
+
+    ``chain_id``: the chain id, or ids, this payer accepts (default 4217, mainnet). A challenge
+    for another chain is refused, and so is a challenge without a chain id when several are
+    allowed. ``rpc_url``: one RPC endpoint, or a mapping chain id -> endpoint; defaults to the
+    public endpoint of known chains. ``tokens``: accepted TIP-20 tokens (addresses or
+    ``TempoToken``); default: the known USD stablecoins of each chain. ``modes``: allowed modes
+    in order of preference (default ``("pull",)``; add ``"push"`` to broadcast yourself when a
+    challenge allows it). ``expiry_window``: seconds a signed transaction stays valid (default
+    25; anvil and pre-T11 chains refuse more than 30). ``min_validity``: refuse challenges that
+    expire within this many seconds. ``gas_limit``: fixed gas limit (default: 400 000 per
+    transfer + 100 000, enough for a first transfer to a new holder). ``max_fee_per_gas``:
+    refuse to sign when the chain's gas price is above this (default 100 gwei).
+    ``fee_token``: token to pay network fees in when not sponsored (default: the charge
+    token). ``client_id``: optional application id written into attribution memos.
+    ``proof_realms``: realms for which zero-amount proofs may be signed besides the request's
+    own host. ``gas_price_ttl``: seconds a fetched gas price is reused. ``rpc_timeout`` and
+    ``receipt_timeout``: seconds.
+    """
+
+    name = "tempo"
+    intents = frozenset({"charge"})
+
+    def __init__(
+        self,
+        signer: Signer,
+        *,
+        chain_id: int | Collection[int] = 4217,
+        rpc_url: str | Mapping[int, str] | None = None,
+        tokens: Iterable[str | TempoToken] | None = None,
+        modes: Sequence[Mode] = ("pull",),
+        expiry_window: float = 25.0,
+        min_validity: float = 3.0,
+        gas_limit: int | None = None,
+        max_fee_per_gas: int = 100 * GWEI,
+        fee_token: str | None = None,
+        client_id: str | None = None,
+        proof_realms: Iterable[str] = (),
+        gas_price_ttl: float = 30.0,
+        rpc_timeout: float = 10.0,
+        receipt_timeout: float = 30.0,
+    ) -> None:
+        self.signer = signer
+        self.chain_ids: frozenset[int] = frozenset(
+            [chain_id] if isinstance(chain_id, int) else chain_id
+        )
+        if not self.chain_ids:
+            raise ValueError("chain_id: allow at least one chain")
+        if isinstance(rpc_url, str):
+            if len(self.chain_ids) != 1:
+                raise ValueError("rpc_url: give a mapping chain id -> URL for several chains")
+            urls = {next(iter(self.chain_ids)): rpc_url}
+        else:
+            urls = {**DEFAULT_RPC_URLS, **(rpc_url or {})}
+        self.rpc_urls: dict[int, str] = {c: urls[c] for c in self.chain_ids if c in urls}
+        missing = self.chain_ids - self.rpc_urls.keys()
+        if missing:
+            raise ValueError(f"rpc_url: no RPC endpoint known for chain(s) {sorted(missing)}")
+        self._tokens = self._token_table(tokens)
+        if not modes or any(mode not in ("pull", "push") for mode in modes):
+            raise ValueError("modes: a non-empty sequence of 'pull' and 'push'")
+        self.modes: tuple[Mode, ...] = tuple(modes)
+        if not 1 <= expiry_window <= 3600:
+            raise ValueError("expiry_window: 1 to 3600 seconds")
+        self.expiry_window = expiry_window
+        self.min_validity = min_validity
+        if gas_limit is not None and gas_limit < 21_000:
+            raise ValueError("gas_limit: at least 21000")
+        self.gas_limit = gas_limit
+        self.max_fee_per_gas = max_fee_per_gas
+        self.fee_token = fee_token.lower() if fee_token else None
+        if self.fee_token is not None and not is_address(self.fee_token):
+            raise ValueError("fee_token: not an address")
+        self.client_id = client_id
+        self.proof_realms = frozenset(proof_realms)
+        self.gas_price_ttl = gas_price_ttl
+        self.rpc_timeout = rpc_timeout
+        self.receipt_timeout = receipt_timeout
+        # Per-endpoint caches and the in-flight hash registry, shared by every thread and
+        # event loop that pays through this object.
+        self._lock = threading.Lock()
+        self._chain_of: dict[str, int] = {}
+        self._gas_price: dict[str, tuple[int, float]] = {}
+        self._issued: dict[bytes, int] = {}
+
+    def _token_table(
+        self, tokens: Iterable[str | TempoToken] | None
+    ) -> dict[int, dict[str, TempoToken]]:
+        table: dict[int, dict[str, TempoToken]] = {}
+        for chain in self.chain_ids:
+            if tokens is None:
+                chosen: Iterable[TempoToken] = KNOWN_TOKENS.get(chain, ())
+            else:
+                chosen = [self._as_token(token) for token in tokens]
+            table[chain] = {token.address: token for token in chosen}
+        return table
+
+    @staticmethod
+    def _as_token(token: str | TempoToken) -> TempoToken:
+        if isinstance(token, TempoToken):
+            found = token
+        else:
+            if not is_address(token):
+                raise ValueError(f"tokens: not an address: {token!r}")
+            known = {t.address: t for group in KNOWN_TOKENS.values() for t in group}
+            found = known.get(token.lower(), TempoToken(token, token.lower()[:10]))
+        if found.decimals != 6:
+            raise ValueError("tokens: TIP-20 tokens have 6 decimals")
+        return found
+
+    # --- quote -------------------------------------------------------------------------------
+
+    def quote(self, challenge: Challenge, context: PaymentContext) -> Quote:
+        """Check ``challenge`` and price it (no I/O). Raises ``PaymentRefused`` subclasses:
+        ``NotAllowed`` (chain or token), ``ChallengeExpired``, ``InvalidChargeRequest``."""
+        request = _request_of(challenge)
+
+        def refuse(reason: str) -> InvalidChargeRequest:
+            return InvalidChargeRequest(f"tempo charge: {reason}", challenge=challenge)
+
+        details = request.get("methodDetails", {})
+        if details is None:
+            details = {}
+        if not isinstance(details, Mapping):
+            raise refuse("methodDetails is not an object")
+
+        chain_id = self._chain_for(details.get("chainId"), challenge)
+        token = self._token_for(chain_id, request.get("currency"), challenge)
+        total = _amount(request.get("amount"), "amount", refuse)
+        recipient = request.get("recipient")
+        if total > 0:
+            _check_recipient(recipient, "recipient", refuse)
+
+        expires = _expires_of(challenge)
+        now = context.now.timestamp()
+        if expires is not None and expires.timestamp() - now < self.min_validity:
+            raise ChallengeExpired(
+                f"tempo charge: the challenge expires at {expires.isoformat()}, too soon to pay",
+                challenge=challenge,
+            )
+
+        sponsored = details.get("feePayer", False)
+        if not isinstance(sponsored, bool):
+            raise refuse("methodDetails.feePayer is not a boolean")
+        transfers = self._transfers(challenge, request, details, total, refuse)
+        mode = "proof" if total == 0 else self._mode_for(details, sponsored, refuse)
+        if mode == "proof":
+            self._check_proof_realm(challenge, context, refuse)
+
+        currency = Currency(
+            token.address,
+            token.decimals,
+            network=f"eip155:{chain_id}",
+            symbol=token.symbol,
+            usd_pegged=token.usd_pegged,
+        )
+        plan = ChargePlan(
+            challenge_id=challenge.id,
+            realm=challenge.realm,
+            chain_id=chain_id,
+            rpc_url=self.rpc_urls[chain_id],
+            token=token.address,
+            transfers=transfers,
+            total=total,
+            mode=mode,
+            sponsored=sponsored and mode == "pull",
+            expires_at=math.floor(expires.timestamp()) if expires is not None else None,
+        )
+        return Quote(
+            challenge=challenge,
+            method=self.name,
+            intent="charge",
+            amount=Money(total, currency),
+            payees=tuple(Payee(t.recipient, t.amount) for t in transfers),
+            expires=expires,
+            network=currency.network,
+            details={"plan": plan, "mode": mode, "sponsored": plan.sponsored},
+        )
+
+    def _chain_for(self, raw: object, challenge: Challenge) -> int:
+        if raw is None:
+            if len(self.chain_ids) == 1:
+                return next(iter(self.chain_ids))
+            raise NotAllowed(
+                "tempo charge: the challenge names no chainId and several chains are allowed",
+                rule="tempo.chain",
+                challenge=challenge,
+            )
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw not in self.chain_ids:
+            raise NotAllowed(
+                f"tempo charge: chain {raw!r} is not one this payer pays on "
+                f"({', '.join(map(str, sorted(self.chain_ids)))})",
+                rule="tempo.chain",
+                challenge=challenge,
+            )
+        return raw
+
+    def _token_for(self, chain_id: int, raw: object, challenge: Challenge) -> TempoToken:
+        token = self._tokens[chain_id].get(raw.lower()) if isinstance(raw, str) else None
+        if token is None or not is_address(raw):
+            raise NotAllowed(
+                f"tempo charge: token {str(raw)[:64]!r} is not an allowed TIP-20 token on chain "
+                f"{chain_id}",
+                rule="tempo.token",
+                challenge=challenge,
+            )
+        return token
+
+    def _transfers(
+        self,
+        challenge: Challenge,
+        request: Mapping[str, Any],
+        details: Mapping[str, Any],
+        total: int,
+        refuse: Any,
+    ) -> tuple[Transfer, ...]:
+        if total == 0:
+            return ()
+        memo_hex = details.get("memo")
+        if memo_hex is not None:
+            if not isinstance(memo_hex, str) or not _MEMO.match(memo_hex):
+                raise refuse("methodDetails.memo is not 32 bytes of hex")
+            memo = bytes.fromhex(memo_hex[2:])
+        else:
+            memo = attribution_memo(challenge.realm, challenge.id, self.client_id)
+        splits = details.get("splits")
+        legs: list[Transfer] = []
+        if splits is not None:
+            if not isinstance(splits, list) or not splits:
+                raise refuse("methodDetails.splits must be a non-empty list")
+            if len(splits) > MAX_SPLITS:
+                raise refuse(f"{len(splits)} splits; at most {MAX_SPLITS} are paid")
+            for index, split in enumerate(splits):
+                where = f"splits[{index}]"
+                if not isinstance(split, Mapping):
+                    raise refuse(f"{where} is not an object")
+                amount = _amount(split.get("amount"), f"{where}.amount", refuse)
+                if amount == 0:
+                    raise refuse(f"{where}.amount must be greater than zero")
+                _check_recipient(split.get("recipient"), f"{where}.recipient", refuse)
+                split_memo = split.get("memo")
+                if split_memo is not None and (
+                    not isinstance(split_memo, str) or not _MEMO.match(split_memo)
+                ):
+                    raise refuse(f"{where}.memo is not 32 bytes of hex")
+                legs.append(
+                    Transfer(
+                        split["recipient"].lower(),
+                        amount,
+                        bytes.fromhex(split_memo[2:]) if split_memo else None,
+                    )
+                )
+            split_total = sum(leg.amount for leg in legs)
+            if split_total >= total:
+                raise refuse(f"splits add up to {split_total}, not less than the amount {total}")
+        primary = Transfer(
+            str(request["recipient"]).lower(), total - sum(leg.amount for leg in legs), memo
+        )
+        return (primary, *legs)
+
+    def _mode_for(self, details: Mapping[str, Any], sponsored: bool, refuse: Any) -> Mode:
+        supported = details.get("supportedModes", ["pull", "push"])
+        if not isinstance(supported, list) or not all(m in ("pull", "push") for m in supported):
+            raise refuse("methodDetails.supportedModes must list 'pull' and/or 'push'")
+        if sponsored:
+            # The sponsor co-signs what we hand over; pushing it ourselves would pay the fee.
+            if "pull" not in supported:
+                raise refuse("a sponsored charge must allow pull mode")
+            return "pull"
+        for mode in self.modes:
+            if mode in supported:
+                return mode
+        raise refuse(
+            f"the challenge allows {supported or 'no mode'}, this payer uses {list(self.modes)}"
+        )
+
+    def _check_proof_realm(
+        self, challenge: Challenge, context: PaymentContext, refuse: Any
+    ) -> None:
+        # A proof signed for realm X while talking to another host would let that host present
+        # our identity to X: only sign for the host we are talking to (or an allowed realm).
+        host = urlsplit(context.origin).hostname or ""
+        realm = challenge.realm
+        if realm not in self.proof_realms and realm.split(":")[0] != host:
+            raise refuse(
+                f"a zero-amount proof for realm {realm!r} was asked by {host!r}; "
+                "allow it with proof_realms"
+            )
+        if not hasattr(self.signer, "sign_raw_hash"):
+            raise refuse("this signer cannot sign zero-amount proofs")
+
+    # --- pay ---------------------------------------------------------------------------------
+
+    def pay(self, quote: Quote, context: PaymentContext) -> Generator[Effect, Any, PaymentProof]:
+        """Sign (and in push mode broadcast) the payment planned by ``quote``."""
+        plan: ChargePlan = quote.details["plan"]
+        source = f"did:pkh:eip155:{plan.chain_id}:{self.signer.address}"
+        if plan.mode == "proof":
+            digest = proof_digest(plan.chain_id, self.signer.address, plan.challenge_id, plan.realm)
+            signature = self.signer.sign_raw_hash(digest)
+            return PaymentProof(
+                payload={"type": "proof", "signature": "0x" + signature.hex()},
+                source=source,
+                reference=plan.challenge_id,
+            )
+
+        yield from self._check_endpoint_chain(plan)
+        gas_price = yield from self._current_gas_price(plan.rpc_url)
+        cap = (
+            min(self.max_fee_per_gas, _SPONSOR_MAX_FEE_PER_GAS)
+            if plan.sponsored
+            else (self.max_fee_per_gas)
+        )
+        if gas_price > cap:
+            raise MethodError(
+                f"tempo: gas price {gas_price} is above the allowed {cap}; nothing was signed"
+            )
+        max_fee = min(2 * gas_price, cap)
+        calls = tuple(
+            Call(address_bytes(plan.token), 0, transfer_data(t.recipient, t.amount, t.memo))
+            for t in plan.transfers
+        )
+        gas_limit = self.gas_limit or 100_000 + 400_000 * len(calls)
+        if plan.sponsored:
+            gas_limit = min(gas_limit, _SPONSOR_MAX_GAS)
+        fee_token = None if plan.sponsored else address_bytes(self.fee_token or plan.token)
+
+        now = int(context.now.timestamp())
+        latest = now + int(self.expiry_window)
+        if plan.expires_at is not None:
+            latest = min(latest, plan.expires_at)
+        sender = address_bytes(self.signer.address)
+        tx, digest = self._unique_transaction(
+            now,
+            latest,
+            lambda valid_before: TempoTransaction(
+                chain_id=plan.chain_id,
+                calls=calls,
+                gas_limit=gas_limit,
+                max_fee_per_gas=max_fee,
+                max_priority_fee_per_gas=0,
+                nonce_key=EXPIRING_NONCE_KEY,
+                nonce=0,
+                valid_before=valid_before,
+                fee_token=fee_token,
+                sponsored=plan.sponsored,
+            ),
+            quote,
+        )
+        signature = self.signer.sign_hash(digest)
+        if plan.sponsored:
+            raw = tx.fee_payer_envelope(sender, signature)
+            # The final hash depends on the sponsor's signature; until the receipt names it,
+            # the sender's signing hash identifies this payment.
+            reference = "0x" + digest.hex()
+        else:
+            raw = tx.encode(signature)
+            reference = tx_hash(raw)
+        yield Checkpoint("signed", reference)
+
+        if plan.mode == "pull":
+            return PaymentProof(
+                payload={"type": "transaction", "signature": "0x" + raw.hex()},
+                source=source,
+                reference=reference,
+            )
+        yield from self._broadcast(raw, reference, tx.valid_before or latest, plan)
+        return PaymentProof(
+            payload={"type": "hash", "hash": reference},
+            source=source,
+            reference=reference,
+            money_moved=True,
+        )
+
+    def _check_endpoint_chain(self, plan: ChargePlan) -> Generator[Effect, Any, None]:
+        chain = self._chain_of.get(plan.rpc_url)
+        if chain is None:
+            raw = yield from rpc_call(plan.rpc_url, "eth_chainId", [], timeout=self.rpc_timeout)
+            chain = int(raw, 16)
+            with self._lock:
+                self._chain_of[plan.rpc_url] = chain
+        if chain != plan.chain_id:
+            raise MethodError(
+                f"tempo: the RPC endpoint serves chain {chain}, the challenge is for chain "
+                f"{plan.chain_id}; nothing was signed"
+            )
+
+    def _current_gas_price(self, url: str) -> Generator[Effect, Any, int]:
+        cached = self._gas_price.get(url)
+        clock = time.monotonic()
+        if cached is not None and clock - cached[1] < self.gas_price_ttl:
+            return cached[0]
+        price = int((yield from rpc_call(url, "eth_gasPrice", [], timeout=self.rpc_timeout)), 16)
+        with self._lock:
+            self._gas_price[url] = (price, clock)
+        return price
+
+    def _unique_transaction(
+        self, now: int, latest: int, build: Any, quote: Quote
+    ) -> tuple[TempoTransaction, bytes]:
+        """Build with the latest ``valid_before`` whose signing hash is not in flight already."""
+        floor = now + 2
+        if latest < floor:
+            raise ChallengeExpired(
+                "tempo charge: the challenge expires before a transaction could be mined",
+                challenge=quote.challenge,
+            )
+        with self._lock:
+            for stale in [h for h, until in self._issued.items() if until < now]:
+                del self._issued[stale]
+            for valid_before in range(latest, floor - 1, -1):
+                tx: TempoTransaction = build(valid_before)
+                digest = tx.signing_hash()
+                if digest not in self._issued:
+                    self._issued[digest] = valid_before
+                    return tx, digest
+        raise MethodError(
+            "tempo: too many identical payments in flight from this account; nothing was signed"
+        )
+
+    def _broadcast(
+        self, raw: bytes, reference: str, valid_before: int, plan: ChargePlan
+    ) -> Generator[Effect, Any, None]:
+        """Send ``raw`` and wait for a successful receipt (push mode)."""
+        yield Checkpoint("broadcast", reference)
+        raw_hex = "0x" + raw.hex()
+        receipt: Any = None
+        try:
+            receipt = yield from rpc_call(
+                plan.rpc_url,
+                "eth_sendRawTransactionSync",
+                [raw_hex],
+                timeout=self.receipt_timeout,
+                retry_safe=False,
+            )
+        except RpcError as error:
+            if not error.method_not_found:
+                raise RpcError(
+                    f"tempo: the node refused the transaction: {error.reason}", code=error.code
+                ) from None
+            try:
+                yield from rpc_call(
+                    plan.rpc_url,
+                    "eth_sendRawTransaction",
+                    [raw_hex],
+                    timeout=self.rpc_timeout,
+                    retry_safe=False,
+                )
+            except EffectFailed as failed:
+                if not failed.delivered:
+                    raise
+        except EffectFailed as failed:
+            if not failed.delivered:
+                raise
+        if not isinstance(receipt, dict):
+            receipt = yield from self._wait_for_receipt(reference, valid_before, plan)
+        if receipt.get("status") != "0x1":
+            raise MethodError(
+                f"tempo: transaction {reference} reverted on chain; the transfer did not happen",
+                reference=reference,
+            )
+
+    def _wait_for_receipt(
+        self, reference: str, valid_before: int, plan: ChargePlan
+    ) -> Generator[Effect, Any, dict[str, Any]]:
+        # After valid_before (+ a block of slack) an expiring-nonce transaction can never be
+        # mined, so polling until then turns "unknown" into a definite answer.
+        deadline = min(time.time() + self.receipt_timeout, valid_before + 5)
+        delay = 0.05
+        while True:
+            try:
+                receipt = yield from rpc_call(
+                    plan.rpc_url, "eth_getTransactionReceipt", [reference], timeout=self.rpc_timeout
+                )
+            except (RpcError, EffectFailed):
+                receipt = None
+            if isinstance(receipt, dict):
+                return receipt
+            if time.time() > deadline:
+                if time.time() > valid_before + 5:
+                    raise MethodError(
+                        f"tempo: transaction {reference} was not mined before it expired",
+                        reference=reference,
+                    )
+                raise PaymentOutcomeUnknown(
+                    f"tempo: no receipt for {reference} yet",
+                    challenge_id=plan.challenge_id,
+                    reference=reference,
+                )
+            yield Sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    # --- lookup ------------------------------------------------------------------------------
+
+    def lookup(self, reference: str) -> Generator[Effect, Any, LookupResult]:
+        """Ask the chain what became of transaction ``reference`` (a ``0x`` tx hash)."""
+        if not re.fullmatch(r"0x[0-9a-fA-F]{64}", reference):
+            return LookupResult("pending", reference, detail="not a transaction hash")
+        for url in self.rpc_urls.values():
+            receipt = yield from rpc_call(
+                url, "eth_getTransactionReceipt", [reference], timeout=self.rpc_timeout
+            )
+            if isinstance(receipt, dict):
+                block = receipt.get("blockNumber")
+                if receipt.get("status") == "0x1":
+                    return LookupResult("settled", reference, detail=f"mined in block {block}")
+                return LookupResult("failed", reference, detail=f"reverted in block {block}")
+        return LookupResult("pending", reference, detail="no receipt on the configured chains")
+
+    def __repr__(self) -> str:
+        return (
+            f"TempoCharge(address={self.signer.address}, chains={sorted(self.chain_ids)}, "
+            f"modes={list(self.modes)})"
+        )
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _request_of(challenge: Challenge) -> Mapping[str, Any]:
+    """The decoded charge request of ``challenge``."""
+    request: Any = challenge.request_data
+    if not isinstance(request, Mapping):
+        raise InvalidChargeRequest(
+            "tempo charge: the challenge request is not a JSON object", challenge=challenge
+        )
+    return request
+
+
+def _expires_of(challenge: Challenge) -> datetime | None:
+    try:
+        return challenge.expires_at
+    except ValueError:  # ParseError: the parser already refuses malformed timestamps
+        raise InvalidChargeRequest(
+            "tempo charge: expires is not an RFC 3339 timestamp", challenge=challenge
+        ) from None
+
+
+def _amount(raw: object, where: str, refuse: Any) -> int:
+    if not isinstance(raw, str) or not _AMOUNT.match(raw):
+        raise refuse(f"{where} must be a string of base-unit digits, got {str(raw)[:40]!r}")
+    value = int(raw)
+    if value > _MAX_UINT256:
+        raise refuse(f"{where} is larger than a uint256")
+    return value
+
+
+def _check_recipient(raw: object, where: str, refuse: Any) -> None:
+    if not is_address(raw):
+        raise refuse(f"{where} is not a valid address: {str(raw)[:64]!r}")
+    if str(raw).lower() == _ZERO_ADDRESS:
+        raise refuse(f"{where} is the zero address (the money would be burnt)")

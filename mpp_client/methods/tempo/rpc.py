@@ -1,0 +1,59 @@
+"""JSON-RPC over effects: every call is an ``HttpCall`` the driver runs on its reused client."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Generator
+from typing import Any
+
+from mpp_client.effects import Effect, HttpCall, HttpReply
+from mpp_client.errors import MethodError
+
+__all__ = ["RpcError", "rpc_call"]
+
+_ids = itertools.count(1)
+_METHOD_NOT_FOUND = -32601
+
+
+class RpcError(MethodError):
+    """The chain's RPC endpoint answered with an error (``code`` is the JSON-RPC code, or the
+    HTTP status when the body was not JSON-RPC)."""
+
+    def __init__(self, reason: str, *, code: int | None = None, money_moved: bool = False) -> None:
+        super().__init__(reason, money_moved=money_moved)
+        self.code = code
+
+    @property
+    def method_not_found(self) -> bool:
+        """The endpoint does not implement the method."""
+        return self.code == _METHOD_NOT_FOUND
+
+
+def rpc_call(
+    url: str, method: str, params: list[Any], *, timeout: float = 10.0, retry_safe: bool = True
+) -> Generator[Effect, Any, Any]:
+    """Call ``method`` at ``url`` and return its ``result``; raise ``RpcError`` on an error.
+
+    ``retry_safe`` is true for reads; a broadcast passes false so the driver never sends it twice.
+    """
+    body = {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": params}
+    reply: HttpReply = yield HttpCall.json_post(url, body, timeout=timeout, retry_safe=retry_safe)
+    try:
+        answer = reply.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise RpcError(
+            f"{method}: HTTP {reply.status} without a JSON-RPC answer", code=reply.status
+        )
+    error = answer.get("error")
+    if error is not None:
+        code = error.get("code") if isinstance(error, dict) else None
+        message = error.get("message") if isinstance(error, dict) else str(error)
+        # Node messages are short and carry no secrets; cap them anyway.
+        raise RpcError(
+            f"{method}: {str(message)[:200]}", code=code if isinstance(code, int) else None
+        )
+    if "result" not in answer:
+        raise RpcError(f"{method}: answer has neither result nor error", code=reply.status)
+    return answer["result"]

@@ -1,0 +1,212 @@
+"""Tempo transactions (EIP-2718 type ``0x76``) and the ``0x78`` fee-payer hand-off envelope.
+
+Field order of the signed ``0x76`` envelope (RLP list)::
+
+    0 chain_id   1 max_priority_fee_per_gas   2 max_fee_per_gas   3 gas_limit
+    4 calls [[to, value, data], ...]          5 access_list        6 nonce_key   7 nonce
+    8 valid_before   9 valid_after   10 fee_token   11 fee_payer_signature
+    12 aa_authorization_list   (13 key_authorization, only when present)   last: sender signature
+
+* The sender signs ``keccak256(0x76 || rlp(fields 0..12 [+ key_authorization]))``. When a fee
+  payer sponsors the transaction the sender does not commit to the fee token (slot 10 empty)
+  and slot 11 holds the single byte ``0x00``.
+* The fee payer signs ``keccak256(0x78 || rlp(fields 0..9, fee_token, sender, aa_list
+  [, key_authorization]))``.
+* The hand-off envelope a payer sends to a sponsoring server is ``0x78 || rlp(fields 0..9,
+  fee_token (empty), sender, aa_list [, key_authorization], sender_signature)``: the server
+  decodes it, picks its fee token, co-signs and broadcasts a ``0x76``.
+
+Gas prices are in attodollars per gas unit (wei-like); TIP-20 amounts are in micro-dollars, so a
+fee in token base units is ``gas_used * gas_price / 10**12``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from mpp_client.methods.tempo import rlp
+from mpp_client.methods.tempo.keccak import keccak256
+
+__all__ = [
+    "EXPIRING_NONCE_KEY",
+    "Call",
+    "KeyAuthorization",
+    "SignedKeyAuthorization",
+    "TempoTransaction",
+    "TokenLimit",
+    "address_bytes",
+]
+
+TX_TYPE = 0x76
+FEE_PAYER_TYPE = 0x78
+#: The expiring-nonce lane (TIP-1009): nonce 0, replay protection by hash until ``valid_before``.
+EXPIRING_NONCE_KEY = 2**256 - 1
+
+_uint = rlp.uint
+
+
+def address_bytes(address: str | bytes) -> bytes:
+    """20 raw bytes of an address given as ``0x`` hex or bytes."""
+    raw = bytes.fromhex(address.removeprefix("0x")) if isinstance(address, str) else address
+    if len(raw) != 20:
+        raise ValueError("an address has 20 bytes")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call of a batch: ``value`` in the chain's native unit (always 0 on Tempo)."""
+
+    to: bytes
+    value: int = 0
+    data: bytes = b""
+
+    def item(self) -> rlp.Item:
+        return [self.to, _uint(self.value), self.data]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLimit:
+    """A spending limit for an access key: at most ``limit`` base units of ``token``."""
+
+    token: bytes
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAuthorization:
+    """A root account's authorization of an access key (``key_id`` = the key's address).
+
+    ``key_type``: 0 secp256k1, 1 P256, 2 WebAuthn. ``expiry``: unix seconds or ``None`` (never).
+    ``limits``: per-token spending limits, or ``None`` for unlimited. Trailing optional fields
+    are omitted from the encoding when absent.
+    """
+
+    chain_id: int
+    key_id: bytes
+    key_type: int = 0
+    expiry: int | None = None
+    limits: tuple[TokenLimit, ...] | None = None
+
+    def item(self) -> rlp.Item:
+        fields: list[rlp.Item] = [_uint(self.chain_id), _uint(self.key_type), self.key_id]
+        if self.expiry is not None or self.limits is not None:
+            fields.append(_uint(self.expiry or 0))
+        if self.limits is not None:
+            fields.append([[limit.token, _uint(limit.limit)] for limit in self.limits])
+        return fields
+
+    def digest(self) -> bytes:
+        """What the root account signs: ``keccak256(rlp(authorization))``."""
+        return keccak256(rlp.encode(self.item()))
+
+
+@dataclass(frozen=True, slots=True)
+class SignedKeyAuthorization:
+    """A ``KeyAuthorization`` with the root account's signature envelope."""
+
+    authorization: KeyAuthorization
+    signature: bytes
+
+    def item(self) -> rlp.Item:
+        return [self.authorization.item(), self.signature]
+
+
+@dataclass(frozen=True, slots=True)
+class TempoTransaction:
+    """An unsigned Tempo transaction.
+
+    ``max_fee_per_gas`` / ``max_priority_fee_per_gas`` are in attodollars per gas unit.
+    ``valid_before`` / ``valid_after`` are unix seconds (``None``: unset). ``fee_token`` is the
+    TIP-20 token the fee is paid in (for a sponsored transaction: the fee payer's choice, not
+    part of what the sender signs). ``sponsored`` means a fee payer pays the fee.
+    """
+
+    chain_id: int
+    calls: tuple[Call, ...]
+    gas_limit: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int = 0
+    nonce_key: int = 0
+    nonce: int = 0
+    valid_before: int | None = None
+    valid_after: int | None = None
+    fee_token: bytes | None = None
+    sponsored: bool = False
+    access_list: tuple[tuple[bytes, tuple[bytes, ...]], ...] = ()
+    key_authorization: SignedKeyAuthorization | None = None
+    _head: list[rlp.Item] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.calls:
+            raise ValueError("a Tempo transaction needs at least one call")
+        head: list[rlp.Item] = [
+            _uint(self.chain_id),
+            _uint(self.max_priority_fee_per_gas),
+            _uint(self.max_fee_per_gas),
+            _uint(self.gas_limit),
+            [call.item() for call in self.calls],
+            [[address, list(keys)] for address, keys in self.access_list],
+            _uint(self.nonce_key),
+            _uint(self.nonce),
+            _uint(self.valid_before or 0),
+            _uint(self.valid_after or 0),
+        ]
+        object.__setattr__(self, "_head", head)
+
+    def _tail(self) -> list[rlp.Item]:
+        # aa_authorization_list is always empty here, then the optional key authorization.
+        tail: list[rlp.Item] = [[]]
+        if self.key_authorization is not None:
+            tail.append(self.key_authorization.item())
+        return tail
+
+    def signing_payload(self) -> bytes:
+        """The bytes the sender's digest is taken over (``0x76 || rlp(...)``)."""
+        if self.sponsored:
+            slots: list[rlp.Item] = [b"", b"\x00"]
+        else:
+            slots = [self.fee_token or b"", b""]
+        return bytes((TX_TYPE,)) + rlp.encode([*self._head, *slots, *self._tail()])
+
+    def signing_hash(self) -> bytes:
+        """The 32-byte digest the sender signs."""
+        return keccak256(self.signing_payload())
+
+    def encode(self, signature: bytes, fee_payer_signature: bytes | None = None) -> bytes:
+        """The broadcastable ``0x76`` bytes with the sender's signature envelope.
+
+        ``fee_payer_signature`` (65 bytes ``r || s || v``) is the sponsor's co-signature.
+        """
+        if fee_payer_signature is not None:
+            r, s, v = fee_payer_signature[:32], fee_payer_signature[32:64], fee_payer_signature[64]
+            payer_slot: rlp.Item = [_uint(v - 27 if v >= 27 else v), _strip(r), _strip(s)]
+        else:
+            payer_slot = b"\x00" if self.sponsored else b""
+        body = [*self._head, self.fee_token or b"", payer_slot, *self._tail(), signature]
+        return bytes((TX_TYPE,)) + rlp.encode(body)
+
+    def fee_payer_signing_hash(self, sender: bytes) -> bytes:
+        """The digest a fee payer signs to sponsor this transaction from ``sender``."""
+        body = [*self._head, self.fee_token or b"", sender, *self._tail()]
+        return keccak256(bytes((FEE_PAYER_TYPE,)) + rlp.encode(body))
+
+    def fee_payer_envelope(self, sender: bytes, signature: bytes) -> bytes:
+        """The ``0x78`` hand-off a sponsoring server co-signs (not broadcastable itself)."""
+        body = [*self._head, b"", sender, *self._tail(), signature]
+        return bytes((FEE_PAYER_TYPE,)) + rlp.encode(body)
+
+
+def _strip(value: bytes) -> bytes:
+    return value.lstrip(b"\x00")
+
+
+def tx_hash(raw: bytes) -> str:
+    """The transaction hash (``0x`` hex) of signed transaction bytes."""
+    return "0x" + keccak256(raw).hex()
+
+
+def calls_of(targets: Sequence[tuple[str, bytes]]) -> tuple[Call, ...]:
+    """Calls with zero value from ``(to address, calldata)`` pairs."""
+    return tuple(Call(address_bytes(to), 0, data) for to, data in targets)
