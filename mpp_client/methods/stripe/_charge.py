@@ -37,7 +37,6 @@ from mpp_client.methods.stripe._api import (
     object_path,
     stripe_error_text,
 )
-from mpp_client.methods.stripe._challenge import challenge_expires, challenge_request
 from mpp_client.methods.stripe._currency import stripe_currency
 from mpp_client.methods.stripe._request import StripeChargeRequest, parse_charge_request
 from mpp_client.money import Money
@@ -122,7 +121,7 @@ class StripeCharge(PaymentMethod):
         """Check the challenge and price it in Stripe minor units of its currency (no I/O)."""
         if not self.can_pay(challenge):
             raise PaymentRefused("not a stripe charge challenge", challenge=challenge)
-        request = parse_charge_request(challenge_request(challenge), challenge=challenge)
+        request = parse_charge_request(challenge.request_data, challenge=challenge)
         if (
             self.payment_method_type is not None
             and self.payment_method_type not in request.payment_method_types
@@ -131,7 +130,7 @@ class StripeCharge(PaymentMethod):
                 f"the seller does not accept payment method type {self.payment_method_type!r}",
                 challenge=challenge,
             )
-        expires = challenge_expires(challenge)
+        expires = challenge.expires_at
         self._check_expiry(expires, context.now, challenge)
         return Quote(
             challenge=challenge,
