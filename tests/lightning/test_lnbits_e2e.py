@@ -1,0 +1,163 @@
+"""End to end: a real LNbits server (FakeWallet funding source) on 127.0.0.1, an MPP server
+selling a resource for sats with LNbits invoices, and mpp_client paying it through the httpx
+sync and async transports and the requests session, with the LNbits payer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+import mpp_client
+from mpp_client.errors import PaymentRefused
+from mpp_client.guard import OpenGuard
+from mpp_client.methods.lightning import LightningCharge, LnbitsPayer
+from mpp_client.requests_session import PaymentSession
+from mpp_client.runner import run_sync
+from mpp_client.transport import AsyncPaymentTransport, PaymentTransport
+
+from .lnbits_server import LnbitsServer, free_port, running_lnbits
+from .mpp_server import PRICE_SATS, LightningShop, ServerThread
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def lnbits() -> Iterator[LnbitsServer]:
+    with running_lnbits() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def merchant(lnbits):
+    return lnbits.create_wallet("merchant")
+
+
+@pytest.fixture(scope="module")
+def shop(lnbits, merchant) -> Iterator[tuple[LightningShop, str]]:
+    shop = LightningShop(lnbits.url, merchant.inkey)
+    with ServerThread(shop.app(), free_port()) as server:
+        yield shop, server.url
+
+
+@pytest.fixture
+def payer_wallet(lnbits):
+    wallet = lnbits.create_wallet("agent")
+    lnbits.fund(wallet, 1_000)
+    return wallet
+
+
+def make_wallet(lnbits: LnbitsServer, payer_wallet) -> dict:
+    """Transport options: the Lightning method over the LNbits payer, and an in-memory guard
+    whose entries stand in for the journal."""
+    guard = OpenGuard()
+
+    def already_paid(payment_hash: str) -> bool:
+        return any(
+            e.reference == payment_hash and e.state in ("sent", "settled", "unknown")
+            for e in guard.entries
+        )
+
+    charge = LightningCharge(
+        LnbitsPayer(lnbits.url, payer_wallet.adminkey),
+        network="mainnet",
+        max_fee_sats=0,
+        already_paid=already_paid,
+    )
+    return {"methods": [charge], "guard": guard}
+
+
+def assert_paid_once(lnbits, payer_wallet, shop, response, balance_before):
+    assert response.status_code == 200
+    payment = mpp_client.payment_of(response)
+    assert payment is not None and payment.status == "paid"
+    assert payment.receipt is not None
+    assert payment.receipt.method == "lightning"
+    assert payment.receipt.reference == shop.accepted[-1] == payment.reference
+    assert lnbits.balance_msat(payer_wallet) == balance_before - PRICE_SATS * 1000
+    outgoing = lnbits.outgoing_payments(payer_wallet)
+    assert [p["payment_hash"] for p in outgoing] == [payment.reference]
+
+
+def test_sync_transport_pays_lnbits_invoice_and_gets_receipt(lnbits, shop, payer_wallet):
+    shop, url = shop
+    wallet = make_wallet(lnbits, payer_wallet)
+    before = lnbits.balance_msat(payer_wallet)
+    with httpx.Client(transport=PaymentTransport(**wallet)) as client:
+        response = client.get(f"{url}/weather")
+    assert response.json() == {"forecast": "sunny"}
+    assert_paid_once(lnbits, payer_wallet, shop, response, before)
+    (entry,) = wallet["guard"].entries
+    assert entry.state == "settled"
+    assert entry.reference == shop.accepted[-1]
+
+
+async def test_async_transport_pays_lnbits_invoice(lnbits, shop, payer_wallet):
+    shop, url = shop
+    wallet = make_wallet(lnbits, payer_wallet)
+    before = lnbits.balance_msat(payer_wallet)
+    async with httpx.AsyncClient(transport=AsyncPaymentTransport(**wallet)) as client:
+        response = await client.get(f"{url}/weather")
+    assert_paid_once(lnbits, payer_wallet, shop, response, before)
+
+
+def test_requests_session_pays_lnbits_invoice(lnbits, shop, payer_wallet):
+    shop, url = shop
+    wallet = make_wallet(lnbits, payer_wallet)
+    before = lnbits.balance_msat(payer_wallet)
+    with PaymentSession(**wallet) as session:
+        response = session.get(f"{url}/weather", timeout=60)
+    assert response.status_code == 200
+    payment = mpp_client.payment_of(response)
+    assert payment is not None and payment.status == "paid"
+    assert lnbits.balance_msat(payer_wallet) == before - PRICE_SATS * 1000
+
+
+@pytest.mark.parametrize("route", ["/overpriced", "/wrong-hash"])
+def test_hostile_challenge_is_refused_and_lnbits_shows_no_payment(
+    lnbits, shop, payer_wallet, route
+):
+    shop, url = shop
+    wallet = make_wallet(lnbits, payer_wallet)
+    before = lnbits.balance_msat(payer_wallet)
+    with (
+        httpx.Client(transport=PaymentTransport(**wallet)) as client,
+        pytest.raises(PaymentRefused),
+    ):
+        client.get(f"{url}{route}")
+    assert lnbits.balance_msat(payer_wallet) == before
+    assert lnbits.outgoing_payments(payer_wallet) == []
+
+
+def test_lnbits_payer_lookup_finds_the_settled_payment(lnbits, shop, payer_wallet):
+    shop, url = shop
+    wallet = make_wallet(lnbits, payer_wallet)
+    with httpx.Client(transport=PaymentTransport(**wallet)) as client:
+        client.get(f"{url}/weather")
+    payer = LnbitsPayer(lnbits.url, payer_wallet.adminkey)
+    with httpx.Client() as io:
+        result = run_sync(payer.lookup(shop.accepted[-1]), io)
+        assert result.status == "settled"
+        assert run_sync(payer.lookup("cd" * 32), io).status == "failed"
+
+
+def test_lnbits_refuses_to_pay_the_same_invoice_twice_and_we_report_nothing_moved(
+    lnbits, merchant, payer_wallet
+):
+    # The second attempt of an already paid internal invoice: LNbits answers 520 "failed".
+    reply = httpx.post(
+        f"{lnbits.url}/api/v1/payments",
+        json={"out": False, "amount": 5, "unit": "sat", "memo": "twice"},
+        headers={"X-Api-Key": merchant.inkey},
+        timeout=30,
+    )
+    bolt11 = reply.json()["bolt11"]
+    payer = LnbitsPayer(lnbits.url, payer_wallet.adminkey)
+    with httpx.Client() as io:
+        first = run_sync(payer.pay(bolt11, 0), io)
+        assert first.payment_hash == reply.json()["payment_hash"]
+        from mpp_client.methods.lightning import PaymentNotSent
+
+        with pytest.raises(PaymentNotSent):
+            run_sync(payer.pay(bolt11, 0), io)
