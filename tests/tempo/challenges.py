@@ -9,7 +9,7 @@ from mpp_client.methods.base import PaymentContext
 from mpp_client.protocol.challenge import Challenge
 
 PATH_USD = "0x20c0000000000000000000000000000000000000"
-MERCHANT = "0x742d35Cc6634C0532925a3b844Bc9e7595f8fE00"
+MERCHANT = "0x742d35Cc6634c0532925a3b844bC9e7595F8fE00"
 PARTNER = "0xa1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2"
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 
