@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from mpp_client.effects import Checkpoint, HttpCall, Sleep
+from mpp_client.effects import Checkpoint, HttpCall
 from mpp_client.errors import (
     ChallengeExpired,
     EffectFailed,
@@ -17,8 +17,7 @@ from mpp_client.errors import (
     PaymentRefused,
 )
 from mpp_client.methods.base import Payee
-from mpp_client.methods.tempo import InvalidChargeRequest, LocalKeySigner, TempoCharge
-from mpp_client.methods.tempo import rlp
+from mpp_client.methods.tempo import InvalidChargeRequest, LocalKeySigner, TempoCharge, rlp
 from mpp_client.methods.tempo.keccak import keccak256
 from mpp_client.methods.tempo.memo import attribution_memo
 from mpp_client.methods.tempo.proof import proof_digest
