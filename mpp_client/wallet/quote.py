@@ -1,0 +1,161 @@
+"""Dry run: what paying for a request would cost, without paying.
+
+``Wallet.quote(url)`` sends the request once through the payment transport with
+``PaymentOptions(dry_run=True)``: the flow parses the 402, chooses a challenge exactly as it
+would for a real payment (preference, method checks, expiry, the wallet's policy) and stops
+before reserving or signing anything. When the policy refuses every challenge, the request is
+quoted again with a guard that refuses nothing, to show what WOULD have been paid and why it
+is not allowed. Nothing is written to the journal either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from mpp_client.effects import Effect
+from mpp_client.errors import PaymentRefused
+from mpp_client.guard import PaymentOptions, Reservation
+from mpp_client.methods.base import Payee, PaymentContext, Quote
+from mpp_client.money import Money
+
+if TYPE_CHECKING:
+    import httpx
+
+    from mpp_client.wallet.wallet import Wallet
+
+__all__ = ["WalletQuote", "dry_run"]
+
+
+@dataclass(frozen=True, slots=True)
+class WalletQuote:
+    """The answer to ``Wallet.quote``.
+
+    ``status``: the HTTP status of the unpaid request. ``payment_required``: it was a 402 this
+    wallet could consider. ``quote``: the chosen challenge's price (``quote.amount`` in base
+    units, ``quote.exposure`` with the maximum fee, ``quote.payees``, ``quote.expires``,
+    ``quote.challenge``), ``None`` when nothing could be paid. ``allowed``: the policy would pay
+    it now; otherwise ``refusal`` says why and ``rule`` names the rule (when a policy rule).
+    """
+
+    url: str
+    status: int
+    payment_required: bool
+    quote: Quote | None
+    allowed: bool
+    refusal: str | None = None
+    rule: str | None = None
+
+    @property
+    def method(self) -> str | None:
+        """The payment method that would pay (``"tempo"``, ...)."""
+        return None if self.quote is None else self.quote.method
+
+    @property
+    def price(self) -> Money | None:
+        """The most this payment can take (amount plus maximum fee), base units."""
+        return None if self.quote is None else self.quote.exposure
+
+    @property
+    def payees(self) -> tuple[Payee, ...]:
+        """Who would be paid, with amounts in base units."""
+        return () if self.quote is None else self.quote.payees
+
+    @property
+    def expires(self) -> datetime | None:
+        """When the offer stops being payable."""
+        return None if self.quote is None else self.quote.expires
+
+    @property
+    def challenge_id(self) -> str | None:
+        """The id of the chosen challenge."""
+        return None if self.quote is None else self.quote.challenge.id
+
+
+class _AnyGuard:
+    """Refuses nothing and reserves nothing: only for the second look of a refused dry run."""
+
+    def check(self, quote: Quote, context: PaymentContext, options: PaymentOptions) -> None:
+        return None
+
+    def reserve(
+        self, quote: Quote, context: PaymentContext, options: PaymentOptions
+    ) -> Generator[Effect, Any, Reservation]:  # pragma: no cover - dry runs never reserve
+        raise PaymentRefused("a dry run never reserves")
+        yield
+
+
+def _send(
+    wallet: Wallet,
+    guard: Any,
+    url: str,
+    method: str,
+    headers: Any,
+    content: bytes | str | None,
+    inner: httpx.BaseTransport | None,
+) -> httpx.Response:
+    import httpx
+
+    from mpp_client.transport import PaymentTransport
+
+    if guard is wallet:
+        transport = PaymentTransport(inner, wallet=wallet)
+    else:
+        transport = PaymentTransport(inner, methods=wallet.methods, guard=guard,
+                                     prefer=wallet.prefer)  # fmt: skip
+    with httpx.Client(transport=transport) as client:
+        request = client.build_request(method, url, headers=headers, content=content)
+        request.extensions = {**request.extensions, "mpp": PaymentOptions(dry_run=True)}
+        response = client.send(request)
+        response.read()
+        return response
+
+
+def dry_run(
+    wallet: Wallet,
+    url: str,
+    *,
+    method: str = "GET",
+    headers: Any = None,
+    content: bytes | str | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> WalletQuote:
+    """See ``Wallet.quote``."""
+    from mpp_client import payment_of
+
+    try:
+        response = _send(wallet, wallet, url, method, headers, content, transport)
+    except PaymentRefused as refused:
+        first = refused
+    else:
+        payment = payment_of(response)
+        if payment is None:
+            return WalletQuote(url, response.status_code, False, None, allowed=False,
+                               refusal=None if response.status_code != 402 else
+                               "the 402 carries no challenge this wallet understands")  # fmt: skip
+        return WalletQuote(
+            url,
+            response.status_code,
+            True,
+            payment.quote,
+            allowed=payment.allowed,
+            refusal=payment.refusal,
+        )
+    rule = getattr(first, "rule", None)
+    try:
+        response = _send(wallet, _AnyGuard(), url, method, headers, content, transport)
+    except PaymentRefused:
+        # Not payable even without the policy (no method, expired, unsafe request).
+        return WalletQuote(url, 402, True, None, allowed=False, refusal=first.reason, rule=rule)
+    payment = payment_of(response)
+    return WalletQuote(
+        url,
+        response.status_code,
+        True,
+        None if payment is None else payment.quote,
+        allowed=False,
+        refusal=first.reason,
+        rule=rule,
+    )
