@@ -1,0 +1,176 @@
+"""Tokenizer for ``WWW-Authenticate`` field values (RFC 9110 §11 challenges and auth-params).
+
+One field value may hold several challenges of several schemes::
+
+    Bearer realm="x", Payment id="a", realm="b", ..., Payment id="c", ...
+
+The scanner walks the value once, left to right, with a handful of precompiled regular
+expressions. Every repetition in them is possessive (``*+``, ``++``) and the alternatives inside
+a repetition start with different characters, so the regex engine never backtracks: the work is
+linear in the length of the value even on hostile input (long runs of backslashes, quotes,
+commas or ``Payment `` repeats). Scanning never fails; what cannot be read is skipped up to the
+next comma outside a quoted string, which is what lets one broken challenge (or one broken
+extension parameter) leave its neighbours intact.
+
+Quoted strings honour RFC 9110 quoted-pairs (``\\"`` is ``"``) and mppx's ``\\uXXXX`` escape for
+characters above U+00FF. An unescaped quote inside a value ends it, and the junk up to the next
+top-level comma is ignored (protocol README §2, "permissive tail").
+"""
+
+from __future__ import annotations
+
+import re
+
+from mpp_client.errors import FormatError
+
+__all__ = ["RawChallenge", "is_token", "quote", "scan", "unquote"]
+
+# RFC 9110 tchar.
+_TCHAR = r"!#$%&'*+.^_`|~0-9A-Za-z-"
+_QUOTED = r'"((?:[^"\\]++|\\.)*+)"'
+
+# A complete auth-param element: name BWS "=" BWS (quoted-string / token), then the end of the
+# element (a comma or the end of the value). Leading commas and OWS are empty list elements.
+# Unquoted values also take "/" and "=" so base64 (token68-like) values survive unquoted.
+_PARAM = re.compile(
+    rf"[ \t,]*+([{_TCHAR}]++)[ \t]*+=[ \t]*+(?:{_QUOTED}|([{_TCHAR}/=]++))[ \t]*+(?=,|\Z)",
+    re.DOTALL,
+).match
+# The permissive tail: name="value" followed by junk; the junk is skipped separately.
+_PARAM_WITH_TAIL = re.compile(
+    rf"[ \t,]*+([{_TCHAR}]++)[ \t]*+=[ \t]*+{_QUOTED}",
+    re.DOTALL,
+).match
+# A scheme name starts a challenge when it is not followed by "=". Group 2 is set when
+# whitespace followed it, i.e. auth-params or a token68 may come next.
+_SCHEME = re.compile(rf"[ \t,]*+([{_TCHAR}]++)(?:([ \t]++)(?!=)|(?=,)|\Z)").match
+# Anything up to the next comma outside a quoted string. An unterminated quoted string runs to
+# the end of the value.
+_JUNK = re.compile(r'[ \t,]*+(?:[^",]++|"(?:[^"\\]++|\\.)*+"?)*+', re.DOTALL).match
+
+_TOKEN = re.compile(rf"[{_TCHAR}]+").fullmatch
+_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|(.))", re.DOTALL)
+_SURROGATE = re.compile("[\ud800-\udfff]").search
+# Characters a quoted-string cannot carry, even as a quoted-pair: CTLs other than HTAB, and DEL.
+_NOT_QDTEXT = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]").search
+_ABOVE_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+class RawChallenge:
+    """One challenge as scanned: lower-cased scheme, raw (unescaped) params, first defect."""
+
+    __slots__ = ("defect", "params", "scheme")
+
+    def __init__(self, scheme: str) -> None:
+        self.scheme = scheme
+        self.params: dict[str, str] = {}
+        # Why the challenge cannot be used as it stands (a duplicate parameter, a token68 where
+        # auth-params were expected); None when it scanned cleanly.
+        self.defect: str | None = None
+
+    def __repr__(self) -> str:
+        names = sorted(self.params)
+        return f"RawChallenge({self.scheme!r}, params={names}, defect={self.defect!r})"
+
+
+def _unescape_one(match: re.Match[str]) -> str:
+    code = match.group(1)
+    return chr(int(code, 16)) if code is not None else match.group(2)
+
+
+def unquote(text: str) -> str:
+    """Resolve quoted-pairs and mppx ``\\uXXXX`` escapes in the inside of a quoted string.
+
+    ``\\u`` escapes come in UTF-16 units (mppx escapes JavaScript string code units), so a
+    surrogate pair becomes one character; a lone surrogate becomes U+FFFD.
+    """
+    if "\\" not in text:
+        return text
+    text = _ESCAPE.sub(_unescape_one, text)
+    if _SURROGATE(text):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
+def _escape_above_ascii(match: re.Match[str]) -> str:
+    units = match.group().encode("utf-16-be")
+    return "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2))
+
+
+def quote(value: str, name: str) -> str:
+    """Write ``value`` as a quoted-string for parameter ``name``.
+
+    ``\\`` and ``"`` are escaped; characters beyond ASCII use mppx's ``\\uXXXX`` escape so the
+    header stays ASCII. Raises :class:`~mpp_client.errors.FormatError` for CR, LF and other
+    control characters (header injection).
+    """
+    if _NOT_QDTEXT(value):
+        raise FormatError(f"{name} contains CR, LF or another control character")
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    if not escaped.isascii():
+        try:
+            escaped = _ABOVE_ASCII.sub(_escape_above_ascii, escaped)
+        except UnicodeEncodeError:
+            raise FormatError(f"{name} contains a lone surrogate") from None
+    return f'"{escaped}"'
+
+
+def is_token(value: str) -> bool:
+    """True when ``value`` is an RFC 9110 token (e.g. a valid header field name)."""
+    return _TOKEN(value) is not None
+
+
+def _junk_end(value: str, pos: int) -> int:
+    match = _JUNK(value, pos)
+    # The pattern matches the empty string, so there is always a match.
+    return match.end() if match is not None else len(value)
+
+
+def scan(value: str) -> list[RawChallenge]:
+    """Split one field value into challenges. Never raises; linear in ``len(value)``.
+
+    Parameters before the first scheme are dropped. Parameter names are lower-cased and
+    quoted values unescaped; a repeated name marks the challenge defective.
+    """
+    challenges: list[RawChallenge] = []
+    current: RawChallenge | None = None
+    params: dict[str, str] = {}
+    # True right after "scheme SP": a non-param element there is a token68, not a new scheme.
+    after_scheme = False
+    pos = 0
+    size = len(value)
+    while pos < size:
+        match = _PARAM(value, pos)
+        if match is not None:
+            name, quoted, bare = match.groups()
+            pos = match.end()
+        else:
+            match = _PARAM_WITH_TAIL(value, pos)
+            if match is not None:
+                name, quoted = match.groups()
+                bare = ""
+                pos = _junk_end(value, match.end())
+        if match is not None:
+            after_scheme = False
+            if current is None:
+                continue
+            name = name.lower()
+            if name in params:
+                current.defect = current.defect or f"duplicate {name} parameter"
+                continue
+            params[name] = unquote(quoted) if quoted is not None else bare
+            continue
+        if not after_scheme:
+            match = _SCHEME(value, pos)
+            if match is not None:
+                current = RawChallenge(match.group(1).lower())
+                params = current.params
+                challenges.append(current)
+                after_scheme = match.group(2) is not None
+                pos = match.end()
+                continue
+        elif current is not None:
+            current.defect = current.defect or "token68 where auth-params were expected"
+        after_scheme = False
+        pos = _junk_end(value, pos)
+    return challenges
