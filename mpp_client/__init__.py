@@ -1,3 +1,115 @@
-"""mpp_client: pay for HTTP resources over the Machine Payments Protocol (HTTP 402)."""
+"""mpp_client: pay for HTTP resources over the Machine Payments Protocol (HTTP 402), within
+limits the owner sets.
 
-from mpp_client.errors import *  # noqa: F403  (replaced by an explicit list once the API settles)
+The public API is re-exported here. Payment methods live in ``mpp_client.methods.<name>`` behind
+install extras, the wire format in ``mpp_client.protocol``, test helpers in
+``mpp_client.testing``. Names whose modules need an optional dependency (``PaymentSession``
+needs ``requests``) are imported on first use, so ``import mpp_client`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from mpp_client.driver import payment_of, receipt_of
+from mpp_client.errors import (
+    BudgetExceeded,
+    ChallengeExpired,
+    CrossOriginPayment,
+    EffectFailed,
+    EncodingError,
+    FormatError,
+    HumanActionRequired,
+    InsecureOrigin,
+    JournalError,
+    KeyStoreError,
+    MethodError,
+    MppError,
+    NoPayableChallenge,
+    NotAllowed,
+    ParseError,
+    PayeeChanged,
+    PaymentFailed,
+    PaymentOutcomeUnknown,
+    PaymentRefused,
+    PaymentRejected,
+    PaymentVetoed,
+    PolicyViolation,
+    PriceUnavailable,
+    ProtocolError,
+    UnreplayableBody,
+)
+from mpp_client.flow import Payment, PaymentHooks
+from mpp_client.guard import PaymentOptions
+from mpp_client.methods.base import PaymentMethod, PaymentProof, Quote
+from mpp_client.money import SAT, Currency, Money
+from mpp_client.protocol import Challenge, Credential, Problem, Receipt
+from mpp_client.transport import AsyncPaymentTransport, PaymentTransport
+
+if TYPE_CHECKING:
+    from mpp_client.requests_session import PaymentSession
+    from mpp_client.wallet import Wallet
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncPaymentTransport",
+    "BudgetExceeded",
+    "Challenge",
+    "ChallengeExpired",
+    "Credential",
+    "CrossOriginPayment",
+    "Currency",
+    "EffectFailed",
+    "EncodingError",
+    "FormatError",
+    "HumanActionRequired",
+    "InsecureOrigin",
+    "JournalError",
+    "KeyStoreError",
+    "MethodError",
+    "Money",
+    "MppError",
+    "NoPayableChallenge",
+    "NotAllowed",
+    "ParseError",
+    "PayeeChanged",
+    "Payment",
+    "PaymentFailed",
+    "PaymentHooks",
+    "PaymentMethod",
+    "PaymentOptions",
+    "PaymentOutcomeUnknown",
+    "PaymentProof",
+    "PaymentRefused",
+    "PaymentRejected",
+    "PaymentSession",
+    "PaymentTransport",
+    "PaymentVetoed",
+    "PolicyViolation",
+    "PriceUnavailable",
+    "Problem",
+    "ProtocolError",
+    "Quote",
+    "Receipt",
+    "SAT",
+    "UnreplayableBody",
+    "Wallet",
+    "payment_of",
+    "receipt_of",
+]
+
+_LAZY = {
+    "PaymentSession": "mpp_client.requests_session",
+    "Wallet": "mpp_client.wallet",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mpp_client' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

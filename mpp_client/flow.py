@@ -398,19 +398,19 @@ def payment_flow(
             # paying again would only pay twice.
             reason = "403 after a valid payment: access denied by the server"
             reservation.failed(reason, money_moved=True)
-            error = PaymentFailed(
+            denied = PaymentFailed(
                 reason,
                 money_moved=True,
                 challenge_id=quote.challenge.id,
                 reference=proof.reference,
             )
-            _notify(config.hooks.on_failure, quote, error)
+            _notify(config.hooks.on_failure, quote, denied)
             return Payment(
                 "denied",
                 quote,
                 reference=proof.reference,
                 problem=problem,
-                error=error,
+                error=denied,
                 journal_id=reservation.id,
                 payments=payments,
             )
@@ -522,7 +522,9 @@ def _choose(
     for _, challenge in ordered:
         method = next((m for m in config.methods if m.can_pay(challenge)), None)
         if method is None:
-            refusals[challenge.id] = f"no configured method pays {challenge.method}/{challenge.intent}"
+            refusals[challenge.id] = (
+                f"no configured method pays {challenge.method}/{challenge.intent}"
+            )
             continue
         try:
             expires_at = challenge.expires_at
@@ -617,13 +619,13 @@ def _pay(
             moved = bool(getattr(failure, "money_moved", False))
             if broadcast and not moved:
                 reservation.unknown(str(failure))
-                unknown = PaymentOutcomeUnknown(
+                lost = PaymentOutcomeUnknown(
                     f"payment failed after it was broadcast: {failure}",
                     challenge_id=quote.challenge.id,
                     reference=getattr(failure, "reference", None),
                 )
-                _notify(config.hooks.on_failure, quote, unknown)
-                raise unknown from failure
+                _notify(config.hooks.on_failure, quote, lost)
+                raise lost from failure
             reservation.failed(str(failure), money_moved=moved)
             _notify(config.hooks.on_failure, quote, failure)
             raise

@@ -124,7 +124,7 @@ def _bounded_content(response: requests.Response) -> bytes:
             break
     data = b"".join(chunks)[:MAX_402_BODY]
     response._content = data
-    response._content_consumed = True
+    response._content_consumed = True  # type: ignore[attr-defined]
     response.close()
     return data
 
@@ -176,8 +176,13 @@ class PaymentSession(requests.Session):
         self._mpp_body_cap = body_cap
         self._mpp_runner = SyncRunner(io_client)
 
-    def request(  # type: ignore[override]
-        self, method: str | bytes, url: str | bytes, *args: Any, mpp: PaymentOptions | None = None, **kwargs: Any
+    def request(
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        *args: Any,
+        mpp: PaymentOptions | None = None,
+        **kwargs: Any,
     ) -> requests.Response:
         """As ``requests.Session.request``, plus ``mpp=PaymentOptions(...)`` for this call."""
         token = _OPTIONS.set(mpp)
@@ -281,7 +286,7 @@ class PaymentSession(requests.Session):
     ) -> None:
         """As requests does for ``Authorization``, drop payment credentials on a redirect to
         another origin (requests alone would keep ``Payment-Authorization``)."""
-        super().rebuild_auth(prepared_request, response)
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
         if url_origin(str(prepared_request.url)) != url_origin(str(response.request.url)):
             headers = prepared_request.headers
             if headers.get("Authorization", "")[:8].lower() == "payment ":

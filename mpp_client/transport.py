@@ -175,7 +175,9 @@ def _strip_on_cross_origin(request: httpx.Request, pinned: str | None) -> None:
     request.headers.pop("payment-authorization", None)
 
 
-def _bounded_body_sync(response: httpx.Response) -> tuple[bytes, httpx.Response]:
+def _bounded_body_sync(
+    response: httpx.Response, request: httpx.Request
+) -> tuple[bytes, httpx.Response]:
     """Read a 402 body up to ``MAX_402_BODY`` and close it; returns the body and a response
     whose content can still be read by the caller."""
     chunks: list[bytes] = []
@@ -190,10 +192,12 @@ def _bounded_body_sync(response: httpx.Response) -> tuple[bytes, httpx.Response]
                 break
     finally:
         response.close()
-    return _rebuild(response, b"".join(chunks), truncated)
+    return _rebuild(response, request, b"".join(chunks), truncated)
 
 
-async def _bounded_body_async(response: httpx.Response) -> tuple[bytes, httpx.Response]:
+async def _bounded_body_async(
+    response: httpx.Response, request: httpx.Request
+) -> tuple[bytes, httpx.Response]:
     chunks: list[bytes] = []
     size = 0
     truncated = False
@@ -206,11 +210,11 @@ async def _bounded_body_async(response: httpx.Response) -> tuple[bytes, httpx.Re
                 break
     finally:
         await response.aclose()
-    return _rebuild(response, b"".join(chunks), truncated)
+    return _rebuild(response, request, b"".join(chunks), truncated)
 
 
 def _rebuild(
-    response: httpx.Response, body: bytes, truncated: bool
+    response: httpx.Response, request: httpx.Request, body: bytes, truncated: bool
 ) -> tuple[bytes, httpx.Response]:
     body = body[:MAX_402_BODY]
     headers = response.headers.copy()
@@ -223,7 +227,7 @@ def _rebuild(
         response.status_code,
         headers=headers,
         content=body,
-        request=response.request,
+        request=request,
         extensions=dict(response.extensions),
     )
     return body, rebuilt
@@ -339,7 +343,7 @@ class PaymentTransport(httpx.BaseTransport):
         problem: str | None,
     ) -> httpx.Response:
         remember_redirect(request.extensions, str(request.url), 402, None, pinned)
-        content, response = _bounded_body_sync(response)
+        content, response = _bounded_body_sync(response, request)
         facts = _facts(request, pinned, body, problem)
         flow = payment_flow(self._options.config, facts, _head(response, content))
         reply: Any = None
@@ -361,7 +365,7 @@ class PaymentTransport(httpx.BaseTransport):
                     continue
                 content = b""
                 if response.status_code in (402, 403) or response.status_code >= 500:
-                    content, response = _bounded_body_sync(response)
+                    content, response = _bounded_body_sync(response, request)
                 reply = _head(response, content)
                 continue
             try:
@@ -433,7 +437,7 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
         problem: str | None,
     ) -> httpx.Response:
         remember_redirect(request.extensions, str(request.url), 402, None, pinned)
-        content, response = await _bounded_body_async(response)
+        content, response = await _bounded_body_async(response, request)
         facts = _facts(request, pinned, body, problem)
         flow = payment_flow(self._options.config, facts, _head(response, content))
         reply: Any = None
@@ -457,7 +461,7 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
                     continue
                 content = b""
                 if response.status_code in (402, 403) or response.status_code >= 500:
-                    content, response = await _bounded_body_async(response)
+                    content, response = await _bounded_body_async(response, request)
                 reply = _head(response, content)
                 continue
             try:

@@ -79,10 +79,14 @@ class TestMethod(PaymentMethod):
     def quote(self, challenge: Challenge, context: PaymentContext) -> Quote:
         data = challenge.request_data
         amount = data.get("amount")
-        if not isinstance(amount, str) or not amount.isdigit() or (
-            len(amount) > 1 and amount[0] == "0"
+        if (
+            not isinstance(amount, str)
+            or not amount.isdigit()
+            or (len(amount) > 1 and amount[0] == "0")
         ):
-            raise PaymentRefused("amount must be a decimal string of base units", challenge=challenge)
+            raise PaymentRefused(
+                "amount must be a decimal string of base units", challenge=challenge
+            )
         recipient = data.get("recipient")
         if not isinstance(recipient, str) or not recipient:
             raise PaymentRefused("recipient is missing", challenge=challenge)

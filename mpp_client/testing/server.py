@@ -40,6 +40,8 @@ from mpp_client.testing.method import TEST_SECRET, test_proof
 __all__ = ["FakeMppServer", "Offer", "RecordedRequest", "Route"]
 
 PROBLEM_BASE = "https://paymentauth.org/problems/"
+#: Status ``handle`` returns when the connection must be dropped without an answer.
+DROP = 0
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ class Route:
     request body's digest. ``bind_resource``: the request names the path and query it pays for.
     ``redirect_to``: answer 302 to this URL instead. ``status``: a fixed status (no payment).
     ``retry_after``: a ``Retry-After`` value on rejections.
+    ``drop_paid``: how many requests carrying a credential to drop without an answer (the
+    connection is closed; ``mock_transport`` raises ``httpx.ReadError``) before answering.
     """
 
     offers: Sequence[Offer] = (Offer(),)
@@ -98,7 +102,7 @@ class Route:
     status: int | None = None
     retry_after: str | None = None
     body: bytes = b'{"ok":true}'
-    problem_style: str = "paymentauth"
+    drop_paid: int = 0
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,7 @@ class FakeMppServer:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._used: set[str] = set()
+        self._dropped: dict[str, int] = {}
         #: Every request received, in order.
         self.requests: list[RecordedRequest] = []
         #: Every credential the server accepted, in order.
@@ -160,6 +165,11 @@ class FakeMppServer:
         credential_value = self._credential_value(route, lowered)
         if credential_value is None:
             return self._payment_required(route, challenges, "payment-required", None)
+        with self._lock:
+            dropped = self._dropped.get(path, 0)
+            if dropped < route.drop_paid:
+                self._dropped[path] = dropped + 1
+                return DROP, [], b""
         try:
             credential = parse_credential(credential_value)
         except ParseError as exc:
@@ -321,6 +331,8 @@ class FakeMppServer:
             status, headers, content = self.handle(
                 request.method, target, list(request.headers.multi_items()), body
             )
+            if status == DROP:
+                raise httpx.ReadError("connection dropped by the fake server", request=request)
             return httpx.Response(status, headers=headers, content=content)
 
         return httpx.MockTransport(handler)
@@ -340,6 +352,8 @@ class FakeMppServer:
             target += "?" + scope["query_string"].decode("latin-1")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         status, out, content = self.handle(scope["method"], target, headers, b"".join(chunks))
+        if status == DROP:
+            raise ConnectionResetError("connection dropped by the fake server")
         await send(
             {
                 "type": "http.response.start",
@@ -366,6 +380,10 @@ class FakeMppServer:
                 status, headers, content = fake.handle(
                     self.command, self.path, list(self.headers.items()), body
                 )
+                if status == DROP:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
                 self.send_response(status)
                 for name, value in headers:
                     self.send_header(name, value)
@@ -391,7 +409,9 @@ class FakeMppServer:
 
         httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         httpd.daemon_threads = True
-        thread = threading.Thread(target=httpd.serve_forever, name="fake-mpp", daemon=True)
+        thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-mpp", daemon=True
+        )
         thread.start()
         try:
             yield f"http://127.0.0.1:{httpd.server_address[1]}"
