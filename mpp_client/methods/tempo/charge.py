@@ -144,8 +144,9 @@ class TempoCharge(PaymentMethod):
     in order of preference (default ``("pull",)``; add ``"push"`` to broadcast yourself when a
     challenge allows it). ``expiry_window``: seconds a signed transaction stays valid (default
     25; anvil and pre-T11 chains refuse more than 30). ``min_validity``: refuse challenges that
-    expire within this many seconds. ``gas_limit``: fixed gas limit (default: 400 000 per
-    transfer + 100 000, enough for a first transfer to a new holder). ``max_fee_per_gas``:
+    expire within this many seconds. ``gas_limit``: fixed gas limit (default: 750 000 + 250 000
+    per transfer; a first payment from a new account to a new holder needs ~300 000, and
+    servers that simulate with ``eth_call`` check the limit against the worst case). ``max_fee_per_gas``:
     refuse to sign when the chain's gas price is above this (default 100 gwei).
     ``fee_token``: token to pay network fees in when not sponsored (default: the charge
     token). ``client_id``: optional application id written into attribution memos.
@@ -456,7 +457,7 @@ class TempoCharge(PaymentMethod):
             Call(address_bytes(plan.token), 0, transfer_data(t.recipient, t.amount, t.memo))
             for t in plan.transfers
         )
-        gas_limit = self.gas_limit or 100_000 + 400_000 * len(calls)
+        gas_limit = self.gas_limit or 750_000 + 250_000 * len(calls)
         if plan.sponsored:
             gas_limit = min(gas_limit, _SPONSOR_MAX_GAS)
         fee_token = None if plan.sponsored else address_bytes(self.fee_token or plan.token)
