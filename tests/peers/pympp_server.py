@@ -23,17 +23,16 @@ from typing import Any
 
 import httpx
 import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request as StarletteRequest
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-
 from mpp.methods.tempo import server as tempo
 from mpp.methods.tempo.account import TempoAccount
 from mpp.server import Mpp
 from mpp.server.http import PaymentRequired
 from mpp.server.http import Request as MppRequest
 from mpp.server.http import Response as MppResponse
+from starlette.applications import Starlette
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 PATH_USD = "0x20c0000000000000000000000000000000000000"
 SECRET = "pympp-peer-secret-for-mpp-client-tests-only"

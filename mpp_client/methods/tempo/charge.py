@@ -146,8 +146,9 @@ class TempoCharge(PaymentMethod):
     25; anvil and pre-T11 chains refuse more than 30). ``min_validity``: refuse challenges that
     expire within this many seconds. ``gas_limit``: fixed gas limit (default: 750 000 + 250 000
     per transfer; a first payment from a new account to a new holder needs ~300 000, and
-    servers that simulate with ``eth_call`` check the limit against the worst case). ``max_fee_per_gas``:
-    refuse to sign when the chain's gas price is above this (default 100 gwei).
+    servers that simulate with ``eth_call`` check the limit against the worst case).
+    ``max_fee_per_gas``: refuse to sign when the chain's gas price is above this (default
+    100 gwei).
     ``fee_token``: token to pay network fees in when not sponsored (default: the charge
     token). ``client_id``: optional application id written into attribution memos.
     ``proof_realms``: realms for which zero-amount proofs may be signed besides the request's
