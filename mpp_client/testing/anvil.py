@@ -28,12 +28,15 @@ from typing import Any
 
 import httpx
 
-from mpp_client.methods.tempo.signer import LocalKeySigner
+from mpp_client.methods.tempo.signer import AccessKeySigner, LocalKeySigner
 from mpp_client.methods.tempo.tip20 import PATH_USD, balance_of_data, transfer_data
 from mpp_client.methods.tempo.transaction import (
     EXPIRING_NONCE_KEY,
     Call,
+    KeyAuthorization,
+    SignedKeyAuthorization,
     TempoTransaction,
+    TokenLimit,
     address_bytes,
     tx_hash,
 )
@@ -210,15 +213,17 @@ class AnvilChain:
 
     def send(
         self,
-        signer: LocalKeySigner,
+        signer: LocalKeySigner | AccessKeySigner,
         calls: list[tuple[str, bytes]],
         *,
         fee_token: str = PATH_USD.address,
         gas_limit: int = 2_000_000,
+        key_authorization: SignedKeyAuthorization | None = None,
     ) -> dict[str, Any]:
         """Sign ``calls`` (``(to, calldata)`` pairs) as ``signer`` on the expiring-nonce lane,
         send them and return the receipt. Raises ``RuntimeError`` if it reverts."""
         tx = TempoTransaction(
+            key_authorization=key_authorization,
             chain_id=self.chain_id,
             calls=tuple(Call(address_bytes(to), 0, data) for to, data in calls),
             gas_limit=gas_limit,
@@ -242,3 +247,28 @@ class AnvilChain:
         dev = LocalKeySigner(DEV_KEYS[dev_account])
         data = transfer_data(address, amount, secrets.token_bytes(32))
         return self.send(dev, [(token, data)], fee_token=token)
+
+    def authorize_access_key(
+        self,
+        root: LocalKeySigner,
+        access_key: LocalKeySigner,
+        *,
+        limit: int | None = None,
+        token: str = PATH_USD.address,
+        expiry: int | None = None,
+    ) -> AccessKeySigner:
+        """Authorize ``access_key`` to spend for ``root`` (at most ``limit`` base units of
+        ``token``; ``None``: unlimited) and return the ``AccessKeySigner`` that uses it.
+
+        The root signs a key authorization; the access key itself sends it in its first
+        transaction (a zero transfer to the root), which is how Tempo provisions keys."""
+        authorization = KeyAuthorization(
+            chain_id=self.chain_id,
+            key_id=address_bytes(access_key.address),
+            expiry=expiry if expiry is not None else int(time.time()) + 86_400,
+            limits=None if limit is None else (TokenLimit(address_bytes(token), limit),),
+        )
+        signed = SignedKeyAuthorization(authorization, root.sign_hash(authorization.digest()))
+        signer = AccessKeySigner(access_key.export_private_key(), root.address)
+        self.send(signer, [(token, transfer_data(root.address, 0))], key_authorization=signed)
+        return signer

@@ -291,3 +291,29 @@ def test_lookup_finds_a_settled_payment(anvil, pympp_server):
 
     result = run_sync(wallet.method.lookup(payment_of(response).reference))
     assert result.status == "settled"
+
+
+@pytest.mark.parametrize("server", ["pympp", "mppx"])
+def test_an_access_key_pays_for_its_root_account(anvil, request, server):
+    peer = request.getfixturevalue(f"{server}_server")
+    merchant = request.getfixturevalue(f"{server}_merchant")
+    root = LocalKeySigner.generate()
+    anvil.fund(root.address, FUNDING)
+    access = anvil.authorize_access_key(root, LocalKeySigner.generate(), limit=100_000)
+    method = TempoCharge(access, chain_id=anvil.chain_id, rpc_url=anvil.rpc_url)
+    wallet = Wallet(root, method, OpenGuard())
+    before_root, before_merchant = balances(anvil, root.address, merchant.recipient)
+
+    response = get_sync(wallet, peer.url + "/paid")
+
+    assert response.status_code == 200, response.text
+    payment = payment_of(response)
+    assert payment.status == "paid"
+    after_root, after_merchant = balances(anvil, root.address, merchant.recipient)
+    assert after_merchant - before_merchant == CHARGE
+    assert before_root - after_root == CHARGE + fee_of(anvil, payment.reference)
+    from mpp_client.protocol import parse_credential
+
+    assert parse_credential(response.credentials[0]).source == (
+        f"did:pkh:eip155:{anvil.chain_id}:{root.address}"
+    )
