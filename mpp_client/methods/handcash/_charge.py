@@ -1,0 +1,280 @@
+"""``HandCashCharge``: pay ``handcash``/``charge`` challenges from a HandCash wallet (push).
+
+The payer's own HandCash app (app id + secret) holds an auth token the user issued to it.
+For each challenge it sends one ``POST /v3/connect/wallet/pay`` whose receivers add up to the
+charged amount and whose attachment binds the payment to the challenge id and realm, then hands
+the server the transaction id. See ``docs/methods/handcash.md`` for the method's wire format.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Generator, Iterable, Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from mpp_client.effects import Checkpoint, Effect, HttpReply
+from mpp_client.errors import ChallengeExpired, EffectFailed, MethodError, PaymentRefused
+from mpp_client.methods.base import (
+    LookupResult,
+    Payee,
+    PaymentContext,
+    PaymentMethod,
+    PaymentProof,
+    Quote,
+)
+from mpp_client.methods.handcash._compat import (
+    COMPAT_INTENT,
+    CompatMode,
+    HandCashCompatSite,
+    HandCashNotPaid,
+)
+from mpp_client.methods.handcash._connect import (
+    DEFAULT_BASE_URL,
+    HandCashConnect,
+    handcash_error_text,
+)
+from mpp_client.methods.handcash._request import HandCashChargeRequest, parse_charge_request
+from mpp_client.methods.handcash._signing import ConnectSigner, random_nonce
+from mpp_client.money import Money
+from mpp_client.protocol import Challenge
+
+__all__ = ["HandCashCharge"]
+
+_TXID = re.compile(r"[0-9a-f]{64}")
+#: Exchange-rate slack allowed between what was asked and what HandCash reports as sent.
+FX_TOLERANCE = Decimal("0.02")
+
+
+class HandCashCharge(PaymentMethod):
+    """Pays ``handcash``/``charge`` challenges with HandCash Connect, and (opt-in, per site)
+    the 402s of ``handcash-mpp`` servers.
+
+    ``app_id``/``app_secret`` identify *your* HandCash developer app; ``auth_token`` is the
+    token the wallet owner issued to it (a secp256k1 private key: it signs requests and is
+    never sent). Quotes are in minor units of the challenge currency (US cents for ``usd``);
+    HandCash converts to BSV at its rate. ``check_spendable`` first reads the app's remaining
+    spending limit and refuses, paying nothing, when the charge does not fit. ``compat_sites``
+    lists the ``handcash-mpp`` sites whose non-MPP 402s may be paid (see ``HandCashCompatSite``).
+    """
+
+    name = "handcash"
+    intents = frozenset({"charge", COMPAT_INTENT})
+
+    def __init__(
+        self,
+        *,
+        app_id: str,
+        app_secret: str,
+        auth_token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        check_spendable: bool = True,
+        compat_sites: Iterable[HandCashCompatSite] = (),
+        expiry_margin: timedelta = timedelta(seconds=10),
+        timeout: float = 20.0,
+        clock: Callable[[], datetime] | None = None,
+        nonces: Callable[[], str] = random_nonce,
+    ) -> None:
+        signer = ConnectSigner(auth_token, clock=clock, nonces=nonces)
+        self._connect = HandCashConnect(
+            app_id=app_id, app_secret=app_secret, signer=signer, base_url=base_url, timeout=timeout
+        )
+        self.check_spendable = check_spendable
+        self.expiry_margin = expiry_margin
+        self._compat = CompatMode(compat_sites)
+
+    def __repr__(self) -> str:
+        return (
+            f"HandCashCharge(app_id={self._connect.app_id!r}, "
+            f"public_key={self._connect.signer.public_key!r}, secrets=<redacted>)"
+        )
+
+    # -- challenges ------------------------------------------------------------------------
+
+    def synthesize_challenges(
+        self, origin: str, headers: Mapping[str, str], body: bytes
+    ) -> list[Challenge]:
+        """``handcash-mpp`` 402s of the configured ``compat_sites`` as ``compat-charge``
+        challenges (never MPP ones); nothing for any other site."""
+        return self._compat.synthesize(origin, headers, body)
+
+    def can_pay(self, challenge: Challenge) -> bool:
+        if challenge.method != self.name:
+            return False
+        if challenge.intent == COMPAT_INTENT:
+            # Only challenges this instance synthesized: a server cannot send one itself.
+            return self._compat.knows(challenge)
+        return challenge.intent == "charge"
+
+    def quote(self, challenge: Challenge, context: PaymentContext) -> Quote:
+        """Check the challenge and price it in minor units of its currency (no I/O)."""
+        if not self.can_pay(challenge):
+            raise PaymentRefused("not a handcash challenge this wallet pays", challenge=challenge)
+        if challenge.intent == COMPAT_INTENT:
+            return self._compat.quote(challenge, context)
+        request = parse_charge_request(challenge.request_data, challenge=challenge)
+        expires = challenge.expires_at
+        self._check_expiry(expires, context.now, challenge)
+        return Quote(
+            challenge=challenge,
+            method=self.name,
+            intent=challenge.intent,
+            amount=Money(request.amount, request.currency),
+            payees=tuple(Payee(r.destination, r.amount) for r in request.receivers),
+            expires=expires,
+            network=f"handcash:{request.instrument.lower()}",
+            details={"request": request},
+        )
+
+    def _check_expiry(self, expires: datetime | None, now: datetime, challenge: Challenge) -> None:
+        if expires is not None and now >= expires - self.expiry_margin:
+            raise ChallengeExpired(
+                f"the challenge expires at {expires.isoformat()}, too soon to pay",
+                challenge=challenge,
+            )
+
+    # -- pay -------------------------------------------------------------------------------
+
+    def pay(self, quote: Quote, context: PaymentContext) -> Generator[Effect, Any, PaymentProof]:
+        """Send one HandCash payment for ``quote`` and return ``{"transactionId": ...}``."""
+        if quote.intent == COMPAT_INTENT:
+            return (yield from self._compat.pay(quote, context))
+        request = quote.details["request"]
+        if not isinstance(request, HandCashChargeRequest):
+            raise TypeError("quote was not made by HandCashCharge.quote")
+        challenge = quote.challenge
+        self._check_expiry(quote.expires, context.now, challenge)
+        total = request.send_amount(request.amount)
+        if self.check_spendable:
+            yield from self._check_limit(request, total, challenge)
+        body = self._pay_body(request, challenge)
+        # A pay request cannot be deduplicated by HandCash: from here value may move.
+        yield Checkpoint("broadcast", None)
+        try:
+            reply: HttpReply = yield self._connect.pay(body)
+        except EffectFailed as failed:
+            if not failed.delivered:
+                raise HandCashNotPaid(
+                    "HandCash could not be reached; nothing was paid", challenge=challenge
+                ) from failed
+            raise
+        if 400 <= reply.status < 500:
+            # HandCash validated and refused (limit, balance, bad receiver): nothing was sent.
+            raise HandCashNotPaid(
+                f"HandCash declined the payment: {handcash_error_text(reply)}",
+                challenge=challenge,
+            )
+        if not 200 <= reply.status < 300:
+            raise MethodError(
+                f"HandCash failed while paying: {handcash_error_text(reply)}",
+                challenge_id=challenge.id,
+            )
+        record = _json_object(reply)
+        txid = record.get("transactionId") if record is not None else None
+        if not isinstance(txid, str) or not _TXID.fullmatch(txid):
+            raise MethodError(
+                "HandCash answered the payment without a transaction id",
+                challenge_id=challenge.id,
+            )
+        assert record is not None
+        self._check_sent(record, request, total, txid, challenge)
+        payload: dict[str, Any] = {"transactionId": txid}
+        if request.external_id is not None:
+            payload["externalId"] = request.external_id
+        return PaymentProof(payload=payload, reference=txid, money_moved=True)
+
+    def _check_limit(
+        self, request: HandCashChargeRequest, total: Decimal, challenge: Challenge
+    ) -> Generator[Effect, Any, None]:
+        reply: HttpReply = yield self._connect.spendable_balances()
+        if not 200 <= reply.status < 300:
+            raise MethodError(
+                f"HandCash did not report the spendable balance: {handcash_error_text(reply)}",
+                challenge_id=challenge.id,
+            )
+        body = _json_object(reply)
+        items = body.get("items") if body is not None else None
+        wanted = request.currency.code.upper()
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, Mapping) and item.get("currencyCode") == wanted:
+                left = _decimal(item.get("spendableBalance"))
+                if left is not None and left < total:
+                    raise HandCashNotPaid(
+                        f"the HandCash app may spend {left} {wanted} more, less than the "
+                        f"{total} {wanted} asked",
+                        challenge=challenge,
+                    )
+
+    def _pay_body(self, request: HandCashChargeRequest, challenge: Challenge) -> dict[str, Any]:
+        body: dict[str, Any] = {"instrumentCurrencyCode": request.instrument}
+        if request.instrument == "BSV":
+            # BSV amounts are denominated in the fiat currency; MNEE is itself dollars.
+            body["denominationCurrencyCode"] = request.currency.code.upper()
+        body["note"] = f"mpp:{challenge.id[:24]}"
+        body["receivers"] = [
+            {"sendAmount": request.send_amount(r.amount), "destination": r.destination}
+            for r in request.receivers
+        ]
+        # On-chain binding: the server (or anyone) can see which challenge this pays for.
+        body["attachment"] = {
+            "format": "json",
+            "value": {"mpp": {"id": challenge.id, "realm": challenge.realm}},
+        }
+        return body
+
+    def _check_sent(
+        self,
+        record: Mapping[str, Any],
+        request: HandCashChargeRequest,
+        total: Decimal,
+        txid: str,
+        challenge: Challenge,
+    ) -> None:
+        fiat = record.get("fiatEquivalent")
+        if not isinstance(fiat, Mapping) or fiat.get("currencyCode") != (
+            request.currency.code.upper()
+        ):
+            return
+        sent = _decimal(fiat.get("units"))
+        unit = Decimal(1).scaleb(-request.currency.decimals)
+        if sent is not None and abs(sent) > total * (1 + FX_TOLERANCE) + unit:
+            raise MethodError(
+                f"HandCash reports {abs(sent)} {fiat['currencyCode']} sent for a charge of {total}",
+                money_moved=True,
+                challenge_id=challenge.id,
+                reference=txid,
+            )
+
+    # -- lookup ----------------------------------------------------------------------------
+
+    def lookup(self, reference: str) -> Generator[Effect, Any, LookupResult]:
+        """Look the transaction ``reference`` up in the wallet's history."""
+        if not _TXID.fullmatch(reference):
+            return LookupResult("pending", reference, detail="not a HandCash transaction id")
+        reply: HttpReply = yield self._connect.payment(reference)
+        if reply.status == 404:
+            return LookupResult("failed", reference, detail="HandCash has no such payment")
+        record = _json_object(reply) if 200 <= reply.status < 300 else None
+        if record is not None and record.get("transactionId") == reference:
+            return LookupResult("settled", reference)
+        return LookupResult("pending", reference, detail=handcash_error_text(reply))
+
+
+def _json_object(reply: HttpReply) -> Mapping[str, Any] | None:
+    try:
+        body = json.loads(reply.content, parse_float=Decimal)
+    except ValueError:
+        return None
+    return body if isinstance(body, Mapping) else None
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        return None
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
