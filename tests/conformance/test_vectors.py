@@ -167,9 +167,7 @@ class Adapter:
         if response.get("ok") is not False:
             self.problems.append(f"{what}: expected {error_type}, got success {response}")
         elif response["error"]["type"] != error_type:
-            self.problems.append(
-                f"{what}: expected {error_type}, got {response['error']['type']}"
-            )
+            self.problems.append(f"{what}: expected {error_type}, got {response['error']['type']}")
 
 
 def _wire(scenario: dict[str, Any]) -> str:
@@ -278,9 +276,7 @@ def results() -> dict[str, Adapter]:
     return {f"{a.vector}::{a.case}": a for a in done}
 
 
-@pytest.mark.parametrize(
-    "case_id", [f"{vector}::{scenario['name']}" for vector, scenario in CASES]
-)
+@pytest.mark.parametrize("case_id", [f"{vector}::{scenario['name']}" for vector, scenario in CASES])
 def test_scenario_passes_through_the_adapter(results: dict[str, Adapter], case_id: str) -> None:
     adapter = results[case_id]
     assert adapter.calls > 0
