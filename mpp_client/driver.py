@@ -90,10 +90,10 @@ def url_origin(url: str) -> str:
     return origin_of(parts.scheme.lower(), (parts.hostname or "").lower(), parts.port)
 
 
-def first_origin(extensions: dict[str, Any], url: str) -> str | None:
+def first_origin(extensions: dict[str, Any], url: object) -> str | None:
     """The origin of the caller's first request if ``url`` is the target of its redirect."""
     pin = extensions.get(PIN_KEY)
-    if pin is not None and pin[1] == url:
+    if pin is not None and pin[1] == str(url):
         return str(pin[0])
     return None
 
