@@ -5,6 +5,7 @@ Routes:
   GET /weather      100 sat, honest challenge
   GET /overpriced   the challenge says 100 sat but the invoice asks 200 (a hostile server)
   GET /wrong-hash   the challenge's paymentHash is not the invoice's
+  GET /reused       every challenge carries the same invoice (paid once, then offered again)
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class LightningShop:
     realm: str = "127.0.0.1"
     issued: dict[str, Issued] = field(default_factory=dict)
     accepted: list[str] = field(default_factory=list)  # payment hashes paid for
+    reused_invoice: tuple[str, str] | None = None
 
     def app(self) -> Starlette:
         return Starlette(
@@ -50,6 +52,7 @@ class LightningShop:
                 Route("/weather", self.weather),
                 Route("/overpriced", self.overpriced),
                 Route("/wrong-hash", self.wrong_hash),
+                Route("/reused", self.reused),
             ]
         )
 
@@ -72,9 +75,20 @@ class LightningShop:
         return data["bolt11"], data["payment_hash"]
 
     async def _challenge(
-        self, *, invoice_sats: int, hash_override: str | None = None, problem: str | None = None
+        self,
+        *,
+        invoice_sats: int,
+        hash_override: str | None = None,
+        problem: str | None = None,
+        reuse: bool = False,
     ) -> Response:
-        bolt11, payment_hash = await self._invoice(invoice_sats)
+        if reuse and self.reused_invoice is None:
+            self.reused_invoice = await self._invoice(invoice_sats)
+        bolt11, payment_hash = (
+            self.reused_invoice
+            if reuse and self.reused_invoice
+            else await self._invoice(invoice_sats)
+        )
         challenge = Challenge.create(
             id=secrets.token_urlsafe(16),
             realm=self.realm,
@@ -152,6 +166,9 @@ class LightningShop:
 
     async def overpriced(self, request: Request) -> Response:
         return await self._paid_or_challenge(request, invoice_sats=2 * PRICE_SATS)
+
+    async def reused(self, request: Request) -> Response:
+        return await self._paid_or_challenge(request, invoice_sats=PRICE_SATS, reuse=True)
 
     async def wrong_hash(self, request: Request) -> Response:
         return await self._paid_or_challenge(

@@ -10,12 +10,13 @@ import httpx
 import pytest
 
 import mpp_client
-from mpp_client.errors import PaymentRefused
-from mpp_client.guard import OpenGuard
+from mpp_client.errors import BudgetExceeded, PaymentRefused
 from mpp_client.methods.lightning import LightningCharge, LnbitsPayer
+from mpp_client.money import SAT, Money
 from mpp_client.requests_session import PaymentSession
 from mpp_client.runner import run_sync
 from mpp_client.transport import AsyncPaymentTransport, PaymentTransport
+from mpp_client.wallet import Limit, SpendPolicy, SqliteJournal, Wallet
 
 from .lnbits_server import LnbitsServer, free_port, running_lnbits
 from .mpp_server import PRICE_SATS, LightningShop, ServerThread
@@ -48,24 +49,18 @@ def payer_wallet(lnbits):
     return wallet
 
 
-def make_wallet(lnbits: LnbitsServer, payer_wallet) -> dict:
-    """Transport options: the Lightning method over the LNbits payer, and an in-memory guard
-    whose entries stand in for the journal."""
-    guard = OpenGuard()
-
-    def already_paid(payment_hash: str) -> bool:
-        return any(
-            e.reference == payment_hash and e.state in ("sent", "settled", "unknown")
-            for e in guard.entries
-        )
-
+def make_wallet(lnbits: LnbitsServer, payer_wallet, policy: SpendPolicy | None = None) -> Wallet:
+    """A wallet with the default spend policy (1,000 sat per payment), an in-memory journal, and
+    the Lightning method paying from the LNbits wallet; the journal tells the method which
+    payment hashes were paid before."""
+    journal = SqliteJournal(":memory:")
     charge = LightningCharge(
         LnbitsPayer(lnbits.url, payer_wallet.adminkey),
         network="mainnet",
         max_fee_sats=0,
-        already_paid=already_paid,
+        already_paid=journal.already_paid,
     )
-    return {"methods": [charge], "guard": guard}
+    return Wallet([charge], journal=journal, policy=policy)
 
 
 def assert_paid_once(lnbits, payer_wallet, shop, response, balance_before):
@@ -84,20 +79,20 @@ def test_sync_transport_pays_lnbits_invoice_and_gets_receipt(lnbits, shop, payer
     shop, url = shop
     wallet = make_wallet(lnbits, payer_wallet)
     before = lnbits.balance_msat(payer_wallet)
-    with httpx.Client(transport=PaymentTransport(**wallet)) as client:
+    with httpx.Client(transport=PaymentTransport(wallet=wallet)) as client:
         response = client.get(f"{url}/weather")
     assert response.json() == {"forecast": "sunny"}
     assert_paid_once(lnbits, payer_wallet, shop, response, before)
-    (entry,) = wallet["guard"].entries
-    assert entry.state == "settled"
-    assert entry.reference == shop.accepted[-1]
+    (record,) = wallet.journal.payments()
+    assert record.state == "settled"
+    assert record.reference == shop.accepted[-1]
 
 
 async def test_async_transport_pays_lnbits_invoice(lnbits, shop, payer_wallet):
     shop, url = shop
     wallet = make_wallet(lnbits, payer_wallet)
     before = lnbits.balance_msat(payer_wallet)
-    async with httpx.AsyncClient(transport=AsyncPaymentTransport(**wallet)) as client:
+    async with httpx.AsyncClient(transport=AsyncPaymentTransport(wallet=wallet)) as client:
         response = await client.get(f"{url}/weather")
     assert_paid_once(lnbits, payer_wallet, shop, response, before)
 
@@ -106,7 +101,7 @@ def test_requests_session_pays_lnbits_invoice(lnbits, shop, payer_wallet):
     shop, url = shop
     wallet = make_wallet(lnbits, payer_wallet)
     before = lnbits.balance_msat(payer_wallet)
-    with PaymentSession(**wallet) as session:
+    with PaymentSession(wallet=wallet) as session:
         response = session.get(f"{url}/weather", timeout=60)
     assert response.status_code == 200
     payment = mpp_client.payment_of(response)
@@ -122,7 +117,7 @@ def test_hostile_challenge_is_refused_and_lnbits_shows_no_payment(
     wallet = make_wallet(lnbits, payer_wallet)
     before = lnbits.balance_msat(payer_wallet)
     with (
-        httpx.Client(transport=PaymentTransport(**wallet)) as client,
+        httpx.Client(transport=PaymentTransport(wallet=wallet)) as client,
         pytest.raises(PaymentRefused),
     ):
         client.get(f"{url}{route}")
@@ -133,7 +128,7 @@ def test_hostile_challenge_is_refused_and_lnbits_shows_no_payment(
 def test_lnbits_payer_lookup_finds_the_settled_payment(lnbits, shop, payer_wallet):
     shop, url = shop
     wallet = make_wallet(lnbits, payer_wallet)
-    with httpx.Client(transport=PaymentTransport(**wallet)) as client:
+    with httpx.Client(transport=PaymentTransport(wallet=wallet)) as client:
         client.get(f"{url}/weather")
     payer = LnbitsPayer(lnbits.url, payer_wallet.adminkey)
     with httpx.Client() as io:
@@ -161,3 +156,30 @@ def test_lnbits_refuses_to_pay_the_same_invoice_twice_and_we_report_nothing_move
 
         with pytest.raises(PaymentNotSent):
             run_sync(payer.pay(bolt11, 0), io)
+
+
+def test_spend_policy_below_price_refuses_and_lnbits_shows_no_payment(lnbits, shop, payer_wallet):
+    shop, url = shop
+    policy = SpendPolicy(limits=(Limit(Money(50, SAT), "payment"),))
+    wallet = make_wallet(lnbits, payer_wallet, policy)
+    before = lnbits.balance_msat(payer_wallet)
+    with (
+        httpx.Client(transport=PaymentTransport(wallet=wallet)) as client,
+        pytest.raises(BudgetExceeded),
+    ):
+        client.get(f"{url}/weather")
+    assert lnbits.balance_msat(payer_wallet) == before
+    assert lnbits.outgoing_payments(payer_wallet) == []
+
+
+def test_invoice_paid_before_is_refused_by_the_journal(lnbits, shop, payer_wallet):
+    shop, url = shop
+    wallet = make_wallet(lnbits, payer_wallet)
+    with httpx.Client(transport=PaymentTransport(wallet=wallet)) as client:
+        assert client.get(f"{url}/reused").status_code == 200
+        before = lnbits.balance_msat(payer_wallet)
+        # The server offers the same invoice (same payment hash) again: never pay it twice.
+        with pytest.raises(PaymentRefused, match="already paid"):
+            client.get(f"{url}/reused")
+    assert lnbits.balance_msat(payer_wallet) == before
+    assert len(lnbits.outgoing_payments(payer_wallet)) == 1
