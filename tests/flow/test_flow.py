@@ -1,0 +1,280 @@
+"""The payment flow driven directly, with canned responses and no network: the sans-I/O core
+that all three drivers run."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import httpx
+import pytest
+
+from mpp_client.effects import Await, Checkpoint, HttpCall, HttpReply, Sleep
+from mpp_client.errors import (
+    EffectFailed,
+    MethodError,
+    PaymentOutcomeUnknown,
+    PaymentRefused,
+)
+from mpp_client.flow import FlowConfig, RequestFacts, ResponseHead, Send, SendFailed, payment_flow
+from mpp_client.guard import OpenGuard, PaymentOptions
+from mpp_client.methods.base import PaymentContext, PaymentMethod, PaymentProof, Quote
+from mpp_client.runner import SyncRunner, run_async, run_sync
+from mpp_client.testing import FakeMppServer, Offer, Route, TestMethod
+
+URL = "https://api.example.com/paid"
+
+
+def facts(body: bytes | None = b"", **options: Any) -> RequestFacts:
+    return RequestFacts(
+        method="POST",
+        url=URL,
+        origin="https://api.example.com",
+        first_origin="https://api.example.com",
+        headers={},
+        body=body,
+        body_problem=None if body is not None else "streamed",
+        options=PaymentOptions(**options),
+    )
+
+
+def first_402(server: FakeMppServer, body: bytes = b"") -> ResponseHead:
+    status, headers, content = server.handle("POST", "/paid", [], body)
+    assert status == 402
+    return ResponseHead(402, tuple(headers), content)
+
+
+def answer(server: FakeMppServer, send: Send, body: bytes = b"") -> ResponseHead:
+    headers = [(k, v) for k, v in send.set_headers.items()]
+    status, out, content = server.handle("POST", "/paid", headers, body)
+    return ResponseHead(status, tuple(out), content if status != 200 else b"")
+
+
+def drive(
+    gen: Generator[Any, Any, Any], server: FakeMppServer, body: bytes = b""
+) -> tuple[Any, list[Any]]:
+    """Run the flow answering Send from the fake server; other effects recorded and answered
+    with None."""
+    seen: list[Any] = []
+    reply: Any = None
+    while True:
+        try:
+            effect = gen.send(reply)
+        except StopIteration as stop:
+            return stop.value, seen
+        seen.append(effect)
+        reply = answer(server, effect, body) if isinstance(effect, Send) else None
+
+
+def test_flow_pays_with_canned_responses_only():
+    server = FakeMppServer()
+    method, guard = TestMethod(), OpenGuard()
+    config = FlowConfig.build([method], guard)
+    payment, effects = drive(payment_flow(config, facts(), first_402(server)), server)
+    assert payment.status == "paid"
+    assert [type(e) for e in effects] == [Send]
+    assert effects[0].set_headers["idempotency-key"]
+    assert guard.entries[0].state == "settled"
+
+
+def test_digest_mismatch_is_refused_before_signing():
+    server = FakeMppServer({"/paid": Route(bind_digest=True)})
+    method = TestMethod()
+    config = FlowConfig.build([method], OpenGuard())
+    head = first_402(server, body=b"what the server saw")
+    with pytest.raises(PaymentRefused, match="digest"):
+        drive(payment_flow(config, facts(b"what we would replay"), head), server)
+    assert method.paid == []
+
+
+def test_retry_after_is_honoured_before_paying_a_fresh_challenge():
+    server = FakeMppServer({"/paid": Route(reject=True, retry_after="2")})
+    method = TestMethod()
+    config = FlowConfig.build([method], OpenGuard())
+    gen = payment_flow(config, facts(max_payments=2), first_402(server))
+    payment, effects = drive(gen, server)
+    assert [type(e).__name__ for e in effects] == ["Send", "Sleep", "Send"]
+    assert effects[1] == Sleep(2.0)
+    assert payment.payments == 2
+
+
+def test_retry_after_longer_than_the_flow_waits_stops_paying():
+    server = FakeMppServer({"/paid": Route(reject=True, retry_after="3600")})
+    method = TestMethod()
+    config = FlowConfig.build([method], OpenGuard())
+    payment, effects = drive(payment_flow(config, facts(max_payments=3), first_402(server)), server)
+    assert payment.status == "rejected"
+    assert len(method.paid) == 1
+
+
+class _Scripted(PaymentMethod):
+    """A method whose pay() runs a given script of effects and then fails or succeeds."""
+
+    name = "test"
+    intents = frozenset({"charge"})
+
+    def __init__(self, script: Any) -> None:
+        self._quoter = TestMethod()
+        self._script = script
+
+    def quote(self, challenge: Any, context: PaymentContext) -> Quote:
+        return self._quoter.quote(challenge, context)
+
+    def pay(self, quote: Quote, context: PaymentContext) -> Generator[Any, Any, PaymentProof]:
+        return (yield from self._script(quote))
+
+
+def _run_with_script(script: Any) -> tuple[OpenGuard, Any]:
+    server = FakeMppServer()
+    guard = OpenGuard()
+    config = FlowConfig.build([_Scripted(script)], guard)
+    gen = payment_flow(config, facts(), first_402(server))
+    outcome: Any = None
+    try:
+        outcome = drive(gen, server)
+    except Exception as exc:
+        outcome = exc
+    return guard, outcome
+
+
+def test_failure_after_broadcast_is_outcome_unknown():
+    def script(quote):
+        yield Checkpoint("signed", "0xabc")
+        yield Checkpoint("broadcast", "0xabc")
+        raise MethodError("node went away")
+
+    guard, outcome = _run_with_script(script)
+    assert isinstance(outcome, PaymentOutcomeUnknown)
+    assert guard.entries[0].state == "unknown"
+
+
+def test_unexpected_error_before_broadcast_releases_the_reservation():
+    def script(quote):
+        yield Checkpoint("signed", "0xabc")
+        raise KeyError("bug")
+
+    guard, outcome = _run_with_script(script)
+    assert isinstance(outcome, MethodError) and outcome.money_moved is False
+    assert guard.entries[0].state == "failed"
+
+
+def test_refusal_inside_pay_releases_the_reservation():
+    def script(quote):
+        raise PaymentRefused("insufficient balance")
+        yield
+
+    guard, outcome = _run_with_script(script)
+    assert isinstance(outcome, PaymentRefused)
+    assert guard.entries[0].state == "failed"
+
+
+def test_signed_checkpoint_reaches_the_reservation_before_the_credential_leaves():
+    states: list[str] = []
+
+    def script(quote):
+        yield Checkpoint("signed", "0xfeed")
+        states.append(guard_ref[0].entries[0].state)
+        return PaymentProof({"proof": "x"}, reference="0xfeed")
+
+    guard_ref: list[OpenGuard] = []
+    server = FakeMppServer({"/paid": Route(offers=(Offer(verify=lambda c: True),))})
+    guard = OpenGuard()
+    guard_ref.append(guard)
+    config = FlowConfig.build([_Scripted(script)], guard)
+    payment, _ = drive(payment_flow(config, facts(), first_402(server)), server)
+    assert states == ["signed"]
+    assert payment.status == "paid" and guard.entries[0].reference.startswith("ref-")
+
+
+def test_send_failure_on_first_try_resends_identical_headers():
+    server = FakeMppServer()
+    config = FlowConfig.build([TestMethod()], OpenGuard())
+    gen = payment_flow(config, facts(), first_402(server))
+    first = gen.send(None)
+    second = gen.throw(SendFailed(httpx.ReadError("reset")))
+    assert isinstance(second, Send) and second.set_headers == first.set_headers
+    with pytest.raises(PaymentOutcomeUnknown):
+        gen.throw(SendFailed(httpx.ReadError("reset")))
+
+
+# --- the effect runners ------------------------------------------------------------------------
+
+
+def _rpc_method() -> Generator[Any, Any, Any]:
+    reply = yield HttpCall.json_post("https://rpc.example/", {"method": "eth_chainId"})
+    return reply.json()
+
+
+def test_runner_retries_connect_failures_before_the_request_left():
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200, json={"result": "0xa5bf"})
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        assert run_sync(_rpc_method(), client) == {"result": "0xa5bf"}
+    assert len(calls) == 2
+
+
+def test_runner_does_not_retry_a_call_that_may_have_arrived():
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        raise httpx.ReadTimeout("slow", request=request)
+
+    def broadcast() -> Generator[Any, Any, Any]:
+        try:
+            yield HttpCall.json_post("https://rpc.example/", {"method": "eth_sendRawTransaction"})
+        except EffectFailed as failed:
+            return failed.delivered
+        return None
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        assert run_sync(broadcast(), client) is True
+    assert len(calls) == 1
+
+
+def test_runner_retries_reads_marked_retry_safe():
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) < 3:
+            raise httpx.ReadTimeout("slow", request=request)
+        return httpx.Response(200, json={"ok": True})
+
+    def read() -> Generator[Any, Any, Any]:
+        reply = yield HttpCall("GET", "https://rpc.example/x", retry_safe=True)
+        return reply.status
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        assert run_sync(read(), client) == 200
+    assert len(calls) == 3
+
+
+async def _async_backend() -> str:
+    return "from-async"
+
+
+def _awaits() -> Generator[Any, Any, Any]:
+    first = yield Await(_async_backend)
+    second = yield Await(lambda: "plain", blocking=True)
+    return first, second
+
+
+def test_sync_runner_reaches_async_backends_through_one_loop_thread():
+    assert SyncRunner().run(_awaits()) == ("from-async", "plain")
+
+
+async def test_async_runner_awaits_backends():
+    assert await run_async(_awaits()) == ("from-async", "plain")
+
+
+def test_http_reply_and_call_reprs_hide_bodies():
+    call = HttpCall.json_post("https://node.example/pay?key=secret", {"macaroon": "abc"})
+    assert "secret" not in repr(call) and "abc" not in repr(call)
+    assert "abc" not in repr(HttpReply(200, {}, b'{"macaroon":"abc"}'))
