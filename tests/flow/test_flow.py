@@ -105,6 +105,7 @@ def test_retry_after_longer_than_the_flow_waits_stops_paying():
     payment, effects = drive(payment_flow(config, facts(max_payments=3), first_402(server)), server)
     assert payment.status == "rejected"
     assert len(method.paid) == 1
+    assert not any(isinstance(e, Sleep) for e in effects)
 
 
 class _Scripted(PaymentMethod):
