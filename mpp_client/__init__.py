@@ -49,7 +49,7 @@ from mpp_client.transport import AsyncPaymentTransport, PaymentTransport
 
 if TYPE_CHECKING:
     from mpp_client.requests_session import PaymentSession
-    from mpp_client.wallet import Wallet
+    from mpp_client.wallet import SpendPolicy, Wallet, usd
 
 __version__ = "0.1.0"
 
@@ -94,15 +94,19 @@ __all__ = [
     "Quote",
     "Receipt",
     "SAT",
+    "SpendPolicy",
     "UnreplayableBody",
     "Wallet",
     "payment_of",
     "receipt_of",
+    "usd",
 ]
 
 _LAZY = {
     "PaymentSession": "mpp_client.requests_session",
+    "SpendPolicy": "mpp_client.wallet",
     "Wallet": "mpp_client.wallet",
+    "usd": "mpp_client.wallet",
 }
 
 
