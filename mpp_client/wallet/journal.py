@@ -272,6 +272,7 @@ CREATE TABLE IF NOT EXISTS payments (
     currency_network TEXT,
     currency_symbol TEXT,
     usd_pegged INTEGER NOT NULL,
+    currency_id INTEGER NOT NULL,
     max_fee INTEGER,
     max_fee_currency TEXT,
     network TEXT,
@@ -285,7 +286,18 @@ CREATE TABLE IF NOT EXISTS payments (
     money_moved INTEGER,
     owner TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS payments_held_time ON payments (held, created_at);
+-- Window totals are range scans of this covering index, one per currency: no sorting, and the
+-- table itself is not touched unless a limit is scoped to an origin or method.
+CREATE INDEX IF NOT EXISTS payments_window ON payments (held, currency_id, created_at, exposure);
+CREATE TABLE IF NOT EXISTS currencies (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    code TEXT NOT NULL,
+    decimals INTEGER NOT NULL,
+    network TEXT,
+    symbol TEXT,
+    usd_pegged INTEGER NOT NULL
+);
 CREATE INDEX IF NOT EXISTS payments_call ON payments (call_id);
 CREATE INDEX IF NOT EXISTS payments_reference ON payments (reference);
 CREATE INDEX IF NOT EXISTS payments_state ON payments (state);
@@ -733,12 +745,40 @@ class _SqliteLedger:
         self._conn = conn
         self._clock = clock
         self._now: float | None = None
+        self._known: list[tuple[int, Currency]] | None = None
 
     def now(self) -> float:
         # One instant per assessment, so every window of one check agrees.
         if self._now is None:
             self._now = self._clock()
         return self._now
+
+    def _currencies(self) -> list[tuple[int, Currency]]:
+        if self._known is None:
+            rows = self._conn.execute(
+                "SELECT id, code, decimals, network, symbol, usd_pegged FROM currencies"
+            ).fetchall()
+            self._known = [
+                (row["id"], Currency(row["code"], row["decimals"], network=row["network"],
+                                     symbol=row["symbol"], usd_pegged=bool(row["usd_pegged"])))
+                for row in rows
+            ]  # fmt: skip
+        return self._known
+
+    def _currency_id(self, currency: Currency) -> int:
+        key = json.dumps(
+            [currency.code, currency.decimals, currency.network, currency.symbol,
+             currency.usd_pegged]
+        )  # fmt: skip
+        self._conn.execute(
+            "INSERT OR IGNORE INTO currencies (key, code, decimals, network, symbol, usd_pegged)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (key, currency.code, currency.decimals, currency.network, currency.symbol,
+             int(currency.usd_pegged)),
+        )  # fmt: skip
+        self._known = None
+        row = self._conn.execute("SELECT id FROM currencies WHERE key=?", (key,)).fetchone()
+        return int(row[0])
 
     def held_totals(
         self,
@@ -748,8 +788,9 @@ class _SqliteLedger:
         method: str | None = None,
         payee: str | None = None,
         call_id: str | None = None,
+        currencies: Callable[[Currency], bool] | None = None,
     ) -> list[tuple[Currency, int]]:
-        where = ["p.held=1"]
+        where = ["p.held=1", "p.currency_id=?"]
         args: list[Any] = []
         if since is not None:
             where.append("p.created_at>?")
@@ -758,19 +799,21 @@ class _SqliteLedger:
             if value is not None:
                 where.append(f"{column}=?")
                 args.append(value)
-        columns = ", ".join(f"p.{c}" for c in _CURRENCY_COLUMNS.split(", "))
         if payee is None:
-            sql = f"SELECT {columns}, SUM(p.exposure) AS total FROM payments p"  # noqa: S608
+            sql = "SELECT SUM(p.exposure) FROM payments p"
         else:
-            sql = (
-                f"SELECT {columns}, SUM(y.amount) AS total FROM payments p "  # noqa: S608
-                "JOIN payment_payees y ON y.payment_id=p.id"
-            )
+            sql = "SELECT SUM(y.amount) FROM payments p JOIN payment_payees y ON y.payment_id=p.id"
             where.append("y.address=?")
             args.append(payee)
-        sql += f" WHERE {' AND '.join(where)} GROUP BY {columns}"
-        rows = self._conn.execute(sql, args).fetchall()
-        return [(_currency(row), int(row["total"])) for row in rows]
+        sql += " WHERE " + " AND ".join(where)
+        totals: list[tuple[Currency, int]] = []
+        for currency_id, currency in self._currencies():
+            if currencies is not None and not currencies(currency):
+                continue
+            row = self._conn.execute(sql, (currency_id, *args)).fetchone()
+            if row[0]:
+                totals.append((currency, int(row[0])))
+        return totals
 
     def held_count(self, call_id: str) -> int:
         row = self._conn.execute(
@@ -795,8 +838,8 @@ class _SqliteLedger:
         self._conn.execute(
             "INSERT INTO payments (id, state, held, created_at, updated_at, call_id, "  # noqa: S608
             "challenge_id, realm, origin, url, http_method, method, intent, amount, exposure, "
-            f"{_CURRENCY_COLUMNS}, max_fee, max_fee_currency, network, payees, expires, label, "
-            f"owner) VALUES (?, 'reserved', 1, {', '.join('?' * 24)})",
+            f"{_CURRENCY_COLUMNS}, currency_id, max_fee, max_fee_currency, network, payees, "
+            f"expires, label, owner) VALUES (?, 'reserved', 1, {', '.join('?' * 25)})",
             (
                 entry_id,
                 now,
@@ -816,6 +859,7 @@ class _SqliteLedger:
                 currency.network,
                 currency.symbol,
                 int(currency.usd_pegged),
+                self._currency_id(currency),
                 None if fee is None else fee.amount,
                 None if fee is None else fee.currency.code,
                 payment.network,
@@ -864,11 +908,13 @@ class _ReadLedger:
         method: str | None = None,
         payee: str | None = None,
         call_id: str | None = None,
+        currencies: Callable[[Currency], bool] | None = None,
     ) -> list[tuple[Currency, int]]:
         with self._journal._read():
             return self._ledger().held_totals(
-                since=since, origin=origin, method=method, payee=payee, call_id=call_id
-            )
+                since=since, origin=origin, method=method, payee=payee, call_id=call_id,
+                currencies=currencies,
+            )  # fmt: skip
 
     def held_count(self, call_id: str) -> int:
         with self._journal._read():

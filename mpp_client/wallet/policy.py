@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from fractions import Fraction
@@ -319,8 +319,10 @@ class Ledger(Protocol):
         method: str | None = None,
         payee: str | None = None,
         call_id: str | None = None,
+        currencies: Callable[[Currency], bool] | None = None,
     ) -> list[tuple[Currency, int]]:
-        """Held base units per currency, for entries matching every filter given."""
+        """Held base units per currency, for entries matching every filter given
+        (``currencies``: only currencies for which it returns true)."""
         ...
 
     def held_count(self, call_id: str) -> int:
@@ -392,6 +394,7 @@ def _held_value(
         method=limit.method,
         payee=limit.payee,
         call_id=call_id if limit.per == "call" else None,
+        currencies=limit.selects,
     )
     total = Fraction(0)
     for currency, amount in rows:
@@ -417,6 +420,29 @@ def assess(
     ``approver``: an approval callback exists (so rules that need approval do not refuse).
     ``approved``: it already said yes for this payment. Nothing is written.
     """
+    try:
+        return _assess(
+            policy, quote, context, options, ledger,
+            prices=prices, scopes=scopes, approver=approver, approved=approved,
+        )  # fmt: skip
+    except PolicyViolation as refusal:
+        if refusal.challenge is None:
+            refusal.challenge = quote.challenge
+        raise
+
+
+def _assess(
+    policy: SpendPolicy,
+    quote: Quote,
+    context: PaymentContext,
+    options: PaymentOptions,
+    ledger: Ledger,
+    *,
+    prices: PriceSource | None,
+    scopes: Sequence[Valued] = (),
+    approver: bool = False,
+    approved: bool = False,
+) -> Assessment:
     result = Assessment()
     challenge = quote.challenge
     origin = context.origin.rstrip("/").lower()

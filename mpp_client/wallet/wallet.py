@@ -171,19 +171,24 @@ class Wallet:
         """Ask for approval when needed (an ``Await`` effect), then atomically re-check every
         rule against what is held in the journal and write a ``reserved`` entry."""
         scopes = active_budgets()
-        first = assess(
-            self.policy,
-            quote,
-            context,
-            options,
-            self.journal.ledger(),
-            prices=self.prices,
-            scopes=scopes,
-            approver=self.approve is not None,
-        )
         approved = False
         approve = self.approve
-        if approve is not None and (self.policy.approve_above is None or first.approval):
+        # Without an approval callback the atomic check below is the only one needed; with
+        # one, a first look refuses early (before bothering anyone) and says whether to ask.
+        needs_approval = False
+        if approve is not None:
+            first = assess(
+                self.policy,
+                quote,
+                context,
+                options,
+                self.journal.ledger(),
+                prices=self.prices,
+                scopes=scopes,
+                approver=True,
+            )
+            needs_approval = self.policy.approve_above is None or bool(first.approval)
+        if approve is not None and needs_approval:
             asynchronous = inspect.iscoroutinefunction(approve)
             answer = yield Await(lambda: approve(quote, context), blocking=not asynchronous)
             if answer is not True:
