@@ -24,13 +24,13 @@ from mpp_client.protocol.accept_payment import (
     parse_accept_payment,
 )
 from mpp_client.protocol.base64url import b64url_decode, b64url_encode
+from mpp_client.protocol.body_digest import content_digest, digest_matches
 from mpp_client.protocol.challenge import (
     Challenge,
     compute_challenge_id,
     parse_challenge,
     parse_challenges,
 )
-from mpp_client.protocol.content_digest import content_digest, digest_matches
 from mpp_client.protocol.credential import Credential, parse_credential
 from mpp_client.protocol.jcs import canonical_json
 from mpp_client.protocol.problem import Problem, parse_problem

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from referencing import Registry, Resource
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +63,7 @@ if not _suite_available():
 
 
 def _protocol_schema() -> dict[str, Any]:
-    schema = copy.deepcopy(_load(SUITE / "schemas" / "protocol.schema.json"))
+    schema: dict[str, Any] = copy.deepcopy(_load(SUITE / "schemas" / "protocol.schema.json"))
     # The schema predates the SDK-only `header` challenge parameter (protocol README §21.5),
     # which the authorization and challenge-id vectors already use.
     for name in ("Challenge", "ChallengeIdInput"):
@@ -174,7 +174,7 @@ def _wire(scenario: dict[str, Any]) -> str:
     wire = scenario["wire"]
     if isinstance(wire, str):
         return wire
-    return wire["prefix"] + wire["repeat"] * wire["count"] + wire.get("suffix", "")
+    return str(wire["prefix"] + wire["repeat"] * wire["count"] + wire.get("suffix", ""))
 
 
 def _max_ms(scenario: dict[str, Any]) -> int | None:
@@ -196,7 +196,11 @@ def _run_codec(vector: str, scenario: dict[str, Any]) -> Adapter:
     def parsed(text: str) -> Any:
         return {"text": text} if is_base64 else scenario["object"]
 
-    wire = scenario.get("encoded") if is_base64 else scenario.get("wire") and _wire(scenario)
+    wire: str = ""
+    if is_base64:
+        wire = scenario.get("encoded", "")
+    elif "wire" in scenario:
+        wire = _wire(scenario)
     source = {"text": scenario.get("decoded")} if is_base64 else scenario.get("object")
 
     expectation = tests.get("parse")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -372,7 +373,8 @@ def test_create_accepts_an_aware_datetime_for_expires() -> None:
 @pytest.mark.parametrize("field", ["id", "realm", "description", "opaque", "digest", "expires"])
 @pytest.mark.parametrize("bad", ["a\r\nSet-Cookie: x", "a\nb", "a\rb", "a\x00b", "a\x7fb"])
 def test_to_header_refuses_header_injection(field: str, bad: str) -> None:
-    challenge = dataclasses.replace(parse_challenge(payment()), **{field: bad})
+    changes: dict[str, Any] = {field: bad}
+    challenge = dataclasses.replace(parse_challenge(payment()), **changes)
     with pytest.raises(FormatError):
         challenge.to_header()
 

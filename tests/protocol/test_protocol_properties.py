@@ -1,0 +1,359 @@
+"""Properties: parsers raise ParseError and nothing else; writers round-trip; hostile headers
+parse in linear time."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+from datetime import UTC
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mpp_client.errors import EncodingError, FormatError, ParseError
+from mpp_client.protocol import (
+    Challenge,
+    Credential,
+    Receipt,
+    b64url_decode,
+    b64url_encode,
+    canonical_json,
+    digest_matches,
+    parse_accept_payment,
+    parse_challenge,
+    parse_challenges,
+    parse_credential,
+    parse_problem,
+    parse_receipt,
+    parse_timestamp,
+)
+
+# Fragments that matter to the grammar, mixed with arbitrary text.
+FRAGMENTS = [
+    "Payment ",
+    "payment",
+    "Bearer ",
+    'id="',
+    "realm=",
+    "method=tempo",
+    "intent=charge",
+    'request="e30"',
+    'expires="2026-09-01T12:05:00Z"',
+    "header=",
+    '"',
+    "\\",
+    "\\u00e9",
+    "\\ud83d",
+    ",",
+    "=",
+    " ",
+    "\t",
+    "\r\n",
+    "\x00",
+    "\u2014",
+    "e30",
+    "eyJ",
+]
+header_text = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=6)), max_size=40).map(
+    "".join
+)
+VALID = 'Payment id="a", realm="r", method="tempo", intent="charge", request="e30"'
+
+
+# --- only ParseError ----------------------------------------------------------------------------
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(header_text)
+def test_parse_challenge_raises_only_parse_errors(text: str) -> None:
+    try:
+        challenge = parse_challenge(text)
+    except ParseError:
+        return
+    assert challenge.id
+    assert challenge.request_data is not None
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(header_text, max_size=3))
+def test_parse_challenges_never_raises_and_every_result_is_valid(values: list[str]) -> None:
+    for challenge in parse_challenges(values):
+        assert challenge.id
+        assert isinstance(challenge.request_data, dict)
+        assert challenge.expires is None or challenge.expires_at is not None
+
+
+@settings(max_examples=200)
+@given(header_text, header_text)
+def test_garbage_around_a_valid_challenge_never_hides_it_when_separated_by_commas(
+    before: str, after: str
+) -> None:
+    # Whatever precedes or follows, a well-formed challenge in its own field is found.
+    found = parse_challenges([before, VALID, after])
+    assert any(c.id == "a" and c.realm == "r" for c in found)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _token(value: Any) -> str:
+    return b64url_encode(json.dumps(value).encode())
+
+
+@settings(max_examples=300)
+@given(st.one_of(header_text.map(lambda t: "Payment " + t), json_values.map(_token)))
+def test_parse_credential_raises_only_parse_errors(text: str) -> None:
+    with contextlib.suppress(ParseError):
+        parse_credential(text if text.startswith("Payment") else "Payment " + text)
+
+
+@settings(max_examples=300)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "challenge": st.one_of(
+                json_values,
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "id": json_values,
+                        "realm": json_values,
+                        "method": st.sampled_from(["tempo", "Tempo", 1]),
+                        "intent": st.sampled_from(["charge", "", None]),
+                        "request": st.sampled_from(["e30", "", "[]", "W10", 5]),
+                        "expires": st.sampled_from(["2026-09-01T12:05:00Z", "x", None]),
+                        "header": st.sampled_from(["Payment-Authorization", "a b", 3]),
+                    },
+                ),
+            ),
+            "payload": json_values,
+            "source": json_values,
+        },
+    )
+)
+def test_parse_credential_raises_only_parse_errors_for_structured_junk(
+    document: dict[str, Any],
+) -> None:
+    with contextlib.suppress(ParseError):
+        parse_credential("Payment " + _token(document))
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(
+        header_text,
+        json_values.map(_token),
+        st.dictionaries(
+            st.sampled_from(["status", "method", "reference", "timestamp", "challengeId", "x"]),
+            st.one_of(json_values, st.just("2026-09-01T12:05:00Z")),
+        ).map(_token),
+    )
+)
+def test_parse_receipt_raises_only_parse_errors(text: str) -> None:
+    try:
+        receipt = parse_receipt(text)
+    except ParseError:
+        return
+    assert receipt.timestamp_at is not None
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(st.binary(max_size=64), json_values.map(lambda v: json.dumps(v).encode())),
+    st.one_of(
+        st.none(),
+        st.text(max_size=30),
+        st.sampled_from(["application/problem+json", "application/json; charset=utf-8"]),
+    ),
+)
+def test_parse_problem_never_raises(content: bytes, content_type: str | None) -> None:
+    problem = parse_problem(content, content_type)
+    assert problem is None or isinstance(problem.type, str)
+
+
+@given(st.text(max_size=60))
+def test_parse_accept_payment_raises_only_parse_errors(text: str) -> None:
+    with contextlib.suppress(ParseError):
+        parse_accept_payment(text)
+
+
+@given(st.text(max_size=40))
+def test_b64url_decode_raises_only_encoding_errors(text: str) -> None:
+    with contextlib.suppress(EncodingError):
+        b64url_decode(text)
+
+
+@given(st.text(max_size=40))
+def test_parse_timestamp_raises_only_parse_errors(text: str) -> None:
+    with contextlib.suppress(ParseError):
+        parse_timestamp(text)
+
+
+@given(st.text(max_size=60), st.binary(max_size=32))
+def test_digest_matches_never_raises(digest: str, body: bytes) -> None:
+    assert digest_matches(digest, body) in (True, False, None)
+
+
+# --- round trips --------------------------------------------------------------------------------
+
+
+@given(st.binary(max_size=100))
+def test_b64url_round_trips_any_bytes(data: bytes) -> None:
+    assert b64url_decode(b64url_encode(data)) == data
+
+
+@given(json_values)
+def test_canonical_json_decodes_to_the_same_value(value: Any) -> None:
+    assert json.loads(canonical_json(value)) == value
+    assert canonical_json(json.loads(canonical_json(value))) == canonical_json(value)
+
+
+# Text a header value can carry: anything but control characters (and lone surrogates).
+display_text = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs"), whitelist_characters="\t"), max_size=20
+)
+tokens = st.text(
+    st.sampled_from("abcXYZ019!#$%&'*+.^_`|~-"),
+    min_size=1,
+    max_size=10,
+)
+methods = st.from_regex(r"[a-z][a-z0-9:_-]{0,8}", fullmatch=True)
+timestamps = st.datetimes(timezones=st.just(UTC)).map(
+    lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ") if d.year >= 1000 else "2026-09-01T12:05:00Z"
+)
+request_objects = st.dictionaries(st.text(max_size=6), json_values, max_size=5)
+
+
+@st.composite
+def challenges(draw: st.DrawFn) -> Challenge:
+    return Challenge.create(
+        id=draw(display_text.filter(bool)),
+        realm=draw(display_text),
+        method=draw(methods),
+        intent=draw(tokens),
+        request=draw(request_objects),
+        expires=draw(st.none() | timestamps),
+        digest=draw(st.none() | display_text),
+        description=draw(st.none() | display_text),
+        opaque=draw(st.none() | display_text),
+        header=draw(st.none() | tokens),
+    )
+
+
+@settings(max_examples=300)
+@given(challenges())
+def test_challenge_to_header_round_trips(challenge: Challenge) -> None:
+    header = challenge.to_header()
+    assert header.isascii()
+    assert parse_challenge(header) == challenge
+    assert parse_challenge(header).request_data == challenge.request_data
+
+
+@settings(max_examples=150)
+@given(st.lists(challenges(), min_size=1, max_size=4), st.booleans())
+def test_folded_challenges_and_other_schemes_parse_back_in_order(
+    items: list[Challenge], with_noise: bool
+) -> None:
+    parts = [c.to_header() for c in items]
+    if with_noise:
+        parts = ['Bearer realm="x"', *parts, "Negotiate YWJj=="]
+    assert parse_challenges([", ".join(parts)]) == items
+    assert parse_challenges(parts) == items
+
+
+@settings(max_examples=150)
+@given(
+    challenges(),
+    st.dictionaries(st.text(max_size=6), json_values, max_size=4),
+    st.none() | display_text,
+)
+def test_credential_round_trips(
+    challenge: Challenge, payload: dict[str, Any], source: str | None
+) -> None:
+    credential = Credential(challenge, payload, source)
+    assert parse_credential(credential.to_header()) == credential
+
+
+_CORE_RECEIPT = {"status", "method", "timestamp", "reference", "challengeId"}
+
+
+def _not_core(key: str) -> bool:
+    return key not in _CORE_RECEIPT
+
+
+@given(
+    display_text.filter(bool),
+    methods,
+    timestamps,
+    display_text.filter(bool),
+    st.none() | display_text,
+    st.dictionaries(st.text(max_size=6).filter(_not_core), json_values),
+)
+def test_receipt_round_trips(
+    status: str,
+    method: str,
+    timestamp: str,
+    reference: str,
+    challenge_id: str | None,
+    extra: dict[str, Any],
+) -> None:
+    receipt = Receipt(status, method, timestamp, reference, challenge_id, extra)
+    assert parse_receipt(receipt.encode()) == receipt
+
+
+@given(challenges(), st.sampled_from(["\r", "\n", "\x00", "\x1b", "\x7f"]))
+def test_control_characters_never_reach_the_wire(challenge: Challenge, bad: str) -> None:
+    with pytest.raises(FormatError):
+        dataclasses.replace(challenge, description=f"a{bad}b").to_header()
+
+
+# --- linear time on hostile headers -------------------------------------------------------------
+
+SIZE = 12_000
+HOSTILE = {
+    "backslashes in a quoted value": 'Payment id="' + "\\" * SIZE,
+    "escaped quotes": 'Payment id="' + '\\"' * (SIZE // 2),
+    "quotes": '"' * SIZE,
+    "commas": "Payment " + "," * SIZE,
+    "payment repeats": "Payment " * (SIZE // 8),
+    "payment id repeats": 'Payment id="' * (SIZE // 12),
+    "equals": "Payment a" + "=" * SIZE,
+    "names without values": "Payment " + "a " * (SIZE // 2),
+    "params without commas": "Payment " + 'a="b" ' * (SIZE // 6),
+    "empty params": "Payment " + "a=, " * (SIZE // 4),
+    "unterminated tail after valid": VALID + ', x="' + "\\a" * (SIZE // 2),
+    "stray quotes after values": "Payment " + 'a="b"c"' * (SIZE // 7),
+    "backslash quote comma": 'Payment d="' + '\\",' * (SIZE // 3),
+    "many valid challenges": ", ".join([VALID] * (SIZE // len(VALID))),
+    "u escapes": 'Payment d="' + "\\u" * (SIZE // 2) + '"',
+    "whitespace": "Payment" + " \t" * (SIZE // 2) + "id",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_12000_char_headers_parse_well_under_a_second(name: str) -> None:
+    value = HOSTILE[name]
+    assert len(value) >= SIZE - 100
+    started = time.perf_counter()
+    parse_challenges([value])
+    with contextlib.suppress(ParseError):
+        parse_challenge(value)
+    elapsed = time.perf_counter() - started
+    # A generous guard against super-linear behaviour; the real numbers are in benchmarks/.
+    assert elapsed < 1.0, f"{name}: {elapsed:.3f} s"
+
+
+def test_many_valid_folded_challenges_are_all_found() -> None:
+    value = HOSTILE["many valid challenges"]
+    assert len(parse_challenges([value])) == value.count("Payment ")
