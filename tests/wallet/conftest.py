@@ -102,7 +102,9 @@ def make_wallet(tmp_path, clock):
     made: list[Wallet] = []
 
     def make(policy: SpendPolicy | None = None, **kwargs) -> Wallet:
-        journal = kwargs.pop("journal", None) or SqliteJournal(tmp_path / "journal.sqlite3", clock=clock)
+        journal = kwargs.pop("journal", None) or SqliteJournal(
+            tmp_path / "journal.sqlite3", clock=clock
+        )
         wallet = Wallet(policy=policy, journal=journal, **kwargs)
         made.append(wallet)
         return wallet

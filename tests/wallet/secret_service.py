@@ -22,7 +22,9 @@ def _tools() -> dict[str, str]:
         for line in MARKER.read_text().splitlines():
             key, _, value = line.partition("=")
             found[key] = value
-    missing = [k for k in ("GNOME_KEYRING_DAEMON", "DBUS_DAEMON") if not os.path.exists(found.get(k, ""))]
+    missing = [
+        k for k in ("GNOME_KEYRING_DAEMON", "DBUS_DAEMON") if not os.path.exists(found.get(k, ""))
+    ]
     if missing:
         message = "gnome-keyring/dbus missing: run scripts/install-keyring-test.sh"
         if os.environ.get("MPP_ALLOW_SKIP") == "1":
@@ -52,7 +54,10 @@ def secret_service(home: Path, password: str = "test-login-password") -> Iterato
             [tools["GNOME_KEYRING_DAEMON"], "--unlock", "--components=secrets", "--daemonize"],
             input=password.encode(), env=env, check=True, capture_output=True, timeout=30,
         )  # fmt: skip
-        yield {k: env[k] for k in ("DBUS_SESSION_BUS_ADDRESS", "HOME", "XDG_RUNTIME_DIR", "XDG_DATA_HOME")}
+        yield {
+            k: env[k]
+            for k in ("DBUS_SESSION_BUS_ADDRESS", "HOME", "XDG_RUNTIME_DIR", "XDG_DATA_HOME")
+        }
     finally:
         bus.terminate()
         bus.wait(timeout=10)

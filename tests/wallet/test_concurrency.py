@@ -119,7 +119,7 @@ def test_recovery_releases_reservations_of_dead_processes_that_signed_nothing(tm
     signed.signed("0xabc")
     # Pretend both belong to a process that has exited.
     with journal._write() as conn:
-        conn.execute("UPDATE payments SET owner='%s:999999999:1'" % os.uname().nodename)
+        conn.execute("UPDATE payments SET owner=?", (f"{os.uname().nodename}:999999999:1",))
     became_unknown = journal.recover()
     assert [r.id for r in became_unknown] == [signed.id]
     assert journal.get(reservation.id).state == "failed"
@@ -143,7 +143,7 @@ def test_thousand_paid_requests_from_four_processes_share_one_budget(tmp_path):
 
     outcomes = Counter()
     accepted_ids: list[str] = []
-    for _, outcome, accepted, ids in results:
+    for _, outcome, _accepted, ids in results:
         outcomes.update(outcome)
         accepted_ids.extend(ids)
     assert outcomes["other"] == 0

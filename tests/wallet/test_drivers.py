@@ -33,18 +33,21 @@ def wallet(tmp_path):
 
 
 def test_httpx_sync_pays_within_a_budget(server, wallet):
-    with httpx.Client(transport=PaymentTransport(server.mock_transport(), wallet=wallet)) as client:
-        with wallet.budget(usd("0.70"), label="task-1") as budget:
-            assert client.get(URL).status_code == 200
-            assert client.get(URL).status_code == 200
-            with pytest.raises(BudgetExceeded) as refused:
-                client.get(URL)
-            assert refused.value.rule == "budget:task-1"
-            assert budget.spent == usd("0.60")
+    transport = PaymentTransport(server.mock_transport(), wallet=wallet)
+    with (
+        httpx.Client(transport=transport) as client,
+        wallet.budget(usd("0.70"), label="t") as budget,
+    ):
+        assert client.get(URL).status_code == 200
+        assert client.get(URL).status_code == 200
+        with pytest.raises(BudgetExceeded) as refused:
+            client.get(URL)
+        assert refused.value.rule == "budget:t"
+        assert budget.spent == usd("0.60")
     assert len(server.accepted) == 2  # nothing was signed for the refused request
     entries = wallet.payments()
     assert [(e.state, e.label, e.amount) for e in entries] == [
-        ("settled", "task-1", Money(300_000, TEST_CURRENCY))
+        ("settled", "t", Money(300_000, TEST_CURRENCY))
     ] * 2
     assert entries[0].receipt["reference"].startswith("ref-")
     assert entries[0].fingerprint and entries[0].reference
@@ -52,22 +55,27 @@ def test_httpx_sync_pays_within_a_budget(server, wallet):
 
 async def test_httpx_async_pays_within_a_budget(server, wallet):
     transport = AsyncPaymentTransport(server.mock_transport(), wallet=wallet)
-    async with httpx.AsyncClient(transport=transport) as client:
-        async with wallet.budget(usd("0.30"), label="async-task"):
-            response = await client.get(URL)
-            assert payment_of(response).journal_id == wallet.payments()[0].id
-            with pytest.raises(BudgetExceeded):
-                await client.get(URL)
+    async with (
+        httpx.AsyncClient(transport=transport) as client,
+        wallet.budget(usd("0.30"), label="async-task"),
+    ):
+        response = await client.get(URL)
+        assert payment_of(response).journal_id == wallet.payments()[0].id
+        with pytest.raises(BudgetExceeded):
+            await client.get(URL)
     assert len(server.accepted) == 1
     assert [e.label for e in wallet.payments()] == ["async-task"]
 
 
 def test_requests_session_pays_within_a_budget(server, wallet):
-    with server.serve() as base, PaymentSession(wallet=wallet) as session:
-        with wallet.budget(usd("0.50"), label="req"):
-            assert session.get(base + "/paid").status_code == 200
-            with pytest.raises(BudgetExceeded):
-                session.get(base + "/paid")
+    with (
+        server.serve() as base,
+        PaymentSession(wallet=wallet) as session,
+        wallet.budget(usd("0.50"), label="req"),
+    ):
+        assert session.get(base + "/paid").status_code == 200
+        with pytest.raises(BudgetExceeded):
+            session.get(base + "/paid")
     assert len(server.accepted) == 1
     assert [(e.state, e.label) for e in wallet.payments()] == [("settled", "req")]
 
@@ -138,8 +146,8 @@ def test_quote_without_a_method_for_the_challenge(server, tmp_path):
 def test_default_wallet_refuses_big_payments_through_the_transport(tmp_path):
     server = FakeMppServer({"/paid": Route(offers=(Offer(amount="5000000"),))})  # $5
     wallet = Wallet([TestMethod()], journal=tmp_path / "d.sqlite3")
-    with httpx.Client(transport=PaymentTransport(server.mock_transport(), wallet=wallet)) as client:
-        with pytest.raises(PaymentRefused):
-            client.get(URL)
+    transport = PaymentTransport(server.mock_transport(), wallet=wallet)
+    with httpx.Client(transport=transport) as client, pytest.raises(PaymentRefused):
+        client.get(URL)
     assert server.accepted == [] and wallet.payments() == []
     wallet.close()

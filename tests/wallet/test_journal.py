@@ -28,8 +28,17 @@ def test_every_step_is_recorded_with_what_the_flow_knows(make_wallet):
     reservation = run_sync(wallet.reserve(q, ctx, PaymentOptions(label="lookup")))
     entry = wallet.journal.get(reservation.id)
     assert entry.state == "reserved"
-    assert (entry.challenge_id, entry.realm, entry.origin) == (q.challenge.id, q.challenge.realm, ORIGIN)
-    assert (entry.method, entry.intent, entry.call_id, entry.label) == ("tempo", "charge", "call-1", "lookup")
+    assert (entry.challenge_id, entry.realm, entry.origin) == (
+        q.challenge.id,
+        q.challenge.realm,
+        ORIGIN,
+    )
+    assert (entry.method, entry.intent, entry.call_id, entry.label) == (
+        "tempo",
+        "charge",
+        "call-1",
+        "lookup",
+    )
     assert entry.amount == q.amount and entry.exposure == 123_456
     assert entry.payees == q.payees and entry.network == "eip155:4217"
 
@@ -60,7 +69,9 @@ def test_unknown_can_be_resolved(make_wallet):
     reservation = pay(wallet, quote(1), settle=False)
     reservation.sent("fp", "0x1")
     reservation.unknown("timeout")
-    assert wallet.journal.advance(reservation.id, "failed", reason="not on chain", money_moved=False)
+    assert wallet.journal.advance(
+        reservation.id, "failed", reason="not on chain", money_moved=False
+    )
     entry = wallet.journal.get(reservation.id)
     assert (entry.state, entry.money_moved) == ("failed", False)
 
@@ -87,7 +98,10 @@ def test_query_filters(make_wallet):
     failed.failed("no", money_moved=False)
     assert [p.amount.amount for p in wallet.payments(origin="https://a.example")] == [1]
     assert [p.amount.amount for p in wallet.payments(state="failed")] == [3]
-    assert [p.amount.amount for p in wallet.payments(state=["settled", "failed"], limit=2)] == [1, 2]
+    assert [p.amount.amount for p in wallet.payments(state=["settled", "failed"], limit=2)] == [
+        1,
+        2,
+    ]
     assert [p.amount.amount for p in wallet.payments(reference="0xtx")] == [1, 2]
     with pytest.raises(ValueError):
         wallet.payments(state="paid")  # type: ignore[arg-type]

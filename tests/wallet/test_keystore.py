@@ -12,7 +12,13 @@ import stat
 import pytest
 
 from mpp_client.errors import KeyStoreError
-from mpp_client.wallet import EncryptedFileKeyStore, KeyringKeyStore, Secret, SecretKind, open_keystore
+from mpp_client.wallet import (
+    EncryptedFileKeyStore,
+    KeyringKeyStore,
+    Secret,
+    SecretKind,
+    open_keystore,
+)
 from mpp_client.wallet.keystore import keyring_problem
 
 from .secret_service import secret_service
@@ -179,7 +185,9 @@ def test_real_secret_service_headless(tmp_path, monkeypatch):
         assert store.get("tempo/main") == Secret(KEY, SecretKind.TEMPO_PRIVATE_KEY)
         assert store.names() == {"stripe": "stripe-key", "tempo/main": "tempo-private-key"}
         # It really is in the Secret Service, not in our process.
-        assert json.loads(backend.get_password("mpp-client-test", "stripe"))["value"] == "sk_test_123"
+        assert (
+            json.loads(backend.get_password("mpp-client-test", "stripe"))["value"] == "sk_test_123"
+        )
         store.delete("stripe")
         assert store.names() == {"tempo/main": "tempo-private-key"}
         with pytest.raises(KeyError):

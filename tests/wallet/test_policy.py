@@ -105,9 +105,7 @@ def test_lifetime_total(make_wallet, clock):
 
 
 def test_per_call_cap_spans_rechallenges(make_wallet):
-    wallet = make_wallet(
-        SpendPolicy(limits=(Limit(usd("1"), "payment"), Limit(usd("1"), "call")))
-    )
+    wallet = make_wallet(SpendPolicy(limits=(Limit(usd("1"), "payment"), Limit(usd("1"), "call"))))
     ctx = context(call_id="one-call")
     options = PaymentOptions(max_payments=5)
     pay(wallet, quote(600_000), ctx, options)
@@ -128,7 +126,9 @@ def test_request_max_amount_caps_the_whole_call(make_wallet):
 def test_request_max_amount_in_another_currency_refuses(make_wallet):
     wallet = make_wallet()
     options = PaymentOptions(max_amount=Money(10, SAT))
-    assert refused(wallet, quote(1), options=options, kind=BudgetExceeded).rule == "request.max_amount"
+    assert (
+        refused(wallet, quote(1), options=options, kind=BudgetExceeded).rule == "request.max_amount"
+    )
 
 
 def test_request_max_payments(make_wallet):
@@ -275,7 +275,9 @@ def test_usd_cap_with_a_price(make_wallet):
     prices = StaticPrices({VOLATILE.code: "2000"})  # $2000 per whole token (18 decimals)
     wallet = make_wallet(SpendPolicy(limits=(Limit(usd("1")),)), prices=prices)
     pay(wallet, quote(5 * 10**14, currency=VOLATILE, network="eip155:1"))  # $1.00 exactly
-    refused(wallet, quote(5 * 10**14 + 1, currency=VOLATILE, network="eip155:1"), kind=BudgetExceeded)
+    refused(
+        wallet, quote(5 * 10**14 + 1, currency=VOLATILE, network="eip155:1"), kind=BudgetExceeded
+    )
 
 
 def test_a_failing_price_source_refuses(make_wallet):
@@ -284,7 +286,9 @@ def test_a_failing_price_source_refuses(make_wallet):
             raise RuntimeError("feed down")
 
     wallet = make_wallet(SpendPolicy(limits=(Limit(usd("1")),)), prices=Broken())
-    refused(wallet, quote(1, currency=SAT, method="lightning", network="mainnet"), kind=PriceUnavailable)
+    refused(
+        wallet, quote(1, currency=SAT, method="lightning", network="mainnet"), kind=PriceUnavailable
+    )
 
 
 # --- approval -----------------------------------------------------------------------------------
@@ -429,9 +433,14 @@ per = "day"
 origin = "https://api.example.com"
 
 [[limit]]
-cap = { amount = 5000000, currency = "0x20c0000000000000000000000000000000000000", decimals = 6, network = "eip155:4217", usd_pegged = true }
 per = "lifetime"
 name = "pathusd.lifetime"
+[limit.cap]
+amount = 5000000
+currency = "0x20c0000000000000000000000000000000000000"
+decimals = 6
+network = "eip155:4217"
+usd_pegged = true
 """
     )
     policy = SpendPolicy.from_toml(path)

@@ -63,7 +63,9 @@ payment = st.tuples(
 def test_hourly_window_matches_the_model(steps, cap):
     clock = Clock()
     wallet = Wallet(
-        policy=SpendPolicy(limits=(Limit(Money(cap, usd("0").currency), "hour"),), pin_payees=False),
+        policy=SpendPolicy(
+            limits=(Limit(Money(cap, usd("0").currency), "hour"),), pin_payees=False
+        ),
         journal=SqliteJournal(":memory:", clock=clock),
     )
     held: list[tuple[float, int]] = []  # the model: (time, amount) of what still counts
