@@ -49,7 +49,7 @@ from mpp_client.transport import AsyncPaymentTransport, PaymentTransport
 
 if TYPE_CHECKING:
     from mpp_client.requests_session import PaymentSession
-    from mpp_client.wallet import SpendPolicy, Wallet, usd
+    from mpp_client.wallet import Limit, SpendPolicy, Wallet, usd
 
 __version__ = "0.1.0"
 
@@ -68,6 +68,7 @@ __all__ = [
     "InsecureOrigin",
     "JournalError",
     "KeyStoreError",
+    "Limit",
     "MethodError",
     "Money",
     "MppError",
@@ -103,6 +104,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Limit": "mpp_client.wallet",
     "PaymentSession": "mpp_client.requests_session",
     "SpendPolicy": "mpp_client.wallet",
     "Wallet": "mpp_client.wallet",

@@ -318,10 +318,10 @@ def payment_flow(
         _notify(config.hooks.on_challenges, challenges, context)
         _refuse_unsafe_request(config, facts, challenges)
         challenges = [c for c in challenges if c.id not in seen_challenges]
+        if options.dry_run:
+            return _dry_run(config, facts, challenges, context)
         quote, method = _choose(config, facts, challenges, context)
         _notify(config.hooks.on_quote, quote, context)
-        if options.dry_run:
-            return Payment("quoted", quote)
         if config.hooks.before_payment is not None:
             yield from _before_payment(config, quote, context)
 
@@ -506,20 +506,26 @@ def _refuse_unsafe_request(
         )
 
 
+def _in_preference_order(config: FlowConfig, challenges: Sequence[Challenge]) -> list[Challenge]:
+    """Configured preference first, then the server's order."""
+    ranked = sorted(
+        enumerate(challenges),
+        key=lambda item: (_rank(item[1].method, item[1].intent, config.prefer), item[0]),
+    )
+    return [challenge for _, challenge in ranked]
+
+
 def _choose(
     config: FlowConfig,
     facts: RequestFacts,
     challenges: Sequence[Challenge],
     context: PaymentContext,
 ) -> tuple[Quote, PaymentMethod]:
-    ordered = sorted(
-        enumerate(challenges),
-        key=lambda item: (_rank(item[1].method, item[1].intent, config.prefer), item[0]),
-    )
+    ordered = _in_preference_order(config, challenges)
     refusals: dict[str, str] = {}
     errors: list[PaymentRefused] = []
     margin = timedelta(seconds=config.expiry_margin)
-    for _, challenge in ordered:
+    for challenge in ordered:
         method = next((m for m in config.methods if m.can_pay(challenge)), None)
         if method is None:
             refusals[challenge.id] = (
@@ -570,6 +576,42 @@ def _choose(
         refusals=refusals,
         challenges=challenges,
     )
+
+
+def _dry_run(
+    config: FlowConfig,
+    facts: RequestFacts,
+    challenges: Sequence[Challenge],
+    context: PaymentContext,
+) -> Payment:
+    """What would be paid, and whether the policy allows it, without paying.
+
+    The verdict comes from the same checks as a real payment; when the guard refuses every
+    candidate, the quote of the first one a method could price is returned with the refusal.
+    """
+    try:
+        quote, _ = _choose(config, facts, challenges, context)
+    except PaymentRefused as refused:
+        priced = _first_priceable(config, challenges, context)
+        if priced is None:
+            raise
+        return Payment("quoted", priced, allowed=False, refusal=refused.reason, error=refused)
+    _notify(config.hooks.on_quote, quote, context)
+    return Payment("quoted", quote)
+
+
+def _first_priceable(
+    config: FlowConfig, challenges: Sequence[Challenge], context: PaymentContext
+) -> Quote | None:
+    for challenge in _in_preference_order(config, challenges):
+        method = next((m for m in config.methods if m.can_pay(challenge)), None)
+        if method is None:
+            continue
+        try:
+            return method.quote(challenge, context)
+        except PaymentRefused:
+            continue
+    return None
 
 
 def _before_payment(

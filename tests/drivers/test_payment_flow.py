@@ -453,3 +453,14 @@ def test_402_is_closed_before_the_retry_no_pool_leak(server, base_url, method, g
                 assert (await client.get(base_url + "/paid")).status_code == 200
 
     asyncio.run(run())
+
+
+def test_dry_run_reports_a_policy_refusal_with_the_price(driver, server, base_url, method, guard):
+    options = PaymentOptions(dry_run=True, max_amount=Money(10, TEST_CURRENCY))
+    result = driver.send("GET", base_url + "/paid", mpp=options)
+    assert result.status == 402
+    assert result.payment.status == "quoted"
+    assert result.payment.allowed is False
+    assert "maximum" in result.payment.refusal
+    assert result.payment.quote.amount.amount == 1000
+    assert method.paid == [] and guard.entries == []

@@ -24,6 +24,7 @@ PUBLIC_API = [
     "InsecureOrigin",
     "JournalError",
     "KeyStoreError",
+    "Limit",
     "MethodError",
     "Money",
     "MppError",
