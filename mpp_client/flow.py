@@ -36,6 +36,7 @@ from mpp_client.errors import (
     BudgetExceeded,
     ChallengeExpired,
     CrossOriginPayment,
+    EffectFailed,
     InsecureOrigin,
     MethodError,
     MppError,
@@ -658,8 +659,7 @@ def _pay(
             _notify(config.hooks.on_failure, quote, refused)
             raise
         except MppError as failure:
-            moved = bool(getattr(failure, "money_moved", False))
-            if broadcast and not moved:
+            if broadcast and _may_have_paid(failure):
                 reservation.unknown(str(failure))
                 lost = PaymentOutcomeUnknown(
                     f"payment failed after it was broadcast: {failure}",
@@ -668,6 +668,7 @@ def _pay(
                 )
                 _notify(config.hooks.on_failure, quote, lost)
                 raise lost from failure
+            moved = bool(getattr(failure, "money_moved", False))
             reservation.failed(str(failure), money_moved=moved)
             _notify(config.hooks.on_failure, quote, failure)
             raise
@@ -696,6 +697,18 @@ def _pay(
         except Exception as exc:
             error = exc
     return proof
+
+
+def _may_have_paid(failure: MppError) -> bool:
+    """After a method broadcast value, can this failure hide a payment that went through?
+
+    A ``PaymentFailed`` states what it knows in ``money_moved`` (a Lightning node that reports a
+    definite failure, a HandCash 4xx): trusted. An HTTP call that never reached the server moved
+    nothing. Anything else (a call that may have arrived, an unexpected error) may have paid.
+    """
+    if isinstance(failure, EffectFailed):
+        return failure.delivered
+    return not isinstance(failure, PaymentFailed)
 
 
 def _credential_headers(challenge: Challenge, proof: PaymentProof) -> dict[str, str]:

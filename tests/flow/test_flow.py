@@ -138,15 +138,45 @@ def _run_with_script(script: Any) -> tuple[OpenGuard, Any]:
     return guard, outcome
 
 
-def test_failure_after_broadcast_is_outcome_unknown():
+def test_unexpected_failure_after_broadcast_is_outcome_unknown():
     def script(quote):
         yield Checkpoint("signed", "0xabc")
         yield Checkpoint("broadcast", "0xabc")
-        raise MethodError("node went away")
+        raise RuntimeError("node client crashed")
 
     guard, outcome = _run_with_script(script)
     assert isinstance(outcome, PaymentOutcomeUnknown)
     assert guard.entries[0].state == "unknown"
+
+
+def test_call_that_may_have_arrived_after_broadcast_is_outcome_unknown():
+    def script(quote):
+        yield Checkpoint("broadcast", "0xabc")
+        raise EffectFailed("read timeout", delivered=True)
+
+    guard, outcome = _run_with_script(script)
+    assert isinstance(outcome, PaymentOutcomeUnknown)
+    assert guard.entries[0].state == "unknown"
+
+
+def test_definite_failure_after_broadcast_releases_the_reservation():
+    def script(quote):
+        yield Checkpoint("broadcast", "0xabc")
+        raise MethodError("route not found", money_moved=False)
+
+    guard, outcome = _run_with_script(script)
+    assert isinstance(outcome, MethodError) and not isinstance(outcome, PaymentOutcomeUnknown)
+    assert guard.entries[0].state == "failed"
+
+
+def test_connect_failure_after_broadcast_checkpoint_moved_nothing():
+    def script(quote):
+        yield Checkpoint("broadcast", "0xabc")
+        raise EffectFailed("connect refused", delivered=False)
+
+    guard, outcome = _run_with_script(script)
+    assert isinstance(outcome, EffectFailed)
+    assert guard.entries[0].state == "failed"
 
 
 def test_unexpected_error_before_broadcast_releases_the_reservation():
