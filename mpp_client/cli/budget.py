@@ -1,0 +1,346 @@
+"""``mpp budget``: show the spend policy with what each limit has used, and change it.
+
+The policy lives in ``policy.toml`` next to the config file, in the format
+``SpendPolicy.from_toml`` reads (so the same file works from Python). Without the file the
+wallet's safe defaults apply. ``mpp budget set`` writes the whole policy to the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+from decimal import Decimal
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from mpp_client.cli.accounts import load_policy
+from mpp_client.cli.config import ConfigError, dump_toml, write_private
+from mpp_client.cli.exit_codes import ExitCode
+from mpp_client.cli.output import table
+from mpp_client.errors import PriceUnavailable
+from mpp_client.money import Money
+from mpp_client.wallet import USD_PEGGED, Limit, SpendPolicy, StaticPrices
+from mpp_client.wallet.policy import Window
+from mpp_client.wallet.prices import is_usd_cap, parse_money, usd_value
+
+if TYPE_CHECKING:
+    from mpp_client.cli.invocation import Invocation
+    from mpp_client.wallet.policy import Ledger
+
+__all__ = ["money_text", "policy_mapping", "register"]
+
+_WINDOWS: tuple[Window, ...] = ("payment", "call", "hour", "day", "lifetime")
+_SCOPES = ("origin", "payee", "method", "currency", "network")
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "budget", help="show or change the spend policy (caps, allowlists, approval)"
+    )
+    sub = parser.add_subparsers(dest="budget_command", metavar="COMMAND", required=True)
+    show = sub.add_parser("show", help="every limit with what it has used and what is left")
+    show.set_defaults(run=run_show)
+
+    change = sub.add_parser(
+        "set",
+        help="set or remove caps, allowlists and the approval threshold",
+        description="Amounts: '0.50 USD' (dollars: applies to every dollar stablecoin), "
+        "'1000 sat'. 'none' removes. Scope options narrow the caps given in the same "
+        "command. Example: mpp budget set --payment 0.10USD --day 2USD",
+    )
+    for window in _WINDOWS:
+        change.add_argument(
+            f"--{window}",
+            metavar="AMOUNT",
+            help=f"cap per {window}" if window != "lifetime" else "cap over the whole journal",
+        )
+    for scope in _SCOPES:
+        change.add_argument(
+            f"--{scope}",
+            dest=f"scope_{scope}",
+            metavar=scope.upper(),
+            help=f"only payments with this {scope}",
+        )
+    change.add_argument(
+        "--approve-above",
+        metavar="AMOUNT",
+        help="ask before paying more than this (mpp fetch asks on the terminal); 'none'",
+    )
+    change.add_argument(
+        "--allow-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="only pay these origins (repeatable; adds to the list)",
+    )
+    change.add_argument("--allow-any-origin", action="store_true", help="clear the origin list")
+    change.add_argument(
+        "--reset", action="store_true", help="go back to the safe defaults (delete the file)"
+    )
+    change.set_defaults(run=run_set)
+
+
+# --- writing the policy file --------------------------------------------------------------------
+
+
+def money_text(money: Money) -> Any:
+    """A cap as ``SpendPolicy.from_toml`` reads it: ``"0.5 USD"``, ``"1000 sat"``, or a table
+    in base units."""
+    currency = money.currency
+    if is_usd_cap(currency):
+        return f"{_plain(money.to_decimal())} USD"
+    if currency.code == "sat" and currency.decimals == 0:
+        return f"{money.amount} sat"
+    table_: dict[str, Any] = {
+        "amount": money.amount,
+        "currency": currency.code,
+        "decimals": currency.decimals,
+    }
+    if currency.network is not None:
+        table_["network"] = currency.network
+    if currency.usd_pegged:
+        table_["usd_pegged"] = True
+    return table_
+
+
+def _plain(value: Decimal) -> str:
+    text = f"{value.normalize():f}"
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}"
+
+
+def policy_mapping(policy: SpendPolicy) -> dict[str, Any]:
+    """``policy`` as the document ``SpendPolicy.from_mapping`` reads back to an equal policy."""
+    section: dict[str, Any] = {"default_limits": False}
+    for name in ("origins", "payees", "networks", "tokens", "methods"):
+        value = getattr(policy, name)
+        if value is not None:
+            section[name] = sorted(value)
+    if not policy.require_limit:
+        section["require_limit"] = False
+    if not policy.pin_payees:
+        section["pin_payees"] = False
+    if policy.on_payee_change != "refuse":
+        section["on_payee_change"] = policy.on_payee_change
+    if policy.approve_above is not None:
+        section["approve_above"] = money_text(policy.approve_above)
+    limits = []
+    for limit in policy.limits:
+        entry: dict[str, Any] = {"cap": money_text(limit.cap), "per": limit.per}
+        for key in (*_SCOPES, "name"):
+            if getattr(limit, key) is not None:
+                entry[key] = getattr(limit, key)
+        limits.append(entry)
+    data: dict[str, Any] = {"policy": section}
+    if limits:
+        data["limit"] = limits
+    return data
+
+
+def _write(inv: Invocation, policy: SpendPolicy) -> None:
+    header = (
+        "# mpp spend policy (SpendPolicy.from_toml format; see docs/cli.md).\n"
+        "# `mpp budget set` rewrites this file: comments are not kept.\n"
+    )
+    write_private(inv.config.policy_path, header + dump_toml(policy_mapping(policy)))
+
+
+# --- show ---------------------------------------------------------------------------------------
+
+
+def format_cap(money: Money) -> str:
+    """``$0.50`` for dollar caps, ``1000 sat``, else the exact amount and currency."""
+    if is_usd_cap(money.currency):
+        return f"${_plain(money.to_decimal())}"
+    return str(money)
+
+
+def _used(limit: Limit, ledger: Ledger, prices: StaticPrices | None) -> Fraction | None:
+    if limit.per in ("payment", "call"):
+        return None
+    since = ledger.now() - limit.window_seconds if limit.window_seconds else None
+    rows = ledger.held_totals(
+        since=since, origin=limit.origin, method=limit.method, payee=limit.payee
+    )
+    total = Fraction(0)
+    for currency, amount in rows:
+        if not amount or not limit.selects(currency):
+            continue
+        money = Money(amount, currency)
+        if limit.in_usd:
+            total += usd_value(money, prices)
+        else:
+            total += Fraction(amount, 10**currency.decimals)
+    return total
+
+
+def _fraction_text(value: Fraction, cap: Money) -> str:
+    decimals = cap.currency.decimals
+    exact = Decimal(value.numerator) / Decimal(value.denominator)
+    quantized = exact.quantize(Decimal(1).scaleb(-decimals)) if decimals else exact
+    return format_cap(Money(int(quantized.scaleb(decimals)), cap.currency))
+
+
+def run_show(inv: Invocation) -> int:
+    from mpp_client.cli.accounts import open_wallet
+
+    config = inv.config
+    policy = load_policy(config)
+    source = str(config.policy_path) if config.policy_path.exists() else "built-in defaults"
+    with open_wallet(config, with_methods=False) as wallet:
+        ledger = wallet.journal.ledger()
+        prices = wallet.prices if isinstance(wallet.prices, StaticPrices) else None
+        rows: list[dict[str, str]] = []
+        limits: list[dict[str, Any]] = []
+        for limit in policy.limits:
+            try:
+                used = _used(limit, ledger, prices)
+            except PriceUnavailable:
+                used = None
+            cap_units = Fraction(limit.cap.amount, 10**limit.cap.currency.decimals)
+            scope = ", ".join(
+                f"{k}={getattr(limit, k)}" for k in _SCOPES if getattr(limit, k) is not None
+            )
+            used_text = "-" if used is None else _fraction_text(used, limit.cap)
+            left_text = (
+                "-"
+                if used is None
+                else _fraction_text(max(cap_units - used, Fraction(0)), limit.cap)
+            )
+            rows.append(
+                {
+                    "rule": limit.rule,
+                    "per": limit.per,
+                    "cap": format_cap(limit.cap),
+                    "used": used_text,
+                    "left": left_text,
+                    "scope": scope or "all",
+                }
+            )
+            limits.append(
+                {
+                    "rule": limit.rule,
+                    "per": limit.per,
+                    "cap": money_text(limit.cap),
+                    "cap_base_units": limit.cap.amount,
+                    "cap_currency": limit.cap.currency.code,
+                    "cap_decimals": limit.cap.currency.decimals,
+                    "scope": {
+                        k: getattr(limit, k) for k in _SCOPES if getattr(limit, k) is not None
+                    },
+                    "used": None if used is None else str(used_text),
+                    "left": None if used is None else str(left_text),
+                }
+            )
+    data = {
+        "source": source,
+        "limits": limits,
+        "require_limit": policy.require_limit,
+        "origins": None if policy.origins is None else sorted(policy.origins),
+        "payees": None if policy.payees is None else sorted(policy.payees),
+        "methods": None if policy.methods is None else sorted(policy.methods),
+        "pin_payees": policy.pin_payees,
+        "approve_above": None if policy.approve_above is None else money_text(policy.approve_above),
+    }
+    lines = [f"spend policy: {source}", ""]
+    lines.append(
+        table(rows, ["rule", "per", "cap", "used", "left", "scope"])
+        if rows
+        else "no limits: every payment is refused (require_limit)"
+    )
+    lines.append("")
+    lines.append(
+        f"origins allowed: {', '.join(sorted(policy.origins)) if policy.origins else 'any'}"
+    )
+    lines.append(f"payee pinning:   {'on' if policy.pin_payees else 'off'}")
+    approve = format_cap(policy.approve_above) if policy.approve_above else "never"
+    lines.append(f"ask above:       {approve}")
+    inv.output.result(data, "\n".join(lines))
+    return ExitCode.OK
+
+
+# --- set ----------------------------------------------------------------------------------------
+
+
+def _amount(text: str, what: str) -> Money | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return parse_money(text)
+    except ValueError as exc:
+        raise ConfigError(f"{what}: {exc} (write e.g. '0.50 USD' or '1000 sat')") from None
+
+
+def _same_slot(limit: Limit, other: Limit) -> bool:
+    return all(getattr(limit, k) == getattr(other, k) for k in ("per", *_SCOPES)) and (
+        limit.in_usd == other.in_usd
+    )
+
+
+def _removable(limit: Limit, window: str, scope: dict[str, str]) -> bool:
+    if limit.per != window:
+        return False
+    if any(getattr(limit, k) != scope.get(k) for k in ("origin", "payee", "method", "network")):
+        return False
+    if "currency" in scope:
+        return limit.currency == scope["currency"]
+    return limit.currency in (None, USD_PEGGED)
+
+
+def run_set(inv: Invocation) -> int:
+    args: argparse.Namespace = inv.args
+    path = inv.config.policy_path
+    if args.reset:
+        path.unlink(missing_ok=True)
+        inv.output.result({"reset": True}, "spend policy reset to the built-in defaults")
+        return ExitCode.OK
+    policy = load_policy(inv.config)
+    limits = list(policy.limits)
+    scope = {k: getattr(args, f"scope_{k}") for k in _SCOPES if getattr(args, f"scope_{k}")}
+    changed: list[str] = []
+    for window in _WINDOWS:
+        text = getattr(args, window)
+        if text is None:
+            continue
+        cap = _amount(text, f"--{window}")
+        if cap is None:
+            before = len(limits)
+            limits = [lim for lim in limits if not _removable(lim, window, scope)]
+            if len(limits) == before:
+                raise ConfigError(f"no {window} cap with that scope to remove")
+            changed.append(f"removed the {window} cap")
+            continue
+        slot_scope = dict(scope)
+        if "currency" not in slot_scope and is_usd_cap(cap.currency):
+            # Dollar caps cover the dollar stablecoins unless told otherwise: other currencies
+            # would need a price to be counted in dollars.
+            slot_scope["currency"] = USD_PEGGED
+        try:
+            new = Limit(cap, window, **slot_scope)
+        except ValueError as exc:
+            raise ConfigError(f"--{window}: {exc}") from None
+        limits = [lim for lim in limits if not _same_slot(lim, new)] + [new]
+        changed.append(f"{window} cap {format_cap(cap)}")
+    updates: dict[str, Any] = {"limits": tuple(limits)}
+    if args.approve_above is not None:
+        updates["approve_above"] = _amount(args.approve_above, "--approve-above")
+        changed.append(f"approve above {args.approve_above}")
+    if args.allow_any_origin:
+        updates["origins"] = None
+        changed.append("any origin allowed")
+    if args.allow_origin:
+        origins = set(policy.origins or ()) | {o.rstrip("/").lower() for o in args.allow_origin}
+        updates["origins"] = frozenset(origins)
+        changed.append("allowed " + ", ".join(args.allow_origin))
+    if not changed:
+        raise ConfigError(
+            "nothing to change: give a cap (--day 5USD), --approve-above, --allow-origin or --reset"
+        )
+    new_policy = policy.replace(**updates)
+    _write(inv, new_policy)
+    # Read it back: what is written must be what the wallet will load.
+    if SpendPolicy.from_toml(path) != new_policy:
+        raise ConfigError("internal error: the policy file does not read back identically")
+    inv.output.result(
+        {"changed": changed, "policy": str(path)},
+        f"spend policy updated ({'; '.join(changed)}): {path}",
+    )
+    return ExitCode.OK

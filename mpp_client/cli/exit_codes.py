@@ -1,0 +1,60 @@
+"""The exit codes of ``mpp``: what happened, and above all what happened to the money.
+
+====  =====================  ===================================================================
+code  name                   meaning
+====  =====================  ===================================================================
+0     OK                     success (for ``fetch``: a 2xx/3xx answer, paid or free)
+1     ERROR                  anything else: network error before paying, key store, journal...
+2     USAGE                  bad arguments or configuration
+3     REFUSED_BY_POLICY      the spend policy, ``--max-amount`` or the approval said no;
+                             nothing was signed, no money moved
+4     NOT_PAYABLE            refused before signing for another reason: no challenge this
+                             wallet can pay, expired offer, unsafe request; no money moved
+5     PAYMENT_FAILED         a payment was attempted and failed or was rejected; the error says
+                             whether money moved (a 403 after paying: it did)
+6     OUTCOME_UNKNOWN        a credential left and no clear answer came back: the payment may
+                             have settled; see ``mpp journal unknown`` and ``reconcile``
+7     HTTP_ERROR             the server answered 4xx/5xx (including an unpaid 402)
+====  =====================  ===================================================================
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from mpp_client.errors import (
+    MppError,
+    PaymentFailed,
+    PaymentOutcomeUnknown,
+    PaymentRefused,
+    PaymentVetoed,
+    PolicyViolation,
+)
+
+__all__ = ["ExitCode", "exit_code_for"]
+
+
+class ExitCode(IntEnum):
+    """``mpp``'s documented exit codes (see the module docstring)."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    REFUSED_BY_POLICY = 3
+    NOT_PAYABLE = 4
+    PAYMENT_FAILED = 5
+    OUTCOME_UNKNOWN = 6
+    HTTP_ERROR = 7
+
+
+def exit_code_for(error: MppError) -> ExitCode:
+    """The exit code for an error raised while paying."""
+    if isinstance(error, (PolicyViolation, PaymentVetoed)):
+        return ExitCode.REFUSED_BY_POLICY
+    if isinstance(error, PaymentRefused):
+        return ExitCode.NOT_PAYABLE
+    if isinstance(error, PaymentOutcomeUnknown):
+        return ExitCode.OUTCOME_UNKNOWN
+    if isinstance(error, PaymentFailed):
+        return ExitCode.PAYMENT_FAILED
+    return ExitCode.ERROR

@@ -1,0 +1,640 @@
+"""``mpp fetch URL``: a curl-like request that pays a 402 through the configured wallet.
+
+The body goes to standard output (or ``-o FILE``); what was paid, ``-v`` details and the
+progress indicator go to standard error. ``mpp --json fetch`` prints one JSON document instead
+(status, headers, body, payment). ``--dry-run`` only quotes. See ``exit_codes`` for the exit
+status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any
+
+import httpx
+
+from mpp_client.cli.accounts import open_wallet
+from mpp_client.cli.exit_codes import ExitCode, exit_code_for
+from mpp_client.cli.max_amount import AmountLimit, CappedGuard, parse_amount_limit
+from mpp_client.cli.output import Progress, format_money, short
+from mpp_client.cli.secret_input import terminal_available
+from mpp_client.driver import payment_of
+from mpp_client.errors import (
+    MppError,
+    PaymentFailed,
+    PaymentOutcomeUnknown,
+    PaymentRefused,
+    PolicyViolation,
+)
+from mpp_client.flow import Payment, PaymentHooks
+from mpp_client.transport import PaymentTransport
+
+if TYPE_CHECKING:
+    from mpp_client.cli.invocation import Invocation
+    from mpp_client.methods.base import PaymentContext, PaymentProof, Quote
+    from mpp_client.protocol import Challenge, Receipt
+    from mpp_client.wallet import Wallet, WalletQuote
+
+__all__ = ["register", "run"]
+
+# Header values -v never prints: the caller's own credentials and any payment credential.
+_REDACTED_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "payment-authorization"}
+)
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "fetch",
+        help="request a URL, paying a 402 through your wallet",
+        description=(
+            "Request URL like curl; when the server answers 402 Payment Required, pay it "
+            "through the configured wallet (within the spend policy) and retry. The body goes "
+            "to standard output; what was paid goes to standard error. Use `mpp --json fetch` "
+            "for one JSON document (--json after `fetch` is curl's: a JSON request body)."
+        ),
+    )
+    parser.add_argument("url", help="the URL to request")
+    parser.add_argument("-X", "--request", metavar="METHOD", help="HTTP method (default GET)")
+    parser.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="add a request header (repeatable)",
+    )
+    parser.add_argument(
+        "-d",
+        "--data",
+        action="append",
+        metavar="DATA",
+        help="request body (POST by default); @FILE reads a file, @- standard input; "
+        "repeated -d are joined with &",
+    )
+    parser.add_argument(
+        "--json",
+        dest="json_body",
+        metavar="DATA",
+        help="JSON request body (@FILE, @-); sets Content-Type and Accept to application/json",
+    )
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the body to FILE")
+    parser.add_argument(
+        "-i", "--include", action="store_true", help="print the response status and headers"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show the request, the challenge, a redacted credential summary and the receipt",
+    )
+    parser.add_argument("-L", "--location", action="store_true", help="follow redirects")
+    parser.add_argument(
+        "-s", "--silent", action="store_true", help="no progress indicator or payment summary"
+    )
+    parser.add_argument(
+        "--max-time",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="timeout of each HTTP exchange (default 60)",
+    )
+    parser.add_argument(
+        "--max-amount",
+        metavar="AMOUNT",
+        help="pay at most this much for this request, e.g. 0.05USD, '1.5 pathUSD', '100 sat'",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only show what would be paid (method, price, payee, expiry, policy verdict)",
+    )
+    parser.add_argument(
+        "--wallet",
+        action="append",
+        metavar="NAME",
+        help="pay with this wallet only (repeatable; default: every configured wallet)",
+    )
+    parser.set_defaults(run=run)
+
+
+# --- building the request -----------------------------------------------------------------------
+
+
+def _read_data(value: str) -> bytes:
+    if value == "@-":
+        return sys.stdin.buffer.read()
+    if value.startswith("@"):
+        with open(value[1:], "rb") as handle:
+            return handle.read()
+    return value.encode()
+
+
+def _headers(values: Sequence[str]) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
+    for value in values:
+        name, sep, rest = value.partition(":")
+        if not sep or not name.strip():
+            raise ValueError(f"header {value!r} is not 'Name: value'")
+        headers.append((name.strip(), rest.strip()))
+    return headers
+
+
+def _request_parts(args: argparse.Namespace) -> tuple[str, list[tuple[str, str]], bytes | None]:
+    headers = _headers(args.header)
+    body: bytes | None = None
+    if args.json_body is not None and args.data:
+        raise ValueError("use either -d/--data or --json, not both")
+    if args.json_body is not None:
+        body = _read_data(args.json_body)
+        names = {n.lower() for n, _ in headers}
+        if "content-type" not in names:
+            headers.append(("Content-Type", "application/json"))
+        if "accept" not in names:
+            headers.append(("Accept", "application/json"))
+    elif args.data:
+        body = b"&".join(_read_data(d) for d in args.data)
+        if "content-type" not in {n.lower() for n, _ in headers}:
+            headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+    method = (args.request or ("POST" if body is not None else "GET")).upper()
+    return method, headers, body
+
+
+# --- what the user sees while paying ------------------------------------------------------------
+
+
+class Narrator:
+    """Turns payment events into the progress indicator and ``-v`` lines (standard error)."""
+
+    def __init__(self, progress: Progress, *, verbose: bool, stream: IO[str]) -> None:
+        self.progress = progress
+        self.verbose = verbose
+        self.stream = stream
+        self.challenges: list[Challenge] = []
+
+    def line(self, text: str) -> None:
+        if self.verbose:
+            with self.progress.pause():
+                self.stream.write(text + "\n")
+                self.stream.flush()
+
+    def on_challenges(self, challenges: Sequence[Challenge], context: PaymentContext) -> None:
+        self.challenges = list(challenges)
+        self.progress.update(f"402 Payment Required: {len(challenges)} offer(s)")
+        self.line(f"* 402 Payment Required with {len(challenges)} challenge(s)")
+        for index, challenge in enumerate(challenges, 1):
+            self.line(f"*   challenge {index}: {describe_challenge(challenge)}")
+
+    def on_quote(self, quote: Quote, context: PaymentContext) -> None:
+        payees = ", ".join(short(p.address) for p in quote.payees) or "-"
+        self.progress.update(f"paying {format_money(quote.exposure)} to {payees} ({quote.method})")
+        self.line(
+            f"* chosen: {quote.method}/{quote.intent} challenge {quote.challenge.id}: "
+            f"{format_money(quote.amount)} to {payees}"
+            + (f", expires {quote.expires.isoformat()}" if quote.expires else "")
+        )
+
+    def on_paid(self, quote: Quote, proof: PaymentProof) -> None:
+        self.progress.update(f"paid {format_money(quote.amount)}; waiting for the server")
+
+    def on_receipt(self, quote: Quote, receipt: Receipt | None) -> None:
+        self.progress.update("payment accepted")
+
+    def on_failure(self, quote: Quote | None, error: MppError) -> None:
+        self.progress.update("payment failed")
+
+    def hooks(self) -> PaymentHooks:
+        return PaymentHooks(
+            on_challenges=self.on_challenges,
+            on_quote=self.on_quote,
+            on_paid=self.on_paid,
+            on_receipt=self.on_receipt,
+            on_failure=self.on_failure,
+        )
+
+
+def describe_challenge(challenge: Challenge) -> str:
+    """One line about a challenge: id, realm, method/intent, the request's amount fields."""
+    data = challenge.request_data
+    fields = [
+        f"id={challenge.id}",
+        f"realm={challenge.realm}",
+        f"{challenge.method}/{challenge.intent}",
+    ]
+    for key in ("amount", "currency", "recipient"):
+        if isinstance(data.get(key), (str, int)):
+            fields.append(f"{key}={data[key]}")
+    if challenge.expires:
+        fields.append(f"expires={challenge.expires}")
+    if challenge.description:
+        fields.append(f"description={challenge.description!r}")
+    return " ".join(fields)
+
+
+def _approval(progress: Progress) -> Any:
+    """Ask on the terminal before payments the policy sends for approval."""
+
+    def approve(quote: Quote, context: PaymentContext) -> bool:
+        payees = ", ".join(p.address for p in quote.payees)
+        with progress.pause(), open("/dev/tty", "r+", encoding="utf-8") as tty:
+            tty.write(f"Pay {format_money(quote.exposure)} to {payees} for {context.url}? [y/N] ")
+            tty.flush()
+            answer = tty.readline()
+        return answer.strip().lower() in ("y", "yes")
+
+    return approve
+
+
+# --- reporting ----------------------------------------------------------------------------------
+
+
+def payment_data(payment: Payment, wallet: Wallet) -> dict[str, Any]:
+    """The JSON form of a ``Payment`` (amounts as integers of base units)."""
+    quote = payment.quote
+    currency = quote.amount.currency
+    record = wallet.journal.get(payment.journal_id) if payment.journal_id else None
+    receipt = payment.receipt
+    return {
+        "status": payment.status,
+        "method": quote.method,
+        "intent": quote.intent,
+        "amount": quote.amount.amount,
+        "currency": currency.code,
+        "decimals": currency.decimals,
+        "amount_display": format_money(quote.amount),
+        "payees": [{"address": p.address, "amount": p.amount} for p in quote.payees],
+        "challenge_id": quote.challenge.id,
+        "reference": payment.reference,
+        "journal_id": payment.journal_id,
+        "credential_fingerprint": record.fingerprint if record else None,
+        "receipt": None
+        if receipt is None
+        else {
+            "status": receipt.status,
+            "method": receipt.method,
+            "reference": receipt.reference,
+            "timestamp": receipt.timestamp,
+            "challenge_id": receipt.challenge_id,
+        },
+        "problem": None if payment.problem is None else str(payment.problem.type),
+        "error": None if payment.error is None else str(payment.error),
+    }
+
+
+def _error_data(error: MppError, code: ExitCode) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "type": type(error).__name__,
+        "message": str(error),
+        "exit_code": int(code),
+        "money_moved": bool(getattr(error, "money_moved", False)),
+    }
+    if isinstance(error, PolicyViolation):
+        data["rule"] = error.rule
+    for name in ("challenge_id", "reference"):
+        if getattr(error, name, None) is not None:
+            data[name] = getattr(error, name)
+    return data
+
+
+def explain(error: MppError) -> str:
+    """A human sentence about the error that says what happened to the money."""
+    if isinstance(error, PolicyViolation):
+        return f"refused by the spend policy ({error.rule}): {error.reason}. Nothing was paid."
+    if isinstance(error, PaymentRefused):
+        return f"not paid: {error.reason}. Nothing was paid."
+    if isinstance(error, PaymentOutcomeUnknown):
+        ref = f" (reference {error.reference})" if error.reference else ""
+        return (
+            f"payment outcome unknown: {error.reason}{ref}. It may have settled; the amount "
+            "stays reserved in the journal. Run `mpp journal reconcile` later."
+        )
+    if isinstance(error, PaymentFailed):
+        moved = (
+            "Money may have moved: see `mpp journal unknown` / `mpp journal list`."
+            if error.money_moved
+            else "No money moved."
+        )
+        return f"payment failed: {error.reason}. {moved}"
+    return f"{type(error).__name__}: {error}"
+
+
+def _status_exit(response: httpx.Response, payment: Payment | None) -> ExitCode:
+    if payment is not None:
+        if payment.status == "unknown":
+            return ExitCode.OUTCOME_UNKNOWN
+        if payment.status in ("rejected", "denied"):
+            return ExitCode.PAYMENT_FAILED
+    if response.status_code >= 400:
+        return ExitCode.HTTP_ERROR
+    return ExitCode.OK
+
+
+def _header_lines(response: httpx.Response) -> str:
+    lines = [f"{response.http_version} {response.status_code} {response.reason_phrase}"]
+    lines += [f"{name}: {value}" for name, value in response.headers.multi_items()]
+    return "\r\n".join(lines) + "\r\n\r\n"
+
+
+def _shown(name: str, value: str) -> str:
+    return "<redacted>" if name.lower() in _REDACTED_HEADERS else value
+
+
+# --- the command --------------------------------------------------------------------------------
+
+
+def run(inv: Invocation) -> int:
+    args = inv.args
+    out = inv.output
+    try:
+        method, headers, body = _request_parts(args)
+        limit = parse_amount_limit(args.max_amount) if args.max_amount else None
+    except (ValueError, OSError) as exc:
+        out.error(str(exc))
+        return ExitCode.USAGE
+    inv.warn_test_method()
+    if args.dry_run:
+        return _dry_run(inv, method, headers, body, limit)
+    progress = Progress(enabled=not (out.json or args.silent or out.quiet))
+    narrator = Narrator(progress, verbose=args.verbose, stream=out.err)
+    approve = _approval(progress) if terminal_available() and not out.json else None
+    wallet = open_wallet(inv.config, wallet_names=args.wallet, approve=None)
+    policy = wallet.policy
+    policy_needs_approval = policy.approve_above is not None or policy.on_payee_change == "approve"
+    if approve is not None and policy_needs_approval:
+        wallet.approve = approve
+    if not wallet.methods:
+        out.warn("no wallet is configured, so a 402 cannot be paid (see `mpp wallet create`)")
+    hooks = narrator.hooks()
+    if limit is None:
+        transport = PaymentTransport(wallet=wallet, hooks=hooks)
+    else:
+        transport = PaymentTransport(
+            methods=wallet.methods,
+            guard=CappedGuard(wallet, limit),
+            prefer=wallet.prefer,
+            hooks=hooks,
+        )
+    timeout = httpx.Timeout(args.max_time)
+    with (
+        contextlib.closing(wallet),
+        httpx.Client(
+            transport=transport, timeout=timeout, follow_redirects=args.location
+        ) as client,
+    ):
+        request = client.build_request(method, args.url, headers=headers, content=body)
+        if args.verbose:
+            narrator.line(f"> {request.method} {request.url}")
+            for name, value in request.headers.multi_items():
+                narrator.line(f"> {name}: {_shown(name, value)}")
+        progress.start(f"{request.method} {request.url.host}")
+        try:
+            response = client.send(request, stream=True)
+        except MppError as error:
+            progress.stop()
+            code = exit_code_for(error)
+            if out.json:
+                out.result({"url": args.url, "error": _error_data(error, code)})
+            else:
+                out.error(explain(error))
+            return code
+        except httpx.HTTPError as exc:
+            progress.stop()
+            message = f"request failed: {type(exc).__name__}: {exc}"
+            if out.json:
+                out.result(
+                    {
+                        "url": args.url,
+                        "error": {
+                            "type": type(exc).__name__,
+                            "message": str(exc),
+                            "exit_code": 1,
+                            "money_moved": False,
+                        },
+                    }
+                )
+            else:
+                out.error(message)
+            return ExitCode.ERROR
+        try:
+            return _deliver(inv, narrator, wallet, response)
+        finally:
+            response.close()
+            progress.stop()
+
+
+def _deliver(inv: Invocation, narrator: Narrator, wallet: Wallet, response: httpx.Response) -> int:
+    args, out = inv.args, inv.output
+    payment = payment_of(response)
+    code = _status_exit(response, payment)
+    body = b"" if out.json and not args.output else None
+    sink: IO[bytes] | None = None
+    try:
+        if args.output:
+            sink = open(args.output, "wb")  # noqa: SIM115 - closed below
+        chunks = response.iter_bytes()
+        first = next(chunks, b"")
+        narrator.progress.stop()
+        if args.verbose:
+            narrator.line(
+                f"< {response.http_version} {response.status_code} {response.reason_phrase}"
+            )
+            for name, value in response.headers.multi_items():
+                narrator.line(f"< {name}: {_shown(name, value)}")
+            if payment is not None:
+                _verbose_payment(narrator, payment, wallet)
+        if not out.json and args.include:
+            sys.stdout.write(_header_lines(response))
+            sys.stdout.flush()
+        target: IO[bytes] = sink if sink is not None else sys.stdout.buffer
+        for chunk in _chain(first, chunks):
+            if body is not None:
+                body += chunk
+            else:
+                target.write(chunk)
+        target.flush()
+    except OSError as exc:
+        out.error(f"cannot write the body: {exc.strerror}")
+        return ExitCode.ERROR
+    finally:
+        if sink is not None:
+            sink.close()
+    if out.json:
+        out.result(_fetch_document(args, response, body, payment, wallet, code))
+    elif payment is not None and not args.silent:
+        out.info(_summary(payment))
+    elif code == ExitCode.HTTP_ERROR and response.status_code == 402 and not args.silent:
+        out.info("mpp: 402 Payment Required was not paid (no MPP challenge this wallet can pay)")
+    return code
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+def _fetch_document(
+    args: argparse.Namespace,
+    response: httpx.Response,
+    body: bytes | None,
+    payment: Payment | None,
+    wallet: Wallet,
+    code: ExitCode,
+) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "url": str(response.url),
+        "status": response.status_code,
+        "headers": [[k, v] for k, v in response.headers.multi_items()],
+        "payment": None if payment is None else payment_data(payment, wallet),
+        "exit_code": int(code),
+    }
+    if args.output:
+        document["output"] = args.output
+    elif body is not None:
+        try:
+            document["body"] = body.decode("utf-8")
+        except UnicodeDecodeError:
+            document["body_base64"] = base64.b64encode(body).decode()
+    return document
+
+
+def _summary(payment: Payment) -> str:
+    quote = payment.quote
+    payees = ", ".join(short(p.address) for p in quote.payees) or "-"
+    amount = format_money(quote.amount)
+    if payment.status == "paid":
+        ref = payment.receipt.reference if payment.receipt else payment.reference
+        return f"mpp: paid {amount} to {payees} via {quote.method} (reference {ref or '-'})"
+    if payment.status == "unknown":
+        return (
+            f"mpp: payment of {amount} via {quote.method}: outcome unknown ({payment.error}). "
+            "It stays reserved; run `mpp journal reconcile` later."
+        )
+    moved = bool(getattr(payment.error, "money_moved", False)) or payment.status == "denied"
+    return f"mpp: payment of {amount} via {quote.method} {payment.status}: {payment.error}. " + (
+        "Money moved: see `mpp journal list`." if moved else "No money moved."
+    )
+
+
+def _verbose_payment(narrator: Narrator, payment: Payment, wallet: Wallet) -> None:
+    record = wallet.journal.get(payment.journal_id) if payment.journal_id else None
+    fingerprint = record.fingerprint if record and record.fingerprint else "-"
+    narrator.line(
+        f"* credential: method={payment.quote.method} challenge={payment.quote.challenge.id} "
+        f"fingerprint=sha256:{fingerprint} (the credential itself is never shown)"
+    )
+    receipt = payment.receipt
+    if receipt is None:
+        narrator.line(f"* no Payment-Receipt; payment status {payment.status}")
+    else:
+        narrator.line(
+            f"* receipt: status={receipt.status} method={receipt.method} "
+            f"reference={receipt.reference} timestamp={receipt.timestamp} "
+            f"challenge={receipt.challenge_id or '-'}"
+        )
+    if payment.journal_id:
+        narrator.line(f"* journal entry {payment.journal_id} ({record.state if record else '?'})")
+
+
+# --- dry run ------------------------------------------------------------------------------------
+
+
+def _dry_run(
+    inv: Invocation,
+    method: str,
+    headers: list[tuple[str, str]],
+    body: bytes | None,
+    limit: AmountLimit | None,
+) -> int:
+    args, out = inv.args, inv.output
+    with contextlib.closing(open_wallet(inv.config, wallet_names=args.wallet)) as wallet:
+        try:
+            result = wallet.quote(args.url, method=method, headers=headers, content=body)
+        except httpx.HTTPError as exc:
+            out.error(f"request failed: {type(exc).__name__}: {exc}")
+            return ExitCode.ERROR
+        allowed, refusal, rule = result.allowed, result.refusal, result.rule
+        if allowed and limit is not None and result.quote is not None:
+            try:
+                limit.check(result.quote)
+            except PolicyViolation as refused:
+                allowed, refusal, rule = False, refused.reason, refused.rule
+        code = _dry_run_exit(result, allowed, rule)
+        out.result(
+            _quote_data(result, allowed, refusal, rule, code),
+            _quote_text(result, allowed, refusal, rule),
+        )
+        return code
+
+
+def _dry_run_exit(result: WalletQuote, allowed: bool, rule: str | None) -> ExitCode:
+    if not result.payment_required:
+        return ExitCode.HTTP_ERROR if result.status >= 400 else ExitCode.OK
+    if allowed:
+        return ExitCode.OK
+    # A named rule is the policy (or --max-amount); otherwise nothing could pay the offer.
+    return ExitCode.REFUSED_BY_POLICY if rule else ExitCode.NOT_PAYABLE
+
+
+def _quote_data(
+    result: WalletQuote, allowed: bool, refusal: str | None, rule: str | None, code: ExitCode
+) -> dict[str, Any]:
+    quote = result.quote
+    data: dict[str, Any] = {
+        "url": result.url,
+        "status": result.status,
+        "payment_required": result.payment_required,
+        "allowed": allowed,
+        "refusal": refusal,
+        "rule": rule,
+        "exit_code": int(code),
+        "quote": None,
+    }
+    if quote is not None:
+        currency = quote.amount.currency
+        data["quote"] = {
+            "method": quote.method,
+            "intent": quote.intent,
+            "amount": quote.amount.amount,
+            "exposure": quote.exposure.amount,
+            "currency": currency.code,
+            "decimals": currency.decimals,
+            "amount_display": format_money(quote.amount),
+            "price_display": format_money(quote.exposure),
+            "payees": [{"address": p.address, "amount": p.amount} for p in quote.payees],
+            "expires": None if quote.expires is None else quote.expires.isoformat(),
+            "network": quote.network,
+            "challenge_id": quote.challenge.id,
+            "realm": quote.challenge.realm,
+        }
+    return data
+
+
+def _quote_text(result: WalletQuote, allowed: bool, refusal: str | None, rule: str | None) -> str:
+    if not result.payment_required:
+        return f"{result.url}: HTTP {result.status}, no payment required (nothing paid)"
+    lines = [f"{result.url}: 402 Payment Required (dry run: nothing paid)"]
+    quote = result.quote
+    if quote is not None:
+        lines += [
+            f"  method   {quote.method}/{quote.intent}",
+            f"  price    {format_money(quote.amount)}"
+            + (
+                f" (at most {format_money(quote.exposure)} with fees)"
+                if quote.exposure != quote.amount
+                else ""
+            ),
+            "  payee    " + (", ".join(p.address for p in quote.payees) or "-"),
+            f"  expires  {quote.expires.isoformat() if quote.expires else '-'}",
+            f"  network  {quote.network or '-'}",
+            f"  realm    {quote.challenge.realm}",
+        ]
+    verdict = "allowed by the spend policy" if allowed else f"REFUSED: {refusal}"
+    if rule and not allowed:
+        verdict += f" (rule {rule})"
+    lines.append(f"  policy   {verdict}")
+    return "\n".join(lines)
