@@ -13,6 +13,7 @@ import base64
 import contextlib
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 import httpx
@@ -31,13 +32,14 @@ from mpp_client.errors import (
     PolicyViolation,
 )
 from mpp_client.flow import Payment, PaymentHooks
+from mpp_client.guard import PaymentOptions
 from mpp_client.transport import PaymentTransport
 
 if TYPE_CHECKING:
     from mpp_client.cli.invocation import Invocation
     from mpp_client.methods.base import PaymentContext, PaymentProof, Quote
     from mpp_client.protocol import Challenge, Receipt
-    from mpp_client.wallet import Wallet, WalletQuote
+    from mpp_client.wallet import Wallet
 
 __all__ = ["register", "run"]
 
@@ -343,6 +345,19 @@ def _shown(name: str, value: str) -> str:
     return "<redacted>" if name.lower() in _REDACTED_HEADERS else value
 
 
+def _transport(
+    wallet: Wallet, limit: AmountLimit | None, hooks: PaymentHooks | None
+) -> PaymentTransport:
+    if limit is None:
+        return PaymentTransport(wallet=wallet, hooks=hooks)
+    return PaymentTransport(
+        methods=wallet.methods,
+        guard=CappedGuard(wallet, limit),
+        prefer=wallet.prefer,
+        hooks=hooks,
+    )
+
+
 # --- the command --------------------------------------------------------------------------------
 
 
@@ -368,16 +383,7 @@ def run(inv: Invocation) -> int:
         wallet.approve = approve
     if not wallet.methods:
         out.warn("no wallet is configured, so a 402 cannot be paid (see `mpp wallet create`)")
-    hooks = narrator.hooks()
-    if limit is None:
-        transport = PaymentTransport(wallet=wallet, hooks=hooks)
-    else:
-        transport = PaymentTransport(
-            methods=wallet.methods,
-            guard=CappedGuard(wallet, limit),
-            prefer=wallet.prefer,
-            hooks=hooks,
-        )
+    transport = _transport(wallet, limit, narrator.hooks())
     timeout = httpx.Timeout(args.max_time)
     with (
         contextlib.closing(wallet),
@@ -450,11 +456,16 @@ def _deliver(inv: Invocation, narrator: Narrator, wallet: Wallet, response: http
             sys.stdout.write(_header_lines(response))
             sys.stdout.flush()
         target: IO[bytes] = sink if sink is not None else sys.stdout.buffer
+        last = b"\n"
         for chunk in _chain(first, chunks):
             if body is not None:
                 body += chunk
             else:
                 target.write(chunk)
+                last = chunk[-1:]
+        if sink is None and body is None and last != b"\n" and sys.stdout.isatty():
+            # Keep the shell prompt (and our summary) off the body's last line on a terminal.
+            target.write(b"\n")
         target.flush()
     except OSError as exc:
         out.error(f"cannot write the body: {exc.strerror}")
@@ -543,6 +554,21 @@ def _verbose_payment(narrator: Narrator, payment: Payment, wallet: Wallet) -> No
 # --- dry run ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DryRun:
+    """What a dry run found: the HTTP ``status`` of the unpaid request, the chosen ``quote``
+    (amounts in base units) and the verdict (``allowed``, else ``refusal`` and ``code``)."""
+
+    url: str
+    status: int
+    payment_required: bool
+    quote: Quote | None
+    allowed: bool
+    code: ExitCode
+    refusal: str | None = None
+    rule: str | None = None
+
+
 def _dry_run(
     inv: Invocation,
     method: str,
@@ -552,46 +578,60 @@ def _dry_run(
 ) -> int:
     args, out = inv.args, inv.output
     with contextlib.closing(open_wallet(inv.config, wallet_names=args.wallet)) as wallet:
-        try:
-            result = wallet.quote(args.url, method=method, headers=headers, content=body)
-        except httpx.HTTPError as exc:
-            out.error(f"request failed: {type(exc).__name__}: {exc}")
-            return ExitCode.ERROR
-        allowed, refusal, rule = result.allowed, result.refusal, result.rule
-        if allowed and limit is not None and result.quote is not None:
+        transport = _transport(wallet, limit, None)
+        with httpx.Client(transport=transport, timeout=httpx.Timeout(args.max_time)) as client:
+            request = client.build_request(method, args.url, headers=headers, content=body)
+            request.extensions = {**request.extensions, "mpp": PaymentOptions(dry_run=True)}
             try:
-                limit.check(result.quote)
-            except PolicyViolation as refused:
-                allowed, refusal, rule = False, refused.reason, refused.rule
-        code = _dry_run_exit(result, allowed, rule)
-        out.result(
-            _quote_data(result, allowed, refusal, rule, code),
-            _quote_text(result, allowed, refusal, rule),
-        )
-        return code
+                response = client.send(request)
+            except PaymentRefused as refused:
+                # Nothing could even be priced (no method, expired, unsafe request).
+                code = exit_code_for(refused)
+                result = DryRun(
+                    args.url,
+                    402,
+                    True,
+                    None,
+                    False,
+                    code,
+                    refused.reason,
+                    getattr(refused, "rule", None),
+                )
+            except httpx.HTTPError as exc:
+                out.error(f"request failed: {type(exc).__name__}: {exc}")
+                return ExitCode.ERROR
+            else:
+                result = _dry_run_result(args.url, response)
+    out.result(_quote_data(result), _quote_text(result))
+    return result.code
 
 
-def _dry_run_exit(result: WalletQuote, allowed: bool, rule: str | None) -> ExitCode:
-    if not result.payment_required:
-        return ExitCode.HTTP_ERROR if result.status >= 400 else ExitCode.OK
-    if allowed:
-        return ExitCode.OK
-    # A named rule is the policy (or --max-amount); otherwise nothing could pay the offer.
-    return ExitCode.REFUSED_BY_POLICY if rule else ExitCode.NOT_PAYABLE
+def _dry_run_result(url: str, response: httpx.Response) -> DryRun:
+    payment = payment_of(response)
+    status = response.status_code
+    if payment is None:
+        code = ExitCode.HTTP_ERROR if status >= 400 else ExitCode.OK
+        refusal = "the 402 carries no MPP challenge" if status == 402 else None
+        return DryRun(url, status, status == 402, None, False, code, refusal)
+    if payment.allowed:
+        return DryRun(url, status, True, payment.quote, True, ExitCode.OK)
+    error = payment.error
+    code = exit_code_for(error) if error is not None else ExitCode.NOT_PAYABLE
+    return DryRun(
+        url, status, True, payment.quote, False, code, payment.refusal, getattr(error, "rule", None)
+    )
 
 
-def _quote_data(
-    result: WalletQuote, allowed: bool, refusal: str | None, rule: str | None, code: ExitCode
-) -> dict[str, Any]:
+def _quote_data(result: DryRun) -> dict[str, Any]:
     quote = result.quote
     data: dict[str, Any] = {
         "url": result.url,
         "status": result.status,
         "payment_required": result.payment_required,
-        "allowed": allowed,
-        "refusal": refusal,
-        "rule": rule,
-        "exit_code": int(code),
+        "allowed": result.allowed,
+        "refusal": result.refusal,
+        "rule": result.rule,
+        "exit_code": int(result.code),
         "quote": None,
     }
     if quote is not None:
@@ -614,7 +654,8 @@ def _quote_data(
     return data
 
 
-def _quote_text(result: WalletQuote, allowed: bool, refusal: str | None, rule: str | None) -> str:
+def _quote_text(result: DryRun) -> str:
+    allowed, refusal, rule = result.allowed, result.refusal, result.rule
     if not result.payment_required:
         return f"{result.url}: HTTP {result.status}, no payment required (nothing paid)"
     lines = [f"{result.url}: 402 Payment Required (dry run: nothing paid)"]
