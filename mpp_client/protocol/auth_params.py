@@ -48,6 +48,16 @@ _SCHEME = re.compile(rf"[ \t,]*+([{_TCHAR}]++)(?:([ \t]++)(?!=)|(?=,)|\Z)").matc
 # the end of the value.
 _JUNK = re.compile(r'[ \t,]*+(?:[^",]++|"(?:[^"\\]++|\\.)*+"?)*+', re.DOTALL).match
 
+# The well-formed case as one alternation for re.findall: separators, then a complete param
+# (groups 1-3) or a scheme (groups 4-5); "\Z" consumes trailing separators. Anything else is
+# junk (group 6), which takes the rest of the value at once: the fast path gives up there, so
+# findall never walks hostile input character by character.
+_ELEMENTS = re.compile(
+    rf"[ \t,]*+(?:([{_TCHAR}]++)[ \t]*+=[ \t]*+(?:{_QUOTED}|([{_TCHAR}/=]++))[ \t]*+(?=,|\Z)"
+    rf"|([{_TCHAR}]++)(?:([ \t]++)(?!=)|(?=,)|\Z)"
+    r"|([^ \t,].*+)|\Z)",
+    re.DOTALL,
+).findall
 _TOKEN = re.compile(rf"[{_TCHAR}]+").fullmatch
 _ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|(.))", re.DOTALL)
 _SURROGATE = re.compile("[\ud800-\udfff]").search
@@ -132,6 +142,46 @@ def scan(value: str) -> list[RawChallenge]:
     Parameters before the first scheme are dropped. Parameter names are lower-cased and
     quoted values unescaped; a repeated name marks the challenge defective.
     """
+    challenges = _scan_well_formed(value)
+    return challenges if challenges is not None else _scan_any(value)
+
+
+def _scan_well_formed(value: str) -> list[RawChallenge] | None:
+    """The common case in one C-level pass: None as soon as anything needs the careful scan.
+
+    Gives exactly what :func:`_scan_any` gives whenever it does not give None (a property
+    test holds the two together).
+    """
+    challenges: list[RawChallenge] = []
+    current: RawChallenge | None = None
+    params: dict[str, str] = {}
+    after_scheme = False
+    for name, quoted, bare, scheme, space, junk in _ELEMENTS(value):
+        if name:
+            after_scheme = False
+            if current is None:
+                continue
+            name = name.lower()
+            if name in params:
+                current.defect = current.defect or f"duplicate {name} parameter"
+            elif quoted:
+                params[name] = quoted if "\\" not in quoted else unquote(quoted)
+            else:
+                params[name] = bare
+        elif scheme:
+            if after_scheme:
+                return None  # a token68 after "scheme SP": the careful scan decides
+            current = RawChallenge(scheme.lower())
+            params = current.params
+            challenges.append(current)
+            after_scheme = bool(space)
+        elif junk:
+            return None
+    return challenges
+
+
+def _scan_any(value: str) -> list[RawChallenge]:
+    """Scan any value, recovering from junk, stray quotes and unterminated strings."""
     challenges: list[RawChallenge] = []
     current: RawChallenge | None = None
     params: dict[str, str] = {}
@@ -160,6 +210,8 @@ def scan(value: str) -> list[RawChallenge]:
                 continue
             params[name] = unquote(quoted) if quoted is not None else bare
             continue
+        if after_scheme and value[pos] == ",":
+            after_scheme = False  # "scheme SP ,": the scheme has no parameters; not a token68
         if not after_scheme:
             match = _SCHEME(value, pos)
             if match is not None:

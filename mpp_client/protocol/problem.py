@@ -38,6 +38,9 @@ def _not_json(name: str) -> Any:
     raise ValueError(name)
 
 
+_DECODER = json.JSONDecoder(parse_constant=_not_json)
+
+
 def _text(document: Mapping[str, Any], name: str) -> str | None:
     value = document.get(name)
     return value if type(value) is str else None
@@ -56,7 +59,7 @@ def parse_problem(content: bytes, content_type: str | None) -> Problem | None:
     if not content or len(content) > MAX_PROBLEM_LENGTH:
         return None
     try:
-        document = json.loads(bytes(content).decode("utf-8"), parse_constant=_not_json)
+        document = _DECODER.decode(bytes(content).decode("utf-8"))
     except (ValueError, RecursionError, TypeError):
         return None
     if type(document) is not dict:

@@ -418,3 +418,8 @@ def test_compute_challenge_id_matches_the_conformance_vector() -> None:
 def test_compute_challenge_id_refuses_a_short_secret() -> None:
     with pytest.raises(FormatError, match="32 bytes"):
         compute_challenge_id(b"short", realm="r", method="tempo", intent="charge", request=E30)
+
+
+def test_a_scheme_without_parameters_does_not_swallow_the_next_challenge() -> None:
+    assert [c.id for c in parse_challenges([f"Bearer , {payment()}"])] == ["ch_1"]
+    assert [c.id for c in parse_challenges([f"Basic, {payment()}"])] == ["ch_1"]

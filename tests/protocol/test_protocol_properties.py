@@ -19,6 +19,7 @@ from mpp_client.protocol import (
     Challenge,
     Credential,
     Receipt,
+    auth_params,
     b64url_decode,
     b64url_encode,
     canonical_json,
@@ -357,3 +358,29 @@ def test_hostile_12000_char_headers_parse_well_under_a_second(name: str) -> None
 def test_many_valid_folded_challenges_are_all_found() -> None:
     value = HOSTILE["many valid challenges"]
     assert len(parse_challenges([value])) == value.count("Payment ")
+
+
+# --- the fast scanner agrees with the careful one -----------------------------------------------
+
+
+def _scanned(raws: list[auth_params.RawChallenge]) -> list[tuple[str, dict[str, str], str | None]]:
+    return [(raw.scheme, raw.params, raw.defect) for raw in raws]
+
+
+@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        header_text,
+        st.lists(challenges(), max_size=3).map(lambda cs: ", ".join(c.to_header() for c in cs)),
+    )
+)
+def test_the_well_formed_fast_path_gives_what_the_careful_scan_gives(value: str) -> None:
+    fast = auth_params._scan_well_formed(value)
+    if fast is not None:
+        assert _scanned(fast) == _scanned(auth_params._scan_any(value))
+
+
+def test_the_fast_path_takes_well_formed_values_and_leaves_junk_to_the_careful_scan() -> None:
+    assert auth_params._scan_well_formed(f'{VALID}, Bearer realm="x", {VALID}') is not None
+    assert auth_params._scan_well_formed(VALID + ', d="a "b" c"') is None
+    assert auth_params._scan_well_formed("Negotiate abc, " + VALID) is None
