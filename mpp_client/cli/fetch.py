@@ -22,7 +22,7 @@ from mpp_client.cli.accounts import open_wallet
 from mpp_client.cli.exit_codes import ExitCode, exit_code_for
 from mpp_client.cli.max_amount import AmountLimit, CappedGuard, parse_amount_limit
 from mpp_client.cli.output import Progress, format_money, short
-from mpp_client.cli.secret_input import terminal_available
+from mpp_client.cli.secret_input import ask_on_terminal, terminal_available
 from mpp_client.driver import payment_of
 from mpp_client.errors import (
     MppError,
@@ -242,11 +242,10 @@ def _approval(progress: Progress) -> Any:
 
     def approve(quote: Quote, context: PaymentContext) -> bool:
         payees = ", ".join(p.address for p in quote.payees)
-        with progress.pause(), open("/dev/tty", "r+", encoding="utf-8") as tty:
-            tty.write(f"Pay {format_money(quote.exposure)} to {payees} for {context.url}? [y/N] ")
-            tty.flush()
-            answer = tty.readline()
-        return answer.strip().lower() in ("y", "yes")
+        with progress.pause():
+            return ask_on_terminal(
+                f"Pay {format_money(quote.exposure)} to {payees} for {context.url}?"
+            )
 
     return approve
 

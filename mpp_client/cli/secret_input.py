@@ -13,7 +13,13 @@ from collections.abc import Callable
 
 from mpp_client.wallet import Secret
 
-__all__ = ["SecretInputError", "read_new_passphrase", "read_secret", "terminal_available"]
+__all__ = [
+    "SecretInputError",
+    "ask_on_terminal",
+    "read_new_passphrase",
+    "read_secret",
+    "terminal_available",
+]
 
 
 class SecretInputError(Exception):
@@ -69,3 +75,19 @@ def read_new_passphrase(path: str) -> str:
     if first != again:
         raise SecretInputError("the passphrases do not match")
     return first
+
+
+def ask_on_terminal(question: str) -> bool:
+    """Ask a yes/no ``question`` on the controlling terminal (not stdin, which may carry data);
+    anything but ``y``/``yes`` is no, and so is having no terminal."""
+    try:
+        with (
+            open("/dev/tty", "w", encoding="utf-8") as out,
+            open("/dev/tty", encoding="utf-8") as answer,
+        ):
+            out.write(f"{question} [y/N] ")
+            out.flush()
+            reply = answer.readline()
+    except OSError:
+        return False
+    return reply.strip().lower() in ("y", "yes")

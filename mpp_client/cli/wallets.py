@@ -25,7 +25,7 @@ from mpp_client.cli.accounts import (
 from mpp_client.cli.config import ConfigError, WalletEntry, valid_name
 from mpp_client.cli.exit_codes import ExitCode
 from mpp_client.cli.output import table
-from mpp_client.cli.secret_input import read_secret, terminal_available
+from mpp_client.cli.secret_input import ask_on_terminal, read_secret, terminal_available
 from mpp_client.wallet import Secret, SecretKind
 
 if TYPE_CHECKING:
@@ -367,13 +367,10 @@ def run_remove(inv: Invocation) -> int:
     if not args.yes:
         if not terminal_available():
             raise ConfigError("removing a wallet needs --yes when there is no terminal")
-        with open("/dev/tty", "r+", encoding="utf-8") as tty:
-            what = "" if args.keep_secret else " and DELETE its secret (keep a backup!)"
-            tty.write(f"Remove wallet {entry.name}{what}? [y/N] ")
-            tty.flush()
-            if tty.readline().strip().lower() not in ("y", "yes"):
-                out.error("not removed")
-                return ExitCode.ERROR
+        what = "" if args.keep_secret else " and DELETE its secret (keep a backup!)"
+        if not ask_on_terminal(f"Remove wallet {entry.name}{what}?"):
+            out.error("not removed")
+            return ExitCode.ERROR
     deleted: list[str] = []
     if not args.keep_secret:
         spec = METHODS.get(entry.method)

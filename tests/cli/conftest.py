@@ -63,6 +63,9 @@ class Mpp:
             cwd=self.home,
             timeout=120,
             check=False,
+            # No controlling terminal, as under cron or CI: /dev/tty cannot be opened, so a
+            # prompt can never hang on the developer's own terminal.
+            start_new_session=True,
         )
         return subprocess.CompletedProcess(
             result.args,
