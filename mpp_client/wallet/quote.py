@@ -3,22 +3,20 @@
 ``Wallet.quote(url)`` sends the request once through the payment transport with
 ``PaymentOptions(dry_run=True)``: the flow parses the 402, chooses a challenge exactly as it
 would for a real payment (preference, method checks, expiry, the wallet's policy) and stops
-before reserving or signing anything. When the policy refuses every challenge, the request is
-quoted again with a guard that refuses nothing, to show what WOULD have been paid and why it
-is not allowed. Nothing is written to the journal either way.
+before reserving or signing anything. When the policy refuses every challenge, the flow still
+returns the price of the first one a method could pay, with the refusal, so the quote shows
+what WOULD have been paid and why it is not allowed. Nothing is written to the journal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from mpp_client.effects import Effect
 from mpp_client.errors import PaymentRefused
-from mpp_client.guard import PaymentOptions, Reservation
-from mpp_client.methods.base import Payee, PaymentContext, Quote
+from mpp_client.guard import PaymentOptions
+from mpp_client.methods.base import Payee, Quote
 from mpp_client.money import Money
 
 if TYPE_CHECKING:
@@ -74,22 +72,8 @@ class WalletQuote:
         return None if self.quote is None else self.quote.challenge.id
 
 
-class _AnyGuard:
-    """Refuses nothing and reserves nothing: only for the second look of a refused dry run."""
-
-    def check(self, quote: Quote, context: PaymentContext, options: PaymentOptions) -> None:
-        return None
-
-    def reserve(
-        self, quote: Quote, context: PaymentContext, options: PaymentOptions
-    ) -> Generator[Effect, Any, Reservation]:  # pragma: no cover - dry runs never reserve
-        raise PaymentRefused("a dry run never reserves")
-        yield
-
-
 def _send(
     wallet: Wallet,
-    guard: Any,
     url: str,
     method: str,
     headers: Any,
@@ -100,11 +84,7 @@ def _send(
 
     from mpp_client.transport import PaymentTransport
 
-    if guard is wallet:
-        transport = PaymentTransport(inner, wallet=wallet)
-    else:
-        transport = PaymentTransport(inner, methods=wallet.methods, guard=guard,
-                                     prefer=wallet.prefer)  # fmt: skip
+    transport = PaymentTransport(inner, wallet=wallet)
     with httpx.Client(transport=transport) as client:
         request = client.build_request(method, url, headers=headers, content=content)
         request.extensions = {**request.extensions, "mpp": PaymentOptions(dry_run=True)}
@@ -126,36 +106,23 @@ def dry_run(
     from mpp_client import payment_of
 
     try:
-        response = _send(wallet, wallet, url, method, headers, content, transport)
+        response = _send(wallet, url, method, headers, content, transport)
     except PaymentRefused as refused:
-        first = refused
-    else:
-        payment = payment_of(response)
-        if payment is None:
-            return WalletQuote(url, response.status_code, False, None, allowed=False,
-                               refusal=None if response.status_code != 402 else
-                               "the 402 carries no challenge this wallet understands")  # fmt: skip
-        return WalletQuote(
-            url,
-            response.status_code,
-            True,
-            payment.quote,
-            allowed=payment.allowed,
-            refusal=payment.refusal,
-        )
-    rule = getattr(first, "rule", None)
-    try:
-        response = _send(wallet, _AnyGuard(), url, method, headers, content, transport)
-    except PaymentRefused:
-        # Not payable even without the policy (no method, expired, unsafe request).
-        return WalletQuote(url, 402, True, None, allowed=False, refusal=first.reason, rule=rule)
+        # Not payable even before the policy: no method, expired, unsafe request.
+        rule = getattr(refused, "rule", None)
+        return WalletQuote(url, 402, True, None, allowed=False, refusal=refused.reason, rule=rule)
     payment = payment_of(response)
+    if payment is None:
+        return WalletQuote(url, response.status_code, False, None, allowed=False,
+                           refusal=None if response.status_code != 402 else
+                           "the 402 carries no challenge this wallet understands")  # fmt: skip
+    # The flow prices the first payable challenge even when the policy refuses it.
     return WalletQuote(
         url,
         response.status_code,
         True,
-        None if payment is None else payment.quote,
-        allowed=False,
-        refusal=first.reason,
-        rule=rule,
+        payment.quote,
+        allowed=payment.allowed,
+        refusal=payment.refusal,
+        rule=getattr(payment.error, "rule", None),
     )
