@@ -34,7 +34,8 @@ exit codes:
   0  success (fetch: a 2xx/3xx answer, paid or free)
   1  other error (network before paying, key store, journal)
   2  usage or configuration error
-  3  refused by the spend policy, --max-amount or approval (nothing paid)
+  3  refused by policy: spend policy, allowlists (chain, token, origin),
+     --max-amount or approval (nothing paid)
   4  not payable: no usable challenge, expired offer, unsafe request (nothing paid)
   5  payment failed or rejected (the message says whether money moved)
   6  payment outcome unknown (see `mpp journal unknown`, `mpp journal reconcile`)

@@ -6,7 +6,8 @@ code  name                   meaning
 0     OK                     success (for ``fetch``: a 2xx/3xx answer, paid or free)
 1     ERROR                  anything else: network error before paying, key store, journal...
 2     USAGE                  bad arguments or configuration
-3     REFUSED_BY_POLICY      the spend policy, ``--max-amount`` or the approval said no;
+3     REFUSED_BY_POLICY      the spend policy, an allowlist (a method's chains and tokens
+                             included), ``--max-amount`` or the approval said no;
                              nothing was signed, no money moved
 4     NOT_PAYABLE            refused before signing for another reason: no challenge this
                              wallet can pay, expired offer, unsafe request; no money moved

@@ -304,7 +304,7 @@ def _error_data(error: MppError, code: ExitCode) -> dict[str, Any]:
 def explain(error: MppError) -> str:
     """A human sentence about the error that says what happened to the money."""
     if isinstance(error, PolicyViolation):
-        return f"refused by the spend policy ({error.rule}): {error.reason}. Nothing was paid."
+        return f"refused by policy ({error.rule}): {error.reason}. Nothing was paid."
     if isinstance(error, PaymentRefused):
         return f"not paid: {error.reason}. Nothing was paid."
     if isinstance(error, PaymentOutcomeUnknown):

@@ -9,7 +9,6 @@ from a hidden prompt or standard input, never from the command line unless the u
 from __future__ import annotations
 
 import argparse
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -24,8 +23,9 @@ from mpp_client.cli.accounts import (
 )
 from mpp_client.cli.config import ConfigError, WalletEntry, valid_name
 from mpp_client.cli.exit_codes import ExitCode
-from mpp_client.cli.output import table
+from mpp_client.cli.output import format_money, table
 from mpp_client.cli.secret_input import ask_on_terminal, read_secret, terminal_available
+from mpp_client.money import Currency, Money
 from mpp_client.wallet import Secret, SecretKind
 
 if TYPE_CHECKING:
@@ -348,7 +348,8 @@ def _balances(entry: WalletEntry) -> list[dict[str, Any]]:
                 raise ConfigError(
                     f"cannot read the balance from {url}: {type(exc).__name__}"
                 ) from None
-            display = f"{Decimal(amount).scaleb(-token.decimals):f} {token.symbol}"
+            currency = Currency(token.address, token.decimals, symbol=token.symbol)
+            display = format_money(Money(amount, currency))
             out.append(
                 {
                     "token": token.address,
