@@ -12,7 +12,7 @@ import pytest
 
 from mpp_client.methods.handcash import ConnectSigner, HandCashCharge
 from tests.handcash.handcash_fake_cloud import APP_ID, APP_SECRET, FakeHandCashCloud
-from tests.handcash.loopback_server import serve
+from tests.loopback_server import serve
 
 #: A throwaway test key (sha256 of a label), never a real wallet.
 AUTH_TOKEN = hashlib.sha256(b"mpp-client handcash test wallet").hexdigest()

@@ -18,7 +18,7 @@ from mpp_client.testing import FakeMppServer, Offer, Route
 from tests.drivers.harness import DRIVERS, Driver
 from tests.handcash.handcash_fake_cloud import FakeHandCashCloud
 from tests.handcash.handcash_mpp_fake import FakeHandCashMppServer
-from tests.handcash.loopback_server import serve
+from tests.loopback_server import serve
 
 USD = Currency.fiat("usd")
 MERCHANT_TOKEN = hashlib.sha256(b"token issued to the merchant's app").hexdigest()

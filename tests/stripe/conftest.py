@@ -14,7 +14,7 @@ import pytest
 
 from mpp_client.methods.stripe import StripeCharge
 from tests.stripe.challenges import SELLER_KEY
-from tests.stripe.loopback_server import serve
+from tests.loopback_server import serve
 from tests.stripe.stripe_fake import FakeStripe
 
 PYMPP_SECRET = "pympp-hmac-secret-for-tests-0123456789"

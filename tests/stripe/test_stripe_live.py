@@ -15,7 +15,7 @@ from mpp_client import PaymentTransport
 from mpp_client.driver import payment_of
 from mpp_client.guard import OpenGuard
 from mpp_client.methods.stripe import StripeCharge
-from tests.stripe.loopback_server import serve
+from tests.loopback_server import serve
 
 KEY = os.environ.get("STRIPE_SECRET_KEY", "")
 pytestmark = [
