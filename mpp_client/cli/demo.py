@@ -1,46 +1,173 @@
-"""``mpp demo``: the README demo (``mpp_client.demo``): a local Tempo chain and a real MPP
-server, a funded wallet, paid requests under a spending cap, then what was paid and what is
-left. Everything it starts is stopped at the end; nothing touches your own wallets or journal.
+"""``mpp demo``: the README demo, and a local playground to try ``mpp fetch`` on.
+
+``mpp demo`` runs ``mpp_client.demo`` (a local Tempo chain and a real MPP server, a funded
+throwaway wallet, paid requests under a spending cap, then what was paid and what is left;
+everything is stopped at the end and nothing touches your own wallets or journal).
+
+``mpp demo serve`` starts the same chain and server and keeps them running: it adds a wallet
+named ``demo`` to your configuration (a new key in your key store, funded with 1.00 pathUSD on
+the local chain) so that, in another terminal, ``mpp fetch --wallet demo URL`` pays the local
+server and ``mpp journal list`` shows the payments. Ctrl-C stops everything and removes the
+``demo`` wallet (its key is worthless off the local chain); the journal entries stay.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import inspect
+import signal
+import threading
 from typing import TYPE_CHECKING, Any
 
+from mpp_client.cli.accounts import open_store, secret_entry
+from mpp_client.cli.config import WalletEntry
 from mpp_client.cli.exit_codes import ExitCode
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from mpp_client.cli.invocation import Invocation
 
 __all__ = ["register"]
+
+DEMO_WALLET = "demo"
+FUNDING = 1_000_000  # 1.00 pathUSD (6 decimals)
 
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
         "demo",
-        help="run the README demo on a local Tempo chain (needs the tempo extra and anvil)",
-        description="Runs mpp_client.demo: starts a local Tempo chain (anvil) and an MPP "
-        "server, funds a fresh wallet, pays for requests within a cap, prints the receipts "
-        "and stops everything. Arguments after `demo` go to the demo.",
+        help="run the README demo on a local Tempo chain (`mpp demo serve` to keep it up)",
+        description="Without arguments: runs mpp_client.demo (local Tempo chain, mppx server, "
+        "paid requests within a budget; stops everything at the end). `mpp demo serve` keeps "
+        "a local chain and server running with a funded `demo` wallet for `mpp fetch`. "
+        "Needs the tempo extra, anvil (scripts/install-anvil.sh) and mppx "
+        "(scripts/install-mppx.sh).",
     )
-    parser.add_argument("demo_args", nargs=argparse.REMAINDER, help="arguments for the demo")
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=["run", "serve"],
+        default="run",
+        help="run (default): the scripted demo; serve: keep a local chain and server up",
+    )
+    parser.add_argument("demo_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     parser.set_defaults(run=run)
 
 
-def run(inv: Invocation) -> int:
+def _demo_module(inv: Invocation) -> ModuleType | None:
     try:
-        demo = importlib.import_module("mpp_client.demo")
+        return importlib.import_module("mpp_client.demo")
     except ImportError as exc:
         inv.output.error(
             f"the demo is not available ({exc}); install the tempo extra: "
             "pip install 'mpp-client[tempo]'"
         )
+        return None
+
+
+def run(inv: Invocation) -> int:
+    demo = _demo_module(inv)
+    if demo is None:
         return ExitCode.ERROR
-    entry = getattr(demo, "main", None)
-    if entry is None:
-        inv.output.error("mpp_client.demo has no main()")
+    if inv.args.action == "serve":
+        return _serve(inv, demo)
+    entry = demo.main
+    extra = list(inv.args.demo_args)
+    try:
+        if inspect.signature(entry).parameters:
+            return int(entry(extra) or 0)
+        if extra:
+            inv.output.error("the demo takes no arguments")
+            return ExitCode.USAGE
+        return int(entry() or 0)
+    except SystemExit as stop:
+        # The demo exits with a message when a tool is missing.
+        if isinstance(stop.code, str):
+            inv.output.error(stop.code)
+            return ExitCode.ERROR
+        return int(stop.code or 0)
+
+
+def _serve(inv: Invocation, demo: ModuleType) -> int:
+    from mpp_client.methods.tempo import LocalKeySigner
+    from mpp_client.wallet import Secret, SecretKind
+
+    out = inv.output
+    config = inv.config
+    try:
+        node = demo._check_tools()
+    except SystemExit as stop:
+        out.error(str(stop.code))
         return ExitCode.ERROR
-    result = entry(list(inv.args.demo_args))
-    return int(result or 0)
+    chain: Any = None
+    server: Any = None
+    entry: WalletEntry | None = None
+    store = open_store(config)
+    try:
+        out.info("Starting a local Tempo chain (anvil --network tempo) ...")
+        chain = demo.AnvilChain.start()
+        merchant = LocalKeySigner.generate().address
+        partner = LocalKeySigner.generate().address
+        out.info("Starting an mppx 0.11 MPP server ...")
+        server, url = demo._start_server(node, chain, merchant, partner)
+        key = LocalKeySigner.generate()
+        chain.fund(key.address, FUNDING)
+        entry = WalletEntry(
+            DEMO_WALLET,
+            "tempo",
+            f"tempo/{DEMO_WALLET}",
+            {"chain_id": chain.chain_id, "rpc_url": chain.rpc_url, "address": key.address},
+        )
+        store.set(
+            secret_entry(entry, "private-key"),
+            Secret(key.export_private_key(), SecretKind.TEMPO_PRIVATE_KEY),
+        )
+        config.wallets[DEMO_WALLET] = entry
+        config.default_wallet = config.default_wallet or DEMO_WALLET
+        config.save()
+        data = {
+            "url": url,
+            "wallet": DEMO_WALLET,
+            "address": key.address,
+            "rpc_url": chain.rpc_url,
+            "merchant": merchant,
+        }
+        out.result(
+            data,
+            f"""
+A local Tempo chain and an MPP server are running. Wallet `{DEMO_WALLET}` ({key.address})
+holds 1.00 pathUSD on the local chain. In another terminal try:
+
+  mpp fetch --wallet {DEMO_WALLET} --dry-run {url}/paid     # what it costs, nothing paid
+  mpp fetch --wallet {DEMO_WALLET} {url}/paid               # pays 0.01 pathUSD
+  mpp fetch --wallet {DEMO_WALLET} -v {url}/split           # a split payment, with details
+  mpp wallet show {DEMO_WALLET} --balance
+  mpp journal list
+
+Press Ctrl-C to stop the chain and the server (the `{DEMO_WALLET}` wallet is removed).""",
+        )
+        stopped = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        try:
+            while not stopped.wait(0.5):
+                if server.poll() is not None:
+                    out.error("the MPP server stopped")
+                    return ExitCode.ERROR
+        except KeyboardInterrupt:
+            pass
+        return ExitCode.OK
+    finally:
+        demo._stop(server)
+        if chain is not None:
+            chain.stop()
+        if entry is not None:
+            config.wallets.pop(DEMO_WALLET, None)
+            if config.default_wallet == DEMO_WALLET:
+                config.default_wallet = next(iter(config.wallets), None)
+            config.save()
+            with contextlib.suppress(KeyError):
+                store.delete(secret_entry(entry, "private-key"))
+        out.info("Stopped the server and the chain; removed the demo wallet.")
