@@ -147,6 +147,10 @@ holds 1.00 pathUSD on the local chain. In another terminal try:
   mpp wallet show {DEMO_WALLET} --balance
   mpp journal list
 
+From Python (a checkout of the repository):
+
+  python examples/tempo_charge.py {url}/paid --rpc-url {chain.rpc_url}
+
 Press Ctrl-C to stop the chain and the server (the `{DEMO_WALLET}` wallet is removed).""",
         )
         stopped = threading.Event()

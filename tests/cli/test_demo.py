@@ -7,13 +7,17 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 
 from tests.peers.fixtures import MPPX_MODULES, missing
 
 from .conftest import Mpp
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 pytestmark = [pytest.mark.chain, pytest.mark.peer, pytest.mark.slow]
 
@@ -73,6 +77,12 @@ def test_demo_serve_lets_a_newcomer_fetch_and_find_the_payment_in_the_journal(mp
         paid = mpp("fetch", "--wallet", "demo", f"{url}/paid")
         _, entries = mpp.json("journal", "list")
         _, shown = mpp.json("wallet", "show", "demo", "--balance")
+        example = subprocess.run(
+            [sys.executable, str(EXAMPLES / "tempo_charge.py"), f"{url}/paid",
+             "--rpc-url", info["rpc_url"]],
+            capture_output=True, text=True, env=mpp.env, cwd=mpp.home, timeout=120,
+            start_new_session=True, check=False,
+        )  # fmt: skip
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
@@ -88,6 +98,9 @@ def test_demo_serve_lets_a_newcomer_fetch_and_find_the_payment_in_the_journal(mp
     assert entry["origin"] == url
     balance = next(b for b in shown["balances"] if b["symbol"] == "pathUSD")
     assert balance["amount"] < 1_000_000 - 10_000  # the charge and the network fee
+    assert example.returncode == 0, example.stderr
+    assert "paid 0.01 pathUSD" in example.stdout or "paid 0.010000 pathUSD" in example.stdout
+    assert "receipt: success, transaction 0x" in example.stdout
     assert process.returncode == 0
     config = tomllib.loads(mpp.config_file.read_text())
     assert "demo" not in config.get("wallets", {})
