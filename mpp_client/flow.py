@@ -491,8 +491,8 @@ def _refuse_unsafe_request(
     first = challenges[0] if challenges else None
     if facts.origin != facts.first_origin:
         raise CrossOriginPayment(
-            f"the 402 came from {facts.origin} after a redirect from {facts.first_origin}; "
-            "refusing to pay across origins",
+            "Refusing to send payment credential across redirect: the 402 came from "
+            f"{facts.origin} after a redirect from {facts.first_origin}",
             challenge=first,
         )
     scheme, _, rest = facts.origin.partition("://")

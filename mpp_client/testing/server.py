@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,8 +51,9 @@ class Offer:
 
     ``amount`` is in base units (a decimal string, as on the wire). ``expires_in`` is seconds
     from now; ``expires`` (RFC 3339) fixes the value instead. ``header`` names the credential
-    header (default ``Authorization``). ``verify`` checks the payload; by default it expects
-    ``TestMethod``'s HMAC proof.
+    header (default ``Authorization``). ``opaque`` is echoed back by clients; when it is not
+    set, each challenge gets a random one, so two identical offers never share a challenge id.
+    ``verify`` checks the payload; by default it expects ``TestMethod``'s HMAC proof.
     """
 
     amount: str = "1000"
@@ -90,6 +92,8 @@ class Route:
     ``retry_after``: a ``Retry-After`` value on rejections.
     ``drop_paid``: how many requests carrying a credential to drop without an answer (the
     connection is closed; ``mock_transport`` raises ``httpx.ReadError``) before answering.
+    ``raw_challenges``: send these ``WWW-Authenticate`` values instead of the offers' (to test
+    how clients treat malformed or foreign challenges).
     """
 
     offers: Sequence[Offer] = (Offer(),)
@@ -103,6 +107,7 @@ class Route:
     retry_after: str | None = None
     body: bytes = b'{"ok":true}'
     drop_paid: int = 0
+    raw_challenges: Sequence[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -221,7 +226,7 @@ class FakeMppServer:
                 expires=expires,
                 digest=digest,
                 description=offer.description,
-                opaque=offer.opaque,
+                opaque=offer.opaque if offer.opaque is not None else secrets.token_urlsafe(9),
                 header=offer.header,
             )
             challenge_id = compute_challenge_id(
@@ -304,7 +309,10 @@ class FakeMppServer:
     def _payment_required(
         self, route: Route, challenges: Sequence[Challenge], kind: str, detail: str | None
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        headers = [("www-authenticate", c.to_header()) for c in challenges]
+        if route.raw_challenges is not None:
+            headers = [("www-authenticate", value) for value in route.raw_challenges]
+        else:
+            headers = [("www-authenticate", c.to_header()) for c in challenges]
         headers += [
             ("cache-control", "no-store"),
             ("content-type", "application/problem+json"),

@@ -242,11 +242,57 @@ def _challenge_id(document: Any) -> Any:
 
 
 def _http_payment_request(document: Any) -> Any:
-    """``http.payment_request``: one request through the real PaymentTransport.
+    """``http.payment_request``: one request through the real ``PaymentTransport``.
 
-    Filled in by the transport's owner; until then the suite is told it is unsupported.
+    ``mode: "payment"`` pays the first challenge with the fixed payload the case gives (a
+    method that accepts any ``method``/``intent``); ``"plain"`` never pays. The other modes
+    tamper with credentials to test servers, which a client never does.
     """
-    raise AdapterError("unsupported_operation", "http.payment_request is not wired up yet")
+    import httpx
+
+    from mpp_client import MppError, PaymentOptions, PaymentTransport
+    from mpp_client.guard import OpenGuard
+    from mpp_client.methods.base import PaymentContext, Quote
+    from mpp_client.protocol import Challenge
+    from mpp_client.testing import TestMethod
+
+    if not isinstance(document, dict):
+        raise AdapterError("unknown_error", "input must be an object")
+    mode = document.get("mode")
+    if mode not in ("payment", "plain"):
+        raise AdapterError("unsupported_operation", f"mode {mode!r} tampers with credentials")
+    payment = document.get("payment") or {}
+
+    class AnyChallenge(TestMethod):
+        def can_pay(self, challenge: Challenge) -> bool:
+            return True
+
+        def quote(self, challenge: Challenge, context: PaymentContext) -> Quote:
+            self.name = challenge.method
+            return super().quote(challenge, context)
+
+    method = AnyChallenge(payload=payment.get("payload") or {})
+    transport = PaymentTransport(methods=[method], guard=OpenGuard())
+    options = PaymentOptions(never_pay=mode == "plain")
+    body = document.get("body")
+    with httpx.Client(transport=transport, follow_redirects=True, timeout=30) as client:
+        try:
+            response = client.request(
+                document.get("method", "GET"),
+                document["url"],
+                headers=document.get("headers") or {},
+                content=body.encode() if isinstance(body, str) else None,
+                extensions={"mpp": options},
+            )
+        except MppError as error:
+            raise AdapterError("http_error", str(error)) from error
+        except httpx.HTTPError as error:
+            raise AdapterError("http_error", f"{type(error).__name__}: {error}") from error
+        headers: dict[str, str] = {}
+        for name, value in response.headers.multi_items():
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        return {"status": response.status_code, "headers": headers, "body": response.text}
 
 
 OPERATIONS: dict[str, Callable[[Any], Any]] = {

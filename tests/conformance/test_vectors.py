@@ -306,7 +306,7 @@ def test_unsupported_operation_is_reported_with_its_error_type() -> None:
     assert adapter.problems == []
 
 
-def test_http_payment_request_is_a_placeholder_until_the_transport_is_wired() -> None:
+def test_http_payment_request_refuses_modes_that_tamper_with_credentials() -> None:
     adapter = Adapter("none", "http")
     response = adapter.call(
         "http.payment_request",
@@ -316,8 +316,9 @@ def test_http_payment_request_is_a_placeholder_until_the_transport_is_wired() ->
             "headers": {},
             "body": None,
             "payment": {"payload": {}},
-            "mode": "plain",
+            "mode": "invalid_payload",
         },
     )
     assert adapter.problems == []
     assert response["ok"] is False
+    assert response["error"]["type"] == "unsupported_operation"
