@@ -22,7 +22,6 @@ import pytest
 
 from mpp_client.protocol import Challenge, Credential, parse_problem
 from mpp_client.testing import FakeMppServer, Offer, Route
-
 from tests.conformance.test_vectors import SHARED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +56,7 @@ def _route(case: dict[str, Any]) -> Route:
     if case.get("no_payment") or "request" not in case:
         return Route(offers=())  # the redirect case: its route is set by the fixture
     request = dict(case["request"])
+    expected_payload = case.get("payload")
     offer = Offer(
         method="tempo",
         intent="charge",
@@ -66,7 +66,7 @@ def _route(case: dict[str, Any]) -> Route:
         extra=request,  # the legacy in-request "expires", a "resource" binding
         expires=request.get("expires"),
         expires_in=None,
-        verify=lambda credential, expected=case.get("payload"): credential.payload == expected,
+        verify=lambda credential: credential.payload == expected_payload,
     )
     raw = None
     if case.get("invalid_www_authenticate"):
@@ -206,7 +206,7 @@ def test_expired_challenge_is_refused_by_the_client(servers, name):
 
 
 def test_cross_origin_redirect_before_402_is_refused(servers):
-    server, url, other = servers
+    _, url, other = servers
     case, golden = (
         CASES["cross_origin_redirect_before_402_rejected"],
         GOLDEN["cross_origin_redirect_before_402_rejected"],
@@ -230,7 +230,7 @@ def test_malformed_challenge_leaves_the_402_unpaid(servers):
 
 @pytest.mark.parametrize("name", ["non_402_error", "free_endpoint", "discovery_document"])
 def test_unpaid_responses_pass_through(servers, name):
-    server, url, _ = servers
+    _, url, _ = servers
     case, golden = CASES[name], GOLDEN[name]
     result = _pay(url, case)
     assert result["ok"] is True
