@@ -299,16 +299,15 @@ def payment_flow(
     call_id = uuid.uuid4().hex
     idempotency_key: str | None = None
     head = first
-    payments = 0
-    seen_challenges: set[str] = set()
+    last: _Attempt | None = None
+    seen: set[str] = set()
 
     while True:
-        challenges = _challenges(config, facts, head)
+        challenges = [c for c in _challenges(config, facts, head) if c.id not in seen]
         if not challenges:
-            if payments:
-                # A post-payment 402 with nothing payable in it: the server rejected us.
-                break
-            return None
+            # The first 402 is not an MPP one (it goes back untouched); a later one offered
+            # nothing new to pay.
+            return None if last is None else last.rejected(config, head, money_moved=False)
         context = PaymentContext(
             origin=facts.origin,
             url=facts.url,
@@ -318,7 +317,6 @@ def payment_flow(
         )
         _notify(config.hooks.on_challenges, challenges, context)
         _refuse_unsafe_request(config, facts, challenges)
-        challenges = [c for c in challenges if c.id not in seen_challenges]
         if options.dry_run:
             return _dry_run(config, facts, challenges, context)
         quote, method = _choose(config, facts, challenges, context)
@@ -327,9 +325,9 @@ def payment_flow(
             yield from _before_payment(config, quote, context)
 
         reservation: Reservation = yield from config.guard.reserve(quote, context, options)
-        seen_challenges.add(quote.challenge.id)
-        payments += 1
+        seen.add(quote.challenge.id)
         proof = yield from _pay(method, quote, context, reservation, config)
+        last = _Attempt(quote, proof, reservation, payments=len(seen))
         credential_headers = _credential_headers(quote.challenge, proof)
         remove = _stale_payment_headers(facts, credential_headers)
         if facts.method.upper() not in _IDEMPOTENT_METHODS and "idempotency-key" not in (
@@ -350,71 +348,28 @@ def payment_flow(
             reservation.settled(receipt, reference)
             method.on_receipt(quote, proof, receipt)
             _notify(config.hooks.on_receipt, quote, receipt)
-            return Payment(
-                "paid",
-                quote,
-                receipt=receipt,
-                reference=reference,
-                journal_id=reservation.id,
-                payments=payments,
-            )
-
-        problem = parse_problem(head.body, head.get("content-type"))
+            return last.outcome("paid", receipt=receipt, reference=reference)
         if head.status == 402:
-            reason = _rejection_reason(problem)
-            reservation.failed(reason, money_moved=proof.money_moved)
+            reservation.failed(_rejection_reason(_problem(head)), money_moved=proof.money_moved)
             if not proof.money_moved:
                 yield from method.abandon(quote, proof)
-            again = (
-                not proof.money_moved
-                and payments < options.max_payments
-                and bool(_challenges(config, facts, head))
-            )
-            if again:
-                delay = _retry_after(head)
-                if delay is None:
-                    break
-                if delay:
-                    yield Sleep(delay)
-                continue
-            error = PaymentRejected(
-                reason,
-                problem=problem,
-                money_moved=proof.money_moved,
-                challenge_id=quote.challenge.id,
-                reference=proof.reference,
-            )
-            _notify(config.hooks.on_failure, quote, error)
-            return Payment(
-                "rejected",
-                quote,
-                reference=proof.reference,
-                problem=problem,
-                error=error,
-                journal_id=reservation.id,
-                payments=payments,
-            )
+                if len(seen) < options.max_payments:
+                    delay = _retry_after(head)
+                    if delay is not None:
+                        if delay:
+                            yield Sleep(delay)
+                        continue
+            return last.rejected(config, head, money_moved=proof.money_moved)
         if head.status == 403:
             # The server verified the payment and still refused access: the money is gone and
             # paying again would only pay twice.
             reason = "403 after a valid payment: access denied by the server"
             reservation.failed(reason, money_moved=True)
             denied = PaymentFailed(
-                reason,
-                money_moved=True,
-                challenge_id=quote.challenge.id,
-                reference=proof.reference,
+                reason, money_moved=True, challenge_id=quote.challenge.id, reference=proof.reference
             )
             _notify(config.hooks.on_failure, quote, denied)
-            return Payment(
-                "denied",
-                quote,
-                reference=proof.reference,
-                problem=problem,
-                error=denied,
-                journal_id=reservation.id,
-                payments=payments,
-            )
+            return last.outcome("denied", problem=_problem(head), error=denied)
         # Any other answer (5xx above all) leaves the settlement unclear: a pull-mode
         # transaction may have been broadcast before the server failed.
         reason = f"paid retry answered {head.status}"
@@ -424,50 +379,53 @@ def payment_flow(
                 reason, challenge_id=quote.challenge.id, reference=proof.reference
             )
             _notify(config.hooks.on_failure, quote, unknown)
-            return Payment(
-                "unknown",
-                quote,
-                reference=proof.reference,
-                problem=problem,
-                error=unknown,
-                journal_id=reservation.id,
-                payments=payments,
-            )
+            return last.outcome("unknown", problem=_problem(head), error=unknown)
         reservation.failed(reason, money_moved=False)
         yield from method.abandon(quote, proof)
-        rejected = PaymentRejected(
-            reason, problem=problem, challenge_id=quote.challenge.id, reference=proof.reference
-        )
-        _notify(config.hooks.on_failure, quote, rejected)
+        return last.rejected(config, head, money_moved=False, reason=reason)
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """The last payment the flow made for this request, and how to report its outcome."""
+
+    quote: Quote
+    proof: PaymentProof
+    reservation: Reservation
+    payments: int
+
+    def outcome(self, status: Any, **fields: Any) -> Payment:
+        fields.setdefault("reference", self.proof.reference)
         return Payment(
-            "rejected",
-            quote,
-            reference=proof.reference,
-            problem=problem,
-            error=rejected,
-            journal_id=reservation.id,
-            payments=payments,
+            status,
+            self.quote,
+            journal_id=self.reservation.id,
+            payments=self.payments,
+            **fields,
         )
 
-    # Reached when a paid retry got a 402 we will not (or cannot) pay again.
-    problem = parse_problem(head.body, head.get("content-type"))
-    error = PaymentRejected(
-        _rejection_reason(problem),
-        problem=problem,
-        money_moved=False,
-        challenge_id=quote.challenge.id,
-        reference=proof.reference,
-    )
-    _notify(config.hooks.on_failure, quote, error)
-    return Payment(
-        "rejected",
-        quote,
-        reference=proof.reference,
-        problem=problem,
-        error=error,
-        journal_id=reservation.id,
-        payments=payments,
-    )
+    def rejected(
+        self,
+        config: FlowConfig,
+        head: ResponseHead,
+        *,
+        money_moved: bool,
+        reason: str | None = None,
+    ) -> Payment:
+        problem = _problem(head)
+        error = PaymentRejected(
+            reason or _rejection_reason(problem),
+            problem=problem,
+            money_moved=money_moved,
+            challenge_id=self.quote.challenge.id,
+            reference=self.proof.reference,
+        )
+        _notify(config.hooks.on_failure, self.quote, error)
+        return self.outcome("rejected", problem=problem, error=error)
+
+
+def _problem(head: ResponseHead) -> Problem | None:
+    return parse_problem(head.body, head.get("content-type"))
 
 
 def _challenges(config: FlowConfig, facts: RequestFacts, head: ResponseHead) -> list[Challenge]:

@@ -309,3 +309,18 @@ def test_http_reply_and_call_reprs_hide_bodies():
     call = HttpCall.json_post("https://node.example/pay?key=secret", {"macaroon": "abc"})
     assert "secret" not in repr(call) and "abc" not in repr(call)
     assert "abc" not in repr(HttpReply(200, {}, b'{"macaroon":"abc"}'))
+
+
+def test_a_402_repeating_the_paid_challenge_is_not_paid_again():
+    server = FakeMppServer()
+    method = TestMethod()
+    config = FlowConfig.build([method], OpenGuard())
+    head = first_402(server)
+    gen = payment_flow(config, facts(max_payments=3), head)
+    send = gen.send(None)
+    assert isinstance(send, Send)
+    rejected = ResponseHead(402, head.headers, b"")  # the very challenge we just paid
+    with pytest.raises(StopIteration) as done:
+        gen.send(rejected)
+    assert done.value.value.status == "rejected"
+    assert len(method.paid) == 1
