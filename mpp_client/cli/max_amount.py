@@ -77,8 +77,12 @@ class AmountLimit:
 
 
 def parse_amount_limit(text: str) -> AmountLimit:
-    """Read ``--max-amount``; ``ValueError`` with a usage message when it cannot be read."""
-    match = _TEXT.match(text)
+    """Read ``--max-amount`` (``$0.05`` is ``0.05 USD``); ``ValueError`` with a usage message
+    when it cannot be read."""
+    stripped = text.strip()
+    if stripped.startswith("$"):
+        stripped = stripped[1:].strip() + " USD"
+    match = _TEXT.match(stripped)
     if not match:
         raise ValueError(
             f"cannot read an amount from {text!r}: write a decimal number and a unit, "
