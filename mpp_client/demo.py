@@ -45,7 +45,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _check_tools() -> str:
+def check_tools() -> str:
+    """The path of ``node`` when anvil, node and mppx are installed; exits with what to run
+    otherwise."""
     problems = []
     try:
         find_anvil()
@@ -64,9 +66,11 @@ def _check_tools() -> str:
     return node
 
 
-def _start_server(
+def start_server(
     node: str, chain: AnvilChain, recipient: str, split: str
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the mppx demo server on 127.0.0.1 against ``chain``, paying ``recipient`` (and
+    ``split``); returns the process and its base URL once it answers."""
     port = _free_port()
     env = {
         **os.environ,
@@ -101,7 +105,8 @@ def _start_server(
         time.sleep(0.05)
 
 
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
+def stop_server(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop a server started by ``start_server`` (no-op when it is not running)."""
     if process is None or process.poll() is not None:
         return
     process.terminate()
@@ -117,7 +122,7 @@ def main() -> int:
     from mpp_client.wallet import Wallet
     from mpp_client.wallet import usd as dollars
 
-    node = _check_tools()
+    node = check_tools()
     chain: AnvilChain | None = None
     server: subprocess.Popen[bytes] | None = None
     try:
@@ -126,7 +131,7 @@ def main() -> int:
         merchant = LocalKeySigner.generate().address
         partner = LocalKeySigner.generate().address
         print("Starting an mppx 0.11 MPP server ...")
-        server, url = _start_server(node, chain, merchant, partner)
+        server, url = start_server(node, chain, merchant, partner)
 
         key = LocalKeySigner.generate()
         chain.fund(key.address, 1_000_000)
@@ -185,7 +190,7 @@ def main() -> int:
         print(f"demo failed: {error}", file=sys.stderr)
         return 1
     finally:
-        _stop(server)
+        stop_server(server)
         if chain is not None:
             chain.stop()
         print("Stopped the server and the chain.")

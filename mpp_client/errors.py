@@ -119,7 +119,8 @@ class PaymentRefused(MppError):
 class NoPayableChallenge(PaymentRefused):
     """None of the server's challenges could be paid.
 
-    ``refusals`` maps each considered challenge id to why it was refused.
+    ``refusals`` maps each considered challenge id to why it was refused; ``errors`` holds the
+    typed refusal of each challenge a configured method could have paid.
     """
 
     def __init__(
@@ -128,10 +129,12 @@ class NoPayableChallenge(PaymentRefused):
         *,
         refusals: Mapping[str, str] | None = None,
         challenges: Sequence[Challenge] = (),
+        errors: Sequence[PaymentRefused] = (),
     ) -> None:
         super().__init__(reason)
         self.refusals: dict[str, str] = dict(refusals or {})
         self.challenges = tuple(challenges)
+        self.errors = tuple(errors)
 
 
 class ChallengeExpired(PaymentRefused):

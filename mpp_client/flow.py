@@ -46,6 +46,7 @@ from mpp_client.errors import (
     PaymentRefused,
     PaymentRejected,
     PaymentVetoed,
+    PolicyViolation,
     UnreplayableBody,
 )
 from mpp_client.guard import PaymentGuard, PaymentOptions, Reservation
@@ -529,11 +530,19 @@ def _choose(
         return quote, method
     if len(errors) == 1 and len(refusals) == 1:
         raise errors[0]
+    if (
+        errors
+        and len(errors) == len(refusals)
+        and all(isinstance(error, PolicyViolation) for error in errors)
+    ):
+        # Every challenge was payable but the owner's policy refused each: say so, typed.
+        raise errors[0]
     raise NoPayableChallenge(
         "no challenge could be paid: "
         + "; ".join(f"{cid}: {why}" for cid, why in refusals.items()),
         refusals=refusals,
         challenges=challenges,
+        errors=errors,
     )
 
 

@@ -98,7 +98,7 @@ def _serve(inv: Invocation, demo: ModuleType) -> int:
     out = inv.output
     config = inv.config
     try:
-        node = demo._check_tools()
+        node = demo.check_tools()
     except SystemExit as stop:
         out.error(str(stop.code))
         return ExitCode.ERROR
@@ -112,7 +112,7 @@ def _serve(inv: Invocation, demo: ModuleType) -> int:
         merchant = LocalKeySigner.generate().address
         partner = LocalKeySigner.generate().address
         out.info("Starting an mppx 0.11 MPP server ...")
-        server, url = demo._start_server(node, chain, merchant, partner)
+        server, url = demo.start_server(node, chain, merchant, partner)
         key = LocalKeySigner.generate()
         chain.fund(key.address, FUNDING)
         entry = WalletEntry(
@@ -164,7 +164,7 @@ Press Ctrl-C to stop the chain and the server (the `{DEMO_WALLET}` wallet is rem
             pass
         return ExitCode.OK
     finally:
-        demo._stop(server)
+        demo.stop_server(server)
         if chain is not None:
             chain.stop()
         if entry is not None:

@@ -464,3 +464,15 @@ def test_dry_run_reports_a_policy_refusal_with_the_price(driver, server, base_ur
     assert "maximum" in result.payment.refusal
     assert result.payment.quote.amount.amount == 1000
     assert method.paid == [] and guard.entries == []
+
+
+def test_every_challenge_refused_by_policy_raises_the_policy_error(
+    driver, server, base_url, method
+):
+    server.routes["/paid"] = Route(offers=(Offer(amount="700"), Offer(amount="900")))
+    with pytest.raises(BudgetExceeded) as caught:
+        driver.send(
+            "GET", base_url + "/paid", mpp=PaymentOptions(max_amount=Money(500, TEST_CURRENCY))
+        )
+    assert caught.value.rule == "request.max_amount"
+    assert method.paid == []

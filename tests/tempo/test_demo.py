@@ -12,13 +12,13 @@ pytestmark = [pytest.mark.chain, pytest.mark.peer]
 def test_demo_pays_within_its_budget_and_cleans_up(anvil, mppx_server, capsys, monkeypatch):
     # (the fixtures only make sure anvil and mppx are installed; the demo starts its own)
     started = []
-    real_stop = demo._stop
+    real_stop = demo.stop_server
 
     def tracking_stop(process):
         started.append(process)
         real_stop(process)
 
-    monkeypatch.setattr(demo, "_stop", tracking_stop)
+    monkeypatch.setattr(demo, "stop_server", tracking_stop)
     assert demo.main() == 0
     out = capsys.readouterr().out
     assert out.count("HTTP 200") == 4
