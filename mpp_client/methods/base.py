@@ -19,10 +19,11 @@ from __future__ import annotations
 import abc
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from mpp_client.effects import Effect
+from mpp_client.errors import ChallengeExpired
 from mpp_client.money import Money
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ __all__ = [
     "PaymentMethod",
     "PaymentProof",
     "Quote",
+    "refuse_if_expiring",
 ]
 
 
@@ -176,6 +178,18 @@ class PaymentMethod(abc.ABC):
     def on_receipt(self, quote: Quote, proof: PaymentProof, receipt: Receipt | None) -> None:
         """Called after the server accepted the payment (optional hook for methods)."""
         return None
+
+
+def refuse_if_expiring(
+    expires: datetime | None, now: datetime, margin: timedelta, challenge: Challenge
+) -> None:
+    """Raise ``ChallengeExpired`` when ``expires`` is within ``margin`` of ``now`` (methods
+    that need more time than the flow's own margin, e.g. to create a token, call this)."""
+    if expires is not None and now >= expires - margin:
+        raise ChallengeExpired(
+            f"the challenge expires at {expires.isoformat()}, too soon to pay",
+            challenge=challenge,
+        )
 
 
 def _pending(reference: str) -> LookupResult:

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from mpp_client.effects import Checkpoint, Effect, HttpReply
-from mpp_client.errors import ChallengeExpired, EffectFailed, MethodError, PaymentRefused
+from mpp_client.errors import EffectFailed, MethodError, PaymentRefused
 from mpp_client.methods.base import (
     LookupResult,
     Payee,
@@ -24,6 +24,7 @@ from mpp_client.methods.base import (
     PaymentMethod,
     PaymentProof,
     Quote,
+    refuse_if_expiring,
 )
 from mpp_client.methods.handcash._compat import (
     COMPAT_INTENT,
@@ -116,7 +117,7 @@ class HandCashCharge(PaymentMethod):
             return self._compat.quote(challenge, context)
         request = parse_charge_request(challenge.request_data, challenge=challenge)
         expires = challenge.expires_at
-        self._check_expiry(expires, context.now, challenge)
+        refuse_if_expiring(expires, context.now, self.expiry_margin, challenge)
         return Quote(
             challenge=challenge,
             method=self.name,
@@ -128,13 +129,6 @@ class HandCashCharge(PaymentMethod):
             details={"request": request},
         )
 
-    def _check_expiry(self, expires: datetime | None, now: datetime, challenge: Challenge) -> None:
-        if expires is not None and now >= expires - self.expiry_margin:
-            raise ChallengeExpired(
-                f"the challenge expires at {expires.isoformat()}, too soon to pay",
-                challenge=challenge,
-            )
-
     # -- pay -------------------------------------------------------------------------------
 
     def pay(self, quote: Quote, context: PaymentContext) -> Generator[Effect, Any, PaymentProof]:
@@ -145,7 +139,7 @@ class HandCashCharge(PaymentMethod):
         if not isinstance(request, HandCashChargeRequest):
             raise TypeError("quote was not made by HandCashCharge.quote")
         challenge = quote.challenge
-        self._check_expiry(quote.expires, context.now, challenge)
+        refuse_if_expiring(quote.expires, context.now, self.expiry_margin, challenge)
         total = request.send_amount(request.amount)
         if self.check_spendable:
             yield from self._check_limit(request, total, challenge)

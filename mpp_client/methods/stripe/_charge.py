@@ -12,12 +12,11 @@ import hashlib
 import math
 import re
 from collections.abc import Generator, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from mpp_client.effects import Checkpoint, Effect, HttpReply
 from mpp_client.errors import (
-    ChallengeExpired,
     HumanActionRequired,
     MethodError,
     PaymentRefused,
@@ -29,6 +28,7 @@ from mpp_client.methods.base import (
     PaymentMethod,
     PaymentProof,
     Quote,
+    refuse_if_expiring,
 )
 from mpp_client.methods.stripe._api import (
     DEFAULT_API_BASE,
@@ -131,7 +131,7 @@ class StripeCharge(PaymentMethod):
                 challenge=challenge,
             )
         expires = challenge.expires_at
-        self._check_expiry(expires, context.now, challenge)
+        refuse_if_expiring(expires, context.now, self.expiry_margin, challenge)
         return Quote(
             challenge=challenge,
             method=self.name,
@@ -143,13 +143,6 @@ class StripeCharge(PaymentMethod):
             details={"request": request},
         )
 
-    def _check_expiry(self, expires: datetime | None, now: datetime, challenge: Challenge) -> None:
-        if expires is not None and now >= expires - self.expiry_margin:
-            raise ChallengeExpired(
-                f"the challenge expires at {expires.isoformat()}, too soon to pay",
-                challenge=challenge,
-            )
-
     # -- pay -------------------------------------------------------------------------------
 
     def pay(self, quote: Quote, context: PaymentContext) -> Generator[Effect, Any, PaymentProof]:
@@ -159,7 +152,7 @@ class StripeCharge(PaymentMethod):
         if not isinstance(request, StripeChargeRequest):
             raise TypeError("quote was not made by StripeCharge.quote")
         challenge = quote.challenge
-        self._check_expiry(quote.expires, context.now, challenge)
+        refuse_if_expiring(quote.expires, context.now, self.expiry_margin, challenge)
         expires_at = context.now + self.token_lifetime
         if quote.expires is not None:
             expires_at = min(expires_at, quote.expires)
