@@ -253,12 +253,12 @@ class PaymentSession(requests.Session):
                     retry.body = body.data
                 try:
                     response = super().send(retry, **kwargs)
+                    content = b""
+                    if response.status_code in (402, 403) or response.status_code >= 500:
+                        content = _bounded_content(response)
                 except requests.RequestException as exc:
                     error = SendFailed(exc)
                     continue
-                content = b""
-                if response.status_code in (402, 403) or response.status_code >= 500:
-                    content = _bounded_content(response)
                 reply = _head(response, content)
                 continue
             try:

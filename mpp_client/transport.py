@@ -252,6 +252,12 @@ def _rebuild(
     return body, rebuilt
 
 
+def _read_body_of(status: int) -> bool:
+    """Paid-retry answers whose body the flow reads (a problem document); a success is handed
+    to the caller unread, so streaming responses stay streaming."""
+    return status in (402, 403) or status >= 500
+
+
 def _finish(
     response: httpx.Response, request: httpx.Request, payment: Payment | None
 ) -> httpx.Response:
@@ -379,12 +385,12 @@ class PaymentTransport(httpx.BaseTransport):
                 assert body is not None  # the flow refuses unreplayable bodies before Send
                 try:
                     response = self._inner.handle_request(_retry_request(request, body, effect))
+                    content = b""
+                    if _read_body_of(response.status_code):
+                        content, response = _bounded_body_sync(response, request)
                 except httpx.TransportError as exc:
                     error = SendFailed(exc)
                     continue
-                content = b""
-                if response.status_code in (402, 403) or response.status_code >= 500:
-                    content, response = _bounded_body_sync(response, request)
                 reply = _head(response, content)
                 continue
             try:
@@ -475,12 +481,12 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
                     response = await self._inner.handle_async_request(
                         _retry_request(request, body, effect)
                     )
+                    content = b""
+                    if _read_body_of(response.status_code):
+                        content, response = await _bounded_body_async(response, request)
                 except httpx.TransportError as exc:
                     error = SendFailed(exc)
                     continue
-                content = b""
-                if response.status_code in (402, 403) or response.status_code >= 500:
-                    content, response = await _bounded_body_async(response, request)
                 reply = _head(response, content)
                 continue
             try:
