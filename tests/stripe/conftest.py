@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from mpp_client.methods.stripe import StripeCharge
-from tests.stripe.challenges import SELLER_KEY
 from tests.loopback_server import serve
+from tests.stripe.challenges import FAKE_LIVE_KEY, SELLER_KEY
 from tests.stripe.stripe_fake import FakeStripe
 
 PYMPP_SECRET = "pympp-hmac-secret-for-tests-0123456789"
@@ -22,7 +22,7 @@ PYMPP_SECRET = "pympp-hmac-secret-for-tests-0123456789"
 
 @pytest.fixture
 def fake_stripe() -> FakeStripe:
-    return FakeStripe(keys={SELLER_KEY, "sk_live_fake_payer"})
+    return FakeStripe(keys={SELLER_KEY, FAKE_LIVE_KEY})
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from mpp_client.effects import Checkpoint
 from mpp_client.errors import HumanActionRequired, MethodError
 from mpp_client.methods.base import PaymentProof
 from mpp_client.runner import SyncRunner
-from tests.stripe.challenges import SELLER_KEY, context, stripe_challenge
+from tests.stripe.challenges import FAKE_LIVE_KEY, SELLER_KEY, context, stripe_challenge
 from tests.stripe.stripe_fake import PREVIEW_VERSION, FakeStripe
 
 
@@ -88,7 +88,7 @@ def test_token_expiry_is_capped_by_the_token_lifetime(make_stripe, fake_stripe: 
 def test_live_mode_uses_issued_tokens_with_the_business_profile(
     make_stripe, fake_stripe: FakeStripe
 ):
-    method = make_stripe(secret_key="sk_live_fake_payer", payment_method="pm_1", customer="cus_1")
+    method = make_stripe(secret_key=FAKE_LIVE_KEY, payment_method="pm_1", customer="cus_1")
     proof, _ = pay(method, stripe_challenge(externalId="order-9"))
     [call] = fake_stripe.calls
     assert call.path == "/v1/shared_payment/issued_tokens"

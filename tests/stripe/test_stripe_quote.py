@@ -11,7 +11,7 @@ from mpp_client.errors import ChallengeExpired, PaymentRefused
 from mpp_client.methods.base import Payee
 from mpp_client.methods.stripe import StripeCharge
 from mpp_client.money import Currency, Money
-from tests.stripe.challenges import context, stripe_challenge
+from tests.stripe.challenges import FAKE_LIVE_KEY, context, stripe_challenge
 
 # The api base is unreachable on purpose: quote must never do I/O.
 STRIPE = StripeCharge("sk_test_x", payment_method="pm_card_visa", api_base="http://0.0.0.0:9")
@@ -44,7 +44,7 @@ def test_quote_expiry_is_the_challenge_expiry() -> None:
 
 
 def test_live_key_quotes_live_network() -> None:
-    live = StripeCharge("sk_live_x", payment_method="pm_1", api_base="http://0.0.0.0:9")
+    live = StripeCharge(FAKE_LIVE_KEY, payment_method="pm_1", api_base="http://0.0.0.0:9")
     assert live.quote(stripe_challenge(), context()).network == "stripe:live"
 
 
