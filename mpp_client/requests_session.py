@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import requests
+from requests.cookies import extract_cookies_to_jar
 
 from mpp_client.driver import build_config, url_origin
 from mpp_client.errors import MppError
@@ -242,6 +243,9 @@ class PaymentSession(requests.Session):
             reply, error = None, None
             if isinstance(effect, Send):
                 retry = hop.copy()
+                # Cookies the 402 set go along, as requests' own digest auth does on its retry.
+                extract_cookies_to_jar(retry._cookies, hop, response.raw)  # type: ignore[attr-defined,no-untyped-call]
+                retry.prepare_cookies(retry._cookies)  # type: ignore[attr-defined]
                 for name in effect.remove_headers:
                     retry.headers.pop(name, None)
                 for name, value in effect.set_headers.items():
