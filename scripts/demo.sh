@@ -12,7 +12,12 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 # shellcheck disable=SC1091
 source .venv/bin/activate
-python -m pip install --quiet --disable-pip-version-check -e '.[tempo]'
+log="$(mktemp)"
+if ! python -m pip install --quiet --disable-pip-version-check -e '.[tempo]' >"$log" 2>&1; then
+  cat "$log" >&2
+  exit 1
+fi
+rm -f "$log"
 bash scripts/install-anvil.sh >/dev/null
 bash scripts/install-mppx.sh >/dev/null
 exec python -m mpp_client.demo "$@"
