@@ -16,8 +16,8 @@ fi
 # shellcheck disable=SC1091
 source .venv/bin/activate
 python -m pip install --quiet --disable-pip-version-check --upgrade pip
-python -m pip install --quiet --disable-pip-version-check -e '.[test]'
-# Test peers (real MPP servers, the benchmark's reference client): never runtime dependencies.
+# Test peers (pympp's real servers, the benchmark's reference client) come from the `peers`
+# extra: they are never runtime dependencies.
 python -m pip install --quiet --disable-pip-version-check -e '.[test,peers]'
 
 for installer in scripts/install-*.sh; do
