@@ -17,7 +17,7 @@ The flow runs the wallet's policy between 1 and 2: nothing is signed unless the 
 from __future__ import annotations
 
 import abc
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -151,6 +151,13 @@ class PaymentMethod(abc.ABC):
         is the whole 402 body (bounded). Default: none, so non-MPP 402s are returned untouched.
         """
         return []
+
+    def use_history(self, already_paid: Callable[[str], bool]) -> None:
+        """Called by the wallet that holds this method with its journal's answer to "was value
+        already sent for this payment reference?", so a method whose payments are keyed by a
+        reference the server chooses (a Lightning payment hash) never pays one twice. Default:
+        not needed."""
+        return None
 
     def can_pay(self, challenge: Challenge) -> bool:
         """Whether ``challenge`` is for this method and one of its intents."""

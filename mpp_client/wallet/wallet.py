@@ -136,6 +136,8 @@ class Wallet:
         self.approve = approve
         self.prices = prices
         self.journal.recover()
+        for method in self.methods:
+            method.use_history(self.already_paid)
         unknown = self.unknown_payments()
         if unknown:
             log.warning(

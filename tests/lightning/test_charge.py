@@ -478,3 +478,22 @@ def test_constructor_validates_configuration():
     with pytest.raises(ValueError):
         LightningCharge(payer, max_fee_sats=-1)
     assert LightningCharge(payer).can_pay(make_challenge(charge_request(invoice.text)))
+
+
+def test_a_wallet_gives_the_method_its_journal_as_the_paid_record(tmp_path):
+    from mpp_client import PaymentOptions
+    from mpp_client.wallet import Wallet
+
+    invoice = make_invoice(100_000)
+    charge, payer = setup(invoice)  # no already_paid given: the wallet supplies its journal
+    wallet = Wallet([charge], journal=tmp_path / "j.sqlite3")
+    quote = charge.quote(make_challenge(charge_request(invoice.text)), context())
+    reserving = wallet.reserve(quote, context(), PaymentOptions())
+    with pytest.raises(StopIteration) as reserved:
+        next(reserving)
+    # what the flow writes when the method reports it is about to pay this hash
+    reserved.value.value.sent("", invoice.payment_hash)
+    with pytest.raises(PaymentRefused, match="already paid"):
+        charge.quote(make_challenge(charge_request(invoice.text)), context())
+    assert payer.calls == []
+    wallet.close()

@@ -110,6 +110,11 @@ class LightningCharge(PaymentMethod):
 
     # --- before paying ------------------------------------------------------------------------
 
+    def use_history(self, already_paid: Callable[[str], bool]) -> None:
+        """Take the wallet's journal as the record of paid hashes, unless one was given."""
+        if self._already_paid is None:
+            self._already_paid = already_paid
+
     def quote(self, challenge: Challenge, context: PaymentContext) -> Quote:
         """Check the challenge and its invoice; price it in satoshis. No I/O, nothing paid."""
 
