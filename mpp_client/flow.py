@@ -27,7 +27,7 @@ import ipaddress
 import logging
 import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -331,14 +331,13 @@ def payment_flow(
         last = _Attempt(quote, proof, reservation, payments=len(seen))
         credential_headers = _credential_headers(quote.challenge, proof)
         remove = _stale_payment_headers(facts, credential_headers)
+        credential_fingerprint = fingerprint("\n".join(sorted(credential_headers.values())))
         if facts.method.upper() not in _IDEMPOTENT_METHODS and "idempotency-key" not in (
             facts.headers
         ):
             idempotency_key = idempotency_key or uuid.uuid4().hex
             credential_headers["idempotency-key"] = idempotency_key
-        reservation.sent(
-            fingerprint("\n".join(sorted(credential_headers.values()))), proof.reference
-        )
+        reservation.sent(credential_fingerprint, proof.reference)
         _notify(config.hooks.on_paid, quote, proof)
 
         head = yield from _send_paid(config, quote, proof, reservation, credential_headers, remove)
@@ -761,8 +760,3 @@ def _notify(hook: Callable[..., None] | None, *args: Any) -> None:
         hook(*args)
     except Exception:
         logger.exception("payment hook %s raised; ignored", getattr(hook, "__name__", hook))
-
-
-def with_options(facts: RequestFacts, options: PaymentOptions) -> RequestFacts:
-    """``facts`` with other payment options (used by dry runs)."""
-    return replace(facts, options=options)

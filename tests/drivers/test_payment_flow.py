@@ -418,8 +418,9 @@ def test_paid_retry_dropped_twice_is_outcome_unknown(driver, server, base_url, m
     assert sum("authorization" in r.headers for r in server.requests) == 2
 
 
-def test_journal_fingerprint_is_a_hash_not_the_credential(driver, server, base_url, guard):
-    driver.send("GET", base_url + "/paid")
+@pytest.mark.parametrize("verb", ["GET", "POST"])
+def test_journal_fingerprint_is_a_hash_of_the_credential(driver, server, base_url, guard, verb):
+    driver.send(verb, base_url + "/paid", content=b"x" if verb == "POST" else None)
     header = server.requests[1].headers["authorization"]
     assert guard.entries[0].fingerprint == hashlib.sha256(header.encode()).hexdigest()
 
