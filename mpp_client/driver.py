@@ -29,6 +29,9 @@ PAYMENT_KEY = "mpp.payment"
 OPTIONS_KEY = "mpp"
 # Private: the origin of the caller's first request and the URL its redirect points to.
 PIN_KEY = "mpp.pin"
+# Private: a payment made on a hop that answered with a redirect, carried to the end of the
+# redirect chain (and a guard against paying a second time within it).
+CARRY_KEY = "mpp.carry"
 
 _NO_OPTIONS = PaymentOptions()
 
@@ -108,8 +111,9 @@ def remember_redirect(
     """
     if 300 <= status < 400 and location:
         extensions[PIN_KEY] = (pinned or url_origin(url), urljoin(url, location))
-    elif PIN_KEY in extensions:
-        del extensions[PIN_KEY]
+    else:
+        extensions.pop(PIN_KEY, None)
+        extensions.pop(CARRY_KEY, None)
 
 
 def payment_of(response: Any) -> Payment | None:

@@ -73,6 +73,7 @@ __all__ = [
     "ResponseHead",
     "Send",
     "SendFailed",
+    "needs_body",
     "payment_flow",
 ]
 
@@ -112,6 +113,12 @@ class SendFailed(Exception):
     def __init__(self, cause: BaseException) -> None:
         super().__init__(f"{type(cause).__name__}")
         self.cause = cause
+
+
+def needs_body(status: int) -> bool:
+    """Whether the flow reads the body of a paid retry's answer: error answers carry the RFC
+    9457 problem it reports. A success goes to the caller unread, so streams stay streams."""
+    return status >= 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,7 +349,9 @@ def payment_flow(
 
         head = yield from _send_paid(config, quote, proof, reservation, credential_headers, remove)
 
-        if 200 <= head.status < 300:
+        if 200 <= head.status < 400:
+            # 2xx, or a redirect the server sends once it took the payment (post/redirect/get):
+            # the payment went through.
             receipt = _receipt(head)
             reference = receipt.reference if receipt else proof.reference
             reservation.settled(receipt, reference)
@@ -370,19 +379,24 @@ def payment_flow(
             )
             _notify(config.hooks.on_failure, quote, denied)
             return last.outcome("denied", problem=_problem(head), error=denied)
-        # Any other answer (5xx above all) leaves the settlement unclear: a pull-mode
-        # transaction may have been broadcast before the server failed.
+        problem = _problem(head)
         reason = f"paid retry answered {head.status}"
-        if head.status >= 500 or proof.money_moved:
-            reservation.unknown(reason)
-            unknown = PaymentOutcomeUnknown(
-                reason, challenge_id=quote.challenge.id, reference=proof.reference
-            )
-            _notify(config.hooks.on_failure, quote, unknown)
-            return last.outcome("unknown", problem=_problem(head), error=unknown)
-        reservation.failed(reason, money_moved=False)
-        yield from method.abandon(quote, proof)
-        return last.rejected(config, head, money_moved=False, reason=reason)
+        if head.status == 400 and not proof.money_moved and _credential_refused(problem):
+            # The server says it could not use the credential at all (malformed, wrong method):
+            # it verified nothing, so nothing it was given can have settled.
+            reservation.failed(reason, money_moved=False)
+            yield from method.abandon(quote, proof)
+            return last.rejected(config, head, money_moved=False, reason=reason)
+        # Anything else leaves the settlement unclear: servers verify the payment before the
+        # application answers (a 404 or 500 may follow a settled payment), and a pull-mode
+        # transaction may have been broadcast before the server failed. The amount stays held
+        # until the method's lookup tells (``Wallet.reconcile``).
+        reservation.unknown(reason)
+        unknown = PaymentOutcomeUnknown(
+            reason, challenge_id=quote.challenge.id, reference=proof.reference
+        )
+        _notify(config.hooks.on_failure, quote, unknown)
+        return last.outcome("unknown", problem=problem, error=unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -731,6 +745,16 @@ def _receipt(head: ResponseHead) -> Receipt | None:
     except MppError:
         logger.warning("server sent a malformed Payment-Receipt; payment counted as settled")
         return None
+
+
+#: Problem types (last path segment) with which a server says it could not use a credential.
+_CREDENTIAL_REFUSED = frozenset(
+    {"malformed-credential", "method-unsupported", "bad-request", "invalid-payload"}
+)
+
+
+def _credential_refused(problem: Problem | None) -> bool:
+    return problem is not None and problem.type.rsplit("/", 1)[-1] in _CREDENTIAL_REFUSED
 
 
 def _rejection_reason(problem: Problem | None) -> str:

@@ -37,6 +37,7 @@ from mpp_client.flow import (
     ResponseHead,
     Send,
     SendFailed,
+    needs_body,
     payment_flow,
 )
 from mpp_client.guard import PaymentOptions
@@ -236,7 +237,7 @@ class PaymentSession(requests.Session):
             try:
                 effect = flow.throw(error) if error is not None else flow.send(reply)
             except StopIteration as stop:
-                return self._finish(response, original, first_402, stop.value)
+                return self._finish(response, original, first_402, stop.value, kwargs)
             except MppError as failure:
                 failure.request, failure.response = original, response
                 raise
@@ -256,9 +257,11 @@ class PaymentSession(requests.Session):
                 else:
                     retry.body = body.data
                 try:
-                    response = super().send(retry, **kwargs)
+                    # Not following redirects here: a redirect after paying is the server's
+                    # answer to the payment, and what follows it is fetched unpaid below.
+                    response = super().send(retry, **{**kwargs, "allow_redirects": False})
                     content = b""
-                    if response.status_code in (402, 403) or response.status_code >= 500:
+                    if needs_body(response.status_code):
                         content = _bounded_content(response)
                 except requests.RequestException as exc:
                     error = SendFailed(exc)
@@ -270,19 +273,28 @@ class PaymentSession(requests.Session):
             except Exception as exc:
                 error = exc
 
-    @staticmethod
     def _finish(
+        self,
         response: requests.Response,
         original: requests.PreparedRequest,
         first_402: requests.Response,
         payment: Payment | None,
+        kwargs: dict[str, Any],
     ) -> requests.Response:
-        if payment is not None:
-            response.mpp_payment = payment  # type: ignore[attr-defined]
-            if response is not first_402:
-                response.history = [*first_402.history, first_402, *response.history]
-            # Keep the credential out of what callers and redirect logic see.
-            response.request = original
+        if payment is None:
+            return response
+        # Keep the credential out of what callers and redirect logic see.
+        response.request = original
+        if response.is_redirect and kwargs.get("allow_redirects", True):
+            # Paid, then redirected (post/redirect/get): follow as requests would, without the
+            # credential; the hops pass through unpaid (one payment per logical request).
+            rest = {k: v for k, v in kwargs.items() if k != "allow_redirects"}
+            hops = [response, *self.resolve_redirects(response, original, **rest)]
+            response = hops.pop()
+            response.history = hops
+        response.mpp_payment = payment  # type: ignore[attr-defined]
+        if response is not first_402:
+            response.history = [*first_402.history, first_402, *response.history]
         return response
 
     def rebuild_auth(

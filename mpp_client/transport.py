@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from mpp_client.driver import (
+    CARRY_KEY,
     PAYMENT_KEY,
     PIN_KEY,
     build_config,
@@ -44,6 +45,7 @@ from mpp_client.flow import (
     ResponseHead,
     Send,
     SendFailed,
+    needs_body,
     payment_flow,
 )
 from mpp_client.runner import AsyncRunner, SyncRunner
@@ -252,21 +254,39 @@ def _rebuild(
     return body, rebuilt
 
 
-def _read_body_of(status: int) -> bool:
-    """Paid-retry answers whose body the flow reads (a problem document); a success is handed
-    to the caller unread, so streaming responses stay streaming."""
-    return status in (402, 403) or status >= 500
-
-
 def _finish(
-    response: httpx.Response, request: httpx.Request, payment: Payment | None
+    response: httpx.Response,
+    request: httpx.Request,
+    pinned: str | None,
+    payment: Payment | None,
 ) -> httpx.Response:
     if payment is not None:
         response.extensions[PAYMENT_KEY] = payment
         # The caller's request, not the one carrying the credential: redirects and logging
         # downstream must never see it.
         response.request = request
+    status = response.status_code
+    extensions = request.extensions
+    # A paid hop answered with a redirect (post/redirect/get): the next hop is still this
+    # request. Any other answer ends it.
+    remember_redirect(
+        extensions, str(request.url), status, response.headers.get("location"), pinned
+    )
+    if payment is not None and 300 <= status < 400:
+        extensions[CARRY_KEY] = payment
     return response
+
+
+def _after_hop(
+    extensions: dict[str, Any], url: str, response: httpx.Response, pinned: str | None
+) -> None:
+    """Bookkeeping after a response that needed no payment: pin redirects, and hand a payment
+    made earlier in this redirect chain to the response that ends it."""
+    carried = extensions.get(CARRY_KEY)
+    status = response.status_code
+    remember_redirect(extensions, url, status, response.headers.get("location"), pinned)
+    if carried is not None and not 300 <= status < 400:
+        response.extensions[PAYMENT_KEY] = carried
 
 
 def _annotate(error: MppError, request: httpx.Request, response: httpx.Response) -> MppError:
@@ -351,12 +371,10 @@ class PaymentTransport(httpx.BaseTransport):
         body, problem = _buffer_sync(request, self._options.body_cap)
         response = self._inner.handle_request(request)
         status = response.status_code
-        if status == 402:
+        if status == 402 and CARRY_KEY not in extensions:
             return self._paid(request, response, pinned, body, problem)
         if pinned is not None or 300 <= status < 400:
-            remember_redirect(
-                extensions, str(request.url), status, response.headers.get("location"), pinned
-            )
+            _after_hop(extensions, str(request.url), response, pinned)
         return response
 
     def _paid(
@@ -367,7 +385,6 @@ class PaymentTransport(httpx.BaseTransport):
         body: bytes | None,
         problem: str | None,
     ) -> httpx.Response:
-        remember_redirect(request.extensions, str(request.url), 402, None, pinned)
         content, response = _bounded_body_sync(response, request)
         facts = _facts(request, pinned, body, problem)
         flow = payment_flow(self._options.config, facts, _head(response, content))
@@ -377,7 +394,7 @@ class PaymentTransport(httpx.BaseTransport):
             try:
                 effect = flow.throw(error) if error is not None else flow.send(reply)
             except StopIteration as stop:
-                return _finish(response, request, stop.value)
+                return _finish(response, request, pinned, stop.value)
             except MppError as failure:
                 raise _annotate(failure, request, response) from failure.__cause__
             reply, error = None, None
@@ -386,7 +403,7 @@ class PaymentTransport(httpx.BaseTransport):
                 try:
                     response = self._inner.handle_request(_retry_request(request, body, effect))
                     content = b""
-                    if _read_body_of(response.status_code):
+                    if needs_body(response.status_code):
                         content, response = _bounded_body_sync(response, request)
                 except httpx.TransportError as exc:
                     error = SendFailed(exc)
@@ -445,12 +462,10 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
         body, problem = await _buffer_async(request, self._options.body_cap)
         response = await self._inner.handle_async_request(request)
         status = response.status_code
-        if status == 402:
+        if status == 402 and CARRY_KEY not in extensions:
             return await self._paid(request, response, pinned, body, problem)
         if pinned is not None or 300 <= status < 400:
-            remember_redirect(
-                extensions, str(request.url), status, response.headers.get("location"), pinned
-            )
+            _after_hop(extensions, str(request.url), response, pinned)
         return response
 
     async def _paid(
@@ -461,7 +476,6 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
         body: bytes | None,
         problem: str | None,
     ) -> httpx.Response:
-        remember_redirect(request.extensions, str(request.url), 402, None, pinned)
         content, response = await _bounded_body_async(response, request)
         facts = _facts(request, pinned, body, problem)
         flow = payment_flow(self._options.config, facts, _head(response, content))
@@ -471,7 +485,7 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
             try:
                 effect = flow.throw(error) if error is not None else flow.send(reply)
             except StopIteration as stop:
-                return _finish(response, request, stop.value)
+                return _finish(response, request, pinned, stop.value)
             except MppError as failure:
                 raise _annotate(failure, request, response) from failure.__cause__
             reply, error = None, None
@@ -482,7 +496,7 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
                         _retry_request(request, body, effect)
                     )
                     content = b""
-                    if _read_body_of(response.status_code):
+                    if needs_body(response.status_code):
                         content, response = await _bounded_body_async(response, request)
                 except httpx.TransportError as exc:
                     error = SendFailed(exc)

@@ -94,6 +94,8 @@ class Route:
     connection is closed; ``mock_transport`` raises ``httpx.ReadError``) before answering.
     ``raw_challenges``: send these ``WWW-Authenticate`` values instead of the offers' (to test
     how clients treat malformed or foreign challenges).
+    ``paid_redirect``: after a verified payment answer ``303 See Other`` to this URL (with the
+    receipt) instead of the body (post/redirect/get).
     """
 
     offers: Sequence[Offer] = (Offer(),)
@@ -108,6 +110,7 @@ class Route:
     body: bytes = b'{"ok":true}'
     drop_paid: int = 0
     raw_challenges: Sequence[str] | None = None
+    paid_redirect: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,10 @@ class FakeMppServer:
         if route.paid_status >= 300:
             return route.paid_status, [("content-type", "application/json")], b'{"error":"x"}'
         out = [("content-type", "application/json"), ("cache-control", "private")]
+        status, content = route.paid_status, route.body
+        if route.paid_redirect is not None:
+            status, content = 303, b""
+            out.append(("location", route.paid_redirect))
         if route.receipt:
             receipt = Receipt(
                 status="success",
@@ -196,7 +203,7 @@ class FakeMppServer:
                 challenge_id=credential.challenge.id,
             )
             out.append(("payment-receipt", receipt.encode()))
-        return route.paid_status, out, route.body
+        return status, out, content
 
     def _credential_value(self, route: Route, headers: Mapping[str, str]) -> str | None:
         names = {(offer.header or "authorization").lower() for offer in route.offers}

@@ -477,3 +477,61 @@ def test_every_challenge_refused_by_policy_raises_the_policy_error(
         )
     assert caught.value.rule == "request.max_amount"
     assert method.paid == []
+
+
+# --- what the paid retry's status means for the money ------------------------------------------
+
+
+def test_redirect_after_paying_is_paid_and_followed_without_the_credential(
+    driver, server, base_url, method, guard
+):
+    server.routes["/result"] = Route(offers=(), body=b"the result")
+    server.routes["/paid"] = Route(paid_redirect=base_url + "/result")
+    result = driver.send("POST", base_url + "/paid", content=b"job")
+    assert result.status == 200 and result.content == b"the result"
+    assert result.payment.status == "paid"
+    assert result.payment.receipt is not None
+    assert [e.state for e in guard.entries] == ["settled"]
+    assert len(method.paid) == 1
+    landing = [r for r in server.requests if r.target == "/result"]
+    assert len(landing) == 1 and "authorization" not in landing[0].headers
+
+
+def test_paywall_behind_a_paid_redirect_is_not_paid_again(driver, server, base_url, method, guard):
+    server.routes["/paid"] = Route(paid_redirect=base_url + "/second")
+    server.routes["/second"] = Route()  # another 402
+    result = driver.send("GET", base_url + "/paid", mpp=PaymentOptions(max_payments=3))
+    assert result.status == 402
+    assert result.payment.status == "paid"  # what was paid for this logical request
+    assert len(method.paid) == 1 and len(guard.entries) == 1
+
+
+def test_application_error_after_paying_keeps_the_amount_held(
+    driver, server, base_url, method, guard
+):
+    server.routes["/paid"] = Route(paid_status=404)
+    result = driver.send("GET", base_url + "/paid")
+    assert result.status == 404
+    assert result.payment.status == "unknown"
+    assert guard.entries[0].state == "unknown"
+    assert len(method.paid) == 1
+
+
+def test_credential_refused_as_malformed_releases_the_amount(driver_name, guard, base_url, server):
+    method = TestMethod()
+    original = server.handle
+
+    def handle(method_, target, headers, body):
+        if any(k.lower() == "authorization" for k, _ in headers):
+            problem = (
+                b'{"type":"https://paymentauth.org/problems/malformed-credential","status":400}'
+            )
+            return 400, [("content-type", "application/problem+json")], problem
+        return original(method_, target, headers, body)
+
+    server.handle = handle
+    result = Driver(driver_name, [method], guard).send("GET", base_url + "/paid")
+    assert result.status == 400
+    assert result.payment.status == "rejected"
+    assert result.payment.problem.type.endswith("malformed-credential")
+    assert guard.entries[0].state == "failed"
