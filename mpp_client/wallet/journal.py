@@ -4,7 +4,10 @@ Every payment moves ``reserved -> signed -> sent -> settled | failed | unknown``
 is written before the step it names can move value. The journal is also where budgets are
 counted, so ``reserve`` checks the policy and inserts the entry inside one write transaction
 (``BEGIN IMMEDIATE``): threads, asyncio tasks and processes sharing a journal file can never
-overrun a cap together.
+overrun a cap together. Rolling-window and lifetime totals are read from running totals
+(per second, minute and hour, per currency and scope) that triggers keep in the same
+transaction as every change, so checking a cap costs the same with ten payments in the day or
+ten thousand, and stays exact to the payment at the window's edge (see schema 2 below).
 
 Durability. The file is in WAL mode with ``synchronous=NORMAL``, which survives a crash of the
 process (SIGKILL included) at every commit, and the ``sent`` step (the last write before a
@@ -23,6 +26,7 @@ import contextlib
 import csv
 import json
 import logging
+import math
 import os
 import socket
 import sqlite3
@@ -286,8 +290,8 @@ CREATE TABLE IF NOT EXISTS payments (
     money_moved INTEGER,
     owner TEXT NOT NULL
 );
--- Window totals are range scans of this covering index, one per currency: no sorting, and the
--- table itself is not touched unless a limit is scoped to an origin or method.
+-- Window totals sum the payments of the window's first second (and of scopes without running
+-- totals) as range scans of this covering index, one per currency.
 CREATE INDEX IF NOT EXISTS payments_window ON payments (held, currency_id, created_at, exposure);
 CREATE TABLE IF NOT EXISTS currencies (
     id INTEGER PRIMARY KEY,
@@ -323,6 +327,118 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '1');
 _CURRENCY_COLUMNS = (
     "currency_code, currency_decimals, currency_network, currency_symbol, usd_pegged"
 )
+
+# --- schema 2: running totals ---------------------------------------------------------------------
+#
+# Summing every held payment of a rolling day costs time in proportion to the payments in it.
+# Instead each held payment adds its exposure to running totals ("buckets") of 1 s, 1 min and
+# 1 h and to a lifetime total, per currency and per scope: every payment (``''``), its origin
+# (``'o:' || origin``), its method (``'m:' || method``) and each payee (``'p:' || address``,
+# with the payee's share). A window ``(since, now]`` is then the payments after ``since`` in its
+# second (an index range of at most one second of payments), plus at most 59 second buckets,
+# 59 minute buckets and one hour bucket per hour of the window: exact, and independent of how
+# many payments the window holds.
+#
+# Triggers keep the buckets in the same transaction as every change to ``payments`` and
+# ``payment_payees`` (insert, ``held`` flips, delete), whoever writes the file: older versions
+# of this library sharing the file keep them right too.
+#
+# A bucket holds the payments whose whole second ``floor(created_at)`` falls in
+# ``[start, start + span)``; ``span`` 0 is the lifetime total (``start`` 0). Integer arithmetic
+# on the whole second keeps the bucket of a payment and the window edge in exact agreement.
+_SPANS = (1, 60, 3600)
+#: Buckets of 1 s, 1 min and 1 h older than this are deleted (windows are at most a day long).
+_PRUNE_AGE = 2 * 86400
+#: How often one process prunes (seconds of journal clock).
+_PRUNE_EVERY = 3600.0
+_PRUNED_KEY = "buckets_pruned_before"
+
+
+def _second(time: str) -> str:
+    """SQL for ``floor(time)`` as an integer (CAST truncates towards zero)."""
+    return f"(CAST({time} AS INTEGER) - ({time} < CAST({time} AS INTEGER)))"
+
+
+def _bucket_rows(row: str, amount: str, scope: str, sources: str, where: str) -> str:
+    """An upsert adding ``amount`` to every bucket of payments row ``row``; ``scope`` is an SQL
+    expression over ``sources`` (joined to the spans ``g``)."""
+    second = _second(f"{row}.created_at")
+    spans = " UNION ALL ".join(["SELECT 0 AS span", *(f"SELECT {s}" for s in _SPANS)])
+    return (
+        "INSERT INTO held_buckets (scope, currency_id, span, start, total) "  # noqa: S608
+        f"SELECT {scope}, {row}.currency_id, g.span, "
+        f"CASE g.span WHEN 0 THEN 0 ELSE {second} - ((({second}) % g.span) + g.span) % g.span END, "
+        f"{amount} FROM ({spans}) g{sources} WHERE {where} "
+        "ON CONFLICT (scope, currency_id, span, start) DO UPDATE SET total = total + excluded.total"
+    )
+
+
+def _payment_buckets(row: str, sign: str, where: str = "true", sources: str = "") -> str:
+    """The every-payment, origin and method buckets of payments row ``row``."""
+    scope = (
+        f"CASE k.kind WHEN 0 THEN '' WHEN 1 THEN 'o:' || {row}.origin ELSE 'm:' || {row}.method END"
+    )
+    kinds = ", (SELECT 0 AS kind UNION ALL SELECT 1 UNION ALL SELECT 2) k"
+    return _bucket_rows(row, f"{sign}{row}.exposure", scope, kinds + sources, where)
+
+
+def _payee_buckets(row: str, payee: str, sign: str, sources: str, where: str) -> str:
+    return _bucket_rows(row, f"{sign}{payee}.amount", f"'p:' || {payee}.address", sources, where)
+
+
+def _payee_buckets_of(row: str, sign: str) -> str:
+    """Every payee of payments row ``row`` (OLD or NEW in a trigger), if it is held."""
+    return _payee_buckets(
+        row, "y", sign, ", payment_payees y", f"y.payment_id = {row}.id AND {row}.held = 1"
+    )
+
+
+def _payee_buckets_for(payee: str, sign: str) -> str:
+    """The payee row ``payee`` (OLD or NEW in a trigger), if its payment is held."""
+    return _payee_buckets(
+        "p", payee, sign, ", payments p", f"p.id = {payee}.payment_id AND p.held = 1"
+    )
+
+
+_COUNTED = ("id", "held", "created_at", "currency_id", "exposure", "origin", "method")
+_CHANGED = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in _COUNTED)
+
+_SCHEMA_2: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS held_buckets (
+        scope TEXT NOT NULL,
+        currency_id INTEGER NOT NULL,
+        span INTEGER NOT NULL,
+        start INTEGER NOT NULL,
+        -- SQLite turns an overflowing integer sum into an inexact float: refuse it instead.
+        total INTEGER NOT NULL CHECK (typeof(total) = 'integer'),
+        PRIMARY KEY (scope, currency_id, span, start)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS payment_payees_payment ON payment_payees (payment_id)",
+    "CREATE TRIGGER IF NOT EXISTS held_buckets_insert AFTER INSERT ON payments "
+    "WHEN NEW.held = 1 BEGIN "
+    f"{_payment_buckets('NEW', '+')}; {_payee_buckets_of('NEW', '+')}; END",
+    f"CREATE TRIGGER IF NOT EXISTS held_buckets_update AFTER UPDATE OF {', '.join(_COUNTED)} "
+    f"ON payments WHEN {_CHANGED} BEGIN "
+    f"{_payment_buckets('OLD', '-', 'OLD.held = 1')}; {_payee_buckets_of('OLD', '-')}; "
+    f"{_payment_buckets('NEW', '+', 'NEW.held = 1')}; {_payee_buckets_of('NEW', '+')}; END",
+    "CREATE TRIGGER IF NOT EXISTS held_buckets_delete AFTER DELETE ON payments "
+    "WHEN OLD.held = 1 BEGIN "
+    f"{_payment_buckets('OLD', '-')}; {_payee_buckets_of('OLD', '-')}; END",
+    "CREATE TRIGGER IF NOT EXISTS held_buckets_payee_insert AFTER INSERT ON payment_payees "
+    f"BEGIN {_payee_buckets_for('NEW', '+')}; END",
+    "CREATE TRIGGER IF NOT EXISTS held_buckets_payee_update AFTER UPDATE ON payment_payees "
+    f"BEGIN {_payee_buckets_for('OLD', '-')}; {_payee_buckets_for('NEW', '+')}; END",
+    "CREATE TRIGGER IF NOT EXISTS held_buckets_payee_delete AFTER DELETE ON payment_payees "
+    f"BEGIN {_payee_buckets_for('OLD', '-')}; END",
+    # Existing journals: count what is already held.
+    "DELETE FROM held_buckets",
+    _payment_buckets("p", "+", "p.held = 1", ", payments p"),
+    _payee_buckets(
+        "p", "y", "+", ", payment_payees y, payments p", "p.id = y.payment_id AND p.held = 1"
+    ),
+    "UPDATE meta SET value = '2' WHERE key = 'schema'",
+)
+_SCHEMA_VERSION = 2
 
 
 def _process_start(pid: int) -> str:
@@ -421,6 +537,7 @@ class SqliteJournal:
         self._shared: sqlite3.Connection | None = None
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
+        self._next_prune = -math.inf  # journal clock time of the next look at old buckets
         if not self._memory:
             directory = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -510,6 +627,42 @@ class SqliteJournal:
                 conn.executescript(_SCHEMA)
             except sqlite3.Error as exc:
                 raise JournalError(f"cannot create the payment journal: {exc}") from exc
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a journal of an earlier schema up to date, once, whichever process is first
+        (the version is read again under the write lock)."""
+        try:
+            if self._schema_version() >= _SCHEMA_VERSION:
+                return
+            with self._write() as conn:
+                if self._schema_version() < 2:
+                    for statement in _SCHEMA_2:
+                        conn.execute(statement)
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot upgrade the payment journal: {exc}") from exc
+
+    def _schema_version(self) -> int:
+        row = self._conn().execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def _prune(self, conn: sqlite3.Connection, now: float) -> None:
+        """Delete running totals no window can reach any more (inside a write transaction),
+        about once an hour. The watermark it leaves makes a window reaching further back (a
+        clock set back by days) sum payment by payment instead, so totals stay exact."""
+        if now < self._next_prune:
+            return
+        horizon = math.floor(now) - _PRUNE_AGE
+        row = conn.execute("SELECT value FROM meta WHERE key=?", (_PRUNED_KEY,)).fetchone()
+        pruned_before = None if row is None else int(row[0])
+        if pruned_before is None or horizon >= pruned_before + _PRUNE_EVERY:
+            conn.execute("DELETE FROM held_buckets WHERE span>0 AND start<?", (horizon,))
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (_PRUNED_KEY, str(horizon)),
+            )
+            pruned_before = horizon
+        self._next_prune = pruned_before + _PRUNE_AGE + _PRUNE_EVERY
 
     def close(self) -> None:
         """Close every connection this journal opened."""
@@ -528,7 +681,7 @@ class SqliteJournal:
         """A ``BEGIN IMMEDIATE`` transaction; raising inside rolls it back."""
         try:
             with self._write() as conn:
-                yield _SqliteLedger(conn, self._clock)
+                yield _SqliteLedger(conn, self._clock, prune=self._prune)
         except sqlite3.Error as exc:
             raise JournalError(f"the payment journal failed: {exc}") from exc
 
@@ -738,12 +891,52 @@ def _record(row: sqlite3.Row) -> PaymentRecord:
     )
 
 
+def _bucket_scope(origin: str | None, method: str | None, payee: str | None) -> str | None:
+    """The running-total scope answering a filter, ``None`` if there is none (filters on more
+    than one of origin, method and payee are summed payment by payment)."""
+    given = [(p, v) for p, v in (("o:", origin), ("m:", method), ("p:", payee)) if v is not None]
+    if not given:
+        return ""
+    if len(given) > 1:
+        return None
+    prefix, value = given[0]
+    return prefix + value
+
+
+def _edge_sum(
+    origin: str | None, method: str | None, payee: str | None
+) -> tuple[str, dict[str, Any]]:
+    """SQL summing the held payments in ``(:since, :second)`` for one filter."""
+    where = "p.held=1 AND p.currency_id=:currency AND p.created_at>:since AND p.created_at<:second"
+    if payee is not None:
+        return (
+            "(SELECT SUM(y.amount) FROM payments p JOIN payment_payees y ON y.payment_id=p.id "  # noqa: S608
+            f"WHERE {where} AND y.address=:payee)",
+            {"payee": payee},
+        )
+    args: dict[str, Any] = {}
+    if origin is not None:
+        where += " AND p.origin=:origin"
+        args["origin"] = origin
+    if method is not None:
+        where += " AND p.method=:method"
+        args["method"] = method
+    return f"(SELECT SUM(p.exposure) FROM payments p WHERE {where})", args  # noqa: S608
+
+
 class _SqliteLedger:
     """Ledger queries on one connection (inside a transaction when the journal opened one)."""
 
-    def __init__(self, conn: sqlite3.Connection, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        clock: Callable[[], float],
+        *,
+        prune: Callable[[sqlite3.Connection, float], None] | None = None,
+    ) -> None:
         self._conn = conn
         self._clock = clock
+        self._prune = prune
         self._now: float | None = None
         self._known: list[tuple[int, Currency]] | None = None
 
@@ -790,8 +983,91 @@ class _SqliteLedger:
         call_id: str | None = None,
         currencies: Callable[[Currency], bool] | None = None,
     ) -> list[tuple[Currency, int]]:
+        scope = _bucket_scope(origin, method, payee) if call_id is None else None
+        totals: list[tuple[Currency, int]] = []
+        for currency_id, currency in self._currencies():
+            if currencies is not None and not currencies(currency):
+                continue
+            total = None
+            if scope is not None:
+                total = self._bucket_total(scope, currency_id, since, origin, method, payee)
+            if total is None:
+                total = self._summed_total(currency_id, since, origin, method, payee, call_id)
+            if total:
+                totals.append((currency, total))
+        return totals
+
+    def _bucket_total(
+        self,
+        scope: str,
+        currency_id: int,
+        since: float | None,
+        origin: str | None,
+        method: str | None,
+        payee: str | None,
+    ) -> int | None:
+        """The held total from running totals; ``None`` when they cannot answer exactly (a
+        window reaching back before pruned buckets, or a total past SQLite's integers)."""
+        if since is None:
+            row = self._conn.execute(
+                "SELECT total FROM held_buckets "
+                "WHERE scope=? AND currency_id=? AND span=0 AND start=0",
+                (scope, currency_id),
+            ).fetchone()
+            total = 0 if row is None else row[0]
+            return total if isinstance(total, int) else None
+        # Whole seconds, minutes and hours after ``since``; payments of the second ``since``
+        # falls in are summed one by one (a bucket holds whole seconds only).
+        second = math.floor(since) + 1
+        minute = -(-second // 60) * 60
+        hour = -(-minute // 3600) * 3600
+        edge, edge_args = _edge_sum(origin, method, payee)
+        sums = (
+            "(SELECT SUM(total) FROM held_buckets WHERE scope=:scope AND currency_id=:currency "
+            "AND span={span} AND start>={low}{high})"
+        )
+        sql = ", ".join(
+            [
+                "(SELECT CAST(value AS INTEGER) FROM meta WHERE key=:pruned)",
+                sums.format(span=3600, low=":hour", high=""),
+                sums.format(span=60, low=":minute", high=" AND start<:hour"),
+                sums.format(span=1, low=":second", high=" AND start<:minute"),
+                edge,
+            ]
+        )
+        row = self._conn.execute(
+            f"SELECT {sql}",
+            {
+                "pruned": _PRUNED_KEY,
+                "scope": scope,
+                "currency": currency_id,
+                "hour": hour,
+                "minute": minute,
+                "second": second,
+                "since": since,
+                **edge_args,
+            },
+        ).fetchone()
+        pruned_before = row[0]
+        if pruned_before is not None and second < pruned_before:
+            return None
+        parts = [0 if value is None else value for value in row[1:]]
+        if not all(isinstance(value, int) for value in parts):
+            return None  # an overflowed running total became a float: sum exactly instead
+        return sum(parts)
+
+    def _summed_total(
+        self,
+        currency_id: int,
+        since: float | None,
+        origin: str | None,
+        method: str | None,
+        payee: str | None,
+        call_id: str | None,
+    ) -> int:
+        """The held total summed payment by payment (for scopes without running totals)."""
         where = ["p.held=1", "p.currency_id=?"]
-        args: list[Any] = []
+        args: list[Any] = [currency_id]
         if since is not None:
             where.append("p.created_at>?")
             args.append(since)
@@ -799,21 +1075,18 @@ class _SqliteLedger:
             if value is not None:
                 where.append(f"{column}=?")
                 args.append(value)
+        # A call has a handful of payments: without the hint SQLite would scan every held
+        # payment in the currency instead.
+        table = "payments p INDEXED BY payments_call" if call_id is not None else "payments p"
         if payee is None:
-            sql = "SELECT SUM(p.exposure) FROM payments p"
+            sql = f"SELECT SUM(p.exposure) FROM {table}"  # noqa: S608 - fixed names
         else:
-            sql = "SELECT SUM(y.amount) FROM payments p JOIN payment_payees y ON y.payment_id=p.id"
+            sql = f"SELECT SUM(y.amount) FROM {table} JOIN payment_payees y ON y.payment_id=p.id"  # noqa: S608
             where.append("y.address=?")
             args.append(payee)
         sql += " WHERE " + " AND ".join(where)
-        totals: list[tuple[Currency, int]] = []
-        for currency_id, currency in self._currencies():
-            if currencies is not None and not currencies(currency):
-                continue
-            row = self._conn.execute(sql, (currency_id, *args)).fetchone()
-            if row[0]:
-                totals.append((currency, int(row[0])))
-        return totals
+        row = self._conn.execute(sql, args).fetchone()
+        return int(row[0] or 0)
 
     def held_count(self, call_id: str) -> int:
         row = self._conn.execute(
@@ -833,6 +1106,8 @@ class _SqliteLedger:
     def insert(self, payment: NewPayment) -> str:
         entry_id = uuid.uuid4().hex
         now = self.now()
+        if self._prune is not None:
+            self._prune(self._conn, now)
         currency = payment.amount.currency
         fee = payment.max_fee
         self._conn.execute(
