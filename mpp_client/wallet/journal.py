@@ -480,10 +480,6 @@ def _owner_alive(owner: str) -> bool:
     return not started or _process_start(pid) in ("", started)
 
 
-def _when(seconds: float | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
-
-
 def _receipt_data(receipt: Any) -> Any:
     """Receipt objects as JSON data (they hold no secrets: reference, method, timestamp)."""
     if receipt is None or isinstance(receipt, (dict, list, str, int, float, bool)):

@@ -22,7 +22,6 @@ fee in token base units is ``gas_used * gas_price / 10**12``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from mpp_client.methods.tempo import rlp
@@ -205,8 +204,3 @@ def _strip(value: bytes) -> bytes:
 def tx_hash(raw: bytes) -> str:
     """The transaction hash (``0x`` hex) of signed transaction bytes."""
     return "0x" + keccak256(raw).hex()
-
-
-def calls_of(targets: Sequence[tuple[str, bytes]]) -> tuple[Call, ...]:
-    """Calls with zero value from ``(to address, calldata)`` pairs."""
-    return tuple(Call(address_bytes(to), 0, data) for to, data in targets)
