@@ -371,7 +371,8 @@ class PaymentTransport(httpx.BaseTransport):
         body, problem = _buffer_sync(request, self._options.body_cap)
         response = self._inner.handle_request(request)
         status = response.status_code
-        if status == 402 and CARRY_KEY not in extensions:
+        # A 402 further down a redirect chain that already paid is not paid again.
+        if status == 402 and (pinned is None or CARRY_KEY not in extensions):
             return self._paid(request, response, pinned, body, problem)
         if pinned is not None or 300 <= status < 400:
             _after_hop(extensions, str(request.url), response, pinned)
@@ -462,7 +463,8 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
         body, problem = await _buffer_async(request, self._options.body_cap)
         response = await self._inner.handle_async_request(request)
         status = response.status_code
-        if status == 402 and CARRY_KEY not in extensions:
+        # A 402 further down a redirect chain that already paid is not paid again.
+        if status == 402 and (pinned is None or CARRY_KEY not in extensions):
             return await self._paid(request, response, pinned, body, problem)
         if pinned is not None or 300 <= status < 400:
             _after_hop(extensions, str(request.url), response, pinned)
