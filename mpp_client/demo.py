@@ -161,7 +161,7 @@ def main() -> int:
                     print(f"    refused before signing: {refused.reason}\n")
                     continue
                 payment = payment_of(response)
-                if payment is None:
+                if payment is None or payment.quote is None:
                     print(f"    HTTP {response.status_code}, nothing paid\n")
                     continue
                 paid += payment.quote.amount.amount

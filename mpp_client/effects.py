@@ -13,6 +13,9 @@ async driver run the same generators; tests feed canned results with no network 
     The async driver awaits it; the sync driver runs it on one background event-loop thread.
 ``Sleep`` -> ``None``
     Wait, e.g. between polls for a transaction receipt.
+``JournalWrite`` -> ``None``
+    An ``Await`` that writes one payment step to the journal; blocking, so the async driver
+    runs it in a worker thread.
 ``Checkpoint`` -> ``None``
     Not I/O: a method tells the flow that it has signed (or broadcast) something, so the journal
     records the reference *before* the value can move. Handled by the flow, never by drivers.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
 __all__ = [
@@ -32,6 +36,7 @@ __all__ = [
     "EffectGen",
     "HttpCall",
     "HttpReply",
+    "JournalWrite",
     "Sleep",
 ]
 
@@ -100,6 +105,17 @@ class Await:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalWrite(Await):
+    """Write one step of a payment to the journal (an ``Await`` of a blocking function).
+
+    A separate type so that the async driver runs it, with its fsync, in a worker thread off
+    the event loop, and so tests can tell the journal's steps from a method's own calls.
+    """
+
+    blocking: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Sleep:
     """Wait ``seconds`` before continuing."""
 
@@ -117,6 +133,9 @@ class Checkpoint:
 
     stage: Literal["signed", "broadcast"]
     reference: str | None = None
+    #: When what was signed can no longer settle (a Tempo transaction's ``valid_before``), if
+    #: the method knows; recorded so that reconciliation can prove an unused credential void.
+    void_after: datetime | None = None
 
 
 Effect: TypeAlias = HttpCall | Await | Sleep | Checkpoint

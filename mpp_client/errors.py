@@ -14,12 +14,15 @@ Every error says what happened to the money. The tree::
     │   ├── CrossOriginPayment        the 402 came from another origin than the caller asked
     │   ├── InsecureOrigin            plain http to a non-loopback host
     │   ├── PaymentVetoed             a before-payment hook or the approval callback said no
+    │   ├── AlreadyPaid               this payment reference (an invoice) was paid or is being paid
     │   └── PolicyViolation           the wallet's spend policy said no
     │       ├── BudgetExceeded        a cap or window total would be exceeded
     │       ├── NotAllowed            origin / payee / chain / token / method not on an allowlist
     │       ├── PayeeChanged          a pinned (trust-on-first-use) payee, token or chain changed
-    │       └── PriceUnavailable      a USD cap could not be evaluated for this currency
+    │       ├── PriceUnavailable      a USD cap could not be evaluated for this currency
+    │       └── UnresolvedPayments    too many payments have an unknown outcome (circuit breaker)
     ├── PaymentFailed                 the attempt failed; ``money_moved`` says if value may be gone
+    │   ├── NothingSent               the method PROVES no value moved or can move (released)
     │   ├── MethodError               the payment backend (RPC, LND, Stripe, ...) failed
     │   │   └── EffectFailed          an HTTP call of the method failed (``delivered`` says if it
     │   │                             may have reached the server)
@@ -28,6 +31,13 @@ Every error says what happened to the money. The tree::
     ├── PaymentOutcomeUnknown         a credential left the process and no answer came back
     ├── KeyStoreError                 key storage is unavailable, locked or unsafe
     └── JournalError                  the payment journal cannot be written or read
+
+``money_moved`` is on every error and has three values: ``False`` (proven: no value moved and
+none can, the hold on the budgets is released), ``True`` (value left: the amount counts as
+spent) and ``None`` (not known: the amount stays held until a receipt, a lookup or a proof that
+the authorization can no longer settle decides). ``None`` is the default of every error that
+is not a refusal; only ``PaymentRefused`` (nothing was signed) and ``NothingSent`` (the method
+proves it) say ``False``.
 
 Messages never contain secrets: credentials, preimages, tokens and keys are left out.
 """
@@ -41,6 +51,7 @@ if TYPE_CHECKING:
     from mpp_client.protocol import Challenge, Problem
 
 __all__ = [
+    "AlreadyPaid",
     "BudgetExceeded",
     "ChallengeExpired",
     "CrossOriginPayment",
@@ -55,6 +66,7 @@ __all__ = [
     "MppError",
     "NoPayableChallenge",
     "NotAllowed",
+    "NothingSent",
     "ParseError",
     "PayeeChanged",
     "PaymentFailed",
@@ -66,6 +78,7 @@ __all__ = [
     "PriceUnavailable",
     "ProtocolError",
     "UnreplayableBody",
+    "UnresolvedPayments",
 ]
 
 
@@ -78,6 +91,9 @@ class MppError(Exception):
 
     request: Any = None
     response: Any = None
+    #: ``False``: proven that no value moved or can move; ``True``: value left; ``None``: not
+    #: known (the amount stays held until the journal entry is resolved).
+    money_moved: bool | None = None
 
 
 # --- wire format -------------------------------------------------------------------------------
@@ -157,6 +173,11 @@ class PaymentVetoed(PaymentRefused):
     """A before-payment hook or the approval callback declined the payment."""
 
 
+class AlreadyPaid(PaymentRefused):
+    """The payment reference (e.g. a Lightning invoice's payment hash) was paid before, or a
+    payment for it is in flight or unknown: it is never paid twice."""
+
+
 class PolicyViolation(PaymentRefused):
     """The spend policy refused the payment. ``rule`` names the rule that refused."""
 
@@ -183,21 +204,34 @@ class PriceUnavailable(PolicyViolation):
     """A cap in USD could not be evaluated because no price was available (fail closed)."""
 
 
+class UnresolvedPayments(PolicyViolation):
+    """Too many payments have an unknown outcome: the wallet pays nothing more until they are
+    resolved (``mpp journal reconcile``, or by hand with ``mpp journal resolve``).
+
+    ``entry_ids`` are the unresolved journal entries.
+    """
+
+    def __init__(self, reason: str, *, entry_ids: Sequence[str] = ()) -> None:
+        super().__init__(reason, rule="wallet.max_unknown")
+        self.entry_ids = tuple(entry_ids)
+
+
 # --- failed after trying -----------------------------------------------------------------------
 
 
 class PaymentFailed(MppError):
     """The payment attempt failed.
 
-    ``money_moved`` is ``False`` when nothing left the process or the method knows no value
-    moved; ``True`` when value may be gone (check the journal entry).
+    ``money_moved`` is ``None`` (not known: the amount stays held) unless the raiser knows:
+    ``True`` when value left, ``False`` only with proof that none moved or can (raise
+    ``NothingSent`` for that).
     """
 
     def __init__(
         self,
         reason: str,
         *,
-        money_moved: bool = False,
+        money_moved: bool | None = None,
         challenge_id: str | None = None,
         reference: str | None = None,
     ) -> None:
@@ -206,6 +240,23 @@ class PaymentFailed(MppError):
         self.money_moved = money_moved
         self.challenge_id = challenge_id
         self.reference = reference
+
+
+class NothingSent(PaymentFailed):
+    """The method proves that no value moved and none can: nothing left the process, the
+    backend gave a definite refusal before paying, or what left can no longer settle (an
+    expired, never-mined transaction; a revoked, unused token). The hold is released.
+
+    Raise it only with such a proof: any other error after something left the process keeps
+    the amount held as an unknown outcome.
+    """
+
+    def __init__(
+        self, reason: str, *, challenge_id: str | None = None, reference: str | None = None
+    ) -> None:
+        super().__init__(
+            reason, money_moved=False, challenge_id=challenge_id, reference=reference
+        )
 
 
 class MethodError(PaymentFailed):
@@ -228,7 +279,10 @@ class EffectFailed(MethodError):
 class PaymentRejected(PaymentFailed):
     """The server answered the paid retry with another 402.
 
-    ``problem`` is the RFC 9457 problem the server sent, when it sent one.
+    ``problem`` is the RFC 9457 problem the server sent, when it sent one. ``money_moved`` is
+    ``False`` only when the method proved the credential void (then a fresh challenge may be
+    paid under ``PaymentOptions.max_payments``), ``True`` when value had left before the
+    answer (push mode, Lightning), ``None`` while the server may still settle what it holds.
     """
 
     def __init__(
@@ -236,7 +290,7 @@ class PaymentRejected(PaymentFailed):
         reason: str,
         *,
         problem: Problem | None = None,
-        money_moved: bool = False,
+        money_moved: bool | None = None,
         challenge_id: str | None = None,
         reference: str | None = None,
     ) -> None:
@@ -258,11 +312,13 @@ class PaymentOutcomeUnknown(MppError):
     """A credential left the process and no answer came back.
 
     The payment may or may not have settled. mpp_client never signs again on its own; the
-    journal keeps the entry as ``unknown`` until it is reconciled with the method's lookup.
-    ``reference`` is the method's payment reference (a transaction hash, a payment hash, ...).
+    journal keeps the entry as ``unknown`` (its amount held) until it is reconciled with the
+    method's lookup or resolved by hand. ``reference`` is the method's payment reference (a
+    transaction hash, a payment hash, ...); ``journal_id`` the journal entry, when known.
     """
 
-    money_moved = True
+    money_moved: bool | None = None
+    journal_id: str | None = None
 
     def __init__(self, reason: str, *, challenge_id: str, reference: str | None = None) -> None:
         super().__init__(reason)

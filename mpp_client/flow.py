@@ -22,16 +22,18 @@ The rules it enforces (protocol README §1, §8, §12; ARCHITECTURE principles 4
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import logging
 import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
-from mpp_client.effects import Await, Checkpoint, Sleep
+from mpp_client.clock import SYSTEM_CLOCK, Clock, utcnow
+from mpp_client.effects import Await, Checkpoint, JournalWrite, Sleep
 from mpp_client.errors import (
     BudgetExceeded,
     ChallengeExpired,
@@ -41,6 +43,7 @@ from mpp_client.errors import (
     MethodError,
     MppError,
     NoPayableChallenge,
+    NothingSent,
     PaymentFailed,
     PaymentOutcomeUnknown,
     PaymentRefused,
@@ -50,7 +53,9 @@ from mpp_client.errors import (
     UnreplayableBody,
 )
 from mpp_client.guard import PaymentGuard, PaymentOptions, Reservation
+from mpp_client.lifecycle import Proof
 from mpp_client.methods.base import PaymentContext, PaymentMethod, PaymentProof, Quote
+from mpp_client.money import Money
 from mpp_client.protocol import (
     AcceptPaymentEntry,
     Challenge,
@@ -63,6 +68,7 @@ from mpp_client.protocol import (
     parse_problem,
     parse_receipt,
 )
+from mpp_client.wallet.prices import is_usd_cap
 
 __all__ = [
     "DEFAULT_BODY_CAP",
@@ -167,11 +173,15 @@ class Payment:
     (the paid retry got a 402 again: ``problem`` and ``error`` say why), ``"denied"`` (403 after
     paying: the payment was taken, access refused), ``"unknown"`` (the paid retry failed on the
     server side; see the journal), ``"quoted"`` (dry run: nothing was paid). ``quote`` is what
-    was (or would be) paid; amounts are in ``quote.amount`` (base units).
+    was (or would be) paid; amounts are in ``quote.amount`` (base units). ``"unpaid"``: the
+    402's challenges are for methods this client has not configured (or use a credential
+    header the protocol does not allow), so the 402 came back untouched: ``quote`` is ``None``
+    and ``refusal``/``error`` say why. After ``"rejected"``, ``error.money_moved`` tells
+    whether the hold was released (``False``: the method proved the credential void).
     """
 
-    status: Literal["paid", "rejected", "denied", "unknown", "quoted"]
-    quote: Quote
+    status: Literal["paid", "rejected", "denied", "unknown", "quoted", "unpaid"]
+    quote: Quote | None
     receipt: Receipt | None = None
     reference: str | None = None
     problem: Problem | None = None
@@ -202,6 +212,7 @@ class FlowConfig:
 
     ``expiry_margin`` (seconds): a challenge expiring sooner than this is not paid.
     ``allow_insecure_http``: pay over plain http to non-loopback hosts (never in production).
+    ``clock``: the time every expiry is compared with (``mpp_client.clock``).
     """
 
     methods: tuple[PaymentMethod, ...]
@@ -210,7 +221,7 @@ class FlowConfig:
     hooks: PaymentHooks = field(default_factory=PaymentHooks)
     expiry_margin: float = 5.0
     allow_insecure_http: bool = False
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Clock = SYSTEM_CLOCK
     accept_payment: str = ""
 
     @classmethod
@@ -223,7 +234,7 @@ class FlowConfig:
         hooks: PaymentHooks | None = None,
         expiry_margin: float = 5.0,
         allow_insecure_http: bool = False,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock | None = None,
     ) -> FlowConfig:
         methods = tuple(methods)
         prefer = tuple(prefer)
@@ -234,7 +245,7 @@ class FlowConfig:
             hooks=hooks or PaymentHooks(),
             expiry_margin=expiry_margin,
             allow_insecure_http=allow_insecure_http,
-            clock=clock or (lambda: datetime.now(UTC)),
+            clock=clock if clock is not None else SYSTEM_CLOCK,
             accept_payment=_accept_payment(methods, prefer),
         )
 
@@ -297,15 +308,20 @@ def payment_flow(
     """Handle a 402 (``first``) for the request ``facts``.
 
     Returns ``None`` when the 402 is returned to the caller untouched (not an MPP 402, or the
-    caller said never to pay), else the ``Payment`` to attach to the response from the last
-    ``Send``. Raises a ``PaymentRefused`` subclass when it refused before signing, and
-    ``PaymentOutcomeUnknown`` when a credential left and no answer came back.
+    caller said never to pay), a ``Payment`` with status ``"unpaid"`` when it is returned
+    untouched because no configured method recognises its challenges, else the ``Payment`` to
+    attach to the response from the last ``Send``. Raises a ``PaymentRefused`` subclass when it
+    refused before signing, and ``PaymentOutcomeUnknown`` when a credential left and no
+    usable answer came back.
+
+    Whatever ends the flow (a return, an error, ``close()`` by a driver whose caller was
+    cancelled, ``KeyboardInterrupt`` thrown in), a payment it started is left in a state that
+    tells the truth: released only when nothing left the process, otherwise unknown and held.
     """
     options = facts.options
     if options.never_pay:
         return None
     call_id = uuid.uuid4().hex
-    idempotency_key: str | None = None
     head = first
     last: _Attempt | None = None
     seen: set[str] = set()
@@ -314,16 +330,20 @@ def payment_flow(
         challenges = [c for c in _challenges(config, facts, head) if c.id not in seen]
         if not challenges:
             # The first 402 is not an MPP one (it goes back untouched); a later one offered
-            # nothing new to pay.
-            return None if last is None else last.rejected(config, head, money_moved=False)
+            # nothing new to pay: the last attempt's outcome stands.
+            return None if last is None else last.result
         context = PaymentContext(
             origin=facts.origin,
             url=facts.url,
             http_method=facts.method,
-            now=config.clock(),
+            now=utcnow(config.clock),
             call_id=call_id,
         )
         _notify(config.hooks.on_challenges, challenges, context)
+        if last is None:
+            unrecognised = _unrecognised(config, challenges)
+            if unrecognised is not None:
+                return unrecognised
         _refuse_unsafe_request(config, facts, challenges)
         if options.dry_run:
             return _dry_run(config, facts, challenges, context)
@@ -334,82 +354,176 @@ def payment_flow(
 
         reservation: Reservation = yield from config.guard.reserve(quote, context, options)
         seen.add(quote.challenge.id)
-        proof = yield from _pay(method, quote, context, reservation, config)
-        last = _Attempt(quote, proof, reservation, payments=len(seen))
-        credential_headers = _credential_headers(quote.challenge, proof)
-        remove = _stale_payment_headers(facts, credential_headers)
-        credential_fingerprint = fingerprint("\n".join(sorted(credential_headers.values())))
-        if facts.method.upper() not in _IDEMPOTENT_METHODS and "idempotency-key" not in (
-            facts.headers
-        ):
-            idempotency_key = idempotency_key or uuid.uuid4().hex
-            credential_headers["idempotency-key"] = idempotency_key
-        reservation.sent(credential_fingerprint, proof.reference)
-        _notify(config.hooks.on_paid, quote, proof)
+        attempt = _Attempt(config, quote, method, reservation, payments=len(seen))
+        try:
+            head, again = yield from _attempt(config, facts, attempt, options, context)
+        except BaseException as exc:
+            replacement = attempt.abandoned(exc)
+            if replacement is exc:
+                raise
+            raise replacement from exc
+        if not again:
+            return attempt.result
+        last = attempt
 
-        head = yield from _send_paid(config, quote, proof, reservation, credential_headers, remove)
 
-        if 200 <= head.status < 400:
-            # 2xx, or a redirect the server sends once it took the payment (post/redirect/get):
-            # the payment went through.
-            receipt = _receipt(head)
-            reference = receipt.reference if receipt else proof.reference
-            reservation.settled(receipt, reference)
-            method.on_receipt(quote, proof, receipt)
-            _notify(config.hooks.on_receipt, quote, receipt)
-            return last.outcome("paid", receipt=receipt, reference=reference)
-        if head.status == 402:
-            reservation.failed(_rejection_reason(_problem(head)), money_moved=proof.money_moved)
-            if not proof.money_moved:
-                yield from method.abandon(quote, proof)
-                if len(seen) < options.max_payments:
-                    delay = _retry_after(head)
-                    if delay is not None:
-                        if delay:
-                            yield Sleep(delay)
-                        continue
-            return last.rejected(config, head, money_moved=proof.money_moved)
-        if head.status == 403:
-            # The server verified the payment and still refused access: the money is gone and
-            # paying again would only pay twice.
-            reason = "403 after a valid payment: access denied by the server"
-            reservation.failed(reason, money_moved=True)
-            denied = PaymentFailed(
-                reason, money_moved=True, challenge_id=quote.challenge.id, reference=proof.reference
-            )
-            _notify(config.hooks.on_failure, quote, denied)
-            return last.outcome("denied", problem=_problem(head), error=denied)
-        problem = _problem(head)
-        reason = f"paid retry answered {head.status}"
-        if head.status == 400 and not proof.money_moved and _credential_refused(problem):
-            # The server says it could not use the credential at all (malformed, wrong method):
-            # it verified nothing, so nothing it was given can have settled.
-            reservation.failed(reason, money_moved=False)
-            yield from method.abandon(quote, proof)
-            return last.rejected(config, head, money_moved=False, reason=reason)
+def _attempt(
+    config: FlowConfig,
+    facts: RequestFacts,
+    attempt: _Attempt,
+    options: PaymentOptions,
+    context: PaymentContext,
+) -> Generator[Any, Any, tuple[ResponseHead, bool]]:
+    """Pay ``attempt``, send the paid retry and record what its answer means for the money.
+
+    Returns the last answer and whether a fresh challenge in it may be paid (only when this
+    credential is proven void and ``max_payments`` allows another).
+    """
+    quote, method, reservation = attempt.quote, attempt.method, attempt.reservation
+    proof = yield from _pay(method, quote, context, attempt)
+    attempt.proof = proof
+    credential_headers = _credential_headers(quote.challenge, proof)
+    remove = _stale_payment_headers(facts, credential_headers)
+    credential_fingerprint = fingerprint("\n".join(sorted(credential_headers.values())))
+    if facts.method.upper() not in _IDEMPOTENT_METHODS and "idempotency-key" not in (
+        facts.headers
+    ):
+        credential_headers["idempotency-key"] = uuid.uuid4().hex
+    attempt.left = True  # from here on the credential may be outside the process
+    yield from _record(lambda: reservation.sent(credential_fingerprint, proof.reference))
+    _notify(config.hooks.on_paid, quote, proof)
+
+    head, resent = yield from _send_paid(attempt, credential_headers, remove)
+
+    if 200 <= head.status < 400:
+        # 2xx, or a redirect the server sends once it took the payment (post/redirect/get):
+        # the payment went through (after a resend too: the server took this credential).
+        receipt = _receipt(head)
+        reference = proof.reference
+        other = receipt.reference if receipt is not None else None
+        if reference is None:
+            reference, other = other, None
+        elif other == reference:
+            other = None
+        yield from _record(
+            lambda: reservation.settled(receipt, reference, receipt_reference=other)
+        )
+        attempt.final = True
+        method.on_receipt(quote, proof, receipt)
+        _notify(config.hooks.on_receipt, quote, receipt)
+        attempt.result = attempt.outcome("paid", receipt=receipt, reference=reference)
+        return head, False
+    problem = _problem(head)
+    if resent:
+        # The answer to a resend says nothing about the first send: a single-use server
+        # answers a replay with 402 "already used" after it took the payment.
+        reason = f"the resent credential was answered {head.status}; the first send may have paid"
+        raise attempt.unknown(reason, problem)
+    if head.status == 403:
+        # The server verified the payment and still refused access: the money is gone and
+        # paying again would only pay twice.
+        reason = "403 after a valid payment: access denied by the server"
+        yield from _record(lambda: reservation.failed(reason, money_moved=True))
+        attempt.final = True
+        denied = PaymentFailed(
+            reason, money_moved=True, challenge_id=quote.challenge.id, reference=proof.reference
+        )
+        _notify(config.hooks.on_failure, quote, denied)
+        attempt.result = attempt.outcome("denied", problem=problem, error=denied)
+        return head, False
+    refused = head.status == 402 or (head.status == 400 and _credential_refused(problem))
+    if not refused:
         # Anything else leaves the settlement unclear: servers verify the payment before the
         # application answers (a 404 or 500 may follow a settled payment), and a pull-mode
         # transaction may have been broadcast before the server failed. The amount stays held
         # until the method's lookup tells (``Wallet.reconcile``).
-        reservation.unknown(reason)
-        unknown = PaymentOutcomeUnknown(
-            reason, challenge_id=quote.challenge.id, reference=proof.reference
-        )
-        _notify(config.hooks.on_failure, quote, unknown)
-        return last.outcome("unknown", problem=problem, error=unknown)
+        unknown = attempt.unknown(f"paid retry answered {head.status}", problem)
+        attempt.result = attempt.outcome("unknown", problem=problem, error=unknown)
+        return head, False
+    reason = _rejection_reason(problem) if head.status == 402 else (
+        f"paid retry answered {head.status}"
+    )
+    if proof.money_moved:
+        # Value left before the answer (push mode, Lightning): a refusal cannot undo it.
+        yield from _record(lambda: reservation.failed(reason, money_moved=True))
+        attempt.final = True
+        attempt.result = attempt.rejected(head, money_moved=True, reason=reason)
+        return head, False
+    # The server holds an authorization it may still settle (a signed transaction it can
+    # broadcast until valid_before, an unrevoked token), whatever it answered. Only the
+    # method can prove it void.
+    void = yield from _abandon(method, quote, proof)
+    if not void:
+        yield from _record(lambda: reservation.unknown(f"{reason}; the credential is not void"))
+        attempt.final = True
+        attempt.result = attempt.rejected(head, money_moved=None, reason=reason)
+        return head, False
+    yield from _record(
+        lambda: reservation.failed(reason, money_moved=False, proof="credential-void")
+    )
+    attempt.final = True
+    attempt.result = attempt.rejected(head, money_moved=False, reason=reason)
+    if head.status == 402 and attempt.payments < options.max_payments:
+        delay = _retry_after(head)
+        if delay is not None:
+            if delay:
+                yield Sleep(delay)
+            return head, True
+    return head, False
 
 
-@dataclass(frozen=True, slots=True)
+def _record(write: Callable[[], None]) -> Generator[Any, Any, None]:
+    """Write a journal step as an effect: the async driver runs it (and its fsync) in a worker
+    thread so it never blocks the event loop; the sync drivers run it inline."""
+    yield JournalWrite(write)
+
+
+def _abandon(
+    method: PaymentMethod, quote: Quote, proof: PaymentProof
+) -> Generator[Any, Any, bool]:
+    """Ask the method to make a refused credential void; ``True`` only on its proof."""
+    try:
+        return bool((yield from method.abandon(quote, proof)))
+    except Exception:
+        logger.warning("%s could not void a refused credential; it stays held", method.name)
+        return False
+
+
 class _Attempt:
-    """The last payment the flow made for this request, and how to report its outcome."""
+    """One payment the flow made for a request: what it knows of the money at each step, and
+    how to report its outcome."""
 
-    quote: Quote
-    proof: PaymentProof
-    reservation: Reservation
-    payments: int
+    __slots__ = (
+        "config", "final", "left", "method", "payments", "proof", "quote", "reservation",
+        "result",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        config: FlowConfig,
+        quote: Quote,
+        method: PaymentMethod,
+        reservation: Reservation,
+        payments: int,
+    ) -> None:
+        self.config = config
+        self.quote = quote
+        self.method = method
+        self.reservation = reservation
+        self.payments = payments
+        self.proof: PaymentProof | None = None
+        #: Something that can move value may have left the process (a broadcast, a send).
+        self.left = False
+        #: A final (or deliberately unknown) state was recorded for this attempt.
+        self.final = False
+        self.result: Payment | None = None
+
+    @property
+    def reference(self) -> str | None:
+        return self.proof.reference if self.proof is not None else None
 
     def outcome(self, status: Any, **fields: Any) -> Payment:
-        fields.setdefault("reference", self.proof.reference)
+        fields.setdefault("reference", self.reference)
         return Payment(
             status,
             self.quote,
@@ -419,12 +533,7 @@ class _Attempt:
         )
 
     def rejected(
-        self,
-        config: FlowConfig,
-        head: ResponseHead,
-        *,
-        money_moved: bool,
-        reason: str | None = None,
+        self, head: ResponseHead, *, money_moved: bool | None, reason: str | None = None
     ) -> Payment:
         problem = _problem(head)
         error = PaymentRejected(
@@ -432,10 +541,54 @@ class _Attempt:
             problem=problem,
             money_moved=money_moved,
             challenge_id=self.quote.challenge.id,
-            reference=self.proof.reference,
+            reference=self.reference,
         )
-        _notify(config.hooks.on_failure, self.quote, error)
+        _notify(self.config.hooks.on_failure, self.quote, error)
         return self.outcome("rejected", problem=problem, error=error)
+
+    def unknown(self, reason: str, problem: Problem | None = None) -> PaymentOutcomeUnknown:
+        """Record the outcome as unknown (held) and return the error that says so."""
+        self.reservation.unknown(reason)
+        self.final = True
+        error = PaymentOutcomeUnknown(
+            reason, challenge_id=self.quote.challenge.id, reference=self.reference
+        )
+        error.journal_id = self.reservation.id
+        error.problem = problem  # type: ignore[attr-defined]
+        _notify(self.config.hooks.on_failure, self.quote, error)
+        return error
+
+    def abandoned(self, exc: BaseException) -> BaseException:
+        """What to raise when ``exc`` ends the attempt before it recorded an outcome.
+
+        Nothing left the process: the hold is released and ``exc`` goes on. Something may
+        have left: the entry becomes unknown at once (so ``unknown_payments()`` shows it in this
+        process too); an ordinary error becomes ``PaymentOutcomeUnknown`` (its cause kept),
+        while cancellation, ``KeyboardInterrupt`` and ``GeneratorExit`` go on as they are.
+        """
+        if self.final or isinstance(exc, PaymentRefused):
+            return exc
+        if isinstance(exc, PaymentOutcomeUnknown):
+            if exc.journal_id is None:
+                exc.journal_id = self.reservation.id
+            return exc
+        if not self.left:
+            with contextlib.suppress(Exception):
+                self.reservation.failed(
+                    f"ended before anything left the process: {type(exc).__name__}",
+                    money_moved=False,
+                )
+            self.final = True
+            return exc
+        reason = f"the paid request was abandoned after the credential left: {type(exc).__name__}"
+        if not isinstance(exc, Exception):
+            with contextlib.suppress(Exception):
+                self.reservation.unknown(reason)
+            self.final = True
+            return exc
+        unknown = self.unknown(reason)
+        unknown.__cause__ = exc
+        return unknown
 
 
 def _problem(head: ResponseHead) -> Problem | None:
@@ -455,6 +608,49 @@ def _challenges(config: FlowConfig, facts: RequestFacts, head: ResponseHead) -> 
         if found:
             return found
     return []
+
+
+#: The only credential header draft-httpauth-payment-01 allows a challenge to name (besides the
+#: default ``Authorization``).
+_ALLOWED_HEADER = "payment-authorization"
+
+
+def _header_refusal(challenge: Challenge) -> str | None:
+    if challenge.header is None or challenge.header.lower() == _ALLOWED_HEADER:
+        return None
+    return (
+        f"the challenge asks for the credential in {challenge.header[:40]!r}; only "
+        "Payment-Authorization is allowed (draft-httpauth-payment-01), so none is sent"
+    )
+
+
+def _unrecognised(config: FlowConfig, challenges: Sequence[Challenge]) -> Payment | None:
+    """A ``Payment("unpaid")`` when no configured method recognises any challenge (the 402
+    goes back untouched, like a non-MPP one), else ``None``."""
+    refusals: dict[str, str] = {}
+    for challenge in challenges:
+        why = _header_refusal(challenge)
+        if why is None and not any(m.can_pay(challenge) for m in config.methods):
+            why = f"no configured method pays {challenge.method}/{challenge.intent}"
+        if why is None:
+            return None
+        refusals[challenge.id] = why
+    reason = "no challenge could be paid: " + "; ".join(
+        f"{cid}: {why}" for cid, why in refusals.items()
+    )
+    error = NoPayableChallenge(reason, refusals=refusals, challenges=challenges)
+    return Payment("unpaid", None, allowed=False, refusal=reason, error=error, payments=0)
+
+
+def _within(limit: Money, exposure: Money) -> bool:
+    """Whether ``exposure`` is at most ``limit``: same currency, or a dollar limit over a
+    USD-pegged currency (compared exactly across decimals)."""
+    if limit.currency == exposure.currency:
+        return exposure.amount <= limit.amount
+    if is_usd_cap(limit.currency) and exposure.currency.usd_pegged:
+        scale = limit.currency.decimals, exposure.currency.decimals
+        return bool(exposure.amount * 10 ** scale[0] <= limit.amount * 10 ** scale[1])
+    return False
 
 
 def _refuse_unsafe_request(
@@ -499,6 +695,10 @@ def _choose(
     errors: list[PaymentRefused] = []
     margin = timedelta(seconds=config.expiry_margin)
     for challenge in ordered:
+        header_refusal = _header_refusal(challenge)
+        if header_refusal is not None:
+            refusals[challenge.id] = header_refusal
+            continue
         method = next((m for m in config.methods if m.can_pay(challenge)), None)
         if method is None:
             refusals[challenge.id] = (
@@ -525,9 +725,7 @@ def _choose(
                     challenge=challenge,
                 )
             limit = facts.options.max_amount
-            if limit is not None and (
-                limit.currency != quote.amount.currency or quote.exposure.amount > limit.amount
-            ):
+            if limit is not None and not _within(limit, quote.exposure):
                 raise BudgetExceeded(
                     f"{quote.exposure} is above this request's maximum of {limit}",
                     rule="request.max_amount",
@@ -614,81 +812,89 @@ def _pay(
     method: PaymentMethod,
     quote: Quote,
     context: PaymentContext,
-    reservation: Reservation,
-    config: FlowConfig,
+    attempt: _Attempt,
 ) -> Generator[Any, Any, PaymentProof]:
-    """Run ``method.pay``, writing its checkpoints to the reservation before value can move."""
+    """Run ``method.pay``, writing its checkpoints to the reservation before value can move.
+
+    Before the method's ``broadcast`` checkpoint nothing it made has left the process, so any
+    failure releases the hold. After it, only ``NothingSent`` (the method's proof) releases;
+    a failure that says value left keeps it as spent; anything else is an unknown outcome.
+    """
+    reservation = attempt.reservation
+    config = attempt.config
     gen = method.pay(quote, context)
-    broadcast = False
     reply: Any = None
     error: BaseException | None = None
-    while True:
-        try:
-            effect = gen.throw(error) if error is not None else gen.send(reply)
-        except StopIteration as stop:
-            proof: PaymentProof = stop.value
-            break
-        except PaymentOutcomeUnknown as unknown:
-            reservation.unknown(unknown.reason)
-            _notify(config.hooks.on_failure, quote, unknown)
-            raise
-        except PaymentRefused as refused:
-            # Refused by a check the method could only make with I/O (e.g. balance): nothing
-            # was signed.
-            reservation.failed(refused.reason, money_moved=False)
-            _notify(config.hooks.on_failure, quote, refused)
-            raise
-        except MppError as failure:
-            if broadcast and _may_have_paid(failure):
-                reservation.unknown(str(failure))
-                lost = PaymentOutcomeUnknown(
-                    f"payment failed after it was broadcast: {failure}",
-                    challenge_id=quote.challenge.id,
-                    reference=getattr(failure, "reference", None),
-                )
-                _notify(config.hooks.on_failure, quote, lost)
-                raise lost from failure
-            moved = bool(getattr(failure, "money_moved", False))
-            reservation.failed(str(failure), money_moved=moved)
+    try:
+        while True:
+            try:
+                effect = gen.throw(error) if error is not None else gen.send(reply)
+            except StopIteration as stop:
+                proof: PaymentProof = stop.value
+                return proof
+            except PaymentOutcomeUnknown as unknown:
+                raise attempt.unknown(unknown.reason) from unknown
+            except NothingSent as nothing:
+                proof_kind: Proof | None = "nothing-sent" if attempt.left else None
+                reservation.failed(nothing.reason, money_moved=False, proof=proof_kind)
+                attempt.final = True
+                _notify(config.hooks.on_failure, quote, nothing)
+                raise
+            except Exception as failure:
+                raise _failed_paying(method, quote, attempt, failure) from failure
+            reply, error = None, None
+            if isinstance(effect, Checkpoint):
+                yield from _checkpoint(attempt, effect)
+                continue
+            try:
+                reply = yield effect
+            except Exception as exc:
+                error = exc
+    finally:
+        gen.close()
+
+
+def _checkpoint(attempt: _Attempt, checkpoint: Checkpoint) -> Generator[Any, Any, None]:
+    reservation = attempt.reservation
+    if checkpoint.stage == "signed":
+        void_after = checkpoint.void_after
+        yield from _record(lambda: reservation.signed(checkpoint.reference, void_after=void_after))
+        return
+    attempt.left = True  # from here on the method may move value; written before it does
+    yield from _record(lambda: reservation.broadcast(checkpoint.reference))
+
+
+def _failed_paying(
+    method: PaymentMethod, quote: Quote, attempt: _Attempt, failure: Exception
+) -> MppError:
+    """Record a failure of ``method.pay`` (other than the two it states itself) and return the
+    error for the caller."""
+    reservation, config = attempt.reservation, attempt.config
+    if attempt.left:
+        if isinstance(failure, PaymentFailed) and failure.money_moved is True:
+            reservation.failed(str(failure), money_moved=True)
+            attempt.final = True
             _notify(config.hooks.on_failure, quote, failure)
-            raise
-        except Exception as exc:
-            # A bug or an unexpected backend error. Before a broadcast nothing moved.
-            if broadcast:
-                reservation.unknown(f"{type(exc).__name__} after broadcast")
-                raise PaymentOutcomeUnknown(
-                    f"payment method failed after broadcasting: {type(exc).__name__}",
-                    challenge_id=quote.challenge.id,
-                ) from exc
-            reservation.failed(f"{type(exc).__name__} in {method.name}", money_moved=False)
-            raise MethodError(
-                f"{method.name} failed before paying: {type(exc).__name__}: {exc}"
-            ) from exc
-        reply, error = None, None
-        if isinstance(effect, Checkpoint):
-            if effect.stage == "signed":
-                reservation.signed(effect.reference)
-            else:
-                broadcast = True
-                reservation.sent("", effect.reference)
-            continue
-        try:
-            reply = yield effect
-        except Exception as exc:
-            error = exc
-    return proof
-
-
-def _may_have_paid(failure: MppError) -> bool:
-    """After a method broadcast value, can this failure hide a payment that went through?
-
-    A ``PaymentFailed`` states what it knows in ``money_moved`` (a Lightning node that reports a
-    definite failure, a HandCash 4xx): trusted. An HTTP call that never reached the server moved
-    nothing. Anything else (a call that may have arrived, an unexpected error) may have paid.
-    """
-    if isinstance(failure, EffectFailed):
-        return failure.delivered
-    return not isinstance(failure, PaymentFailed)
+            return failure
+        # An error is not a proof: once the method started moving value, only NothingSent
+        # releases the hold.
+        return attempt.unknown(f"{method.name} failed after it started paying: {failure}")
+    if isinstance(failure, MppError):
+        # Nothing the method made has left the process: the hold is released.
+        moved = failure.money_moved is True
+        reservation.failed(str(failure), money_moved=moved)
+        attempt.final = True
+        _notify(config.hooks.on_failure, quote, failure)
+        return failure
+    # A bug or an unexpected backend error, before anything left the process.
+    reservation.failed(f"{type(failure).__name__} in {method.name}", money_moved=False)
+    attempt.final = True
+    wrapped = MethodError(
+        f"{method.name} failed before paying: {type(failure).__name__}: {failure}",
+        money_moved=False,
+    )
+    _notify(config.hooks.on_failure, quote, wrapped)
+    return wrapped
 
 
 def _credential_headers(challenge: Challenge, proof: PaymentProof) -> dict[str, str]:
@@ -712,27 +918,18 @@ def _stale_payment_headers(facts: RequestFacts, setting: Mapping[str, str]) -> t
 
 
 def _send_paid(
-    config: FlowConfig,
-    quote: Quote,
-    proof: PaymentProof,
-    reservation: Reservation,
-    headers: Mapping[str, str],
-    remove: tuple[str, ...],
-) -> Generator[Any, Any, ResponseHead]:
-    """Send the paid retry; on a transport failure resend the SAME credential once."""
+    attempt: _Attempt, headers: Mapping[str, str], remove: tuple[str, ...]
+) -> Generator[Any, Any, tuple[ResponseHead, bool]]:
+    """Send the paid retry; on a transport failure resend the SAME credential once. Returns
+    the answer and whether it answers the resend."""
     last: BaseException | None = None
-    for _ in range(2):
+    for resend in (False, True):
         try:
             head: ResponseHead = yield Send(dict(headers), remove)
-            return head
+            return head, resend
         except SendFailed as failed:
             last = failed.cause
-    reason = f"paid retry failed twice: {type(last).__name__}"
-    reservation.unknown(reason)
-    unknown = PaymentOutcomeUnknown(
-        reason, challenge_id=quote.challenge.id, reference=proof.reference
-    )
-    _notify(config.hooks.on_failure, quote, unknown)
+    unknown = attempt.unknown(f"paid retry failed twice: {type(last).__name__}")
     raise unknown from last
 
 

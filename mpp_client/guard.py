@@ -10,7 +10,8 @@ The flow never decides on its own whether money may be spent. For each payment i
    budget, writes a ``reserved`` journal entry, and returns a ``Reservation``. It raises a
    ``PolicyViolation`` or ``PaymentVetoed`` to refuse.
 3. The flow then reports progress on the reservation, always before the step it names can move
-   value: ``signed`` -> ``sent`` -> ``settled`` | ``failed`` | ``unknown``.
+   value, following ``mpp_client.lifecycle``: ``signed`` -> ``broadcast`` -> ``sent`` ->
+   ``settled`` | ``failed`` | ``unknown``. A hold is released only with a proof.
 
 ``mpp_client.wallet.Wallet`` is the full implementation (spend policy, SQLite journal, key
 store). ``OpenGuard`` below allows everything and remembers nothing; it exists for tests of the
@@ -22,9 +23,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mpp_client.effects import Effect
+from mpp_client.lifecycle import PaymentState, Proof, allowed_sources, holds, release_needs_proof
 from mpp_client.money import Money
 
 if TYPE_CHECKING:
@@ -65,7 +68,8 @@ class PaymentOptions:
 
 @runtime_checkable
 class Reservation(Protocol):
-    """One payment's hold on the budgets and its journal entry.
+    """One payment's hold on the budgets and its journal entry, moved through the lifecycle of
+    ``mpp_client.lifecycle``.
 
     Each call is written durably before it returns. ``reference`` is the method's payment
     reference (tx hash, payment hash, ...); ``fingerprint`` is a SHA-256 of the credential
@@ -77,27 +81,35 @@ class Reservation(Protocol):
         """The journal entry id."""
         ...
 
-    def signed(self, reference: str | None) -> None:
-        """A credential or transaction now exists (nothing has left the process yet)."""
+    def signed(self, reference: str | None, *, void_after: datetime | None = None) -> None:
+        """A credential or transaction now exists (nothing has left the process yet).
+        ``void_after``: when it can no longer settle, if the method knows."""
+        ...
+
+    def broadcast(self, reference: str | None) -> None:
+        """The method is about to send value itself (push mode, a Lightning payment)."""
         ...
 
     def sent(self, fingerprint: str, reference: str | None) -> None:
-        """The credential is about to leave the process, or the method is about to broadcast
-        value itself (then ``fingerprint`` is ``""``). May be called twice for one payment (a
-        broadcast, then the credential): the later call fills in the fingerprint."""
+        """The credential is about to leave the process."""
         ...
 
-    def settled(self, receipt: Receipt | None, reference: str | None) -> None:
-        """The server accepted the payment; the reservation becomes spending."""
+    def settled(
+        self, receipt: Receipt | None, reference: str | None, *, receipt_reference: str | None
+    ) -> None:
+        """The server accepted the payment; the reservation becomes spending.
+        ``receipt_reference`` is the receipt's own reference when it differs from
+        ``reference`` (what was signed or broadcast)."""
         ...
 
-    def failed(self, reason: str, *, money_moved: bool) -> None:
-        """The payment did not go through. When ``money_moved`` is false the reservation is
-        released; otherwise it is kept as spent (value may be gone)."""
+    def failed(self, reason: str, *, money_moved: bool | None, proof: Proof | None = None) -> None:
+        """The payment did not go through. ``money_moved=False`` releases the hold, which
+        after ``broadcast``/``sent`` needs a ``proof`` (without one the payment is recorded as
+        unknown); ``True`` keeps the amount as spent; ``None`` records it as unknown."""
         ...
 
     def unknown(self, reason: str) -> None:
-        """The outcome cannot be known now; the reservation is kept until reconciled."""
+        """The outcome cannot be known now; the amount stays held until resolved."""
         ...
 
 
@@ -117,30 +129,75 @@ class PaymentGuard(Protocol):
 
 @dataclass(slots=True)
 class _OpenReservation:
+    """An in-memory reservation that follows the same lifecycle rules as the journal, so
+    tests of the wire flow can assert what became of the money (``held``, ``money_moved``,
+    ``proof``) without a wallet."""
+
     id: str
     quote: Quote
-    state: Literal["reserved", "signed", "sent", "settled", "failed", "unknown"] = "reserved"
+    state: PaymentState = "reserved"
     reference: str | None = None
     fingerprint: str | None = None
     receipt: Receipt | None = None
+    receipt_reference: str | None = None
     reason: str | None = None
+    money_moved: bool | None = None
+    proof: Proof | None = None
+    void_after: datetime | None = None
+    #: Every state written, in order.
+    history: list[str] = field(default_factory=list)
 
-    def signed(self, reference: str | None) -> None:
-        self.state, self.reference = "signed", reference or self.reference
+    @property
+    def held(self) -> bool:
+        """Whether the amount still counts against the budgets."""
+        return holds(self.state, self.money_moved)
+
+    @property
+    def released(self) -> bool:
+        """Whether the hold was released (proven: nothing moved)."""
+        return not self.held
+
+    def _move(self, state: PaymentState) -> bool:
+        if self.state not in allowed_sources(state):
+            return False
+        self.state = state
+        self.history.append(state)
+        return True
+
+    def signed(self, reference: str | None, *, void_after: datetime | None = None) -> None:
+        if self._move("signed"):
+            self.reference = reference or self.reference
+            self.void_after = void_after or self.void_after
+
+    def broadcast(self, reference: str | None) -> None:
+        if self._move("broadcast"):
+            self.reference = reference or self.reference
 
     def sent(self, fingerprint: str, reference: str | None) -> None:
-        self.state, self.fingerprint = "sent", fingerprint
-        self.reference = reference or self.reference
+        if self._move("sent"):
+            self.fingerprint = fingerprint or self.fingerprint
+            self.reference = reference or self.reference
 
-    def settled(self, receipt: Receipt | None, reference: str | None) -> None:
-        self.state, self.receipt = "settled", receipt
-        self.reference = reference or self.reference
+    def settled(
+        self, receipt: Receipt | None, reference: str | None, *, receipt_reference: str | None
+    ) -> None:
+        if self._move("settled"):
+            self.receipt = receipt
+            self.reference = reference or self.reference
+            self.receipt_reference = receipt_reference
 
-    def failed(self, reason: str, *, money_moved: bool) -> None:
-        self.state, self.reason = "failed", reason
+    def failed(self, reason: str, *, money_moved: bool | None, proof: Proof | None = None) -> None:
+        if money_moved is None or (
+            money_moved is False and proof is None and release_needs_proof(self.state)
+        ):
+            self.unknown(reason)
+            return
+        if self._move("failed"):
+            self.reason, self.money_moved, self.proof = reason, money_moved, proof
 
     def unknown(self, reason: str) -> None:
-        self.state, self.reason = "unknown", reason
+        if self._move("unknown"):
+            self.reason = reason
 
 
 @dataclass(slots=True)

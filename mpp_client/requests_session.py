@@ -42,6 +42,7 @@ from mpp_client.flow import (
 )
 from mpp_client.guard import PaymentOptions
 from mpp_client.runner import SyncRunner
+from mpp_client.trampoline import drive
 
 if TYPE_CHECKING:
     import httpx
@@ -231,47 +232,43 @@ class PaymentSession(requests.Session):
         )
         flow = payment_flow(self._mpp_config, facts, _head(response, content))
         first_402 = response
-        reply: Any = None
-        error: BaseException | None = None
-        while True:
+        last = response
+
+        def send(effect: Send) -> ResponseHead:
+            nonlocal last
+            retry = hop.copy()
+            # Cookies the 402 set go along, as requests' own digest auth does on its retry.
+            extract_cookies_to_jar(retry._cookies, hop, first_402.raw)  # type: ignore[attr-defined,no-untyped-call]
+            retry.prepare_cookies(retry._cookies)  # type: ignore[attr-defined]
+            for name in effect.remove_headers:
+                retry.headers.pop(name, None)
+            for name, value in effect.set_headers.items():
+                retry.headers[name] = value
+            if body.rewind is not None:
+                stream, position = body.rewind
+                stream.seek(position)
+            else:
+                retry.body = body.data
             try:
-                effect = flow.throw(error) if error is not None else flow.send(reply)
-            except StopIteration as stop:
-                return self._finish(response, original, first_402, stop.value, kwargs)
-            except MppError as failure:
-                failure.request, failure.response = original, response
-                raise
-            reply, error = None, None
-            if isinstance(effect, Send):
-                retry = hop.copy()
-                # Cookies the 402 set go along, as requests' own digest auth does on its retry.
-                extract_cookies_to_jar(retry._cookies, hop, response.raw)  # type: ignore[attr-defined,no-untyped-call]
-                retry.prepare_cookies(retry._cookies)  # type: ignore[attr-defined]
-                for name in effect.remove_headers:
-                    retry.headers.pop(name, None)
-                for name, value in effect.set_headers.items():
-                    retry.headers[name] = value
-                if body.rewind is not None:
-                    stream, position = body.rewind
-                    stream.seek(position)
-                else:
-                    retry.body = body.data
-                try:
-                    # Not following redirects here: a redirect after paying is the server's
-                    # answer to the payment, and what follows it is fetched unpaid below.
-                    response = super().send(retry, **{**kwargs, "allow_redirects": False})
-                    content = b""
-                    if needs_body(response.status_code):
-                        content = _bounded_content(response)
-                except requests.RequestException as exc:
-                    error = SendFailed(exc)
-                    continue
-                reply = _head(response, content)
-                continue
-            try:
-                reply = self._mpp_runner.perform(effect)
-            except Exception as exc:
-                error = exc
+                # Not following redirects here: a redirect after paying is the server's
+                # answer to the payment, and what follows it is fetched unpaid below.
+                answer = super(PaymentSession, self).send(
+                    retry, **{**kwargs, "allow_redirects": False}
+                )
+                content = b""
+                if needs_body(answer.status_code):
+                    content = _bounded_content(answer)
+            except requests.RequestException as exc:
+                raise SendFailed(exc) from exc
+            last = answer
+            return _head(answer, content)
+
+        try:
+            payment = drive(flow, self._mpp_runner.perform, send)
+        except MppError as failure:
+            failure.request, failure.response = original, last
+            raise
+        return self._finish(last, original, first_402, payment, kwargs)
 
     def _finish(
         self,

@@ -15,11 +15,14 @@ background event-loop thread shared by the process.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import inspect
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 import tenacity
@@ -65,14 +68,39 @@ def _failure(call: HttpCall, exc: BaseException) -> EffectFailed:
     )
 
 
+def _await_timeout(effect: Await, default: float | None) -> float | None:
+    """Seconds an ``Await`` may take: its own ``timeout`` if the effect has one, else the
+    runner's."""
+    own = getattr(effect, "timeout", None)
+    return default if own is None else float(own)
+
+
+def _timed_out(timeout: float | None) -> EffectFailed:
+    # delivered=True: the backend may have acted (sent a payment) before it stalled, so a
+    # method must treat the outcome as unknown, exactly as for an HTTP read timeout.
+    return EffectFailed(
+        f"an async backend call did not finish within {timeout:g} s (cancelled); "
+        "it may have taken effect",
+        delivered=True,
+    )
+
+
 class _LoopThread:
-    """One daemon thread running an event loop, for sync callers of async backends."""
+    """One daemon thread running an event loop, for sync callers of async backends.
+
+    Started on first use and shared by the process. After ``os.fork()`` the child has the
+    parent's loop object but not its thread, so the child forgets both and starts its own on
+    first use (see ``_after_fork``).
+    """
 
     _lock = threading.Lock()
     _loop: asyncio.AbstractEventLoop | None = None
+    # Loops inherited through fork: never closed (``close`` refuses a loop that believes it is
+    # running) and kept referenced so collecting them does not warn about an unclosed loop.
+    _abandoned: ClassVar[list[asyncio.AbstractEventLoop]] = []
 
     @classmethod
-    def run(cls, awaitable: Awaitable[T]) -> T:
+    def _running_loop(cls) -> asyncio.AbstractEventLoop:
         with cls._lock:
             if cls._loop is None or cls._loop.is_closed():
                 loop = asyncio.new_event_loop()
@@ -81,22 +109,98 @@ class _LoopThread:
                 )
                 thread.start()
                 cls._loop = loop
-            loop = cls._loop
+            return cls._loop
+
+    @classmethod
+    def _after_fork(cls) -> None:
+        # Only the forking thread survives in the child: the loop thread is gone, so anything
+        # scheduled on the inherited loop would wait forever, and the lock may have been held
+        # by a thread that no longer exists. Start over with a fresh lock and no loop.
+        cls._lock = threading.Lock()
+        if cls._loop is not None:
+            cls._abandoned.append(cls._loop)
+        cls._loop = None
+
+    @classmethod
+    def run(cls, awaitable: Awaitable[T], timeout: float | None = None) -> T:
+        """Await ``awaitable`` on the loop thread and return its result.
+
+        The task runs in a copy of the caller's ``contextvars`` context, as if awaited where
+        the caller stands. ``timeout`` is in seconds (``None``: wait as long as it takes); when
+        it passes, the task is cancelled and ``EffectFailed(delivered=True)`` is raised, since
+        the backend may already have acted (sent a payment) before it stalled.
+        """
+        loop = cls._running_loop()
+        context = contextvars.copy_context()
+        result: concurrent.futures.Future[T] = concurrent.futures.Future()
+        tasks: list[asyncio.Future[T]] = []
 
         async def wrapper() -> T:
             return await awaitable
 
-        return asyncio.run_coroutine_threadsafe(wrapper(), loop).result()
+        def start() -> None:  # on the loop thread
+            if result.cancelled():
+                # Timed out before the loop got to it: never start it.
+                if inspect.iscoroutine(awaitable):
+                    awaitable.close()
+                return
+            # This callback runs in ``context`` and a new task copies the current context, so
+            # the task sees the caller's context variables.
+            task = asyncio.ensure_future(wrapper())
+            tasks.append(task)
+            task.add_done_callback(lambda done: _settle(done, result))
+
+        def cancel() -> None:  # on the loop thread, always after ``start``
+            for task in tasks:
+                task.cancel()
+
+        loop.call_soon_threadsafe(start, context=context)
+        done, _ = concurrent.futures.wait([result], timeout=timeout)
+        if not done and result.cancel():
+            loop.call_soon_threadsafe(cancel)
+            raise _timed_out(timeout)
+        # Done, or it finished just as the timeout passed (``cancel`` lost): the outcome is here.
+        return result.result()
+
+
+def _settle(task: asyncio.Future[T], result: concurrent.futures.Future[T]) -> None:
+    """Copy a finished task's outcome to the caller's future (unless the caller gave up)."""
+    if task.cancelled():
+        result.cancel()
+        return
+    # Read even when the caller gave up, so asyncio does not log "exception never retrieved".
+    error = task.exception()
+    # ``result`` stays pending until now, so the caller's ``cancel`` either won (then nobody
+    # waits for this outcome) or fails from here on and the caller reads what is set below.
+    if not result.set_running_or_notify_cancel():
+        return
+    if error is not None:
+        result.set_exception(error)
+    else:
+        result.set_result(task.result())
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_LoopThread._after_fork)
 
 
 class SyncRunner:
     """Performs effects synchronously. ``client`` is used for HTTP calls (created on first use
-    when not given, and then closed by ``close``)."""
+    when not given, and then closed by ``close``).
 
-    def __init__(self, client: httpx.Client | None = None) -> None:
+    ``await_timeout`` (seconds, ``None``: no limit) bounds how long an ``Await`` of an async
+    backend may take; past it the call is cancelled and ``EffectFailed(delivered=True)`` is
+    thrown into the generator, which decides what an unfinished call means (a payment whose
+    outcome is unknown, a lookup to retry).
+    """
+
+    def __init__(
+        self, client: httpx.Client | None = None, *, await_timeout: float | None = None
+    ) -> None:
         self._client = client
         self._owns_client = client is None
         self._lock = threading.Lock()
+        self._await_timeout = await_timeout
 
     @property
     def client(self) -> httpx.Client:
@@ -134,7 +238,7 @@ class SyncRunner:
         if isinstance(effect, Await):
             value = effect.function()
             if inspect.isawaitable(value):
-                return _LoopThread.run(value)
+                return _LoopThread.run(value, _await_timeout(effect, self._await_timeout))
             return value
         if isinstance(effect, Sleep):
             time.sleep(max(0.0, effect.seconds))
@@ -152,11 +256,16 @@ class SyncRunner:
 
 
 class AsyncRunner:
-    """Performs effects on the running event loop (same semantics as ``SyncRunner``)."""
+    """Performs effects on the running event loop (same semantics as ``SyncRunner``, including
+    ``await_timeout``; a ``blocking`` function past it keeps running in its worker thread, as
+    threads cannot be cancelled, but the generator is no longer kept waiting)."""
 
-    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient | None = None, *, await_timeout: float | None = None
+    ) -> None:
         self._client = client
         self._owns_client = client is None
+        self._await_timeout = await_timeout
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -189,13 +298,22 @@ class AsyncRunner:
         if isinstance(effect, HttpCall):
             return await self.http(effect)
         if isinstance(effect, Await):
-            if effect.blocking:
-                value = await asyncio.to_thread(effect.function)
-            else:
-                value = effect.function()
-            if inspect.isawaitable(value):
-                return await value
-            return value
+            timeout = _await_timeout(effect, self._await_timeout)
+            deadline = asyncio.timeout(timeout)
+            try:
+                async with deadline:
+                    if effect.blocking:
+                        value = await asyncio.to_thread(effect.function)
+                    else:
+                        value = effect.function()
+                    if inspect.isawaitable(value):
+                        return await value
+                    return value
+            except TimeoutError:
+                # A backend may raise TimeoutError of its own; only ours becomes EffectFailed.
+                if not deadline.expired():
+                    raise
+                raise _timed_out(timeout) from None
         if isinstance(effect, Sleep):
             await asyncio.sleep(max(0.0, effect.seconds))
             return None

@@ -49,6 +49,7 @@ from mpp_client.flow import (
     payment_flow,
 )
 from mpp_client.runner import AsyncRunner, SyncRunner
+from mpp_client.trampoline import drive, drive_async
 
 if TYPE_CHECKING:
     from mpp_client.guard import PaymentGuard
@@ -79,6 +80,12 @@ class _AsyncChainedStream(httpx.AsyncByteStream):
             yield chunk
         async for chunk in self._rest:
             yield chunk
+
+
+#: Failures of the paid retry that count as a failed send (the same credential is sent once
+#: more, then the outcome is unknown): the transport failed, or the answer's body could not be
+#: read or decoded.
+_UNREADABLE = (httpx.TransportError, httpx.DecodingError, httpx.StreamError)
 
 
 def _too_big(cap: int) -> str:
@@ -389,32 +396,26 @@ class PaymentTransport(httpx.BaseTransport):
         content, response = _bounded_body_sync(response, request)
         facts = _facts(request, pinned, body, problem)
         flow = payment_flow(self._options.config, facts, _head(response, content))
-        reply: Any = None
-        error: BaseException | None = None
-        while True:
+        last = response
+
+        def send(effect: Send) -> ResponseHead:
+            nonlocal last
+            assert body is not None  # the flow refuses unreplayable bodies before Send
             try:
-                effect = flow.throw(error) if error is not None else flow.send(reply)
-            except StopIteration as stop:
-                return _finish(response, request, pinned, stop.value)
-            except MppError as failure:
-                raise _annotate(failure, request, response) from failure.__cause__
-            reply, error = None, None
-            if isinstance(effect, Send):
-                assert body is not None  # the flow refuses unreplayable bodies before Send
-                try:
-                    response = self._inner.handle_request(_retry_request(request, body, effect))
-                    content = b""
-                    if needs_body(response.status_code):
-                        content, response = _bounded_body_sync(response, request)
-                except httpx.TransportError as exc:
-                    error = SendFailed(exc)
-                    continue
-                reply = _head(response, content)
-                continue
-            try:
-                reply = self._runner.perform(effect)
-            except Exception as exc:
-                error = exc
+                answer = self._inner.handle_request(_retry_request(request, body, effect))
+                content = b""
+                if needs_body(answer.status_code):
+                    content, answer = _bounded_body_sync(answer, request)
+            except _UNREADABLE as exc:
+                raise SendFailed(exc) from exc
+            last = answer
+            return _head(answer, content)
+
+        try:
+            payment = drive(flow, self._runner.perform, send)
+        except MppError as failure:
+            raise _annotate(failure, request, last) from failure.__cause__
+        return _finish(last, request, pinned, payment)
 
     def close(self) -> None:
         self._runner.close()
@@ -481,34 +482,28 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
         content, response = await _bounded_body_async(response, request)
         facts = _facts(request, pinned, body, problem)
         flow = payment_flow(self._options.config, facts, _head(response, content))
-        reply: Any = None
-        error: BaseException | None = None
-        while True:
+        last = response
+
+        async def send(effect: Send) -> ResponseHead:
+            nonlocal last
+            assert body is not None
             try:
-                effect = flow.throw(error) if error is not None else flow.send(reply)
-            except StopIteration as stop:
-                return _finish(response, request, pinned, stop.value)
-            except MppError as failure:
-                raise _annotate(failure, request, response) from failure.__cause__
-            reply, error = None, None
-            if isinstance(effect, Send):
-                assert body is not None
-                try:
-                    response = await self._inner.handle_async_request(
-                        _retry_request(request, body, effect)
-                    )
-                    content = b""
-                    if needs_body(response.status_code):
-                        content, response = await _bounded_body_async(response, request)
-                except httpx.TransportError as exc:
-                    error = SendFailed(exc)
-                    continue
-                reply = _head(response, content)
-                continue
-            try:
-                reply = await self._runner.perform(effect)
-            except Exception as exc:
-                error = exc
+                answer = await self._inner.handle_async_request(
+                    _retry_request(request, body, effect)
+                )
+                content = b""
+                if needs_body(answer.status_code):
+                    content, answer = await _bounded_body_async(answer, request)
+            except _UNREADABLE as exc:
+                raise SendFailed(exc) from exc
+            last = answer
+            return _head(answer, content)
+
+        try:
+            payment = await drive_async(flow, self._runner.perform, send)
+        except MppError as failure:
+            raise _annotate(failure, request, last) from failure.__cause__
+        return _finish(last, request, pinned, payment)
 
     async def aclose(self) -> None:
         await self._runner.aclose()

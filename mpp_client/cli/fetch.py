@@ -256,6 +256,7 @@ def _approval(progress: Progress) -> Any:
 def payment_data(payment: Payment, wallet: Wallet) -> dict[str, Any]:
     """The JSON form of a ``Payment`` (amounts as integers of base units)."""
     quote = payment.quote
+    assert quote is not None  # "unpaid" payments are reported as no payment
     currency = quote.amount.currency
     record = wallet.journal.get(payment.journal_id) if payment.journal_id else None
     receipt = payment.receipt
@@ -291,7 +292,8 @@ def _error_data(error: MppError, code: ExitCode) -> dict[str, Any]:
         "type": type(error).__name__,
         "message": str(error),
         "exit_code": int(code),
-        "money_moved": bool(getattr(error, "money_moved", False)),
+        # true / false / null (not known: the amount stays held)
+        "money_moved": getattr(error, "money_moved", None),
     }
     if isinstance(error, PolicyViolation):
         data["rule"] = error.rule
@@ -314,11 +316,15 @@ def explain(error: MppError) -> str:
             "stays reserved in the journal. Run `mpp journal reconcile` later."
         )
     if isinstance(error, PaymentFailed):
-        moved = (
-            "Money may have moved: see `mpp journal unknown` / `mpp journal list`."
-            if error.money_moved
-            else "No money moved."
-        )
+        if error.money_moved is False:
+            moved = "No money moved."
+        elif error.money_moved:
+            moved = "Money moved: see `mpp journal list`."
+        else:
+            moved = (
+                "Money may have moved; the amount stays held until `mpp journal reconcile` "
+                "(or `mpp journal resolve`) settles it."
+            )
         return f"payment failed: {error.reason}. {moved}"
     return f"{type(error).__name__}: {error}"
 
@@ -434,6 +440,10 @@ def run(inv: Invocation) -> int:
 def _deliver(inv: Invocation, narrator: Narrator, wallet: Wallet, response: httpx.Response) -> int:
     args, out = inv.args, inv.output
     payment = payment_of(response)
+    unpaid: str | None = None
+    if payment is not None and payment.quote is None:
+        # The 402 came back untouched: no configured method recognises its challenges.
+        unpaid, payment = payment.refusal, None
     code = _status_exit(response, payment)
     body = b"" if out.json and not args.output else None
     sink: IO[bytes] | None = None
@@ -477,7 +487,11 @@ def _deliver(inv: Invocation, narrator: Narrator, wallet: Wallet, response: http
     elif payment is not None and not args.silent:
         out.info(_summary(payment))
     elif code == ExitCode.HTTP_ERROR and response.status_code == 402 and not args.silent:
-        out.info("mpp: 402 Payment Required was not paid (no MPP challenge this wallet can pay)")
+        out.info(
+            "mpp: 402 Payment Required was not paid ("
+            + (unpaid or "no MPP challenge this wallet can pay")
+            + ")"
+        )
     return code
 
 
@@ -514,6 +528,7 @@ def _fetch_document(
 
 def _summary(payment: Payment) -> str:
     quote = payment.quote
+    assert quote is not None
     payees = ", ".join(short(p.address) for p in quote.payees) or "-"
     amount = format_money(quote.amount)
     if payment.status == "paid":
@@ -524,17 +539,28 @@ def _summary(payment: Payment) -> str:
             f"mpp: payment of {amount} via {quote.method}: outcome unknown ({payment.error}). "
             "It stays reserved; run `mpp journal reconcile` later."
         )
-    moved = bool(getattr(payment.error, "money_moved", False)) or payment.status == "denied"
-    return f"mpp: payment of {amount} via {quote.method} {payment.status}: {payment.error}. " + (
-        "Money moved: see `mpp journal list`." if moved else "No money moved."
-    )
+    moved = getattr(payment.error, "money_moved", None)
+    if payment.status == "denied":
+        moved = True
+    if moved is False:
+        said = "No money moved."
+    elif moved:
+        said = "Money moved: see `mpp journal list`."
+    else:
+        said = (
+            "The server may still settle the credential: the amount stays held until "
+            "`mpp journal reconcile` proves it void."
+        )
+    return f"mpp: payment of {amount} via {quote.method} {payment.status}: {payment.error}. " + said
 
 
 def _verbose_payment(narrator: Narrator, payment: Payment, wallet: Wallet) -> None:
     record = wallet.journal.get(payment.journal_id) if payment.journal_id else None
     fingerprint = record.fingerprint if record and record.fingerprint else "-"
+    quote = payment.quote
+    assert quote is not None
     narrator.line(
-        f"* credential: method={payment.quote.method} challenge={payment.quote.challenge.id} "
+        f"* credential: method={quote.method} challenge={quote.challenge.id} "
         f"fingerprint=sha256:{fingerprint} (the credential itself is never shown)"
     )
     receipt = payment.receipt
@@ -612,6 +638,8 @@ def _dry_run_result(url: str, response: httpx.Response) -> DryRun:
         code = ExitCode.HTTP_ERROR if status >= 400 else ExitCode.OK
         refusal = "the 402 carries no MPP challenge" if status == 402 else None
         return DryRun(url, status, status == 402, None, False, code, refusal)
+    if payment.quote is None:
+        return DryRun(url, status, True, None, False, ExitCode.NOT_PAYABLE, payment.refusal)
     if payment.allowed:
         return DryRun(url, status, True, payment.quote, True, ExitCode.OK)
     error = payment.error

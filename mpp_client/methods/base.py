@@ -8,8 +8,14 @@ A method answers three questions, in this order, for each challenge it may pay:
 2. ``pay(quote, context)``: a generator of effects (see ``mpp_client.effects``) that signs or
    pays and returns a ``PaymentProof`` (the credential payload). It yields ``Checkpoint`` before
    anything it produced can move value, so the journal knows the reference first.
-3. ``lookup(reference)``: a generator that finds out what became of an earlier payment whose
-   outcome was unknown.
+3. ``lookup(reference, void_after=...)``: a generator that finds out what became of an earlier
+   payment whose outcome was unknown.
+4. ``abandon(quote, proof)``: when the server did not accept a credential, a generator that
+   tries to make it void (revoke a token) and returns ``True`` only with PROOF that it can no
+   longer settle; otherwise the amount stays held (see ``mpp_client.lifecycle``).
+
+``payer(network)`` names the account that pays (recorded in the journal, so reconciliation
+never reads "not found" from another backend as "failed").
 
 The flow runs the wallet's policy between 1 and 2: nothing is signed unless the quote passed.
 """
@@ -86,6 +92,7 @@ class Quote:
     network: str | None = None
     max_fee: Money | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    reference: str | None = None
 
     @property
     def exposure(self) -> Money:
@@ -126,7 +133,10 @@ class PaymentProof:
 class LookupResult:
     """What a method found out about an earlier payment: ``settled``, ``failed`` or ``pending``.
 
-    ``amount`` is in base units when the method could read it.
+    ``failed`` is a proof, never a guess: the method knows that no value moved and none can
+    (a reverted transaction, one past its ``valid_before`` and not on chain, a payment the
+    paying backend reports as failed). "Not found yet" is ``pending``. ``amount`` is in base
+    units when the method could read it.
     """
 
     status: Literal["settled", "failed", "pending"]
@@ -159,6 +169,13 @@ class PaymentMethod(abc.ABC):
         not needed."""
         return None
 
+    def payer(self, network: str | None) -> str | None:
+        """A stable, non-secret identity of the account that pays on ``network`` (e.g.
+        ``"tempo:eip155:4217:0xabc..."``, ``"lightning:lnd:<node pubkey>"``), recorded with
+        each payment. Reconciliation looks a payment up only with a method that pays as the
+        same identity. Default: ``None`` (not recorded, not compared)."""
+        return None
+
     def can_pay(self, challenge: Challenge) -> bool:
         """Whether ``challenge`` is for this method and one of its intents."""
         return challenge.method == self.name and challenge.intent in self.intents
@@ -171,15 +188,21 @@ class PaymentMethod(abc.ABC):
     def pay(self, quote: Quote, context: PaymentContext) -> Generator[Effect, Any, PaymentProof]:
         """Sign or pay ``quote``; yield effects; return the proof for the credential."""
 
-    def lookup(self, reference: str) -> Generator[Effect, Any, LookupResult]:
-        """Find out what became of the payment with ``reference``. Default: cannot tell."""
+    def lookup(
+        self, reference: str, *, void_after: datetime | None = None
+    ) -> Generator[Effect, Any, LookupResult]:
+        """Find out what became of the payment with ``reference``. ``void_after`` is the time
+        after which its authorization can no longer settle, when the method reported one at its
+        ``signed`` checkpoint (a Tempo ``valid_before``). Default: cannot tell (``pending``)."""
         return _pending(reference)
         yield  # pragma: no cover - makes this a generator for subclasses that do not override
 
-    def abandon(self, quote: Quote, proof: PaymentProof) -> Generator[Effect, Any, None]:
-        """Called when a proof was made but the server did not accept it (e.g. revoke an
-        unused Stripe token). Default: nothing to undo."""
-        return
+    def abandon(self, quote: Quote, proof: PaymentProof) -> Generator[Effect, Any, bool]:
+        """Called when a credential left but the server did not accept it. Try to make it void
+        (e.g. revoke an unused Stripe token) and return ``True`` only when it is PROVEN that it
+        can no longer settle; ``False`` keeps the amount held as unknown until ``lookup``
+        decides. Default: ``False`` (a server that holds a credential may still use it)."""
+        return False
         yield  # pragma: no cover
 
     def on_receipt(self, quote: Quote, proof: PaymentProof, receipt: Receipt | None) -> None:

@@ -1,7 +1,10 @@
 """The payment journal: a write-ahead record of every payment, durable across crashes.
 
-Every payment moves ``reserved -> signed -> sent -> settled | failed | unknown`` and each step
-is written before the step it names can move value. The journal is also where budgets are
+Every payment follows the lifecycle of ``mpp_client.lifecycle`` (``reserved -> signed ->
+broadcast -> sent -> settled | failed | unknown``) and each step is written before the step it
+names can move value. A hold is released only with a proof: once a payment was ``broadcast`` or
+``sent``, ``advance(..., "failed", money_moved=False)`` without a ``proof`` records ``unknown``
+instead (the amount stays held). The journal is also where budgets are
 counted, so ``reserve`` checks the policy and inserts the entry inside one write transaction
 (``BEGIN IMMEDIATE``): threads, asyncio tasks and processes sharing a journal file can never
 overrun a cap together. Rolling-window and lifetime totals are read from running totals
@@ -11,7 +14,8 @@ ten thousand, and stays exact to the payment at the window's edge (see schema 2 
 
 Durability. The file is in WAL mode with ``synchronous=NORMAL``, which survives a crash of the
 process (SIGKILL included) at every commit, and the ``sent`` step (the last write before a
-credential leaves the process or a method broadcasts value) is committed with
+credential leaves the process) and the ``broadcast`` step (the last before a method sends
+value itself) are committed with
 ``synchronous=FULL``, which fsyncs the WAL and with it every earlier step. So after a power loss
 the journal may lose a reservation or a ``settled`` mark, but never forget a payment that could
 have left the machine: a lost ``settled`` falls back to ``sent`` and is reconciled. This costs
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import logging
 import math
@@ -31,15 +36,24 @@ import os
 import socket
 import sqlite3
 import threading
-import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any, Literal, Protocol, get_args
+from typing import IO, Any, Protocol, get_args
 
-from mpp_client.errors import JournalError
+from mpp_client.clock import SYSTEM_CLOCK, Clock
+from mpp_client.errors import AlreadyPaid, JournalError
+from mpp_client.lifecycle import (
+    IN_FLIGHT_STATES,
+    PaymentState,
+    Proof,
+    allowed_sources,
+    holds,
+    on_restart,
+    release_needs_proof,
+)
 from mpp_client.methods.base import Payee
 from mpp_client.money import Currency, Money
 from mpp_client.wallet.policy import Ledger, Pin
@@ -59,19 +73,8 @@ __all__ = [
 
 log = logging.getLogger("mpp_client.wallet")
 
-PaymentState = Literal["reserved", "signed", "sent", "settled", "failed", "unknown"]
 #: States whose amount counts against budgets (``failed`` counts only when money moved).
-HELD_STATES: frozenset[str] = frozenset({"reserved", "signed", "sent", "settled", "unknown"})
-
-# Which states each state may be reached from. ``unknown`` resolves to settled or failed when
-# reconciled; settled and failed are final.
-_FROM: dict[str, tuple[str, ...]] = {
-    "signed": ("reserved", "signed"),
-    "sent": ("reserved", "signed", "sent"),
-    "settled": ("reserved", "signed", "sent", "unknown"),
-    "failed": ("reserved", "signed", "sent", "unknown"),
-    "unknown": ("reserved", "signed", "sent", "unknown"),
-}
+HELD_STATES: frozenset[str] = IN_FLIGHT_STATES | {"settled", "unknown"}
 
 
 def default_journal_path() -> str:
@@ -111,6 +114,11 @@ class NewPayment:
     payees: tuple[Payee, ...]
     expires: datetime | None
     label: str | None
+    #: The paying account (``PaymentMethod.payer``), never a secret.
+    payer: str | None = None
+    #: A reference known before paying (a Lightning payment hash): at most one held entry
+    #: may carry it.
+    reference: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +152,20 @@ class PaymentRecord:
     reason: str | None
     money_moved: bool | None
     owner: str
+    #: Who paid (``PaymentMethod.payer``): reconciliation trusts only that account's lookup.
+    payer: str | None = None
+    #: What released the hold or resolved the entry (``mpp_client.lifecycle.Proof``).
+    proof: str | None = None
+    #: The server's receipt reference when it differs from ``reference`` (checked by
+    #: reconciliation).
+    receipt_reference: str | None = None
+    #: When what was signed can no longer settle (a Tempo ``valid_before``), if known.
+    void_after: datetime | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether the amount counts against the budgets."""
+        return holds(self.state, self.money_moved)
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as JSON-ready data (amounts as integers of base units)."""
@@ -178,6 +200,11 @@ class PaymentRecord:
             "receipt": self.receipt,
             "reason": self.reason,
             "money_moved": self.money_moved,
+            "held": self.held,
+            "payer": self.payer,
+            "proof": self.proof,
+            "receipt_reference": self.receipt_reference,
+            "void_after": None if self.void_after is None else self.void_after.isoformat(),
         }
 
 
@@ -216,8 +243,13 @@ class Journal(Protocol):
         receipt: Any = None,
         reason: str | None = None,
         money_moved: bool | None = None,
+        proof: Proof | None = None,
+        receipt_reference: str | None = None,
+        void_after: datetime | None = None,
     ) -> bool:
-        """Move an entry to ``state``; ``False`` if that transition is not allowed."""
+        """Move an entry to ``state``; ``False`` if that transition is not allowed. Releasing
+        (``failed`` with ``money_moved=False``) after ``broadcast``/``sent``/``unknown`` needs a
+        ``proof``; without one the entry becomes ``unknown`` and stays held."""
         ...
 
     def get(self, entry_id: str) -> PaymentRecord | None:
@@ -241,6 +273,10 @@ class Journal(Protocol):
 
     def already_paid(self, reference: str) -> bool:
         """Whether value has (or may have) moved for ``reference`` already."""
+        ...
+
+    def unresolved(self) -> list[str]:
+        """Ids of the entries whose outcome is unknown (the circuit breaker counts them)."""
         ...
 
     def recover(self) -> list[PaymentRecord]:
@@ -438,7 +474,16 @@ _SCHEMA_2: tuple[str, ...] = (
     ),
     "UPDATE meta SET value = '2' WHERE key = 'schema'",
 )
-_SCHEMA_VERSION = 2
+# Schema 3: who paid, what proved a release, the receipt's own reference, and when a signed
+# authorization stops being able to settle.
+_SCHEMA_3: tuple[str, ...] = (
+    "ALTER TABLE payments ADD COLUMN payer TEXT",
+    "ALTER TABLE payments ADD COLUMN proof TEXT",
+    "ALTER TABLE payments ADD COLUMN receipt_reference TEXT",
+    "ALTER TABLE payments ADD COLUMN void_after REAL",
+    "UPDATE meta SET value = '3' WHERE key = 'schema'",
+)
+_SCHEMA_VERSION = 3
 
 
 def _process_start(pid: int) -> str:
@@ -509,11 +554,26 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """The columns one ``advance`` may fill in (``None`` keeps what is there)."""
+
+    reference: str | None
+    fingerprint: str | None
+    receipt: str | None
+    reason: str | None
+    moved: int | None
+    proof: str | None
+    receipt_reference: str | None
+    void_after: float | None
+
+
 class SqliteJournal:
     """The embedded journal: one SQLite file (WAL mode) any number of threads, tasks and
     processes can share. ``path`` may be ``":memory:"`` for a throwaway journal.
 
-    ``clock`` returns Unix seconds (injectable for tests of rolling windows);
+    ``clock`` is a ``mpp_client.clock.Clock`` (or a function returning Unix seconds), for
+    tests of rolling windows;
     ``busy_timeout`` is how long a writer waits for another process's transaction, seconds.
     """
 
@@ -521,12 +581,14 @@ class SqliteJournal:
         self,
         path: str | os.PathLike[str],
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | Callable[[], float] | None = None,
         busy_timeout: float = 30.0,
     ) -> None:
         self.path = os.fspath(path)
         self._memory = self.path == ":memory:"
-        self._clock = clock
+        if clock is None:
+            clock = SYSTEM_CLOCK
+        self._clock: Callable[[], float] = clock.time if isinstance(clock, Clock) else clock
         self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._local = threading.local()
@@ -635,6 +697,9 @@ class SqliteJournal:
                 if self._schema_version() < 2:
                     for statement in _SCHEMA_2:
                         conn.execute(statement)
+                if self._schema_version() < 3:
+                    for statement in _SCHEMA_3:
+                        conn.execute(statement)
         except sqlite3.Error as exc:
             raise JournalError(f"cannot upgrade the payment journal: {exc}") from exc
 
@@ -694,39 +759,53 @@ class SqliteJournal:
         receipt: Any = None,
         reason: str | None = None,
         money_moved: bool | None = None,
+        proof: Proof | None = None,
+        receipt_reference: str | None = None,
+        void_after: datetime | None = None,
     ) -> bool:
-        if state not in _FROM:
-            raise ValueError(f"cannot move a payment to {state!r}")
-        held = 1
-        if state == "failed":
-            held = 1 if money_moved else 0
+        previous = allowed_sources(state)
+        if state == "failed" and money_moved is None:
+            # "It failed, but we cannot tell whether value moved" is an unknown outcome.
+            state, previous = "unknown", allowed_sources("unknown")
         receipt_text = None
         if receipt is not None:
             receipt_text = json.dumps(_receipt_data(receipt), default=str, sort_keys=True)
-        previous = _FROM[state]
-        sql = (
-            "UPDATE payments SET state=?, held=?, updated_at=?, "  # noqa: S608 - placeholders only
-            "reference=COALESCE(?, reference), fingerprint=COALESCE(?, fingerprint), "
-            "receipt=COALESCE(?, receipt), reason=COALESCE(?, reason), "
-            "money_moved=COALESCE(?, money_moved) "
-            f"WHERE id=? AND state IN ({','.join('?' * len(previous))})"
+        change = _Change(
+            reference=reference,
+            fingerprint=fingerprint,
+            receipt=receipt_text,
+            reason=reason,
+            moved=None if money_moved is None else int(money_moved),
+            proof=proof,
+            receipt_reference=receipt_reference,
+            void_after=None if void_after is None else void_after.timestamp(),
         )
-        moved = None if money_moved is None else int(money_moved)
-        args = (state, held, self._clock(), reference, fingerprint, receipt_text, reason, moved)
-        durable = state == "sent"
+        durable = state in ("sent", "broadcast")
         try:
             with self._lock:
                 conn = self._conn()
                 if durable:
                     conn.execute("PRAGMA synchronous=FULL")
                 try:
-                    cursor = conn.execute(sql, (*args, entry_id, *previous))
+                    applied = self._update(conn, entry_id, state, previous, change)
+                    if not applied and state == "failed" and money_moved is False and not proof:
+                        # A release without proof after something left the process: the
+                        # outcome is unknown and the amount stays held.
+                        unproven = dataclasses.replace(change, moved=None)
+                        applied = self._update(
+                            conn, entry_id, "unknown", allowed_sources("unknown"), unproven
+                        )
+                        if applied:
+                            log.warning(
+                                "payment %s: not released without a proof; kept as unknown",
+                                entry_id,
+                            )
                 finally:
                     if durable:
                         conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             raise JournalError(f"cannot record that payment {entry_id} is {state}: {exc}") from exc
-        if cursor.rowcount != 1:
+        if not applied:
             current = self.get(entry_id)
             log.warning(
                 "payment %s: ignored a move to %s from %s",
@@ -734,8 +813,36 @@ class SqliteJournal:
                 state,
                 current.state if current else "a missing entry",
             )
-            return False
-        return True
+        return applied
+
+    def _update(
+        self,
+        conn: sqlite3.Connection,
+        entry_id: str,
+        state: str,
+        previous: frozenset[str],
+        change: _Change,
+    ) -> bool:
+        sources = sorted(previous)
+        if state == "failed" and change.moved == 0 and change.proof is None:
+            # Without a proof only a payment that never left the process may be released.
+            sources = [s for s in sources if not release_needs_proof(s)]
+        held = int(holds(state, None if change.moved is None else bool(change.moved)))
+        sql = (
+            "UPDATE payments SET state=?, held=?, updated_at=?, "  # noqa: S608 - placeholders only
+            "reference=COALESCE(?, reference), fingerprint=COALESCE(?, fingerprint), "
+            "receipt=COALESCE(?, receipt), reason=COALESCE(?, reason), "
+            "money_moved=COALESCE(?, money_moved), proof=COALESCE(?, proof), "
+            "receipt_reference=COALESCE(?, receipt_reference), "
+            "void_after=COALESCE(?, void_after) "
+            f"WHERE id=? AND state IN ({','.join('?' * len(sources))})"
+        )
+        args = (
+            state, held, self._clock(), change.reference, change.fingerprint, change.receipt,
+            change.reason, change.moved, change.proof, change.receipt_reference,
+            change.void_after, entry_id, *sources,
+        )  # fmt: skip
+        return bool(conn.execute(sql, args).rowcount == 1)
 
     def get(self, entry_id: str) -> PaymentRecord | None:
         found = self._select("WHERE id=?", (entry_id,))
@@ -785,10 +892,16 @@ class SqliteJournal:
         with self._read() as conn:
             row = conn.execute(
                 "SELECT 1 FROM payments WHERE reference=? AND (state IN "
-                "('sent','settled','unknown') OR (state='failed' AND money_moved=1)) LIMIT 1",
+                "('broadcast','sent','settled','unknown') OR (state='failed' AND money_moved=1)) "
+                "LIMIT 1",
                 (reference,),
             ).fetchone()
         return row is not None
+
+    def unresolved(self) -> list[str]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT id FROM payments WHERE state='unknown' ORDER BY seq")
+            return [row[0] for row in rows.fetchall()]
 
     def recover(self) -> list[PaymentRecord]:
         now = self._clock()
@@ -797,7 +910,7 @@ class SqliteJournal:
         with self._write() as conn:
             rows = conn.execute(
                 "SELECT id, state, owner FROM payments "
-                "WHERE state IN ('reserved','signed','sent') AND owner != ?",
+                "WHERE state IN ('reserved','signed','broadcast','sent') AND owner != ?",
                 (me,),
             ).fetchall()
             dead: dict[str, bool] = {}
@@ -807,7 +920,7 @@ class SqliteJournal:
                     dead[owner] = not _owner_alive(owner)
                 if not dead[owner]:
                     continue
-                if row["state"] == "reserved":
+                if on_restart(row["state"]) == "failed":
                     # Nothing was signed (methods checkpoint before anything can move value).
                     conn.execute(
                         "UPDATE payments SET state='failed', held=0, money_moved=0, "
@@ -884,6 +997,12 @@ def _record(row: sqlite3.Row) -> PaymentRecord:
         reason=row["reason"],
         money_moved=None if row["money_moved"] is None else bool(row["money_moved"]),
         owner=row["owner"],
+        payer=row["payer"],
+        proof=row["proof"],
+        receipt_reference=row["receipt_reference"],
+        void_after=(
+            None if row["void_after"] is None else datetime.fromtimestamp(row["void_after"], UTC)
+        ),
     )
 
 
@@ -1100,6 +1219,17 @@ class _SqliteLedger:
         return Pin(frozenset(json.loads(row["payees"])), row["token"], row["network"])
 
     def insert(self, payment: NewPayment) -> str:
+        if payment.reference is not None:
+            # Inside the write transaction: two requests for one invoice cannot both pass.
+            row = self._conn.execute(
+                "SELECT id FROM payments WHERE reference=? AND held=1 LIMIT 1",
+                (payment.reference,),
+            ).fetchone()
+            if row is not None:
+                raise AlreadyPaid(
+                    f"payment reference {payment.reference} is already paid or being paid "
+                    f"(journal entry {row[0]}); it is never paid twice"
+                )
         entry_id = uuid.uuid4().hex
         now = self.now()
         if self._prune is not None:
@@ -1110,7 +1240,8 @@ class _SqliteLedger:
             "INSERT INTO payments (id, state, held, created_at, updated_at, call_id, "  # noqa: S608
             "challenge_id, realm, origin, url, http_method, method, intent, amount, exposure, "
             f"{_CURRENCY_COLUMNS}, currency_id, max_fee, max_fee_currency, network, payees, "
-            f"expires, label, owner) VALUES (?, 'reserved', 1, {', '.join('?' * 25)})",
+            "expires, label, owner, payer, reference) "
+            f"VALUES (?, 'reserved', 1, {', '.join('?' * 27)})",
             (
                 entry_id,
                 now,
@@ -1138,6 +1269,8 @@ class _SqliteLedger:
                 None if payment.expires is None else payment.expires.isoformat(),
                 payment.label,
                 _owner(),
+                payment.payer,
+                payment.reference,
             ),
         )
         self._conn.executemany(
@@ -1202,7 +1335,8 @@ _CSV_COLUMNS = (
     "id", "state", "created_at", "updated_at", "origin", "url", "http_method", "method",
     "intent", "amount", "exposure", "currency", "decimals", "currency_network", "symbol",
     "amount_display", "max_fee", "network", "payees", "reference", "challenge_id", "realm",
-    "call_id", "label", "fingerprint", "receipt", "reason", "money_moved", "expires",
+    "call_id", "label", "fingerprint", "receipt", "reason", "money_moved", "expires", "held",
+    "payer", "proof", "receipt_reference", "void_after",
 )  # fmt: skip
 
 

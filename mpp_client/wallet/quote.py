@@ -112,6 +112,10 @@ def dry_run(
         rule = getattr(refused, "rule", None)
         return WalletQuote(url, 402, True, None, allowed=False, refusal=refused.reason, rule=rule)
     payment = payment_of(response)
+    if payment is not None and payment.quote is None:
+        # No configured method recognises the challenges: the 402 came back untouched.
+        return WalletQuote(url, response.status_code, True, None, allowed=False,
+                           refusal=payment.refusal)  # fmt: skip
     if payment is None:
         return WalletQuote(url, response.status_code, False, None, allowed=False,
                            refusal=None if response.status_code != 402 else

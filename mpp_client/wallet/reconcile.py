@@ -1,9 +1,16 @@
 """Reconciliation: finding out what became of payments whose outcome was unknown.
 
-An ``unknown`` entry keeps its amount reserved against every budget. ``reconcile`` asks the
-method that made it (``PaymentMethod.lookup(reference)``, a generator of effects run by the
-lead's runners) and records the answer: ``settled`` keeps the amount as spent, ``failed``
-releases it, ``pending`` leaves the entry unknown for a later try.
+An ``unknown`` entry keeps its amount held against every budget. ``reconcile`` asks the method
+that made it (``PaymentMethod.lookup(reference, void_after=...)``, a generator of effects run by
+the runners) and records the answer: ``settled`` keeps the amount as spent, ``failed`` (a proof:
+the method knows no value moved and none can) releases it, ``pending`` leaves the entry unknown
+for a later try.
+
+A lookup is trusted only from the account that paid: the journal records each payment's payer
+(``PaymentMethod.payer``), and an entry paid by another account (the owner switched from LND to
+phoenixd, or to another Tempo key) is skipped, because "no such payment" from a backend that
+never paid it proves nothing. When the server's receipt named another reference than the one
+the client signed or broadcast, both are looked up and must agree.
 """
 
 from __future__ import annotations
@@ -46,24 +53,61 @@ def _plan(
     return [(r, by_name.get(r.method)) for r in journal.payments(state="unknown")]
 
 
-def _skip(record: PaymentRecord, method: PaymentMethod | None) -> Reconciled | None:
+def skip_reason(record: PaymentRecord, method: PaymentMethod | None) -> Reconciled | None:
     if method is None:
         return Reconciled(record.id, record.reference, "skipped", f"no {record.method} method")
     if not record.reference:
         return Reconciled(record.id, None, "skipped", "the entry has no payment reference")
+    if record.payer is not None:
+        current = method.payer(record.network)
+        if current != record.payer:
+            return Reconciled(
+                record.id,
+                record.reference,
+                "skipped",
+                f"paid by {record.payer}; this wallet's {record.method} method pays as "
+                f"{current or 'an unknown account'}, whose lookup proves nothing about it",
+            )
     return None
 
 
-def _apply(journal: Journal, record: PaymentRecord, result: LookupResult) -> Reconciled:
+def lookups_of(
+    record: PaymentRecord, method: PaymentMethod
+) -> list[Generator[Any, Any, LookupResult]]:
+    references = [record.reference] if record.reference else []
+    if record.receipt_reference and record.receipt_reference not in references:
+        references.append(record.receipt_reference)
+    return [method.lookup(ref, void_after=record.void_after) for ref in references]
+
+
+def combine(results: Sequence[LookupResult]) -> LookupResult:
+    """One answer from the lookups of an entry's references: settled if any settled (value
+    moved), failed only if every one is proven failed, else pending."""
+    for result in results:
+        if result.status == "settled":
+            return result
+    if results and all(result.status == "failed" for result in results):
+        return results[0]
+    pending = next((r for r in results if r.status == "pending"), results[0])
+    return pending
+
+
+def apply_lookup(journal: Journal, record: PaymentRecord, result: LookupResult) -> Reconciled:
     if result.status == "settled":
-        journal.advance(record.id, "settled", reason=f"reconciled: {result.detail or 'settled'}")
+        journal.advance(
+            record.id,
+            "settled",
+            reason=f"reconciled: {result.detail or 'settled'}",
+            proof="lookup",
+        )
     elif result.status == "failed":
-        # The method saw the payment fail: no value moved, the reservation is released.
+        # The paying account's lookup proves no value moved: the hold is released.
         journal.advance(
             record.id,
             "failed",
             reason=f"reconciled: {result.detail or 'failed'}",
             money_moved=False,
+            proof="lookup",
         )
     log.info("payment %s reconciled as %s", record.id, result.status)
     return Reconciled(record.id, record.reference, result.status, result.detail)
@@ -90,12 +134,12 @@ def _reconcile(
 ) -> list[Reconciled]:
     done: list[Reconciled] = []
     for record, method in _plan(journal, methods):
-        skipped = _skip(record, method)
+        skipped = skip_reason(record, method)
         if skipped is not None or method is None or record.reference is None:
             done.append(skipped or Reconciled(record.id, record.reference, "skipped"))
             continue
         try:
-            result = run(method.lookup(record.reference))
+            result = combine([run(lookup) for lookup in lookups_of(record, method)])
         except Exception as exc:  # one failing lookup must not stop the others
             done.append(
                 Reconciled(
@@ -103,7 +147,7 @@ def _reconcile(
                 )
             )
             continue
-        done.append(_apply(journal, record, result))
+        done.append(apply_lookup(journal, record, result))
     return done
 
 
@@ -117,12 +161,14 @@ async def areconcile(
 
     done: list[Reconciled] = []
     for record, method in _plan(journal, methods):
-        skipped = _skip(record, method)
+        skipped = skip_reason(record, method)
         if skipped is not None or method is None or record.reference is None:
             done.append(skipped or Reconciled(record.id, record.reference, "skipped"))
             continue
         try:
-            result = await run_async(method.lookup(record.reference), client)
+            result = combine(
+                [await run_async(lookup, client) for lookup in lookups_of(record, method)]
+            )
         except Exception as exc:
             done.append(
                 Reconciled(
@@ -130,5 +176,5 @@ async def areconcile(
                 )
             )
             continue
-        done.append(_apply(journal, record, result))
+        done.append(apply_lookup(journal, record, result))
     return done

@@ -16,10 +16,13 @@ import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Generator, Sequence
+from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from mpp_client.effects import Await, Effect
-from mpp_client.errors import PaymentVetoed
+from mpp_client.clock import SYSTEM_CLOCK, Clock, utcnow
+from mpp_client.effects import Await, Effect, JournalWrite
+from mpp_client.errors import PaymentVetoed, UnresolvedPayments
+from mpp_client.lifecycle import Proof
 from mpp_client.guard import PaymentOptions, Reservation
 from mpp_client.methods.base import PaymentContext, PaymentMethod, Quote
 from mpp_client.money import Money
@@ -38,16 +41,30 @@ from mpp_client.wallet.journal import (
 from mpp_client.wallet.keystore import KeyStore
 from mpp_client.wallet.policy import SpendPolicy, assess
 from mpp_client.wallet.prices import PriceSource
-from mpp_client.wallet.reconcile import Reconciled, areconcile, reconcile
+from mpp_client.wallet.reconcile import (
+    Reconciled,
+    apply_lookup,
+    areconcile,
+    combine,
+    lookups_of,
+    reconcile,
+    skip_reason,
+)
 
 if TYPE_CHECKING:
     import httpx
 
     from mpp_client.wallet.quote import WalletQuote
 
-__all__ = ["Approval", "Wallet", "WalletReservation"]
+__all__ = ["DEFAULT_MAX_UNKNOWN", "Approval", "Wallet", "WalletReservation"]
 
 log = logging.getLogger("mpp_client.wallet")
+
+#: Default of ``Wallet(max_unknown=...)``: unresolved unknown outcomes before new payments are
+#: refused.
+DEFAULT_MAX_UNKNOWN = 3
+#: Expired unknown payments looked up, at most, when the breaker would refuse a payment.
+_LAZY_LOOKUPS = 8
 
 #: The approval callback: given the quote and the request context, say yes (``True``) or no.
 #: It may be sync (it may block, e.g. ask a human; it then runs in a worker thread under async
@@ -71,22 +88,38 @@ class WalletReservation:
         self.id = entry_id
         self.quote = quote
 
-    def signed(self, reference: str | None) -> None:
-        self._journal.advance(self.id, "signed", reference=reference or None)
+    def signed(self, reference: str | None, *, void_after: datetime | None = None) -> None:
+        self._journal.advance(self.id, "signed", reference=reference or None, void_after=void_after)
+
+    def broadcast(self, reference: str | None) -> None:
+        self._journal.advance(self.id, "broadcast", reference=reference or None)
 
     def sent(self, fingerprint: str, reference: str | None) -> None:
         self._journal.advance(
             self.id, "sent", fingerprint=fingerprint or None, reference=reference or None
         )
 
-    def settled(self, receipt: Any, reference: str | None) -> None:
-        self._journal.advance(self.id, "settled", receipt=receipt, reference=reference or None)
+    def settled(
+        self, receipt: Any, reference: str | None, *, receipt_reference: str | None = None
+    ) -> None:
+        self._journal.advance(
+            self.id,
+            "settled",
+            receipt=receipt,
+            reference=reference or None,
+            receipt_reference=receipt_reference,
+        )
 
-    def failed(self, reason: str, *, money_moved: bool) -> None:
-        applied = self._journal.advance(self.id, "failed", reason=reason, money_moved=money_moved)
-        if applied and not money_moved:
-            for scope in self._scopes:
-                scope.release(self.id)
+    def failed(self, reason: str, *, money_moved: bool | None, proof: Proof | None = None) -> None:
+        applied = self._journal.advance(
+            self.id, "failed", reason=reason, money_moved=money_moved, proof=proof
+        )
+        if applied and money_moved is False:
+            # The journal decides whether the release was proven; scopes follow it.
+            record = self._journal.get(self.id)
+            if record is not None and not record.held:
+                for scope in self._scopes:
+                    scope.release(self.id)
 
     def unknown(self, reason: str) -> None:
         self._journal.advance(self.id, "unknown", reason=reason)
@@ -105,7 +138,12 @@ class Wallet:
     secrets live (optional; methods may be given keys directly). ``approve``: a callback that
     must say yes before each payment (or only those the policy marks, see
     ``SpendPolicy.approve_above``). ``prices``: dollar prices for caps written in USD over
-    currencies that are not pegged (without it those payments are refused).
+    currencies that are not pegged (without it those payments are refused). ``max_unknown``:
+    the circuit breaker: while this many payments have an unknown outcome, new payments are
+    refused with ``UnresolvedPayments`` until ``reconcile()`` or ``resolve()`` settles them
+    (default 3: a server or backend that keeps losing answers costs at most three held
+    amounts; ``None`` turns the breaker off). ``clock``: where every time the wallet and its
+    journal compare comes from (default: the system clock).
 
     On start-up, entries left in flight by processes that died become ``unknown``; unknown
     entries are logged as a warning and listed by ``unknown_payments()`` until ``reconcile()``.
@@ -121,16 +159,24 @@ class Wallet:
         prefer: Sequence[str] = (),
         approve: Approval | None = None,
         prices: PriceSource | None = None,
+        max_unknown: int | None = DEFAULT_MAX_UNKNOWN,
+        clock: Clock | None = None,
     ) -> None:
         if isinstance(prefer, str):
             raise TypeError("prefer is a sequence of method names, not one string")
         self.methods: tuple[PaymentMethod, ...] = tuple(methods)
         self.prefer: tuple[str, ...] = tuple(prefer)
         self.policy = policy if policy is not None else SpendPolicy()
+        if max_unknown is not None and max_unknown < 1:
+            raise ValueError("max_unknown must be at least 1 (or None to turn the breaker off)")
+        self.max_unknown = max_unknown
+        self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         if journal is None:
             journal = default_journal_path()
         self.journal: Journal = (
-            SqliteJournal(journal) if isinstance(journal, (str, os.PathLike)) else journal
+            SqliteJournal(journal, clock=self.clock)
+            if isinstance(journal, (str, os.PathLike))
+            else journal
         )
         self.keystore = keystore
         self.approve = approve
@@ -141,8 +187,9 @@ class Wallet:
         unknown = self.unknown_payments()
         if unknown:
             log.warning(
-                "%d payment(s) have an unknown outcome (ids %s); their amounts stay reserved "
-                "until Wallet.reconcile() resolves them",
+                "%d payment(s) have an unknown outcome (ids %s); their amounts stay held "
+                "until `mpp journal reconcile` (Wallet.reconcile) or `mpp journal resolve` "
+                "(Wallet.resolve) settles them",
                 len(unknown),
                 ", ".join(record.id for record in unknown[:10]),
             )
@@ -199,7 +246,41 @@ class Wallet:
                     challenge=quote.challenge,
                 )
             approved = True
-        return self._hold(quote, context, options, scopes, approved)
+        yield from self._settle_expired()
+        # The hold (a write transaction and its commit) runs as an effect: async drivers run it
+        # in a worker thread, off the event loop.
+        hold: WalletReservation = yield JournalWrite(
+            lambda: self._hold(quote, context, options, scopes, approved)
+        )
+        return hold
+
+    def _settle_expired(self) -> Generator[Effect, Any, None]:
+        """When the circuit breaker would refuse, first look up the unknown payments whose
+        authorization has expired (a Tempo transaction past ``valid_before``): the method can
+        now prove them settled or void, so a wallet is not blocked by credentials a server
+        refused and can no longer use."""
+        if self.max_unknown is None:
+            return
+        unresolved = self.journal.unresolved()
+        if len(unresolved) < self.max_unknown:
+            return
+        now = utcnow(self.clock)
+        by_name = {m.name: m for m in self.methods}
+        for entry_id in unresolved[:_LAZY_LOOKUPS]:
+            record = self.journal.get(entry_id)
+            if record is None or record.void_after is None or record.void_after > now:
+                continue
+            method = by_name.get(record.method)
+            if method is None or skip_reason(record, method) is not None:
+                continue
+            results = []
+            try:
+                for lookup in lookups_of(record, method):
+                    results.append((yield from lookup))
+            except Exception:
+                log.info("payment %s: lookup failed; it stays unknown", entry_id)
+                continue
+            apply_lookup(self.journal, record, combine(results))
 
     def _hold(
         self,
@@ -219,6 +300,9 @@ class Wallet:
                 context.origin, context.url, context.http_method, context.now, call_id
             )
         challenge = quote.challenge
+        self._check_breaker(quote)
+        method = next((m for m in self.methods if m.name == quote.method), None)
+        payer = method.payer(quote.network) if method is not None else None
         entry_id: str | None = None
         try:
             with self.journal.atomic() as ledger, _budget.LOCK:
@@ -255,6 +339,8 @@ class Wallet:
                         payees=quote.payees,
                         expires=quote.expires,
                         label="/".join(labels) or None,
+                        payer=payer,
+                        reference=quote.reference,
                     )
                 )
                 if result.pin is not None:
@@ -267,6 +353,19 @@ class Wallet:
                     scope.release(entry_id)
             raise
         return WalletReservation(self.journal, entry_id, quote, scopes)
+
+    def _check_breaker(self, quote: Quote) -> None:
+        if self.max_unknown is None:
+            return
+        unresolved = self.journal.unresolved()
+        if len(unresolved) >= self.max_unknown:
+            shown = ", ".join(unresolved[:5])
+            raise UnresolvedPayments(
+                f"{len(unresolved)} payment(s) have an unknown outcome ({shown}); nothing more "
+                "is paid until they are resolved: run `mpp journal reconcile`, or settle them "
+                "by hand with `mpp journal resolve ID settled|failed`",
+                entry_ids=unresolved,
+            )
 
     # --- budgets -------------------------------------------------------------------------------
 
@@ -295,8 +394,40 @@ class Wallet:
         )  # fmt: skip
 
     def unknown_payments(self) -> list[PaymentRecord]:
-        """Payments whose outcome is unknown (their amounts stay reserved)."""
+        """Payments whose outcome is unknown (their amounts stay held), this process's own
+        included: a flow that was abandoned after its credential left is recorded as unknown
+        at once."""
         return self.journal.payments(state="unknown")
+
+    def resolve(
+        self, entry_id: str, outcome: Literal["settled", "failed"], note: str
+    ) -> PaymentRecord:
+        """Settle or fail an unknown payment by hand, recorded as the owner's decision
+        (``proof="owner"``, ``note`` as the reason). ``failed`` releases the hold: say so only
+        when you know no value moved (e.g. the merchant confirmed it). Raises ``ValueError``
+        when the entry does not exist or is not unknown."""
+        if outcome not in ("settled", "failed"):
+            raise ValueError("outcome must be 'settled' or 'failed'")
+        if not note or not note.strip():
+            raise ValueError("say why in a note: it is stored with the entry")
+        record = self.journal.get(entry_id)
+        if record is None:
+            raise ValueError(f"no journal entry {entry_id!r}")
+        if record.state != "unknown":
+            raise ValueError(
+                f"journal entry {entry_id} is {record.state}; only unknown payments are resolved"
+            )
+        reason = f"resolved by the owner: {note.strip()}"
+        if outcome == "settled":
+            applied = self.journal.advance(entry_id, "settled", reason=reason, proof="owner")
+        else:
+            applied = self.journal.advance(
+                entry_id, "failed", reason=reason, money_moved=False, proof="owner"
+            )
+        resolved = self.journal.get(entry_id)
+        if not applied or resolved is None:
+            raise ValueError(f"journal entry {entry_id} changed meanwhile; look again")
+        return resolved
 
     def already_paid(self, reference: str) -> bool:
         """Whether value has or may have moved for ``reference`` (a payment hash, a tx hash):

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mpp_client.effects import Await, Checkpoint, HttpCall, HttpReply, Sleep
+from mpp_client import trampoline
+from mpp_client.effects import Await, Checkpoint, HttpCall, HttpReply, JournalWrite, Sleep
 from mpp_client.errors import (
     EffectFailed,
     MethodError,
@@ -56,14 +57,18 @@ def drive(
     """Run the flow answering Send from the fake server; other effects recorded and answered
     with None."""
     seen: list[Any] = []
-    reply: Any = None
-    while True:
-        try:
-            effect = gen.send(reply)
-        except StopIteration as stop:
-            return stop.value, seen
+
+    def perform(effect: Any) -> Any:
+        if isinstance(effect, JournalWrite):
+            return effect.function()  # the journal's own steps are not the flow's I/O
         seen.append(effect)
-        reply = answer(server, effect, body) if isinstance(effect, Send) else None
+        return None
+
+    def send(effect: Send) -> ResponseHead:
+        seen.append(effect)
+        return answer(server, effect, body)
+
+    return trampoline.drive(gen, perform, send), seen
 
 
 def test_flow_pays_with_canned_responses_only():

@@ -6,10 +6,16 @@ It verifies the ``app-id``/``app-secret`` headers, the ``oauth-*`` request signa
 body (instrument, denomination, positive receivers), and it enforces each user's per-app
 spending limit. Answers use the documented shapes (``WalletTransactionRecordSchema``,
 ``WalletSpendableBalancesSchema``); errors are ``{"message": ...}``.
+
+Failure knobs: ``fail_pay_with`` refuses a pay request before debiting (``fail_pay_text``:
+with a non-JSON body, as a proxy in between would); ``debit_then_fail_with`` debits the wallet
+and then answers that status (an upstream timeout after the payment); ``drop_transaction_id``
+debits and answers 200 without the id; ``pay_delay`` debits, then stalls the answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import secrets
@@ -55,6 +61,12 @@ class FakeHandCashCloud:
     limits: dict[str, Decimal] = field(default_factory=dict)
     skew: timedelta = timedelta(minutes=5)
     fail_pay_with: int | None = None
+    fail_pay_text: bool = False
+    debit_then_fail_with: int | None = None
+    #: Extra fields of the error answer of ``debit_then_fail_with`` (not a documented shape).
+    debit_then_fail_body: dict[str, Any] = field(default_factory=dict)
+    drop_transaction_id: bool = False
+    pay_delay: float = 0.0
     seen: list[Seen] = field(default_factory=list)
     payments: dict[str, Payment] = field(default_factory=dict)
     _nonces: set[tuple[str, str]] = field(default_factory=set)
@@ -79,6 +91,8 @@ class FakeHandCashCloud:
             self.seen.append(seen)
             response = self._handle(request, seen)
         seen.status = response.status_code
+        if self.pay_delay and seen.path.endswith("/pay"):
+            await asyncio.sleep(self.pay_delay)
         return response
 
     @staticmethod
@@ -169,6 +183,8 @@ class FakeHandCashCloud:
                 return self._error(400, "destination is required")
             total += Decimal(amount)
         if self.fail_pay_with is not None:
+            if self.fail_pay_text:
+                return Response("<html>Bad Request</html>", self.fail_pay_with)
             return self._error(self.fail_pay_with, "Injected failure")
         left = self.limits.get(public_key, Decimal(0))
         if total > left:
@@ -176,7 +192,14 @@ class FakeHandCashCloud:
         self.limits[public_key] = left - total
         txid = secrets.token_hex(32)
         self.payments[txid] = Payment(txid, public_key, body, total)
-        return _json(self._record(self.payments[txid]))
+        if self.debit_then_fail_with is not None:
+            answer = {"message": "Upstream timeout", **self.debit_then_fail_body}
+            answer = {k: (txid if v == "$txid" else v) for k, v in answer.items()}
+            return JSONResponse(answer, status_code=self.debit_then_fail_with)
+        record = self._record(self.payments[txid])
+        if self.drop_transaction_id:
+            del record["transactionId"]
+        return _json(record)
 
     @staticmethod
     def _record(payment: Payment) -> dict[str, Any]:

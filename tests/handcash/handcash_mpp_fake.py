@@ -6,6 +6,10 @@ handcash: {fulfillment, paymentRequestId, paymentRequestUrl, challengeBinding}}`
 takes ``{authToken, challengeId}``, "pulls" the price from the payer's wallet and answers
 ``{ok, receiptJwt, transactionId, fulfillment}``. The paid retry carries the HS256 receipt JWT
 in ``x-handcash-receipt``; bad receipts get 401 ``{error: invalid_token|wrong_resource|replay}``.
+
+Like the handcash-mpp demo, connect-pay answers 404 for an unknown challenge and 400
+``{ok: false, error}`` for any ``Connect.pay`` error; ``fail_after_pull`` makes it pull the
+money and then answer 400 (an upstream timeout after the debit).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class FakeHandCashMppServer:
     price_usd: str | None = None
     #: What one pull takes from the wallet (US dollars) when no price is advertised.
     charge_usd: str = "0.05"
+    fail_after_pull: bool = False
     issued: dict[str, tuple[str, str]] = field(default_factory=dict)
     connect_calls: list[dict[str, Any]] = field(default_factory=list)
     pulls: list[str] = field(default_factory=list)
@@ -120,12 +125,15 @@ class FakeHandCashMppServer:
         data = await request.json()
         with self._lock:
             self.connect_calls.append(data)
-            if data.get("authToken") != self.merchant_token:
-                return JSONResponse({"ok": False, "error": "unauthorized"}, status_code=401)
             issued = self.issued.pop(data.get("challengeId"), None)
             if issued is None:
-                return JSONResponse({"ok": False, "error": "unknown challenge"}, status_code=400)
+                return JSONResponse({"error": "No pending challenge"}, status_code=404)
+            if data.get("authToken") != self.merchant_token:
+                # Connect.pay fails with a token of another app: handcash-mpp answers 400.
+                return JSONResponse({"ok": False, "error": "unauthorized"}, status_code=400)
             self.pulls.append(self.price_usd or self.charge_usd)
+            if self.fail_after_pull:
+                return JSONResponse({"ok": False, "error": "Request timed out"}, status_code=400)
             txid = secrets.token_hex(32)
             claims = {
                 "iss": "handcash-mpp",

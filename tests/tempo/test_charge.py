@@ -24,6 +24,8 @@ from mpp_client.methods.tempo.proof import proof_digest
 from mpp_client.methods.tempo.signer import recover_address
 from mpp_client.methods.tempo.transaction import EXPIRING_NONCE_KEY
 
+from mpp_client.testing import ManualClock
+
 from .challenges import MERCHANT, NOW, PARTNER, PATH_USD, charge_request, context, make_challenge
 from .driver import FakeRpc, RpcFault, drive
 
@@ -33,6 +35,8 @@ RPC = "http://127.0.0.1:9/rpc"
 
 
 def method(**options) -> TempoCharge:
+    # Every time the method compares comes from the pinned clock, never from today's date.
+    options.setdefault("clock", ManualClock(NOW))
     options.setdefault("chain_id", 42431)
     options.setdefault("rpc_url", RPC)
     return TempoCharge(SIGNER, **options)

@@ -10,12 +10,7 @@ Example::
 """
 
 from mpp_client.methods.handcash._charge import HandCashCharge
-from mpp_client.methods.handcash._compat import (
-    COMPAT_ID_PREFIX,
-    COMPAT_INTENT,
-    HandCashCompatSite,
-    HandCashNotPaid,
-)
+from mpp_client.methods.handcash._compat import COMPAT_ID_PREFIX, COMPAT_INTENT, HandCashCompatSite
 from mpp_client.methods.handcash._connect import DEFAULT_BASE_URL
 from mpp_client.methods.handcash._request import (
     HandCashChargeRequest,
@@ -32,7 +27,6 @@ __all__ = [
     "HandCashCharge",
     "HandCashChargeRequest",
     "HandCashCompatSite",
-    "HandCashNotPaid",
     "Receiver",
     "SignedHeaders",
     "parse_charge_request",

@@ -16,7 +16,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from mpp_client.effects import Checkpoint, Effect, HttpReply
-from mpp_client.errors import EffectFailed, MethodError, PaymentRefused
+from mpp_client.errors import (
+    EffectFailed,
+    MethodError,
+    NothingSent,
+    PaymentOutcomeUnknown,
+    PaymentRefused,
+)
 from mpp_client.methods.base import (
     LookupResult,
     Payee,
@@ -26,12 +32,7 @@ from mpp_client.methods.base import (
     Quote,
     refuse_if_expiring,
 )
-from mpp_client.methods.handcash._compat import (
-    COMPAT_INTENT,
-    CompatMode,
-    HandCashCompatSite,
-    HandCashNotPaid,
-)
+from mpp_client.methods.handcash._compat import COMPAT_INTENT, CompatMode, HandCashCompatSite
 from mpp_client.methods.handcash._connect import (
     DEFAULT_BASE_URL,
     HandCashConnect,
@@ -45,6 +46,10 @@ from mpp_client.protocol import Challenge
 __all__ = ["HandCashCharge"]
 
 _TXID = re.compile(r"[0-9a-f]{64}")
+#: Statuses with which HandCash Cloud itself refuses a pay request it did not carry out
+#: (validation, authentication, permission, spending limit, unknown receiver). Anything else
+#: after the request may have arrived (5xx, 408, 409, 429, a proxy's page) proves nothing.
+_REFUSED = frozenset({400, 401, 403, 404, 422})
 #: Exchange-rate slack allowed between what was asked and what HandCash reports as sent.
 FX_TOLERANCE = Decimal("0.02")
 
@@ -59,6 +64,12 @@ class HandCashCharge(PaymentMethod):
     HandCash converts to BSV at its rate. ``check_spendable`` first reads the app's remaining
     spending limit and refuses, paying nothing, when the charge does not fit. ``compat_sites``
     lists the ``handcash-mpp`` sites whose non-MPP 402s may be paid (see ``HandCashCompatSite``).
+
+    Outcomes of ``pay``: ``NothingSent`` only when nothing can have been debited (the spending
+    limit did not fit, HandCash could not be reached, or HandCash answered the pay request with
+    its own 400/401/403/404/422 error); ``PaymentOutcomeUnknown`` when the pay request may have
+    been carried out without a usable answer (a lost answer, a 5xx, a 2xx without a transaction
+    id): the amount stays held, ``lookup`` resolves it when a transaction id is known.
     """
 
     name = "handcash"
@@ -144,35 +155,43 @@ class HandCashCharge(PaymentMethod):
         if self.check_spendable:
             yield from self._check_limit(request, total, challenge)
         body = self._pay_body(request, challenge)
+        note = body["note"]
         # A pay request cannot be deduplicated by HandCash: from here value may move.
         yield Checkpoint("broadcast", None)
         try:
             reply: HttpReply = yield self._connect.pay(body)
         except EffectFailed as failed:
             if not failed.delivered:
-                raise HandCashNotPaid(
-                    "HandCash could not be reached; nothing was paid", challenge=challenge
+                raise NothingSent(
+                    "HandCash could not be reached; nothing was paid", challenge_id=challenge.id
                 ) from failed
-            raise
-        if 400 <= reply.status < 500:
-            # HandCash validated and refused (limit, balance, bad receiver): nothing was sent.
-            raise HandCashNotPaid(
-                f"HandCash declined the payment: {handcash_error_text(reply)}",
-                challenge=challenge,
-            )
-        if not 200 <= reply.status < 300:
-            raise MethodError(
-                f"HandCash failed while paying: {handcash_error_text(reply)}",
+            raise PaymentOutcomeUnknown(
+                f"no answer from HandCash to the payment (note {note!r}): it may have been "
+                "paid; check the wallet's history",
                 challenge_id=challenge.id,
-            )
+            ) from failed
         record = _json_object(reply)
         txid = record.get("transactionId") if record is not None else None
-        if not isinstance(txid, str) or not _TXID.fullmatch(txid):
-            raise MethodError(
-                "HandCash answered the payment without a transaction id",
+        txid = txid if isinstance(txid, str) and _TXID.fullmatch(txid) else None
+        if reply.status in _REFUSED and record is not None and txid is None:
+            # HandCash's own answer (a JSON error) that it refused: nothing was debited.
+            raise NothingSent(
+                f"HandCash declined the payment: {handcash_error_text(reply)}",
                 challenge_id=challenge.id,
             )
-        assert record is not None
+        if not 200 <= reply.status < 300:
+            # A 5xx (or an unexpected 4xx) may come after HandCash debited the wallet.
+            raise PaymentOutcomeUnknown(
+                f"HandCash failed while paying ({handcash_error_text(reply)}, note {note!r}): "
+                "the payment may have gone through",
+                challenge_id=challenge.id,
+                reference=txid,
+            )
+        if record is None or txid is None:
+            raise PaymentOutcomeUnknown(
+                f"HandCash accepted the payment (note {note!r}) but sent no transaction id",
+                challenge_id=challenge.id,
+            )
         self._check_sent(record, request, total, txid, challenge)
         payload: dict[str, Any] = {"transactionId": txid}
         if request.external_id is not None:
@@ -195,10 +214,11 @@ class HandCashCharge(PaymentMethod):
             if isinstance(item, Mapping) and item.get("currencyCode") == wanted:
                 left = _decimal(item.get("spendableBalance"))
                 if left is not None and left < total:
-                    raise HandCashNotPaid(
+                    # Checked before anything was sent: nothing can have been debited.
+                    raise NothingSent(
                         f"the HandCash app may spend {left} {wanted} more, less than the "
                         f"{total} {wanted} asked",
-                        challenge=challenge,
+                        challenge_id=challenge.id,
                     )
 
     def _pay_body(self, request: HandCashChargeRequest, challenge: Challenge) -> dict[str, Any]:
@@ -243,16 +263,30 @@ class HandCashCharge(PaymentMethod):
 
     # -- lookup ----------------------------------------------------------------------------
 
-    def lookup(self, reference: str) -> Generator[Effect, Any, LookupResult]:
-        """Look the transaction ``reference`` up in the wallet's history."""
+    def payer(self, network: str | None) -> str | None:
+        """``"handcash:<app id>:<auth token's public key>"``: the app and the wallet
+        authorization that pay (both public; the app secret and the token stay out)."""
+        return f"handcash:{self._connect.app_id}:{self._connect.signer.public_key}"
+
+    def lookup(
+        self, reference: str, *, void_after: datetime | None = None
+    ) -> Generator[Effect, Any, LookupResult]:
+        """Look the transaction ``reference`` up with ``GET /v3/connect/wallet/payment``.
+
+        ``settled`` when HandCash returns that transaction; ``pending`` otherwise. It never
+        answers ``failed``: HandCash offers no way to prove a payment did not happen ("no such
+        payment" may be a payment of another wallet or app, or one not indexed yet), and a pay
+        request that got no answer has no transaction id to look up at all: find it by its
+        note (``mpp:<challenge id>``) in the wallet's history and resolve it by hand.
+        """
         if not _TXID.fullmatch(reference):
             return LookupResult("pending", reference, detail="not a HandCash transaction id")
         reply: HttpReply = yield self._connect.payment(reference)
-        if reply.status == 404:
-            return LookupResult("failed", reference, detail="HandCash has no such payment")
         record = _json_object(reply) if 200 <= reply.status < 300 else None
         if record is not None and record.get("transactionId") == reference:
-            return LookupResult("settled", reference)
+            return LookupResult("settled", reference, detail="HandCash has the transaction")
+        if reply.status == 404:
+            return LookupResult("pending", reference, detail="HandCash does not know it (yet)")
         return LookupResult("pending", reference, detail=handcash_error_text(reply))
 
 

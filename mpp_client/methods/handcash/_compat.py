@@ -33,7 +33,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mpp_client.effects import Checkpoint, Effect, HttpCall, HttpReply
-from mpp_client.errors import EffectFailed, HumanActionRequired, MethodError, PaymentRefused
+from mpp_client.errors import (
+    EffectFailed,
+    HumanActionRequired,
+    MethodError,
+    NothingSent,
+    PaymentOutcomeUnknown,
+    PaymentRefused,
+)
 from mpp_client.methods.base import Payee, PaymentContext, PaymentProof, Quote
 from mpp_client.money import Currency, Money
 from mpp_client.protocol import Challenge
@@ -47,11 +54,8 @@ _CHALLENGE_ID = re.compile(r"[A-Za-z0-9_\-.:~]{1,200}")
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 _HEADER = re.compile(r"[A-Za-z0-9\-]{1,64}")
 _JWT = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
+_TXID = re.compile(r"[0-9a-f]{64}")
 _REMEMBERED = 256
-
-
-class HandCashNotPaid(PaymentRefused):
-    """HandCash (or the merchant) declined or could not be reached: no money moved."""
 
 
 @dataclass(frozen=True)
@@ -201,26 +205,30 @@ class CompatMode:
             {"authToken": token, "challengeId": offer.challenge_id},
             timeout=60.0,
         )
-        # From here the merchant may pull money from the wallet.
+        # From here the merchant holds a token that can pull money from the wallet.
         yield Checkpoint("broadcast", None)
+        challenge_id = quote.challenge.id
         try:
             reply: HttpReply = yield call
         except EffectFailed as failed:
             if not failed.delivered:
-                raise HandCashNotPaid(
-                    "the site's connect-pay route could not be reached; nothing was paid"
+                raise NothingSent(
+                    "the site's connect-pay route could not be reached; nothing was paid",
+                    challenge_id=challenge_id,
                 ) from failed
-            raise
-        if 400 <= reply.status < 500:
-            raise HandCashNotPaid(
-                f"the site refused the HandCash payment (HTTP {reply.status})",
-                challenge=quote.challenge,
-            )
+            raise PaymentOutcomeUnknown(
+                "no answer from the site's connect-pay route: it may have charged the wallet",
+                challenge_id=challenge_id,
+            ) from failed
         if reply.status != 200:
-            raise MethodError(
-                f"the site's connect-pay route answered HTTP {reply.status}",
-                money_moved=True,
-                challenge_id=quote.challenge.id,
+            # handcash-mpp servers answer 400 for ANY Connect.pay error, including an upstream
+            # timeout after the wallet was debited, and other statuses prove nothing either:
+            # only a receipt tells. The outcome stays unknown (held) until resolved by hand.
+            raise PaymentOutcomeUnknown(
+                f"the site's connect-pay route answered HTTP {reply.status}: the wallet may "
+                "have been charged",
+                challenge_id=challenge_id,
+                reference=_transaction_id(reply),
             )
         try:
             answer = reply.json()
@@ -251,6 +259,16 @@ class CompatMode:
             money_moved=True,
             retry_headers={site.receipt_header: jwt},
         )
+
+
+def _transaction_id(reply: HttpReply) -> str | None:
+    """A ``transactionId`` the site's answer names (even an error answer), for lookup."""
+    try:
+        answer = reply.json()
+    except ValueError:
+        return None
+    txid = answer.get("transactionId") if isinstance(answer, Mapping) else None
+    return txid if isinstance(txid, str) and _TXID.fullmatch(txid) else None
 
 
 def _cents(amount: Any, currency: Any) -> int | None:

@@ -8,9 +8,14 @@ then announces the payment hash to the journal (``Checkpoint("broadcast")``), pa
 configured ``LightningPayer`` and checks ``sha256(preimage) == payment_hash`` before the
 preimage may leave the process.
 
-Once the backend has been asked to pay, the invoice is never paid a second time by this method:
-an error that does not prove the payment failed becomes ``PaymentOutcomeUnknown``, which
-``lookup(payment_hash)`` resolves later.
+The payment hash is the quote's ``reference``, so the wallet holds at most one live journal
+entry per invoice (checked inside its reservation); ``already_paid`` is a second line.
+
+Once the backend has been asked to pay, the invoice is never paid a second time by this method
+and the amount stays held unless the backend PROVES nothing moved: ``NothingSent`` is raised
+only for a definite refusal before any attempt (or a request that never reached the backend),
+or for a failure the node reported AND a lookup on the same node confirmed. Every other error
+becomes ``PaymentOutcomeUnknown``, which ``lookup(payment_hash)`` resolves later.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from mpp_client.effects import Checkpoint, Effect
 from mpp_client.errors import (
     BudgetExceeded,
     ChallengeExpired,
-    MethodError,
+    NothingSent,
     PaymentOutcomeUnknown,
     PaymentRefused,
 )
@@ -44,8 +49,8 @@ from mpp_client.methods.lightning.invoice import (
 )
 from mpp_client.methods.lightning.payer import (
     LightningPayer,
-    PaymentNotSent,
     PaymentPending,
+    PaymentReportedFailed,
     never_reached_backend,
     preimage_matches,
 )
@@ -110,6 +115,12 @@ class LightningCharge(PaymentMethod):
 
     # --- before paying ------------------------------------------------------------------------
 
+    def payer(self, network: str | None) -> str | None:
+        """``"lightning:<backend identity>"`` (e.g. ``"lightning:lnd:<node id>"``): the node
+        or wallet that pays, never a secret. ``None`` when the backend names no identity."""
+        identity = self._payer.identity
+        return None if identity is None else f"lightning:{identity}"
+
     def use_history(self, already_paid: Callable[[str], bool]) -> None:
         """Take the wallet's journal as the record of paid hashes, unless one was given."""
         if self._already_paid is None:
@@ -167,6 +178,9 @@ class LightningCharge(PaymentMethod):
             network=self.network,
             max_fee=Money(self.max_fee_sats, SAT),
             details={"invoice": invoice.text, "payment_hash": invoice.payment_hash},
+            # Known before paying: the wallet keeps one live entry per payment hash, so two
+            # concurrent requests for one invoice cannot both reach the backend.
+            reference=invoice.payment_hash,
         )
 
     def _check_amount(
@@ -229,12 +243,13 @@ class LightningCharge(PaymentMethod):
     def pay(self, quote: Quote, context: PaymentContext) -> Generator[Effect, Any, PaymentProof]:
         """Pay the quoted invoice; return ``{"preimage": <64 hex>}`` as the credential payload.
 
-        Raises ``MethodError`` (``money_moved=False``) when the backend proves nothing was paid,
-        and ``PaymentOutcomeUnknown`` when the payment may have left.
+        Raises ``NothingSent`` only when the backend proves nothing was paid, and
+        ``PaymentOutcomeUnknown`` (the amount stays held) whenever the payment may have left.
         """
         invoice_text = str(quote.details["invoice"])
         payment_hash = str(quote.details["payment_hash"])
         challenge_id = quote.challenge.id
+        name = self._payer.name
         # Checked again right before paying: another request may have paid it since the quote.
         if self._already_paid is not None and self._already_paid(payment_hash):
             raise PaymentRefused(
@@ -242,52 +257,69 @@ class LightningCharge(PaymentMethod):
                 challenge=quote.challenge,
             )
         yield Checkpoint("broadcast", payment_hash)
+
+        def unknown(reason: str) -> PaymentOutcomeUnknown:
+            return PaymentOutcomeUnknown(
+                f"lightning ({name}): {reason}", challenge_id=challenge_id, reference=payment_hash
+            )
+
+        def nothing_sent(reason: str) -> NothingSent:
+            return NothingSent(
+                f"lightning ({name}): nothing was paid: {reason}",
+                challenge_id=challenge_id,
+                reference=payment_hash,
+            )
+
         try:
             result = yield from self._payer.pay(invoice_text, self.max_fee_sats)
-        except PaymentNotSent as exc:
-            raise MethodError(
-                f"lightning ({self._payer.name}): payment failed, nothing was paid: {exc.reason}",
-                money_moved=False,
-                challenge_id=challenge_id,
-                reference=payment_hash,
+        except NothingSent as exc:
+            raise nothing_sent(exc.reason) from None
+        except PaymentReportedFailed as exc:
+            # The node's answer to the pay call is not proof enough: the amount is released
+            # only when a lookup on the same node agrees that no part can still settle.
+            if (yield from self._confirm_failed(payment_hash)):
+                raise nothing_sent(f"{exc.reason} (confirmed by a lookup)") from None
+            raise unknown(
+                f"the backend reported a failure that a lookup did not confirm: {exc.reason}"
             ) from None
         except PaymentPending as exc:
-            raise PaymentOutcomeUnknown(
-                f"lightning ({self._payer.name}): payment pending: {exc.reason}",
-                challenge_id=challenge_id,
-                reference=payment_hash,
-            ) from None
+            raise unknown(f"payment pending: {exc.reason}") from None
         except Exception as exc:
             if never_reached_backend(exc):
-                raise MethodError(
-                    f"lightning ({self._payer.name}): the backend could not be reached "
-                    f"({type(exc).__name__}); nothing was paid",
-                    money_moved=False,
-                    challenge_id=challenge_id,
-                    reference=payment_hash,
+                raise nothing_sent(
+                    f"the backend could not be reached ({type(exc).__name__})"
                 ) from None
-            raise PaymentOutcomeUnknown(
-                f"lightning ({self._payer.name}): no answer after asking to pay "
-                f"({type(exc).__name__}); the payment may have been made",
-                challenge_id=challenge_id,
-                reference=payment_hash,
+            raise unknown(
+                f"no answer after asking to pay ({type(exc).__name__}); the payment may have "
+                "been made"
             ) from None
         preimage = result.preimage.lower()
         if not preimage_matches(preimage, payment_hash):
             # The backend says it paid but gives no valid proof: money may be gone, and the
             # server would reject this preimage. Surface it, never pay again.
-            raise PaymentOutcomeUnknown(
-                f"lightning ({self._payer.name}): the backend returned a preimage that does not "
-                "hash to the invoice's payment hash",
-                challenge_id=challenge_id,
-                reference=payment_hash,
-            )
+            raise unknown("the backend returned a preimage that does not hash to the invoice's "
+                "payment hash")
         return PaymentProof(
             payload={"preimage": preimage}, reference=payment_hash, money_moved=True
         )
 
-    def lookup(self, reference: str) -> Generator[Effect, Any, LookupResult]:
-        """Ask the backend what became of the payment of ``reference`` (a payment hash)."""
+    def _confirm_failed(self, payment_hash: str) -> Generator[Effect, Any, bool]:
+        try:
+            return (yield from self._payer.confirm_failed(payment_hash))
+        except Exception:
+            # A lookup that fails proves nothing: the outcome stays unknown.
+            return False
+
+    def lookup(
+        self, reference: str, *, void_after: datetime | None = None
+    ) -> Generator[Effect, Any, LookupResult]:
+        """Ask the backend what became of the payment of ``reference`` (a payment hash).
+
+        ``void_after`` is ignored: a Lightning payment whose HTLCs left before the invoice
+        expired can still settle after it, so no deadline alone proves it void. ``failed``
+        comes only from the backend (see ``LightningPayer.lookup``); the wallet trusts it only
+        when ``payer()`` is the one recorded with the payment.
+        """
         if not _HASH.fullmatch(reference):
             raise ValueError("a Lightning payment reference is a 64-hex payment hash")
         return (yield from self._payer.lookup(reference.lower()))

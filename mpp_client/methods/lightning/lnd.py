@@ -6,6 +6,11 @@ message}}``. ``no_inflight_updates`` makes LND send only the final state, so the
 read at once. int64 fields such as ``fee_msat`` arrive as strings; ``payment_preimage`` is hex.
 Authentication is the ``Grpc-Metadata-macaroon`` header with a hex macaroon (an admin or a
 custom macaroon with ``offchain:write``).
+
+Only errors LND gives before it dispatches any HTLC (bad arguments, an expired or wrong-network
+invoice, a refused macaroon) prove nothing was paid. A final ``FAILED`` state is confirmed by
+tracking the payment; an error after the request reached LND (a 5xx without a payment state,
+``ALREADY_EXISTS``, a timeout) leaves the outcome unknown.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ from collections.abc import Generator
 from typing import Any
 
 from mpp_client.effects import Effect, HttpCall, HttpReply
+from mpp_client.errors import NothingSent
 from mpp_client.methods.base import LookupResult
 from mpp_client.methods.lightning.payer import (
     LightningPayer,
-    PaymentNotSent,
     PaymentPending,
+    PaymentReportedFailed,
     PayResult,
+    credential_fingerprint,
+    endpoint_name,
     never_reached_backend,
 )
 from mpp_client.methods.lightning.rest import base_url, error_text
@@ -32,19 +40,40 @@ __all__ = ["LndRestPayer"]
 # PERMISSION_DENIED (7), UNAUTHENTICATED (16). Anything else (UNKNOWN, ALREADY_EXISTS for an
 # invoice it is already paying, ...) may mean a payment exists.
 _PRE_DISPATCH_CODES = frozenset({3, 7, 16})
-_PRE_DISPATCH_MESSAGES = ("invoice not for current active network", "invoice expired")
+# Messages of errors LND returns before dispatching: its invoice pre-checks, and its macaroon
+# interceptor (which runs before any RPC handler and often answers with code 2, UNKNOWN).
+_PRE_DISPATCH_MESSAGES = (
+    "invoice not for current active network",
+    "invoice expired",
+    "verification failed",
+    "cannot get macaroon",
+    "expected 1 macaroon",
+    "permission denied",
+)
+# TrackPaymentV2 answers NOT_FOUND with this message when LND's control tower never recorded
+# the payment (it records it before it sends any HTLC).
+_NOT_INITIATED = ("isn't initiated", "not initiated")
 
 
 class LndRestPayer(LightningPayer):
     """Pays through LND's REST API at ``url`` (e.g. ``https://127.0.0.1:8080``).
 
     ``macaroon_hex`` is the macaroon in hex (secret). ``timeout_seconds`` is how long LND may
-    try to route one payment; the HTTP call waits a little longer than that.
+    try to route one payment; the HTTP call waits a little longer than that. ``node_id`` (the
+    node's 66-hex public key, ``lncli getinfo``) names the node in ``identity``; without it the
+    identity is the URL plus a one-way fingerprint of the macaroon.
     """
 
     name = "lnd"
 
-    def __init__(self, url: str, macaroon_hex: str, *, timeout_seconds: int = 60) -> None:
+    def __init__(
+        self,
+        url: str,
+        macaroon_hex: str,
+        *,
+        timeout_seconds: int = 60,
+        node_id: str | None = None,
+    ) -> None:
         try:
             bytes.fromhex(macaroon_hex)
         except ValueError:
@@ -52,6 +81,19 @@ class LndRestPayer(LightningPayer):
         self._url = base_url(url)
         self._macaroon = macaroon_hex
         self._timeout = timeout_seconds
+        self._node_id = _node_id(node_id)
+        self._identity: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """``"lnd:<node id>"``, or ``"lnd:<macaroon fingerprint>@<host:port>"``."""
+        if self._identity is None:
+            self._identity = (
+                f"lnd:{self._node_id}"
+                if self._node_id
+                else f"lnd:{credential_fingerprint(self._macaroon)}@{endpoint_name(self._url)}"
+            )
+        return self._identity
 
     def __repr__(self) -> str:
         return f"LndRestPayer(url={self._url!r}, macaroon=<redacted>)"
@@ -74,7 +116,7 @@ class LndRestPayer(LightningPayer):
             timeout=self._timeout + 15,
         )
         if reply.status in (401, 403):
-            raise PaymentNotSent(f"LND refused the macaroon (HTTP {reply.status})")
+            raise NothingSent(f"LND refused the macaroon (HTTP {reply.status})")
         lines = _json_lines(reply.content)
         if not lines:
             raise PaymentPending(f"LND answered HTTP {reply.status} without a payment state")
@@ -86,7 +128,7 @@ class LndRestPayer(LightningPayer):
             if code in _PRE_DISPATCH_CODES or any(
                 m in message.lower() for m in _PRE_DISPATCH_MESSAGES
             ):
-                raise PaymentNotSent(f"LND refused the payment: {error_text(message)}")
+                raise NothingSent(f"LND refused the payment: {error_text(message)}")
             raise PaymentPending(f"LND error {code}: {error_text(message)}")
         payment = last.get("result")
         if not isinstance(payment, dict):
@@ -102,8 +144,9 @@ class LndRestPayer(LightningPayer):
                 fee_msat=_int_or_none(payment.get("fee_msat")),
             )
         if status == "FAILED":
+            # Terminal in LND (no HTLC in flight), but confirmed by tracking before release.
             reason = payment.get("failure_reason", "FAILURE_REASON_UNKNOWN")
-            raise PaymentNotSent(f"LND could not pay: {error_text(reason)}")
+            raise PaymentReportedFailed(f"LND could not pay: {error_text(reason)}")
         raise PaymentPending(f"LND reports the payment as {error_text(status)}")
 
     def lookup(self, payment_hash: str) -> Generator[Effect, Any, LookupResult]:
@@ -127,7 +170,10 @@ class LndRestPayer(LightningPayer):
         error = last.get("error")
         if isinstance(error, dict):
             message = str(error.get("message", ""))
-            if error.get("code") == 5 or "not found" in message.lower():
+            # Only LND's own "payment isn't initiated" (NOT_FOUND inside the stream envelope)
+            # proves it never sent this payment; a gateway's 404 for an unknown route, a
+            # refused macaroon or any other error proves nothing.
+            if error.get("code") == 5 and any(m in message.lower() for m in _NOT_INITIATED):
                 return LookupResult("failed", payment_hash, detail="LND has no such payment")
             return LookupResult("pending", payment_hash, detail=error_text(message))
         payment = last.get("result")
@@ -142,6 +188,15 @@ class LndRestPayer(LightningPayer):
                 "failed", payment_hash, amount=amount, detail=str(payment.get("failure_reason"))
             )
         return LookupResult("pending", payment_hash, amount=amount, detail=str(status))
+
+
+def _node_id(node_id: str | None) -> str | None:
+    if node_id is None:
+        return None
+    text = node_id.lower()
+    if len(text) != 66 or any(c not in "0123456789abcdef" for c in text):
+        raise ValueError("node_id must be the node's 66-hex public key")
+    return text
 
 
 def _json_lines(content: bytes) -> list[dict[str, Any]]:

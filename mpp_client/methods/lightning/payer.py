@@ -3,13 +3,25 @@
 A backend is two effect generators (see ``mpp_client.effects``):
 
 ``pay(invoice, max_fee_sats)``
-    Pays one BOLT11 invoice and returns a ``PayResult`` with the preimage. It raises
-    ``PaymentNotSent`` when the backend proves no money left (the node refused before routing,
-    bad credentials, insufficient balance, a definitive route failure) and ``PaymentPending``
-    when the payment may be in flight or its fate is unknown. Any other exception thrown into
-    it (a timeout, a reset connection) is treated by the charge as "may have left".
+    Pays one BOLT11 invoice and returns a ``PayResult`` with the preimage. What it raises says
+    what is known about the money:
+
+    - ``mpp_client.errors.NothingSent``: a definite refusal before any payment attempt could
+      start (credentials refused, the node's own pre-checks rejected the invoice, a fee quote
+      above the cap, the request never left). Nothing moved and nothing can.
+    - ``PaymentReportedFailed``: the node says THIS payment failed after it tried to pay (no
+      route, every part failed). That answer alone is not trusted: the charge confirms it with
+      ``confirm_failed`` (a lookup on the same node) before it releases anything.
+    - ``PaymentPending``: the payment may be in flight or its fate is unknown.
+    - anything else thrown into it (a timeout, a reset connection, a 5xx) is treated by the
+      charge as "may have left".
 ``lookup(payment_hash)``
-    Asks the backend what became of an earlier payment (``settled``, ``failed`` or ``pending``).
+    Asks the backend what became of an earlier payment. ``failed`` only with a proof: the node
+    definitely reports the payment failed, or definitely has no such payment (on THIS node or
+    wallet, which ``identity`` names); "not found yet", in flight or unreadable is ``pending``.
+``identity``
+    A stable, non-secret name of the paying node or wallet, recorded with each payment so that
+    reconciliation never trusts another backend's "no such payment".
 
 REST backends yield ``HttpCall`` only; NWC and Spark yield ``Await``.
 """
@@ -18,6 +30,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+from urllib.parse import urlsplit
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +42,10 @@ from mpp_client.methods.base import LookupResult
 __all__ = [
     "LightningPayer",
     "PayResult",
-    "PaymentNotSent",
     "PaymentPending",
+    "PaymentReportedFailed",
+    "credential_fingerprint",
+    "endpoint_name",
     "never_reached_backend",
     "preimage_matches",
 ]
@@ -50,19 +65,21 @@ class PayResult:
         return f"PayResult(payment_hash={self.payment_hash!r}, fee_msat={self.fee_msat})"
 
 
-class PaymentNotSent(MethodError):
-    """The backend proved that no money left: the invoice may be paid again later."""
-
-    def __init__(self, reason: str, *, reference: str | None = None) -> None:
-        super().__init__(reason, money_moved=False, reference=reference)
-
-
 class PaymentPending(MethodError):
     """The payment may be in flight or its fate is unknown: never pay the invoice again;
-    resolve it with ``lookup(payment_hash)``."""
+    resolve it with ``lookup(payment_hash)``. ``money_moved`` is ``None`` (not known)."""
 
     def __init__(self, reason: str, *, reference: str | None = None) -> None:
-        super().__init__(reason, money_moved=True, reference=reference)
+        super().__init__(reason, money_moved=None, reference=reference)
+
+
+class PaymentReportedFailed(MethodError):
+    """The node answered that this payment failed after it attempted it (no route, all parts
+    failed). Not a proof by itself: ``money_moved`` stays ``None`` until ``confirm_failed``
+    (a lookup of the payment on the same node) agrees."""
+
+    def __init__(self, reason: str, *, reference: str | None = None) -> None:
+        super().__init__(reason, money_moved=None, reference=reference)
 
 
 class LightningPayer(abc.ABC):
@@ -74,6 +91,14 @@ class LightningPayer(abc.ABC):
 
     name: str
 
+    @property
+    def identity(self) -> str | None:
+        """A stable, non-secret name of the node or wallet that pays (``"lnd:<node id>"``,
+        ``"nwc:<wallet pubkey>/<client pubkey>"``, ...). Reconciliation trusts a lookup's
+        ``failed`` only from a payer with the same identity. ``None`` (the default for payers
+        that do not say) records nothing: implementations should override it."""
+        return None
+
     @abc.abstractmethod
     def pay(self, invoice: str, max_fee_sats: int) -> Generator[Effect, Any, PayResult]:
         """Pay ``invoice`` spending at most ``max_fee_sats`` satoshis in routing fees (where the
@@ -82,6 +107,13 @@ class LightningPayer(abc.ABC):
     @abc.abstractmethod
     def lookup(self, payment_hash: str) -> Generator[Effect, Any, LookupResult]:
         """What became of the payment of ``payment_hash`` (64 lower-case hex)."""
+
+    def confirm_failed(self, payment_hash: str) -> Generator[Effect, Any, bool]:
+        """After ``pay`` raised ``PaymentReportedFailed``: whether the node PROVES that the
+        payment failed (no part can still settle). Default: ``lookup`` says ``failed``.
+        Backends override it when the end of the pay call tells more than a cold lookup."""
+        result = yield from self.lookup(payment_hash)
+        return result.status == "failed"
 
 
 def preimage_matches(preimage: str, payment_hash: str) -> bool:
@@ -93,6 +125,24 @@ def preimage_matches(preimage: str, payment_hash: str) -> bool:
     if len(raw) != 32:
         return False
     return hashlib.sha256(raw).hexdigest() == payment_hash.lower()
+
+
+def credential_fingerprint(secret: str | bytes) -> str:
+    """A short, one-way fingerprint (16 hex) of a credential, so that an identity can tell two
+    accounts behind one URL apart without ever recording the credential.
+
+    Salted with a fixed label and stretched (PBKDF2) so that a weak, human-chosen password
+    (phoenixd's is configurable) cannot be found by hashing guesses cheaply.
+    """
+    raw = secret.encode() if isinstance(secret, str) else secret
+    digest = hashlib.pbkdf2_hmac("sha256", raw, b"mpp-client lightning payer identity", 20_000)
+    return digest[:8].hex()
+
+
+def endpoint_name(url: str) -> str:
+    """``host[:port][/path]`` of a backend URL (the scheme dropped), for an identity."""
+    parts = urlsplit(url)
+    return f"{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
 
 # Exception class names (httpx, websockets, OS) that mean the request never reached the

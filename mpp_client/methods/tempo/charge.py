@@ -40,6 +40,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from mpp_client.clock import SYSTEM_CLOCK, Clock
 from mpp_client.effects import Checkpoint, Effect, Sleep
 from mpp_client.errors import (
     ChallengeExpired,
@@ -153,7 +154,8 @@ class TempoCharge(PaymentMethod):
     token). ``client_id``: optional application id written into attribution memos.
     ``proof_realms``: realms for which zero-amount proofs may be signed besides the request's
     own host. ``gas_price_ttl``: seconds a fetched gas price is reused. ``rpc_timeout`` and
-    ``receipt_timeout``: seconds.
+    ``receipt_timeout``: seconds. ``clock``: the clock receipt polls are timed by (default:
+    the system clock; see ``mpp_client.clock``).
     """
 
     name = "tempo"
@@ -177,8 +179,10 @@ class TempoCharge(PaymentMethod):
         gas_price_ttl: float = 30.0,
         rpc_timeout: float = 10.0,
         receipt_timeout: float = 30.0,
+        clock: Clock | None = None,
     ) -> None:
         self.signer = signer
+        self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self.chain_ids: frozenset[int] = frozenset(
             [chain_id] if isinstance(chain_id, int) else chain_id
         )
@@ -603,7 +607,7 @@ class TempoCharge(PaymentMethod):
     ) -> Generator[Effect, Any, dict[str, Any]]:
         # After valid_before (+ a block of slack) an expiring-nonce transaction can never be
         # mined, so polling until then turns "unknown" into a definite answer.
-        deadline = min(time.time() + self.receipt_timeout, valid_before + 5)
+        deadline = min(self.clock.time() + self.receipt_timeout, valid_before + 5)
         delay = 0.05
         while True:
             try:
@@ -614,8 +618,9 @@ class TempoCharge(PaymentMethod):
                 receipt = None
             if isinstance(receipt, dict):
                 return receipt
-            if time.time() > deadline:
-                if time.time() > valid_before + 5:
+            now = self.clock.time()
+            if now > deadline:
+                if now > valid_before + 5:
                     raise MethodError(
                         f"tempo: transaction {reference} was not mined before it expired",
                         reference=reference,
