@@ -68,7 +68,6 @@ from mpp_client.protocol import (
     parse_problem,
     parse_receipt,
 )
-from mpp_client.wallet.prices import is_usd_cap
 
 __all__ = [
     "DEFAULT_BODY_CAP",
@@ -647,6 +646,9 @@ def _within(limit: Money, exposure: Money) -> bool:
     USD-pegged currency (compared exactly across decimals)."""
     if limit.currency == exposure.currency:
         return exposure.amount <= limit.amount
+    # Imported here: the wallet package (and sqlite3) stays out of ``import mpp_client``.
+    from mpp_client.wallet.prices import is_usd_cap
+
     if is_usd_cap(limit.currency) and exposure.currency.usd_pegged:
         scale = limit.currency.decimals, exposure.currency.decimals
         return bool(exposure.amount * 10 ** scale[0] <= limit.amount * 10 ** scale[1])

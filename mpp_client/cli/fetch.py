@@ -444,7 +444,7 @@ def _deliver(inv: Invocation, narrator: Narrator, wallet: Wallet, response: http
     if payment is not None and payment.quote is None:
         # The 402 came back untouched: no configured method recognises its challenges.
         unpaid, payment = payment.refusal, None
-    code = _status_exit(response, payment)
+    code = _status_exit(response, payment) if unpaid is None else ExitCode.NOT_PAYABLE
     body = b"" if out.json and not args.output else None
     sink: IO[bytes] | None = None
     try:
@@ -486,7 +486,9 @@ def _deliver(inv: Invocation, narrator: Narrator, wallet: Wallet, response: http
         out.result(_fetch_document(args, response, body, payment, wallet, code))
     elif payment is not None and not args.silent:
         out.info(_summary(payment))
-    elif code == ExitCode.HTTP_ERROR and response.status_code == 402 and not args.silent:
+    elif (unpaid or code == ExitCode.HTTP_ERROR) and response.status_code == 402 and not (
+        args.silent
+    ):
         out.info(
             "mpp: 402 Payment Required was not paid ("
             + (unpaid or "no MPP challenge this wallet can pay")

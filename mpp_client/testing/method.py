@@ -45,6 +45,9 @@ class TestMethod(PaymentMethod):
     ``payload``: a fixed payload to send instead of the HMAC proof (conformance flows).
     ``money_moved``: report value as gone once paid (like push mode or Lightning).
     ``fail``: an exception to raise from ``pay`` after the ``signed`` checkpoint.
+    ``revocable``: a refused credential can be proven void (like a revoked, unused token), so
+    its hold is released and a fresh challenge may be paid; by default it cannot (like a
+    signed transaction the server may still broadcast), and the hold stays.
     """
 
     __test__ = False  # not a pytest test class
@@ -59,6 +62,7 @@ class TestMethod(PaymentMethod):
         money_moved: bool = False,
         fail: Callable[[], BaseException] | None = None,
         intents: frozenset[str] = frozenset({"charge"}),
+        revocable: bool = False,
     ) -> None:
         self.name = name
         self.intents = intents
@@ -67,7 +71,10 @@ class TestMethod(PaymentMethod):
         self._currencies = dict(currencies or {})
         self._money_moved = money_moved
         self._fail = fail
+        self._revocable = revocable
         self._lock = threading.Lock()
+        #: Every reference ``abandon`` was asked to void, in order.
+        self.abandoned: list[str | None] = []
         #: Every quote made, in order.
         self.quotes: list[Quote] = []
         #: Every challenge id a proof was made for, in order.
@@ -103,6 +110,12 @@ class TestMethod(PaymentMethod):
         with self._lock:
             self.quotes.append(quote)
         return quote
+
+    def abandon(self, quote: Quote, proof: PaymentProof) -> Generator[Effect, Any, bool]:
+        with self._lock:
+            self.abandoned.append(proof.reference)
+        return self._revocable
+        yield  # pragma: no cover - a generator like every method's abandon
 
     def pay(self, quote: Quote, context: PaymentContext) -> Generator[Effect, Any, PaymentProof]:
         challenge_id = quote.challenge.id

@@ -476,12 +476,11 @@ _SCHEMA_2: tuple[str, ...] = (
 )
 # Schema 3: who paid, what proved a release, the receipt's own reference, and when a signed
 # authorization stops being able to settle.
-_SCHEMA_3: tuple[str, ...] = (
-    "ALTER TABLE payments ADD COLUMN payer TEXT",
-    "ALTER TABLE payments ADD COLUMN proof TEXT",
-    "ALTER TABLE payments ADD COLUMN receipt_reference TEXT",
-    "ALTER TABLE payments ADD COLUMN void_after REAL",
-    "UPDATE meta SET value = '3' WHERE key = 'schema'",
+_SCHEMA_3_COLUMNS = (
+    ("payer", "TEXT"),
+    ("proof", "TEXT"),
+    ("receipt_reference", "TEXT"),
+    ("void_after", "REAL"),
 )
 _SCHEMA_VERSION = 3
 
@@ -698,8 +697,11 @@ class SqliteJournal:
                     for statement in _SCHEMA_2:
                         conn.execute(statement)
                 if self._schema_version() < 3:
-                    for statement in _SCHEMA_3:
-                        conn.execute(statement)
+                    have = {row[1] for row in conn.execute("PRAGMA table_info(payments)")}
+                    for column, kind in _SCHEMA_3_COLUMNS:
+                        if column not in have:  # a file an older version wrote back to
+                            conn.execute(f"ALTER TABLE payments ADD COLUMN {column} {kind}")
+                    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
         except sqlite3.Error as exc:
             raise JournalError(f"cannot upgrade the payment journal: {exc}") from exc
 

@@ -77,6 +77,9 @@ def lookups_of(
     references = [record.reference] if record.reference else []
     if record.receipt_reference and record.receipt_reference not in references:
         references.append(record.receipt_reference)
+    if record.void_after is None:
+        # Methods written before ``void_after`` existed take the reference alone.
+        return [method.lookup(ref) for ref in references]
     return [method.lookup(ref, void_after=record.void_after) for ref in references]
 
 

@@ -129,8 +129,8 @@ def test_journal_list_filters_and_tails(mpp, server, base_url):
     text = mpp("journal", "list").stdout
 
     assert code == 0 and len(settled) == 2
-    assert [entry["state"] for entry in last] == ["failed"]
-    assert text.count("settled") == 2 and "failed" in text
+    assert [entry["state"] for entry in last] == ["unknown"]  # rejected, not proven void
+    assert text.count("settled") == 2 and "unknown" in text
 
 
 def test_journal_show_accepts_an_id_prefix(mpp, server, base_url):

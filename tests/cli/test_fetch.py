@@ -191,14 +191,15 @@ def test_json_output_is_one_document_with_the_payment(mpp, server, base_url):
     assert len(payment["credential_fingerprint"]) == 64
 
 
-def test_a_rejected_payment_exits_5_and_says_no_money_moved(mpp, server, base_url):
+def test_a_rejected_payment_exits_5_and_keeps_the_amount_held(mpp, server, base_url):
     result = mpp("fetch", f"{base_url}/reject")
 
     assert result.returncode == 5
-    assert "No money moved" in result.stderr
+    # The server holds a credential it could still settle: nothing proves it void.
+    assert "stays held" in result.stderr and "No money moved" not in result.stderr
     assert len(credentials_sent(server)) == 1  # one credential, never a second
     [entry] = journal(mpp)
-    assert entry["state"] == "failed" and entry["money_moved"] is False
+    assert entry["state"] == "unknown" and entry["held"] is True
 
 
 def test_a_403_after_paying_exits_5_and_says_money_moved(mpp, server, base_url):

@@ -72,7 +72,7 @@ def test_402_is_paid_once_and_the_receipt_is_attached(driver, server, base_url, 
     assert sent[0].payload == {"proof": test_proof(payment.quote.challenge.id)}
     assert driver.methods[0].paid == [payment.quote.challenge.id]
     assert [entry.state for entry in guard.entries] == ["settled"]
-    assert guard.entries[0].reference == payment.receipt.reference
+    assert guard.entries[0].receipt_reference == payment.receipt.reference
 
 
 def test_credential_echoes_the_challenge_verbatim(driver, server, base_url):
@@ -211,12 +211,29 @@ def test_expired_challenge_is_refused_and_nothing_signed(driver, server, base_ur
     assert len(server.requests) == 1
 
 
-def test_challenge_no_method_can_pay_is_refused(driver, server, base_url, method):
+def test_a_402_no_configured_method_recognises_comes_back_untouched(
+    driver, server, base_url, method, guard
+):
     server.routes["/paid"] = Route(offers=(Offer(method="bitcoin"), Offer(method="card")))
-    with pytest.raises(NoPayableChallenge) as caught:
-        driver.send("GET", base_url + "/paid")
-    assert len(caught.value.refusals) == 2
-    assert method.paid == []
+    result = driver.send("GET", base_url + "/paid")
+    assert result.status == 402  # like a non-MPP 402: the caller decides
+    payment = result.payment
+    assert payment.status == "unpaid" and payment.quote is None and not payment.allowed
+    assert isinstance(payment.error, NoPayableChallenge) and len(payment.error.refusals) == 2
+    assert "bitcoin" in payment.refusal
+    assert method.paid == [] and guard.entries == []
+
+
+def test_a_challenge_naming_another_credential_header_is_never_paid(
+    driver, server, base_url, method, guard
+):
+    # draft-httpauth-payment-01: only Payment-Authorization may be named.
+    server.routes["/paid"] = Route(offers=(Offer(header="Cookie"),))
+    result = driver.send("GET", base_url + "/paid")
+    assert result.status == 402 and result.payment.status == "unpaid"
+    assert "Payment-Authorization" in result.payment.refusal
+    assert method.paid == [] and guard.entries == []
+    assert all("payment " not in v.lower() for r in server.requests for v in r.headers.values())
 
 
 def test_request_max_amount_refuses_a_dearer_payment(driver, server, base_url, method, guard):
@@ -356,15 +373,42 @@ def test_rejected_paid_retry_returns_the_402_and_signs_only_once(
     assert result.payment.problem.type.endswith("verification-failed")
     assert result.payment.error.challenge_id == result.payment.quote.challenge.id
     assert len(method.paid) == 1 and len(credentials(server)) == 1
-    assert [e.state for e in guard.entries] == ["failed"]
+    # The server holds a credential it may still settle: the amount stays held, unknown.
+    assert result.payment.error.money_moved is None
+    assert [e.state for e in guard.entries] == ["unknown"] and guard.entries[0].held
+    assert method.abandoned == [guard.entries[0].reference]
 
 
-def test_max_payments_opt_in_pays_a_fresh_challenge_once_more(driver, server, base_url, method):
+def test_a_rejected_credential_proven_void_is_released(driver_name, server, base_url, guard):
+    method = TestMethod(revocable=True)
     server.routes["/paid"] = Route(reject=True)
+    result = Driver(driver_name, [method], guard).send("GET", base_url + "/paid")
+    assert result.payment.status == "rejected" and result.payment.error.money_moved is False
+    entry = guard.entries[0]
+    assert (entry.state, entry.released, entry.proof) == ("failed", True, "credential-void")
+
+
+def test_max_payments_pays_a_fresh_challenge_only_after_the_first_is_proven_void(
+    driver_name, server, base_url, guard
+):
+    method = TestMethod(revocable=True)
+    server.routes["/paid"] = Route(reject=True)
+    driver = Driver(driver_name, [method], guard)
     result = driver.send("GET", base_url + "/paid", mpp=PaymentOptions(max_payments=2))
     assert result.payment.status == "rejected"
     assert result.payment.payments == 2
     assert len(method.paid) == 2 and len(set(method.paid)) == 2
+    assert [e.state for e in guard.entries] == ["failed", "failed"]
+
+
+def test_max_payments_never_signs_again_while_the_first_may_settle(
+    driver, server, base_url, method, guard
+):
+    server.routes["/paid"] = Route(reject=True)
+    result = driver.send("GET", base_url + "/paid", mpp=PaymentOptions(max_payments=3))
+    assert result.payment.status == "rejected" and result.payment.payments == 1
+    assert len(method.paid) == 1 and len(credentials(server)) == 1
+    assert [e.state for e in guard.entries] == ["unknown"]
 
 
 def test_no_second_payment_when_money_already_moved(driver_name, guard, server, base_url):
@@ -534,4 +578,5 @@ def test_credential_refused_as_malformed_releases_the_amount(driver_name, guard,
     assert result.status == 400
     assert result.payment.status == "rejected"
     assert result.payment.problem.type.endswith("malformed-credential")
-    assert guard.entries[0].state == "failed"
+    # Whatever it answered, the server holds the credential: only the method's proof frees it.
+    assert guard.entries[0].state == "unknown" and guard.entries[0].held

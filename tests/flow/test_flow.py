@@ -14,6 +14,7 @@ from mpp_client.effects import Await, Checkpoint, HttpCall, HttpReply, JournalWr
 from mpp_client.errors import (
     EffectFailed,
     MethodError,
+    NothingSent,
     PaymentOutcomeUnknown,
     PaymentRefused,
 )
@@ -94,7 +95,7 @@ def test_digest_mismatch_is_refused_before_signing():
 
 def test_retry_after_is_honoured_before_paying_a_fresh_challenge():
     server = FakeMppServer({"/paid": Route(reject=True, retry_after="2")})
-    method = TestMethod()
+    method = TestMethod(revocable=True)
     config = FlowConfig.build([method], OpenGuard())
     gen = payment_flow(config, facts(max_payments=2), first_402(server))
     payment, effects = drive(gen, server)
@@ -164,24 +165,37 @@ def test_call_that_may_have_arrived_after_broadcast_is_outcome_unknown():
     assert guard.entries[0].state == "unknown"
 
 
-def test_definite_failure_after_broadcast_releases_the_reservation():
+def test_only_the_methods_proof_releases_after_broadcast():
     def script(quote):
         yield Checkpoint("broadcast", "0xabc")
-        raise MethodError("route not found", money_moved=False)
+        raise NothingSent("the node refused the payment before routing it")
 
     guard, outcome = _run_with_script(script)
-    assert isinstance(outcome, MethodError) and not isinstance(outcome, PaymentOutcomeUnknown)
-    assert guard.entries[0].state == "failed"
+    assert type(outcome) is NothingSent and outcome.money_moved is False
+    entry = guard.entries[0]
+    assert entry.state == "failed" and entry.released and entry.proof == "nothing-sent"
 
 
-def test_connect_failure_after_broadcast_checkpoint_moved_nothing():
+@pytest.mark.parametrize(
+    "error",
+    [
+        MethodError("route not found", money_moved=False),  # a claim, not NothingSent's proof
+        EffectFailed("connect refused", delivered=False),
+        PaymentRefused("insufficient balance"),
+        MethodError("backend answered 502"),
+    ],
+    ids=["claimed-not-moved", "connect-failure", "refusal", "unknown-error"],
+)
+def test_any_other_failure_after_broadcast_keeps_the_amount_held(error):
     def script(quote):
         yield Checkpoint("broadcast", "0xabc")
-        raise EffectFailed("connect refused", delivered=False)
+        raise error
 
     guard, outcome = _run_with_script(script)
-    assert isinstance(outcome, EffectFailed)
-    assert guard.entries[0].state == "failed"
+    assert isinstance(outcome, PaymentOutcomeUnknown) and outcome.money_moved is None
+    assert outcome.__cause__ is error
+    entry = guard.entries[0]
+    assert entry.state == "unknown" and entry.held
 
 
 def test_unexpected_error_before_broadcast_releases_the_reservation():
@@ -191,7 +205,7 @@ def test_unexpected_error_before_broadcast_releases_the_reservation():
 
     guard, outcome = _run_with_script(script)
     assert isinstance(outcome, MethodError) and outcome.money_moved is False
-    assert guard.entries[0].state == "failed"
+    assert guard.entries[0].state == "failed" and guard.entries[0].released
 
 
 def test_refusal_inside_pay_releases_the_reservation():
@@ -219,18 +233,32 @@ def test_signed_checkpoint_reaches_the_reservation_before_the_credential_leaves(
     config = FlowConfig.build([_Scripted(script)], guard)
     payment, _ = drive(payment_flow(config, facts(), first_402(server)), server)
     assert states == ["signed"]
-    assert payment.status == "paid" and guard.entries[0].reference.startswith("ref-")
+    assert payment.status == "paid"
+    # What was signed stays the reference; the server's own reference is kept beside it.
+    entry = guard.entries[0]
+    assert entry.reference == "0xfeed" and entry.receipt_reference.startswith("ref-")
+
+
+def _step(gen: Generator[Any, Any, Any], value: Any = None, *, throw: Any = None) -> Any:
+    """Resume ``gen`` and perform journal writes until it yields anything else."""
+    effect = gen.throw(throw) if throw is not None else gen.send(value)
+    while isinstance(effect, JournalWrite):
+        effect.function()
+        effect = gen.send(None)
+    return effect
 
 
 def test_send_failure_on_first_try_resends_identical_headers():
     server = FakeMppServer()
-    config = FlowConfig.build([TestMethod()], OpenGuard())
+    guard = OpenGuard()
+    config = FlowConfig.build([TestMethod()], guard)
     gen = payment_flow(config, facts(), first_402(server))
-    first = gen.send(None)
-    second = gen.throw(SendFailed(httpx.ReadError("reset")))
+    first = _step(gen)
+    second = _step(gen, throw=SendFailed(httpx.ReadError("reset")))
     assert isinstance(second, Send) and second.set_headers == first.set_headers
     with pytest.raises(PaymentOutcomeUnknown):
-        gen.throw(SendFailed(httpx.ReadError("reset")))
+        _step(gen, throw=SendFailed(httpx.ReadError("reset")))
+    assert guard.entries[0].state == "unknown" and guard.entries[0].held
 
 
 # --- the effect runners ------------------------------------------------------------------------
@@ -322,10 +350,10 @@ def test_a_402_repeating_the_paid_challenge_is_not_paid_again():
     config = FlowConfig.build([method], OpenGuard())
     head = first_402(server)
     gen = payment_flow(config, facts(max_payments=3), head)
-    send = gen.send(None)
+    send = _step(gen)
     assert isinstance(send, Send)
     rejected = ResponseHead(402, head.headers, b"")  # the very challenge we just paid
     with pytest.raises(StopIteration) as done:
-        gen.send(rejected)
+        _step(gen, rejected)
     assert done.value.value.status == "rejected"
     assert len(method.paid) == 1

@@ -184,3 +184,30 @@ def test_hosted_pay_needs_a_person(driver_name, make_handcash, compat_server):
     assert caught.value.action is not None
     assert caught.value.action.startswith("https://handcash.io/payment-request/")
     assert server.connect_calls == []
+
+
+def test_server_error_after_the_debit_is_unknown_and_not_paid_again(
+    driver_name, make_handcash, cloud, mpp_server
+):
+    from mpp_client.errors import PaymentOutcomeUnknown
+
+    cloud.debit_then_fail_with = 504
+    with mpp_server.serve() as base, pytest.raises(PaymentOutcomeUnknown) as caught:
+        Driver(driver_name, [make_handcash()], OpenGuard()).send(
+            "GET", f"{base}/paid", mpp=PaymentOptions(max_payments=3)
+        )
+    assert caught.value.money_moved is None
+    assert len(cloud.pay_calls()) == 1 and len(cloud.payments) == 1
+    assert mpp_server.accepted == []
+
+
+def test_compat_400_after_the_pull_is_unknown(driver_name, make_handcash, compat_server):
+    from mpp_client.errors import PaymentOutcomeUnknown
+
+    server, base = compat_server
+    server.fail_after_pull = True
+    with pytest.raises(PaymentOutcomeUnknown):
+        Driver(driver_name, [compat_method(make_handcash, base)], OpenGuard()).send(
+            "GET", f"{base}/paid"
+        )
+    assert len(server.pulls) == 1 and server.retries == []

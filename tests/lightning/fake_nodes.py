@@ -27,6 +27,7 @@ class FakeNode:
     pay_calls: list[dict[str, Any]] = field(default_factory=list)
     other_calls: list[httpx.Request] = field(default_factory=list)
     paid: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)  # payment hashes the node tried and failed
     problems: list[str] = field(default_factory=list)
 
     def expect(self, condition: bool, what: str) -> None:
@@ -39,11 +40,16 @@ class FakeNode:
         payment_hash = bolt11.decode(invoice).payment_hash
         return payment_hash, self.preimages.get(payment_hash)
 
-    def transport_mode(self) -> None:
+    def transport_mode(self) -> httpx.Response | None:
+        """Failures of the transport or of a proxy in front of the node, common to all."""
         if self.mode == "read-timeout":
             raise httpx.ReadTimeout("timed out")
         if self.mode == "connect-error":
             raise httpx.ConnectError("connection refused")
+        if self.mode.startswith("http-"):
+            # e.g. "http-502": a reverse proxy's answer after it forwarded the request.
+            return httpx.Response(int(self.mode[5:]), text="<html>proxy error</html>")
+        return None
 
 
 def _json(status: int, body: Any) -> httpx.Response:
@@ -57,7 +63,9 @@ class FakeLnd(FakeNode):
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.expect(request.headers.get("grpc-metadata-macaroon") == self.macaroon, "macaroon")
         if request.method == "POST" and request.url.path == "/v2/router/send":
-            self.transport_mode()
+            early = self.transport_mode()
+            if early is not None:
+                return early
             body = json.loads(request.content)
             self.pay_calls.append(body)
             self.expect(request.headers.get("content-type") == "application/json", "json")
@@ -70,6 +78,9 @@ class FakeLnd(FakeNode):
                 return _ndjson(200, {"error": {"code": 3, "message": "invoice expired"}})
             if self.mode == "already-exists":
                 return _ndjson(200, {"error": {"code": 6, "message": "invoice is already paid"}})
+            if self.mode == "bad-macaroon":
+                message = "verification failed: signature mismatch after caveat verification"
+                return _ndjson(500, {"error": {"code": 2, "message": message}})
             payment_hash, preimage = self.knows(body["payment_request"])
             status = {"no-route": "FAILED", "in-flight": "IN_FLIGHT"}.get(self.mode, "SUCCEEDED")
             result = {
@@ -93,6 +104,8 @@ class FakeLnd(FakeNode):
             }
             if status == "SUCCEEDED":
                 self.paid.add(payment_hash)
+            if status == "FAILED":
+                self.failed.add(payment_hash)
             return _ndjson(200, {"result": result})
         if request.method == "GET" and request.url.path.startswith("/v2/router/track/"):
             self.other_calls.append(request)
@@ -101,6 +114,24 @@ class FakeLnd(FakeNode):
             payment_hash = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).hex()
             if self.mode == "read-timeout":
                 raise httpx.ReadTimeout("stream still open")
+            if self.mode == "track-gateway-404":
+                # grpc-gateway's answer for a route it does not serve: not LND's "no payment".
+                return _json(404, {"code": 5, "message": "Not Found", "details": []})
+            if self.mode == "track-in-flight":
+                return _ndjson(
+                    200, {"result": {"payment_hash": payment_hash, "status": "IN_FLIGHT"}}
+                )
+            if payment_hash in self.failed:
+                return _ndjson(
+                    200,
+                    {
+                        "result": {
+                            "payment_hash": payment_hash,
+                            "status": "FAILED",
+                            "failure_reason": "FAILURE_REASON_NO_ROUTE",
+                        }
+                    },
+                )
             if payment_hash not in self.paid:
                 return _ndjson(200, {"error": {"code": 5, "message": "payment isn't initiated"}})
             return _ndjson(
@@ -125,6 +156,9 @@ def _ndjson(status: int, *lines: Any) -> httpx.Response:
 @dataclass
 class FakeCln(FakeNode):
     rune: str = "tU-RLjMiDpY2U0o3W1oFowar36RFGpWloPbW9-RuZdo9MyZpZD0wMjRiOWExZmE4"
+    # mode "gave-up": the attempts (status, created_at) listpays shows afterwards
+    pay_parts: list[tuple[str, float]] = field(default_factory=list)
+    attempts: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.headers.get("rune") != self.rune:
@@ -133,12 +167,20 @@ class FakeCln(FakeNode):
             )
         body = json.loads(request.content)
         if request.url.path == "/v1/pay":
-            self.transport_mode()
+            early = self.transport_mode()
+            if early is not None:
+                return early
             self.pay_calls.append(body)
             self.expect(isinstance(body.get("maxfee"), int), "maxfee is msat int")
             payment_hash, preimage = self.knows(body["bolt11"])
             if self.mode == "no-route":
                 return _json(500, {"error": {"code": 205, "message": "Ran out of routes to try"}})
+            if self.mode == "gave-up":
+                # attempts were made and failed; `pay_parts` says what listpays will show
+                self.attempts[payment_hash] = list(self.pay_parts)
+                return _json(500, {"error": {"code": 210, "message": "Ran out of time"}})
+            if self.mode == "bad-params":
+                return _json(500, {"error": {"code": -32602, "message": "bolt11: bad invoice"}})
             if self.mode == "unknown-error":
                 return _json(500, {"error": {"code": -1, "message": "Catchall nonspecific error"}})
             if self.mode == "pending":
@@ -167,7 +209,10 @@ class FakeCln(FakeNode):
         if request.url.path == "/v1/listpays":
             self.other_calls.append(request)
             payment_hash = body.get("payment_hash")
-            pays = []
+            pays = [
+                {"payment_hash": payment_hash, "status": status, "created_at": created}
+                for status, created in self.attempts.get(payment_hash, [])
+            ]
             if payment_hash in self.paid:
                 pays = [
                     {
@@ -196,7 +241,9 @@ class FakePhoenixd(FakeNode):
                 text="Invalid authentication (use basic auth with the http password)",
             )
         if request.method == "POST" and request.url.path == "/payinvoice":
-            self.transport_mode()
+            early = self.transport_mode()
+            if early is not None:
+                return early
             self.expect(
                 request.headers.get("content-type") == "application/x-www-form-urlencoded",
                 "form body",
@@ -211,6 +258,8 @@ class FakePhoenixd(FakeNode):
                 )
             if self.mode == "server-error":
                 return httpx.Response(500, text="internal error")
+            if self.mode == "bad-invoice":
+                return httpx.Response(400, text="invalid invoice")
             self.paid.add(payment_hash)
             return _json(
                 200,
@@ -245,18 +294,27 @@ class FakePhoenixd(FakeNode):
 @dataclass
 class FakeLnbits(FakeNode):
     admin_key: str = "0f3a8c2e9d7b4a1e6c5f8d2b9a7e3c1d"
+    pending_records: set[str] = field(default_factory=set)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.headers.get("x-api-key") != self.admin_key:
             return _json(401, {"detail": "Invalid adminkey."})
         if request.method == "POST" and request.url.path == "/api/v1/payments":
-            self.transport_mode()
+            early = self.transport_mode()
+            if early is not None:
+                return early
             body = json.loads(request.content)
             self.pay_calls.append(body)
             self.expect(body.get("out") is True, "out: true")
             payment_hash, preimage = self.knows(body["bolt11"])
             if self.mode == "insufficient":
                 return _json(520, {"detail": "Insufficient balance.", "status": "failed"})
+            if self.mode == "failed-but-pending":
+                # LNbits said failed, but its record of the payment is still pending
+                self.pending_records.add(payment_hash)
+                return _json(520, {"detail": "Payment failed.", "status": "failed"})
+            if self.mode == "bad-invoice":
+                return _json(400, {"detail": "Invalid bolt11 invoice."})
             if self.mode == "pending-error":
                 return _json(520, {"detail": "Payment is pending.", "status": "pending"})
             if self.mode == "pending":
@@ -288,6 +346,10 @@ class FakeLnbits(FakeNode):
         if request.method == "GET" and request.url.path.startswith("/api/v1/payments/"):
             self.other_calls.append(request)
             payment_hash = request.url.path.rsplit("/", 1)[1]
+            if self.mode == "lookup-route-404":
+                return _json(404, {"detail": "Not Found"})
+            if payment_hash in self.pending_records:
+                return _json(200, {"paid": False, "status": "pending", "preimage": None})
             if payment_hash not in self.paid:
                 return _json(404, {"detail": "Payment does not exist."})
             return _json(

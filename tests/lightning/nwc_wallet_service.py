@@ -8,7 +8,8 @@ Runs under .tools/nostr/bin/python (scripts/install-nostr-relay.sh), NOT in the 
 It starts nostr-sdk's LocalRelay on 127.0.0.1:PORT, publishes the wallet's info event
 (kind 13194, ``encryption`` tag = ENCRYPTION_TAG, or none when it is "-"), then answers kind
 23194 requests addressed to it. LEDGER maps an invoice (pay_invoice) or payment hash
-(lookup_invoice) to the answer: {"preimage": hex} | {"error": CODE} | {"silent": true}. Every
+(lookup_invoice) to the answer: {"preimage": hex} | {"error": CODE} | {"silent": true} |
+{"state": "failed" | "pending"} (lookup_invoice: an outgoing payment without preimage). Every
 request is appended to LOG as JSON (method, params, encryption, tags, signature check).
 Prints "READY <relay url>" when it accepts connections.
 """
@@ -78,7 +79,18 @@ async def main() -> None:
             entry = ledger.get(key, {"error": "NOT_FOUND"})
             if entry.get("silent"):
                 continue
-            if "preimage" in entry:
+            if "state" in entry:
+                answer = {
+                    "result_type": request["method"],
+                    "error": None,
+                    "result": {
+                        "type": "outgoing",
+                        "payment_hash": key,
+                        "amount": 100000,
+                        "state": entry["state"],
+                    },
+                }
+            elif "preimage" in entry:
                 answer = {
                     "result_type": request["method"],
                     "error": None,

@@ -11,12 +11,17 @@ from mpp_client.errors import (
     BudgetExceeded,
     ChallengeExpired,
     EffectFailed,
-    MethodError,
+    NothingSent,
     PaymentOutcomeUnknown,
     PaymentRefused,
 )
 from mpp_client.methods.base import Payee
-from mpp_client.methods.lightning import LightningCharge, PaymentNotSent, PaymentPending, PayResult
+from mpp_client.methods.lightning import (
+    LightningCharge,
+    PaymentPending,
+    PaymentReportedFailed,
+    PayResult,
+)
 from mpp_client.money import SAT, Money
 
 from .challenges import charge_request, context, make_challenge
@@ -32,8 +37,19 @@ def paying(preimage: str):
     return outcome
 
 
-def setup(invoice, *, network="mainnet", already_paid=None, max_amount_sats=None, outcome=None):
-    payer = RecordingPayer(outcome or paying(invoice.preimage))
+def setup(
+    invoice,
+    *,
+    network="mainnet",
+    already_paid=None,
+    max_amount_sats=None,
+    outcome=None,
+    lookup_status="settled",
+    lookup_error=None,
+):
+    payer = RecordingPayer(
+        outcome or paying(invoice.preimage), lookup_status=lookup_status, lookup_error=lookup_error
+    )
     charge = LightningCharge(
         payer,
         network=network,
@@ -70,7 +86,15 @@ def test_quote_prices_invoice_in_sats_with_fee_payee_network_and_earliest_expiry
     assert quote.network == "mainnet"
     assert quote.expires == challenge_expires  # earlier than the invoice's 600 s
     assert (quote.method, quote.intent) == ("lightning", "charge")
+    assert quote.reference == invoice.payment_hash  # the wallet keeps one live entry per hash
     assert payer.calls == []
+
+
+def test_payer_is_the_backend_identity():
+    invoice = make_invoice(100_000)
+    charge, _ = setup(invoice)
+    assert charge.payer("mainnet") == "lightning:recording:node-1"
+    assert charge.payer(None) == "lightning:recording:node-1"
 
 
 def test_quote_expiry_is_invoice_expiry_when_it_is_earlier():
@@ -391,19 +415,66 @@ def test_refusal_messages_name_no_secret_and_no_invoice():
 # --- after asking the backend to pay -------------------------------------------------------------
 
 
-def test_backend_proof_of_failure_is_method_error_without_money_moved():
-    invoice = make_invoice(100_000)
-
+def fails_with(error: Exception):
     def outcome(text: str, fee: int) -> PayResult:
-        raise PaymentNotSent("no route")
+        raise error
 
-    charge, payer = setup(invoice, outcome=outcome)
-    with pytest.raises(MethodError) as info:
+    return outcome
+
+
+def test_backend_refusal_before_paying_is_nothing_sent():
+    invoice = make_invoice(100_000)
+    charge, payer = setup(invoice, outcome=fails_with(NothingSent("macaroon refused")))
+    with pytest.raises(NothingSent) as info:
         attempt(charge, make_challenge(charge_request(invoice.text)))
     assert info.value.money_moved is False
     assert info.value.reference == invoice.payment_hash
     assert info.value.challenge_id == "ch_test_1"
+    assert "macaroon refused" in info.value.reason
     assert len(payer.calls) == 1
+    assert payer.lookups == []  # a refusal needs no confirmation
+
+
+def test_reported_failure_confirmed_by_a_lookup_is_nothing_sent():
+    invoice = make_invoice(100_000)
+    charge, payer = setup(
+        invoice, outcome=fails_with(PaymentReportedFailed("no route")), lookup_status="failed"
+    )
+    with pytest.raises(NothingSent, match="confirmed by a lookup") as info:
+        attempt(charge, make_challenge(charge_request(invoice.text)))
+    assert info.value.money_moved is False
+    assert payer.lookups == [invoice.payment_hash]
+    assert len(payer.calls) == 1
+
+
+@pytest.mark.parametrize("status", ["pending", "settled"])
+def test_reported_failure_not_confirmed_by_the_lookup_is_outcome_unknown(status):
+    invoice = make_invoice(100_000)
+    charge, payer = setup(
+        invoice, outcome=fails_with(PaymentReportedFailed("no route")), lookup_status=status
+    )
+    with pytest.raises(PaymentOutcomeUnknown, match="did not confirm") as info:
+        attempt(charge, make_challenge(charge_request(invoice.text)))
+    assert info.value.money_moved is None
+    assert info.value.reference == invoice.payment_hash
+    assert len(payer.calls) == 1
+
+
+def test_reported_failure_whose_lookup_fails_is_outcome_unknown():
+    invoice = make_invoice(100_000)
+    charge, payer = setup(
+        invoice,
+        outcome=fails_with(PaymentReportedFailed("no route")),
+        lookup_error=EffectFailed("read timeout", delivered=True),
+    )
+    with pytest.raises(PaymentOutcomeUnknown):
+        attempt(charge, make_challenge(charge_request(invoice.text)))
+    assert len(payer.calls) == 1
+
+
+def test_backend_errors_never_claim_money_did_not_move():
+    assert PaymentPending("in flight").money_moved is None
+    assert PaymentReportedFailed("no route").money_moved is None
 
 
 def test_backend_pending_becomes_outcome_unknown_with_challenge_and_hash():
@@ -432,16 +503,28 @@ def test_timeout_after_request_delivered_is_outcome_unknown():
     assert len(payer.calls) == 1
 
 
-def test_connect_failure_is_method_error_without_money_moved():
+def test_connect_failure_is_nothing_sent():
     invoice = make_invoice(100_000)
 
     def outcome(text: str, fee: int) -> PayResult:
         raise EffectFailed("connection refused", delivered=False)
 
     charge, _ = setup(invoice, outcome=outcome)
-    with pytest.raises(MethodError) as info:
+    with pytest.raises(NothingSent) as info:
         attempt(charge, make_challenge(charge_request(invoice.text)))
     assert info.value.money_moved is False
+
+
+@pytest.mark.parametrize(
+    "error", [RuntimeError("boom"), TimeoutError(), EffectFailed("reset", delivered=True)]
+)
+def test_any_other_error_after_asking_to_pay_is_outcome_unknown(error):
+    invoice = make_invoice(100_000)
+    charge, payer = setup(invoice, outcome=fails_with(error))
+    with pytest.raises(PaymentOutcomeUnknown) as info:
+        attempt(charge, make_challenge(charge_request(invoice.text)))
+    assert info.value.money_moved is None
+    assert payer.lookups == []
 
 
 def test_preimage_that_does_not_hash_to_payment_hash_is_outcome_unknown():
@@ -466,6 +549,9 @@ def test_lookup_asks_the_backend_by_payment_hash():
     result = run(charge.lookup(invoice.payment_hash.upper()))
     assert payer.lookups == [invoice.payment_hash]
     assert result.status == "settled"
+    # the flow may pass a deadline; it does not make a Lightning payment void by itself
+    later = datetime.now(UTC) - timedelta(days=1)
+    assert run(charge.lookup(invoice.payment_hash, void_after=later)).status == "settled"
     with pytest.raises(ValueError):
         run(charge.lookup("not-a-hash"))
 
@@ -488,12 +574,30 @@ def test_a_wallet_gives_the_method_its_journal_as_the_paid_record(tmp_path):
     charge, payer = setup(invoice)  # no already_paid given: the wallet supplies its journal
     wallet = Wallet([charge], journal=tmp_path / "j.sqlite3")
     quote = charge.quote(make_challenge(charge_request(invoice.text)), context())
-    reserving = wallet.reserve(quote, context(), PaymentOptions())
-    with pytest.raises(StopIteration) as reserved:
-        next(reserving)
+    reservation = run(wallet.reserve(quote, context(), PaymentOptions()))
     # what the flow writes when the method reports it is about to pay this hash
-    reserved.value.value.sent("", invoice.payment_hash)
+    reservation.sent("", invoice.payment_hash)
     with pytest.raises(PaymentRefused, match="already paid"):
         charge.quote(make_challenge(charge_request(invoice.text)), context())
     assert payer.calls == []
+    wallet.close()
+
+
+def test_a_wallet_holds_one_live_entry_per_invoice(tmp_path):
+    # Two requests quoting the same invoice before either paid: the second reservation is
+    # refused inside the wallet's reservation, keyed by the quote's reference (payment hash).
+    from mpp_client import PaymentOptions
+    from mpp_client.errors import MppError
+    from mpp_client.wallet import Wallet
+
+    invoice = make_invoice(100_000)
+    charge, _ = setup(invoice)
+    wallet = Wallet([charge], journal=tmp_path / "j.sqlite3")
+    first = charge.quote(make_challenge(charge_request(invoice.text)), context())
+    second = charge.quote(make_challenge(charge_request(invoice.text)), context())
+    assert first.reference == second.reference == invoice.payment_hash
+    run(wallet.reserve(first, context(), PaymentOptions()))
+    with pytest.raises(MppError) as info:
+        run(wallet.reserve(second, context(), PaymentOptions()))
+    assert info.value.money_moved is False
     wallet.close()

@@ -137,10 +137,11 @@ def test_lnbits_payer_lookup_finds_the_settled_payment(lnbits, shop, payer_walle
         assert run_sync(payer.lookup("cd" * 32), io).status == "failed"
 
 
-def test_lnbits_refuses_to_pay_the_same_invoice_twice_and_we_report_nothing_moved(
+def test_lnbits_refuses_to_pay_the_same_invoice_twice_and_we_do_not_trust_it_alone(
     lnbits, merchant, payer_wallet
 ):
-    # The second attempt of an already paid internal invoice: LNbits answers 520 "failed".
+    # The second attempt of an already paid internal invoice: LNbits answers 520 "failed". The
+    # payer reports it, but not as a proof: the lookup of that hash shows the first payment.
     reply = httpx.post(
         f"{lnbits.url}/api/v1/payments",
         json={"out": False, "amount": 5, "unit": "sat", "memo": "twice"},
@@ -152,10 +153,12 @@ def test_lnbits_refuses_to_pay_the_same_invoice_twice_and_we_report_nothing_move
     with httpx.Client() as io:
         first = run_sync(payer.pay(bolt11, 0), io)
         assert first.payment_hash == reply.json()["payment_hash"]
-        from mpp_client.methods.lightning import PaymentNotSent
+        from mpp_client.methods.lightning import PaymentReportedFailed
 
-        with pytest.raises(PaymentNotSent):
+        with pytest.raises(PaymentReportedFailed) as info:
             run_sync(payer.pay(bolt11, 0), io)
+        assert info.value.money_moved is None
+        assert not run_sync(payer.confirm_failed(first.payment_hash), io)
 
 
 def test_spend_policy_below_price_refuses_and_lnbits_shows_no_payment(lnbits, shop, payer_wallet):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mpp_client.errors import MethodError, PaymentOutcomeUnknown, PaymentRefused
+from mpp_client.errors import NothingSent, PaymentOutcomeUnknown, PaymentRefused
 from mpp_client.methods.lightning import LightningCharge
 from mpp_client.methods.lightning.nwc import NwcConnection, NwcPayer
 from mpp_client.runner import run_async, run_sync
@@ -140,14 +140,35 @@ def test_falls_back_to_nip04_when_wallet_lists_no_encryption(nip04_service):
     assert request["signature_valid"] is True
 
 
-def test_wallet_refusal_is_failure_without_money_moved(service):
+def test_wallet_refusal_before_paying_is_nothing_sent(service):
     invoice = make_invoice(100_000)
     service.answer(invoice.text, {"error": "INSUFFICIENT_BALANCE"})
-    with pytest.raises(MethodError) as info:
+    with pytest.raises(NothingSent) as info:
         pay_through_charge(NwcPayer(service.uri()), invoice)
     assert info.value.money_moved is False
     assert "INSUFFICIENT_BALANCE" in info.value.reason
     assert len(service.requests()) == 1
+
+
+def test_payment_failed_is_nothing_sent_only_when_the_wallet_shows_it_failed(service):
+    invoice = make_invoice(100_000)
+    service.answer(invoice.text, {"error": "PAYMENT_FAILED"})
+    service.answer(invoice.payment_hash, {"state": "failed"})
+    with pytest.raises(NothingSent, match="confirmed by a lookup"):
+        pay_through_charge(NwcPayer(service.uri()), invoice)
+    assert [r["method"] for r in service.requests()] == ["pay_invoice", "lookup_invoice"]
+
+
+@pytest.mark.parametrize("record", [None, {"state": "pending"}])
+def test_payment_failed_that_the_lookup_does_not_confirm_is_outcome_unknown(service, record):
+    # NIP-47: PAYMENT_FAILED "may be due to a timeout": HTLCs may still be in flight.
+    invoice = make_invoice(100_000)
+    service.answer(invoice.text, {"error": "PAYMENT_FAILED"})
+    if record is not None:
+        service.answer(invoice.payment_hash, record)
+    with pytest.raises(PaymentOutcomeUnknown, match="did not confirm") as info:
+        pay_through_charge(NwcPayer(service.uri()), invoice)
+    assert info.value.money_moved is None
 
 
 def test_wallet_internal_error_is_outcome_unknown(service):
@@ -170,10 +191,10 @@ def test_silent_wallet_is_outcome_unknown_after_timeout_and_request_expires(serv
     assert int(expiration[1]) <= request["received_at"] + 2
 
 
-def test_unreachable_relay_is_failure_without_money_moved(service):
+def test_unreachable_relay_is_nothing_sent(service):
     invoice = make_invoice(100_000)
     payer = NwcPayer(service.uri(relay=f"ws://127.0.0.1:{free_port()}"))
-    with pytest.raises(MethodError) as info:
+    with pytest.raises(NothingSent) as info:
         pay_through_charge(payer, invoice)
     assert info.value.money_moved is False
 
@@ -188,14 +209,28 @@ def test_refused_challenge_never_reaches_the_wallet(service):
     assert service.requests() == []
 
 
-def test_lookup_reports_settled_and_not_found(service):
+def test_lookup_reports_settled_failed_and_not_found_as_pending(service):
     invoice = make_invoice(100_000)
     service.answer(invoice.payment_hash, {"preimage": invoice.preimage})
+    service.answer("cd" * 32, {"state": "failed"})
     payer = NwcPayer(service.uri())
     settled = run(payer.lookup(invoice.payment_hash))
     assert (settled.status, settled.amount) == ("settled", 100)
-    assert run(payer.lookup("ab" * 32)).status == "failed"
-    assert [r["method"] for r in service.requests()] == ["lookup_invoice", "lookup_invoice"]
+    assert run(payer.lookup("cd" * 32)).status == "failed"
+    # NOT_FOUND: many wallets look up only their own invoices, so it proves nothing
+    assert run(payer.lookup("ab" * 32)).status == "pending"
+    assert [r["method"] for r in service.requests()] == ["lookup_invoice"] * 3
+
+
+def test_identity_is_the_wallet_and_connection_public_keys():
+    from mpp_client.methods.lightning import nostr
+
+    wallet = "ab" * 32
+    payer = NwcPayer(f"nostr+walletconnect://{wallet}?relay=wss://r.example&secret={CLIENT_SECRET}")
+    client = nostr.public_key_of(bytes.fromhex(CLIENT_SECRET))
+    assert payer.identity == f"nwc:{wallet}/{client}"
+    assert CLIENT_SECRET not in payer.identity
+    assert LightningCharge(payer).payer("mainnet") == f"lightning:nwc:{wallet}/{client}"
 
 
 def test_runs_under_the_real_sync_and_async_runners(service):

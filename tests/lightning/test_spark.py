@@ -15,7 +15,7 @@ if os.environ.get("MPP_ALLOW_SKIP") == "1":
 import breez_sdk_spark as breez
 
 from mpp_client.effects import Sleep
-from mpp_client.errors import MethodError, PaymentOutcomeUnknown, PaymentRefused
+from mpp_client.errors import NothingSent, PaymentOutcomeUnknown, PaymentRefused
 from mpp_client.methods.lightning import LightningCharge
 from mpp_client.methods.lightning.spark import SparkPayer, lightning_fee_sats, spark_outcome
 
@@ -93,6 +93,7 @@ class FakeBreezSdk:
     later: list[str] = field(default_factory=list)  # statuses get_payment returns in turn
     prepare_error: Exception | None = None
     send_error: Exception | None = None
+    listed: list[str] | None = None  # statuses list_payments shows for this invoice's hash
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
     def _payment(self, status: str):
@@ -119,7 +120,8 @@ class FakeBreezSdk:
 
     async def list_payments(self, request):
         self.calls.append(("list", request.type_filter))
-        return breez.ListPaymentsResponse(payments=[self._payment("COMPLETED")])
+        statuses = ["COMPLETED"] if self.listed is None else self.listed
+        return breez.ListPaymentsResponse(payments=[self._payment(s) for s in statuses])
 
 
 def pay(sdk: FakeBreezSdk, recorder=None, request=None, **payer_args):
@@ -156,26 +158,35 @@ def test_payment_still_pending_after_polling_is_outcome_unknown():
     assert [c[0] for c in sdk.calls].count("get") == 3
 
 
-def test_failed_payment_is_failure_without_money_moved():
+def test_failed_payment_confirmed_by_the_wallet_list_is_nothing_sent():
     invoice = make_invoice(100_000)
-    with pytest.raises(MethodError) as info:
-        pay(FakeBreezSdk(invoice, send_status="FAILED"))
+    sdk = FakeBreezSdk(invoice, send_status="FAILED", listed=["FAILED"])
+    with pytest.raises(NothingSent, match="confirmed by a lookup") as info:
+        pay(sdk)
     assert info.value.money_moved is False
+    assert [c[0] for c in sdk.calls] == ["prepare", "send", "list"]
+
+
+@pytest.mark.parametrize("listed", [[], ["PENDING"], ["FAILED", "PENDING"]])
+def test_failed_payment_not_confirmed_by_the_wallet_list_is_outcome_unknown(listed):
+    invoice = make_invoice(100_000)
+    with pytest.raises(PaymentOutcomeUnknown, match="did not confirm"):
+        pay(FakeBreezSdk(invoice, send_status="FAILED", listed=listed))
 
 
 def test_fee_quote_above_cap_is_refused_before_sending():
     invoice = make_invoice(100_000)
     sdk = FakeBreezSdk(invoice, fee_sats=6)  # cap is 5
-    with pytest.raises(MethodError, match="6 sat fee") as info:
+    with pytest.raises(NothingSent, match="6 sat fee") as info:
         pay(sdk)
     assert info.value.money_moved is False
     assert [c[0] for c in sdk.calls] == ["prepare"]
 
 
-def test_prepare_error_is_failure_without_money_moved():
+def test_prepare_error_is_nothing_sent():
     invoice = make_invoice(100_000)
     sdk = FakeBreezSdk(invoice, prepare_error=RuntimeError("ssp unreachable"))
-    with pytest.raises(MethodError) as info:
+    with pytest.raises(NothingSent) as info:
         pay(sdk)
     assert info.value.money_moved is False
 
@@ -195,11 +206,33 @@ def test_refused_challenge_never_reaches_the_sdk():
     assert sdk.calls == []
 
 
-def test_lookup_finds_the_payment_by_hash():
+def test_lookup_finds_the_payment_by_hash_and_absence_is_pending():
     invoice = make_invoice(100_000)
-    payer = SparkPayer(sdk=FakeBreezSdk(invoice))
+    sdk = FakeBreezSdk(invoice)
+    payer = SparkPayer(sdk=sdk)
     assert run(payer.lookup(invoice.payment_hash)).status == "settled"
-    assert run(payer.lookup("ef" * 32)).status == "failed"
+    # a bounded scan of a local store that may not have synced proves nothing
+    assert run(payer.lookup("ef" * 32)).status == "pending"
+    sdk.listed = ["FAILED", "COMPLETED"]  # a retried hash: one attempt completed
+    assert run(payer.lookup(invoice.payment_hash)).status == "settled"
+    sdk.listed = ["FAILED", "FAILED"]
+    assert run(payer.lookup(invoice.payment_hash)).status == "failed"
+
+
+def test_identity_is_stable_names_no_secret_and_tells_wallets_apart():
+    mnemonic = "abandon " * 11 + "about"
+    one = SparkPayer(mnemonic=mnemonic, api_key="breez-key-123", storage_dir="/tmp/x")
+    assert one.identity.startswith("spark:mainnet:")
+    assert "abandon" not in one.identity and "breez-key-123" not in one.identity
+    again = SparkPayer(mnemonic="  " + mnemonic.strip(), api_key="k2", storage_dir="/tmp/y")
+    assert again.identity == one.identity
+    other = SparkPayer(mnemonic="zoo " * 11 + "wrong", api_key="k", storage_dir="/tmp/x")
+    assert other.identity != one.identity
+    named = SparkPayer(sdk=object(), account="02" + "ab" * 32, network="regtest")
+    assert named.identity == "spark:regtest:02" + "ab" * 32
+    assert LightningCharge(named).payer("regtest") == "lightning:" + named.identity
+    with pytest.raises(ValueError):
+        SparkPayer(mnemonic=mnemonic, api_key="k", storage_dir="/tmp/x", account="k")
 
 
 def test_mapping_of_sdk_types():

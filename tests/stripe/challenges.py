@@ -48,10 +48,11 @@ def stripe_challenge(
     )
 
 
-def context(now: datetime | None = None) -> PaymentContext:
+def context(now: datetime | None = None, call_id: str = "call-1") -> PaymentContext:
     return PaymentContext(
         origin="https://api.example.com",
         url="https://api.example.com/paid",
         http_method="GET",
         now=now or datetime.now(UTC),
+        call_id=call_id,
     )

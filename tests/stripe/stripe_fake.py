@@ -9,6 +9,15 @@ It enforces what real Stripe enforces and a payer can get wrong: Basic auth with
 the preview ``Stripe-Version``, form encoding, unknown parameters, an ``Idempotency-Key`` on
 every POST with replay (``Idempotent-Replayed: true``) and a mismatch error, and for tokens:
 currency, max amount, expiry, single use (``deactivated_reason: consumed``) and revocation.
+
+Objects have the shapes of stripe-python 16.1.0b1: an issued token has ``status`` and
+``next_action`` and takes no ``customer``; a granted token (test helper) has neither, and shows
+``payment_method_details`` instead of ``payment_method``; ``usage_details.amount_captured`` is
+``{currency, value}`` (``null`` before any capture). A declined card (``pm_card_chargeDeclined``)
+fails the PaymentIntent with a 402 ``card_error`` and leaves the token active and unused.
+
+Knobs: ``revoke_fails_with`` / ``retrieve_fails_with`` answer revoke / retrieve with that error
+status instead.
 """
 
 from __future__ import annotations
@@ -32,7 +41,6 @@ PREVIEW_VERSION = "2026-07-29.preview"
 
 _ISSUED_FIELDS = {
     "payment_method",
-    "customer",
     "usage_limits[currency]",
     "usage_limits[max_amount]",
     "usage_limits[expires_at]",
@@ -69,9 +77,13 @@ class FakeStripe:
     clock: Any = time.time
     #: The test helper rejects seller_details like older API versions did.
     grant_rejects_seller_details: bool = False
+    revoke_fails_with: int | None = None
+    retrieve_fails_with: int | None = None
     calls: list[Call] = field(default_factory=list)
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The payment method behind each token (a granted token does not show it).
+    payment_methods: dict[str, str] = field(default_factory=dict)
     _idempotency: dict[tuple[str, str], tuple[str, int, bytes]] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _lock: Any = field(default_factory=threading.Lock)
@@ -222,47 +234,76 @@ class FakeStripe:
             "object": object_name,
             "created": int(self.clock()),
             "livemode": False,
-            "payment_method": payment_method,
-            "customer": form.get("customer"),
-            "status": "active",
-            "next_action": None,
             "usage_limits": {
                 "currency": form["usage_limits[currency]"],
                 "max_amount": max_amount,
                 "expires_at": expires_at,
             },
-            "usage_details": {"amount_captured": 0},
-            "seller_details": {
-                "network_business_profile": form.get("seller_details[network_business_profile]"),
-                "network_id": form.get("seller_details[network_id]"),
-                "external_id": form.get("seller_details[external_id]"),
-            },
+            "usage_details": {"amount_captured": None},
             "deactivated_at": None,
             "deactivated_reason": None,
+            "shared_metadata": {},
+            "risk_details": None,
         }
-        if payment_method == "pm_card_authenticationRequired":
-            token["status"] = "requires_action"
-            token["next_action"] = {
-                "type": "redirect_to_url",
-                "redirect_to_url": {"url": "https://hooks.stripe.com/3d_secure/fake"},
+        if object_name.endswith("issued_token"):
+            token |= {
+                "payment_method": payment_method,
+                "status": "active",
+                "next_action": None,
+                "seller_details": {
+                    "network_business_profile": form.get(
+                        "seller_details[network_business_profile]"
+                    ),
+                    "external_id": form.get("seller_details[external_id]"),
+                },
             }
+            if payment_method == "pm_card_authenticationRequired":
+                token["status"] = "requires_action"
+                token["next_action"] = {
+                    "type": "redirect_to_url",
+                    "redirect_to_url": {"url": "https://hooks.stripe.com/3d_secure/fake"},
+                }
+        else:
+            token["payment_method_details"] = {"type": "card", "card": {"brand": "visa"}}
+            token["agent_details"] = None
         self.tokens[token_id] = token
+        self.payment_methods[token_id] = payment_method
         return JSONResponse(token, headers={"request-id": "req_fake"})
 
     def _revoke(self, token_id: str) -> Response:
+        if self.revoke_fails_with is not None:
+            return self.error(self.revoke_fails_with, "Injected revoke failure", type_="api_error")
         token = self.tokens.get(token_id)
         if token is None:
             return self.error(404, f"No such token: '{token_id}'", code="resource_missing")
+        self._expire(token)
         if token["deactivated_reason"] is None:
-            token["status"] = "deactivated"
-            token["deactivated_reason"] = "revoked"
-            token["deactivated_at"] = int(self.clock())
+            self._deactivate(token, "revoked")
         return JSONResponse(token)
 
+    def _expire(self, token: dict[str, Any]) -> None:
+        # Stripe deactivates a token at its expires_at (here: when it is next looked at).
+        if (
+            token["deactivated_reason"] is None
+            and self.clock() >= token["usage_limits"]["expires_at"]
+        ):
+            self._deactivate(token, "expired")
+
+    def _deactivate(self, token: dict[str, Any], reason: str) -> None:
+        if "status" in token:
+            token["status"] = "deactivated"
+        token["deactivated_reason"] = reason
+        token["deactivated_at"] = int(self.clock())
+
     def _retrieve(self, token_id: str) -> Response:
+        if self.retrieve_fails_with is not None:
+            return self.error(
+                self.retrieve_fails_with, "Injected retrieve failure", type_="api_error"
+            )
         token = self.tokens.get(token_id)
         if token is None:
             return self.error(404, f"No such token: '{token_id}'", code="resource_missing")
+        self._expire(token)
         return JSONResponse(token)
 
     def _payment_intent(self, call: Call) -> Response:
@@ -281,7 +322,7 @@ class FakeStripe:
         if token is None:
             return self.error(400, f"No such token: '{spt}'", code="resource_missing")
         limits = token["usage_limits"]
-        if token["status"] == "requires_action":
+        if token.get("status") == "requires_action":
             intent = self._intent(amount, currency, spt, "requires_action")
             return JSONResponse(intent)
         if token["deactivated_reason"] is not None:
@@ -296,13 +337,17 @@ class FakeStripe:
             return self.error(400, "Currency does not match the token's usage limits.")
         if amount > limits["max_amount"]:
             return self.error(400, "Amount exceeds the token's max_amount usage limit.")
-        if token["payment_method"] == "pm_card_chargeDeclined":
+        if self.payment_methods.get(spt) == "pm_card_chargeDeclined":
+            # The charge fails; the token stays active and unused.
             return self.error(
-                402, "Your card was declined.", type_="card_error", code="card_declined"
+                402,
+                "Your card was declined.",
+                type_="card_error",
+                code="card_declined",
+                decline_code="generic_decline",
             )
-        token["status"] = "deactivated"
-        token["deactivated_reason"] = "consumed"
-        token["usage_details"]["amount_captured"] = amount
+        self._deactivate(token, "consumed")
+        token["usage_details"]["amount_captured"] = {"currency": currency, "value": amount}
         return JSONResponse(self._intent(amount, currency, spt, "succeeded"))
 
     def _intent(self, amount: int, currency: str | None, spt: str, status: str) -> dict[str, Any]:

@@ -117,3 +117,24 @@ def test_malformed_challenges_create_nothing(case, driver_name, make_stripe, fak
     assert not isinstance(caught.value, NoPayableChallenge) or caught.value.refusals
     assert fake_stripe.calls == []
     assert all(r.credential() is None for r in server.requests)
+
+
+def test_declined_card_is_not_charged_again_with_max_payments(
+    driver_name, make_stripe, fake_stripe: FakeStripe, pympp_server
+):
+    # pympp answers the decline with 402 and a fresh challenge; the flow may pay it
+    # (max_payments=2, the first token proven void), but the method refuses a second token.
+    from mpp_client.methods.stripe import StripeRetryRefused
+
+    method = make_stripe(payment_method="pm_card_chargeDeclined")
+    options = PaymentOptions(max_payments=2)
+    try:
+        result = driver(driver_name, method).send("GET", f"{pympp_server}/paid", mpp=options)
+    except StripeRetryRefused:
+        pass
+    else:
+        assert result.status == 402
+    assert len(fake_stripe.token_creations()) == 1
+    [token] = fake_stripe.tokens.values()
+    assert token["deactivated_reason"] == "revoked"
+    assert fake_stripe.intents == {}

@@ -16,6 +16,9 @@ import httpx
 
 from mpp_client.effects import Checkpoint, HttpCall, HttpReply, Sleep
 from mpp_client.errors import EffectFailed
+from mpp_client.testing import ManualClock
+
+from .challenges import NOW
 
 
 class RpcFault(Exception):
@@ -32,11 +35,26 @@ class FakeRpc:
     calls: list[tuple[str, list[Any]]] = field(default_factory=list)
 
     @classmethod
-    def chain(cls, chain_id: int = 42431, gas_price: int = 20 * 10**9) -> FakeRpc:
+    def chain(
+        cls,
+        chain_id: int = 42431,
+        gas_price: int = 20 * 10**9,
+        block_time: Callable[[], float] | float | None = None,
+    ) -> FakeRpc:
+        """A chain whose latest block is stamped ``block_time`` (Unix seconds, or a function
+        returning them, e.g. a ManualClock's ``time``; default: the tests' pinned NOW)."""
+        stamp = block_time if block_time is not None else NOW.timestamp()
+
+        def latest_block(params: list[Any]) -> dict[str, Any]:
+            assert params == ["latest", False]
+            seconds = stamp() if callable(stamp) else stamp
+            return {"number": "0x10", "timestamp": hex(int(seconds))}
+
         return cls(
             {
                 "eth_chainId": lambda p: hex(chain_id),
                 "eth_gasPrice": lambda p: hex(gas_price),
+                "eth_getBlockByNumber": latest_block,
             }
         )
 
@@ -96,9 +114,12 @@ class Trace:
 
 
 def drive(
-    gen: Generator[Any, Any, Any], http: Callable[[HttpCall], HttpReply]
+    gen: Generator[Any, Any, Any],
+    http: Callable[[HttpCall], HttpReply],
+    clock: ManualClock | None = None,
 ) -> tuple[Any, Trace]:
-    """Run ``gen``; HttpCalls go to ``http``; exceptions from ``http`` are thrown back in."""
+    """Run ``gen``; HttpCalls go to ``http``; exceptions from ``http`` are thrown back in.
+    A ``Sleep`` advances ``clock`` (when given) instead of waiting."""
     trace = Trace()
     reply: Any = None
     error: BaseException | None = None
@@ -114,7 +135,10 @@ def drive(
                 reply = http(effect)
             except Exception as exc:
                 error = exc
-        elif isinstance(effect, Sleep | Checkpoint):
+        elif isinstance(effect, Sleep):
+            if clock is not None:
+                clock.advance(effect.seconds)
+        elif isinstance(effect, Checkpoint):
             reply = None
         else:
             raise AssertionError(f"unexpected effect {effect!r}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,17 +13,24 @@ from mpp_client.errors import (
     EffectFailed,
     MethodError,
     NotAllowed,
+    NothingSent,
     PaymentOutcomeUnknown,
     PaymentRefused,
 )
 from mpp_client.methods.base import Payee
-from mpp_client.methods.tempo import InvalidChargeRequest, LocalKeySigner, TempoCharge, rlp
+from mpp_client.methods.tempo import (
+    SIGNING_HASH_PREFIX,
+    InvalidChargeRequest,
+    LocalKeySigner,
+    NothingSigned,
+    TempoCharge,
+    rlp,
+)
 from mpp_client.methods.tempo.keccak import keccak256
 from mpp_client.methods.tempo.memo import attribution_memo
 from mpp_client.methods.tempo.proof import proof_digest
 from mpp_client.methods.tempo.signer import recover_address
 from mpp_client.methods.tempo.transaction import EXPIRING_NONCE_KEY
-
 from mpp_client.testing import ManualClock
 
 from .challenges import MERCHANT, NOW, PARTNER, PATH_USD, charge_request, context, make_challenge
@@ -78,10 +85,15 @@ def transfer_args(data: bytes) -> tuple[bytes, str, int, bytes | None]:
     return selector, to, amount, memo
 
 
-def pay(m: TempoCharge, challenge, rpc: FakeRpc, ctx=None):
-    ctx = ctx or context()
+def pay(m: TempoCharge, challenge, rpc, ctx=None):
+    """Quote and pay at the method's clock; a Sleep advances that clock."""
+    ctx = ctx or context(now=datetime.fromtimestamp(m.clock.time(), UTC))
     quote = m.quote(challenge, ctx)
-    return drive(m.pay(quote, ctx), rpc)
+    return drive(m.pay(quote, ctx), rpc, m.clock)
+
+
+def void_after(valid_before: int) -> datetime:
+    return datetime.fromtimestamp(valid_before, UTC)
 
 
 # --- quote: what would be paid --------------------------------------------------------------
@@ -248,7 +260,7 @@ def test_refusals_are_payment_refused_and_carry_the_challenge():
 def test_pull_payment_signs_one_transfer_with_memo_on_the_expiring_nonce_lane():
     rpc = FakeRpc.chain(gas_price=20 * 10**9)
     proof, trace = pay(method(), make_challenge(), rpc)
-    assert rpc.methods() == ["eth_chainId", "eth_gasPrice"]
+    assert rpc.methods() == ["eth_chainId", "eth_gasPrice", "eth_getBlockByNumber"]
     assert proof.payload["type"] == "transaction"
     assert proof.source == f"did:pkh:eip155:42431:{SIGNER.address}"
     assert proof.money_moved is False
@@ -266,7 +278,9 @@ def test_pull_payment_signs_one_transfer_with_memo_on_the_expiring_nonce_lane():
     assert (recipient, amount) == (MERCHANT.lower(), 1_000_000)
     assert memo == attribution_memo("api.example.com", "challenge-123")
     # what the checkpoint names is the hash of exactly the bytes in the credential
-    assert trace.checkpoints == [Checkpoint("signed", "0x" + keccak256(tx["raw"]).hex())]
+    assert trace.checkpoints == [
+        Checkpoint("signed", "0x" + keccak256(tx["raw"]).hex(), void_after(tx["valid_before"]))
+    ]
     assert proof.reference == trace.checkpoints[0].reference
     # and the signature recovers to our account
     unsigned = bytes([0x76]) + rlp.encode(tx["fields"][:-1])
@@ -310,18 +324,26 @@ def test_splits_become_one_transfer_call_each():
     ]
 
 
-def test_chain_id_and_gas_price_are_cached_so_the_hot_path_needs_no_rpc():
+def test_chain_id_gas_price_and_chain_time_are_cached_so_the_hot_path_needs_no_rpc():
     m, rpc = method(), FakeRpc.chain()
     pay(m, make_challenge(id="one"), rpc)
     pay(m, make_challenge(id="two"), rpc)
+    m.clock.advance(4.9)  # within chain_time_ttl (5 s) and gas_price_ttl (30 s)
     pay(m, make_challenge(id="three"), rpc)
-    assert rpc.methods() == ["eth_chainId", "eth_gasPrice"]
+    assert rpc.methods() == ["eth_chainId", "eth_gasPrice", "eth_getBlockByNumber"]
+    m.clock.advance(0.2)
+    pay(m, make_challenge(id="four"), rpc)
+    assert rpc.methods()[3:] == ["eth_getBlockByNumber"]
+    m.clock.advance(30)
+    pay(m, make_challenge(id="five"), rpc)
+    assert rpc.methods()[4:] == ["eth_gasPrice", "eth_getBlockByNumber"]
 
 
 def test_an_rpc_on_another_chain_is_refused_before_signing():
     rpc = FakeRpc.chain(chain_id=4217)
-    with pytest.raises(MethodError, match="chain 4217") as caught:
+    with pytest.raises(NothingSigned, match="chain 4217") as caught:
         pay(method(), make_challenge(), rpc)
+    assert isinstance(caught.value, NothingSent) and isinstance(caught.value, MethodError)
     assert caught.value.money_moved is False
 
 
@@ -331,18 +353,31 @@ def test_a_gas_price_above_the_cap_is_refused_before_signing():
     quote = m.quote(make_challenge(), context())
     gen = m.pay(quote, context())
     effects = []
-    with pytest.raises(MethodError, match="gas price"):
+    with pytest.raises(NothingSigned, match="gas price") as caught:
         effect = next(gen)
         while True:
             effects.append(effect)
             effect = gen.send(rpc(effect))
     assert not any(isinstance(e, Checkpoint) for e in effects)
+    assert caught.value.money_moved is False
 
 
-def test_rpc_errors_are_method_errors():
-    rpc = FakeRpc({"eth_chainId": lambda p: (_ for _ in ()).throw(RpcFault(-32000, "down"))})
-    with pytest.raises(MethodError, match="down"):
+@pytest.mark.parametrize("failing", ["eth_chainId", "eth_gasPrice", "eth_getBlockByNumber"])
+def test_rpc_errors_before_signing_prove_nothing_was_sent(failing):
+    rpc = FakeRpc.chain()
+    rpc.handlers[failing] = lambda p: (_ for _ in ()).throw(RpcFault(-32000, "down"))
+    with pytest.raises(NothingSigned, match="down") as caught:
         pay(method(), make_challenge(), rpc)
+    assert isinstance(caught.value, MethodError) and caught.value.money_moved is False
+
+
+def test_an_unreachable_rpc_before_signing_proves_nothing_was_sent():
+    def unreachable(call):
+        raise EffectFailed("connect refused", delivered=True)
+
+    with pytest.raises(NothingSigned) as caught:
+        pay(method(), make_challenge(), unreachable)
+    assert caught.value.money_moved is False
 
 
 # --- pay: sponsored ----------------------------------------------------------------------------
@@ -361,7 +396,12 @@ def test_sponsored_payment_hands_over_a_0x78_envelope_without_fee_token():
     sponsored_form = [*fields[:10], b"", b"\x00", fields[12]]
     digest = keccak256(b"\x76" + rlp.encode(sponsored_form))
     assert recover_address(digest, envelope["signature"]) == SIGNER.address
-    assert trace.checkpoints == [Checkpoint("signed", "0x" + digest.hex())]
+    # The reference is the signing hash, marked so lookups never take it for a tx hash.
+    reference = SIGNING_HASH_PREFIX + "0x" + digest.hex()
+    assert proof.reference == reference
+    assert trace.checkpoints == [
+        Checkpoint("signed", reference, void_after(envelope["valid_before"]))
+    ]
 
 
 # --- pay: push ---------------------------------------------------------------------------------
@@ -386,11 +426,12 @@ def test_push_broadcasts_after_checkpoints_and_sends_the_hash():
     reference = "0x" + keccak256(bytes.fromhex(sent[0][2:])).hex()
     assert proof.payload == {"type": "hash", "hash": reference}
     assert proof.money_moved is True
+    expiry = void_after(decode_tx(sent[0])["valid_before"])
     assert trace.checkpoints == [
-        Checkpoint("signed", reference),
-        Checkpoint("broadcast", reference),
+        Checkpoint("signed", reference, expiry),
+        Checkpoint("broadcast", reference, expiry),
     ]
-    broadcast_at = trace.effects.index(Checkpoint("broadcast", reference))
+    broadcast_at = trace.effects.index(Checkpoint("broadcast", reference, expiry))
     send_at = next(
         i for i, e in enumerate(trace.effects) if isinstance(e, HttpCall) and b"Sync" in e.content
     )
@@ -410,7 +451,7 @@ def test_push_falls_back_to_send_and_poll_when_sync_send_is_missing():
 
     rpc.handlers["eth_getTransactionReceipt"] = receipt
     proof, trace = pay(method(modes=("push",)), make_challenge(), rpc)
-    assert rpc.methods()[2:] == [
+    assert rpc.methods()[3:] == [
         "eth_sendRawTransactionSync",
         "eth_sendRawTransaction",
         "eth_getTransactionReceipt",
@@ -421,24 +462,14 @@ def test_push_falls_back_to_send_and_poll_when_sync_send_is_missing():
     assert proof.payload["type"] == "hash" and set(polls) == {proof.reference}
 
 
-def test_push_that_reverts_is_a_failure_naming_the_transaction():
+def test_push_that_reverts_is_a_failure_naming_the_transaction_and_its_fee():
     rpc = FakeRpc.chain()
     rpc.handlers["eth_sendRawTransactionSync"] = lambda p: {**RECEIPT_OK, "status": "0x0"}
-    with pytest.raises(MethodError, match="reverted") as caught:
+    with pytest.raises(MethodError, match="reverted.*fee was paid") as caught:
         pay(method(modes=("push",)), make_challenge(), rpc)
     assert caught.value.reference is not None
-
-
-def test_push_refused_by_the_node_moved_no_money():
-    rpc = FakeRpc.chain()
-
-    def refuse(params):
-        raise RpcFault(-32003, "insufficient funds for gas")
-
-    rpc.handlers["eth_sendRawTransactionSync"] = refuse
-    with pytest.raises(MethodError, match="refused") as caught:
-        pay(method(modes=("push",)), make_challenge(), rpc)
-    assert caught.value.money_moved is False
+    # The transfer did not happen but the network fee left the account: not "nothing moved".
+    assert caught.value.money_moved is True and not isinstance(caught.value, NothingSent)
 
 
 def test_push_whose_send_may_have_arrived_polls_for_the_receipt():
@@ -461,12 +492,8 @@ def test_push_with_no_receipt_before_the_deadline_is_an_unknown_outcome():
     rpc.handlers["eth_sendRawTransactionSync"] = lambda p: None
     rpc.handlers["eth_getTransactionReceipt"] = lambda p: None
     m = method(modes=("push",), receipt_timeout=0)
-    from datetime import UTC, datetime
-
-    ctx = context(now=datetime.now(UTC))
-    quote = m.quote(make_challenge(expires=ctx.now + timedelta(minutes=5)), ctx)
     with pytest.raises(PaymentOutcomeUnknown) as caught:
-        drive(m.pay(quote, ctx), rpc)
+        pay(m, make_challenge(), rpc)
     assert caught.value.challenge_id == "challenge-123" and caught.value.reference
 
 
@@ -544,7 +571,7 @@ def test_zero_amount_proof_for_another_realm_is_refused():
 )
 def test_lookup_reads_the_receipt(receipt, status):
     rpc = FakeRpc({"eth_getTransactionReceipt": lambda p: receipt})
-    result, _ = drive(method().lookup("0x" + "12" * 32), rpc)
+    result, _ = drive(method().lookup("0x" + "12" * 32), rpc)  # no void_after: never "failed"
     assert result.status == status and result.reference == "0x" + "12" * 32
     assert rpc.calls == [("eth_getTransactionReceipt", ["0x" + "12" * 32])]
 

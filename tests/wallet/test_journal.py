@@ -64,16 +64,41 @@ def test_final_states_do_not_move_back(make_wallet, caplog):
     assert "ignored a move to failed from settled" in caplog.text
 
 
-def test_unknown_can_be_resolved(make_wallet):
+def test_unknown_is_released_only_with_a_proof(make_wallet):
     wallet = make_wallet()
     reservation = pay(wallet, quote(1), settle=False)
     reservation.sent("fp", "0x1")
     reservation.unknown("timeout")
+    # An error is not a proof: asked to release without one, the journal keeps it held.
+    assert wallet.journal.advance(reservation.id, "failed", reason="guess", money_moved=False)
+    entry = wallet.journal.get(reservation.id)
+    assert (entry.state, entry.held) == ("unknown", True)
     assert wallet.journal.advance(
-        reservation.id, "failed", reason="not on chain", money_moved=False
+        reservation.id, "failed", reason="not on chain", money_moved=False, proof="lookup"
     )
     entry = wallet.journal.get(reservation.id)
-    assert (entry.state, entry.money_moved) == ("failed", False)
+    assert (entry.state, entry.money_moved, entry.held) == ("failed", False, False)
+    assert entry.proof == "lookup"
+
+
+def test_a_failure_after_the_credential_left_is_never_released_without_proof(make_wallet):
+    wallet = make_wallet()
+    reservation = pay(wallet, quote(1), settle=False)
+    reservation.sent("fp", "0x1")
+    reservation.failed("server said no", money_moved=False)
+    entry = wallet.journal.get(reservation.id)
+    assert (entry.state, entry.held) == ("unknown", True)
+    reservation.failed("unclear", money_moved=None)
+    assert wallet.journal.get(reservation.id).state == "unknown"
+
+
+def test_a_payment_that_never_left_is_released_without_proof(make_wallet):
+    wallet = make_wallet()
+    reservation = pay(wallet, quote(1), settle=False)
+    reservation.signed("0x1")
+    reservation.failed("the node refused to sign", money_moved=False)
+    entry = wallet.journal.get(reservation.id)
+    assert (entry.state, entry.held, entry.proof) == ("failed", False, None)
 
 
 def test_already_paid_sees_sent_settled_and_unknown(make_wallet):

@@ -252,7 +252,7 @@ def test_journals_of_the_first_schema_are_upgraded_with_their_totals(tmp_path):
 
     journal = SqliteJournal(path, clock=clock)
     conn = journal._conn()
-    assert conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "2"
+    assert conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "3"
     ledger = journal.ledger()
     usd_held = [
         (c.code, a) for c, a in ledger.held_totals() if c == PATH_USD

@@ -18,8 +18,8 @@ from mpp_client.methods.lightning.lnbits import LnbitsPayer
 from mpp_client.methods.lightning.lnd import LndRestPayer
 from mpp_client.methods.lightning.payer import (
     LightningPayer,
-    PaymentNotSent,
     PaymentPending,
+    PaymentReportedFailed,
     PayResult,
 )
 from mpp_client.methods.lightning.phoenixd import PhoenixdPayer
@@ -38,8 +38,8 @@ __all__ = [
     "LndRestPayer",
     "NwcPayer",
     "PayResult",
-    "PaymentNotSent",
     "PaymentPending",
+    "PaymentReportedFailed",
     "PhoenixdPayer",
     "SparkPayer",
     "decode_invoice",

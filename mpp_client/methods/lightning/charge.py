@@ -297,8 +297,9 @@ class LightningCharge(PaymentMethod):
         if not preimage_matches(preimage, payment_hash):
             # The backend says it paid but gives no valid proof: money may be gone, and the
             # server would reject this preimage. Surface it, never pay again.
-            raise unknown("the backend returned a preimage that does not hash to the invoice's "
-                "payment hash")
+            raise unknown(
+                "the backend returned a preimage that does not hash to the invoice's payment hash"
+            )
         return PaymentProof(
             payload={"preimage": preimage}, reference=payment_hash, money_moved=True
         )

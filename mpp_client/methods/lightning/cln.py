@@ -5,38 +5,51 @@ Authentication is a ``Rune`` header (a rune restricted to ``pay`` and ``listpays
 Amounts are millisatoshi integers (``maxfee`` too). ``pay`` answers ``{payment_preimage,
 payment_hash, status: "complete"|"pending"|"failed", amount_msat, amount_sent_msat, ...}``;
 errors are ``{"error": {"code", "message"}}`` (older clnrest: top-level ``code``/``message``).
+
+Only a refused rune or CLN's own pre-checks (bad parameters, an expired invoice) prove nothing
+was paid. A route failure answered by ``pay`` is confirmed with ``listpays`` (no part may still
+be pending) before anything is released; any other error leaves the outcome unknown.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Generator
 from typing import Any
 
 from mpp_client.effects import Effect, HttpCall, HttpReply
+from mpp_client.errors import NothingSent
 from mpp_client.methods.base import LookupResult
 from mpp_client.methods.lightning.payer import (
     LightningPayer,
-    PaymentNotSent,
     PaymentPending,
+    PaymentReportedFailed,
     PayResult,
+    credential_fingerprint,
+    endpoint_name,
 )
 from mpp_client.methods.lightning.rest import base_url, error_text, reply_object
 
 __all__ = ["ClnRestPayer"]
 
-# `pay` error codes that mean no HTLC is outstanding (see CLN's lightning-pay(7)):
-# -32602 bad parameters, 203 permanent failure at destination, 205 no route, 206 fee or
-# cltv limit exceeded, 207 invoice expired, 210 gave up after all attempts failed;
-# 401 is the REST plugin rejecting the rune.
-_DEFINITIVE_CODES = frozenset({-32602, 203, 205, 206, 207, 210, 401})
+# `pay` error codes of a refusal before any attempt (see CLN's lightning-pay(7)): -32602 bad
+# parameters, 207 invoice expired; 401 is the REST plugin rejecting the rune.
+_REFUSED_CODES = frozenset({-32602, 207, 401})
+# `pay` error codes after attempts that all failed: 203 permanent failure at the destination,
+# 205 no route, 206 fee or cltv limit exceeded, 210 gave up retrying. Confirmed with listpays.
+_FAILED_CODES = frozenset({203, 205, 206, 210})
+# How long after its newest attempt a payment whose attempts all failed may still get a new one
+# from a `pay` command that is retrying (on top of retry_for).
+_RETRY_SLACK_SECONDS = 60
 
 
 class ClnRestPayer(LightningPayer):
     """Pays through Core Lightning's clnrest plugin at ``url`` with ``rune`` (secret).
 
-    ``node_id`` is sent as the ``nodeid`` header that clnrest versions before 24.08 require.
-    ``retry_for_seconds`` bounds how long CLN keeps trying routes.
+    ``node_id`` is sent as the ``nodeid`` header that clnrest versions before 24.08 require,
+    and names the node in ``identity`` (without it: the URL plus a one-way fingerprint of the
+    rune). ``retry_for_seconds`` bounds how long CLN keeps trying routes.
     """
 
     name = "cln"
@@ -55,6 +68,18 @@ class ClnRestPayer(LightningPayer):
         self._rune = rune
         self._node_id = node_id
         self._retry_for = retry_for_seconds
+        self._identity: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """``"cln:<node id>"``, or ``"cln:<rune fingerprint>@<host:port>"``."""
+        if self._identity is None:
+            self._identity = (
+                f"cln:{self._node_id.lower()}"
+                if self._node_id
+                else f"cln:{credential_fingerprint(self._rune)}@{endpoint_name(self._url)}"
+            )
+        return self._identity
 
     def __repr__(self) -> str:
         return f"ClnRestPayer(url={self._url!r}, rune=<redacted>)"
@@ -82,7 +107,7 @@ class ClnRestPayer(LightningPayer):
         )
         data = reply_object(reply)
         if reply.status in (401, 403):
-            raise PaymentNotSent(f"Core Lightning refused the rune (HTTP {reply.status})")
+            raise NothingSent(f"Core Lightning refused the rune (HTTP {reply.status})")
         if data is None:
             raise PaymentPending(f"Core Lightning answered HTTP {reply.status} without JSON")
         error = data.get("error") if isinstance(data.get("error"), dict) else None
@@ -91,8 +116,10 @@ class ClnRestPayer(LightningPayer):
         if error is not None:
             code = error.get("code")
             message = error_text(error.get("message", ""))
-            if code in _DEFINITIVE_CODES:
-                raise PaymentNotSent(f"Core Lightning could not pay ({code}): {message}")
+            if code in _REFUSED_CODES:
+                raise NothingSent(f"Core Lightning refused the payment ({code}): {message}")
+            if code in _FAILED_CODES:
+                raise PaymentReportedFailed(f"Core Lightning could not pay ({code}): {message}")
             raise PaymentPending(f"Core Lightning error {code}: {message}")
         if reply.status >= 400:
             raise PaymentPending(f"Core Lightning answered HTTP {reply.status}")
@@ -102,11 +129,23 @@ class ClnRestPayer(LightningPayer):
             fee = _fee_msat(data)
             return PayResult(preimage.lower(), str(data.get("payment_hash", "")).lower(), fee)
         if status == "failed":
-            raise PaymentNotSent("Core Lightning reports the payment failed")
+            raise PaymentReportedFailed("Core Lightning reports the payment failed")
         raise PaymentPending(f"Core Lightning reports the payment as {error_text(status)}")
 
     def lookup(self, payment_hash: str) -> Generator[Effect, Any, LookupResult]:
-        """``listpays`` for ``payment_hash``: complete -> settled, failed -> failed."""
+        """``listpays`` for ``payment_hash``: a complete attempt -> settled; no attempt at all
+        (this node never sent it) or only failed attempts that a retrying ``pay`` can no longer
+        follow up -> failed; anything else -> pending."""
+        pays = yield from self._listpays(payment_hash)
+        return _verdict(payment_hash, pays, retrying_until=self._retry_for + _RETRY_SLACK_SECONDS)
+
+    def confirm_failed(self, payment_hash: str) -> Generator[Effect, Any, bool]:
+        """After ``pay`` itself answered a failure, that command has ended: no new attempt can
+        follow, so failed attempts (or none) with none pending are the proof."""
+        pays = yield from self._listpays(payment_hash)
+        return _verdict(payment_hash, pays, retrying_until=None).status == "failed"
+
+    def _listpays(self, payment_hash: str) -> Generator[Effect, Any, list[dict[str, Any]] | None]:
         reply: HttpReply = yield HttpCall.json_post(
             f"{self._url}/v1/listpays",
             {"payment_hash": payment_hash},
@@ -116,17 +155,39 @@ class ClnRestPayer(LightningPayer):
         )
         data = reply_object(reply)
         if reply.status >= 400 or data is None or "error" in data:
-            return LookupResult("pending", payment_hash, detail=f"HTTP {reply.status}")
+            return None
         pays = data.get("pays")
-        if not isinstance(pays, list) or not pays:
-            return LookupResult("failed", payment_hash, detail="Core Lightning has no such payment")
-        statuses = {p.get("status") for p in pays if isinstance(p, dict)}
-        # A hash may have several attempts; one complete attempt means it was paid.
-        if "complete" in statuses:
-            return LookupResult("settled", payment_hash)
-        if statuses == {"failed"}:
-            return LookupResult("failed", payment_hash)
-        return LookupResult("pending", payment_hash)
+        if not isinstance(pays, list) or not all(isinstance(p, dict) for p in pays):
+            return None
+        return pays
+
+
+def _verdict(
+    payment_hash: str, pays: list[dict[str, Any]] | None, *, retrying_until: int | None
+) -> LookupResult:
+    if pays is None:
+        return LookupResult("pending", payment_hash, detail="listpays gave no readable answer")
+    if not pays:
+        return LookupResult("failed", payment_hash, detail="Core Lightning has no such payment")
+    statuses = {p.get("status") for p in pays}
+    # A hash may have several attempts; one complete attempt means it was paid.
+    if "complete" in statuses:
+        return LookupResult("settled", payment_hash)
+    if statuses != {"failed"}:
+        return LookupResult("pending", payment_hash, detail="an attempt is still pending")
+    if retrying_until is not None:
+        created = [_seconds(p.get("created_at")) for p in pays]
+        times = [t for t in created if t is not None]
+        if len(times) != len(created) or time.time() - max(times) < retrying_until:
+            # A `pay` command may be between two attempts: "all failed" is not final yet.
+            return LookupResult("pending", payment_hash, detail="pay may still be retrying")
+    return LookupResult("failed", payment_hash, detail="every attempt failed")
+
+
+def _seconds(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _fee_msat(data: dict[str, Any]) -> int | None:

@@ -6,6 +6,11 @@ with 201 and the Payment object (``payment_hash``, ``status`` ``success``/``pend
 ``failed``, ``preimage``, ``fee`` in negative msat). Payment errors are HTTP 520
 ``{"detail", "status"}`` where ``status`` says whether the payment ``failed`` or is ``pending``.
 The routing fee is capped by the LNbits server (its reserve-fee settings), not per request.
+
+Only a request LNbits refuses before handling it (key, validation) proves nothing was paid; a
+``failed`` answer is confirmed by looking the payment up. LNbits records an outgoing payment
+before it asks its funding source to pay, so "Payment does not exist." for this wallet's key
+is a proof that this wallet never sent it.
 """
 
 from __future__ import annotations
@@ -14,29 +19,66 @@ from collections.abc import Generator
 from typing import Any
 
 from mpp_client.effects import Effect, HttpCall, HttpReply
+from mpp_client.errors import NothingSent
 from mpp_client.methods.base import LookupResult
 from mpp_client.methods.lightning.payer import (
     LightningPayer,
-    PaymentNotSent,
     PaymentPending,
+    PaymentReportedFailed,
     PayResult,
+    credential_fingerprint,
+    endpoint_name,
 )
-from mpp_client.methods.lightning.rest import base_url, error_text, reply_object
+from mpp_client.methods.lightning.rest import (
+    REFUSED_BEFORE_PAYING,
+    base_url,
+    error_text,
+    reply_object,
+)
 
 __all__ = ["LnbitsPayer"]
 
 
 class LnbitsPayer(LightningPayer):
-    """Pays from an LNbits wallet at ``url`` with the wallet's ``admin_key`` (secret)."""
+    """Pays from an LNbits wallet at ``url`` with the wallet's ``admin_key`` (secret).
+
+    ``wallet_id`` (not secret, shown in LNbits' wallet page) names the wallet in ``identity``;
+    without it the identity is the URL plus a one-way fingerprint of the key.
+    """
 
     name = "lnbits"
 
-    def __init__(self, url: str, admin_key: str, *, timeout_seconds: float = 90) -> None:
+    def __init__(
+        self,
+        url: str,
+        admin_key: str,
+        *,
+        timeout_seconds: float = 90,
+        wallet_id: str | None = None,
+    ) -> None:
         if not admin_key or any(c in admin_key for c in "\r\n"):
             raise ValueError("admin_key must be a non-empty single-line string")
+        if wallet_id is not None and (not wallet_id or any(c in wallet_id for c in "/\r\n ")):
+            raise ValueError("wallet_id must be a non-empty id without '/' or spaces")
+        if wallet_id is not None and wallet_id == admin_key:
+            raise ValueError("wallet_id is the wallet's id, not its admin key")
         self._url = base_url(url)
         self._key = admin_key
         self._timeout = timeout_seconds
+        self._wallet_id = wallet_id
+        self._identity: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """``"lnbits:<host>/<wallet id>"``, or ``"lnbits:<key fingerprint>@<host>"``."""
+        if self._identity is None:
+            where = endpoint_name(self._url)
+            self._identity = (
+                f"lnbits:{where}/{self._wallet_id}"
+                if self._wallet_id
+                else f"lnbits:{credential_fingerprint(self._key)}@{where}"
+            )
+        return self._identity
 
     def __repr__(self) -> str:
         return f"LnbitsPayer(url={self._url!r}, admin_key=<redacted>)"
@@ -53,12 +95,12 @@ class LnbitsPayer(LightningPayer):
         if reply.status == 520 and data is not None:
             detail = error_text(data.get("detail", ""))
             if data.get("status") == "failed":
-                raise PaymentNotSent(f"LNbits could not pay: {detail}")
+                raise PaymentReportedFailed(f"LNbits could not pay: {detail}")
             raise PaymentPending(f"LNbits reports the payment as pending: {detail}")
-        if 400 <= reply.status < 500:
+        if reply.status in REFUSED_BEFORE_PAYING:
             # Bad invoice, wrong key, not an admin key: refused before any payment.
             detail = error_text(data.get("detail", "")) if data else ""
-            raise PaymentNotSent(f"LNbits rejected the request (HTTP {reply.status}) {detail}")
+            raise NothingSent(f"LNbits rejected the request (HTTP {reply.status}) {detail}")
         if reply.status >= 300 or data is None:
             raise PaymentPending(f"LNbits answered HTTP {reply.status}")
         status = data.get("status")
@@ -71,11 +113,13 @@ class LnbitsPayer(LightningPayer):
                 abs(fee) if isinstance(fee, int) else None,
             )
         if status == "failed":
-            raise PaymentNotSent("LNbits reports the payment failed")
+            raise PaymentReportedFailed("LNbits reports the payment failed")
         raise PaymentPending(f"LNbits reports the payment as {error_text(status)}")
 
     def lookup(self, payment_hash: str) -> Generator[Effect, Any, LookupResult]:
-        """``paid: true`` -> settled; ``status: failed`` or 404 -> failed; else pending."""
+        """``paid: true`` -> settled; ``status: failed`` or LNbits' own "Payment does not
+        exist." (for this wallet's key) -> failed; anything else (a 404 of a proxy or an
+        unknown route, an error, in flight) -> pending."""
         reply: HttpReply = yield HttpCall(
             "GET",
             f"{self._url}/api/v1/payments/{payment_hash}",
@@ -83,13 +127,16 @@ class LnbitsPayer(LightningPayer):
             timeout=15,
             retry_safe=True,
         )
-        if reply.status == 404:
-            return LookupResult("failed", payment_hash, detail="LNbits has no such payment")
         data = reply_object(reply)
+        if reply.status == 404:
+            detail = data.get("detail") if data is not None else None
+            if isinstance(detail, str) and "does not exist" in detail.lower():
+                return LookupResult("failed", payment_hash, detail="LNbits has no such payment")
+            return LookupResult("pending", payment_hash, detail="HTTP 404")
         if reply.status >= 400 or data is None:
             return LookupResult("pending", payment_hash, detail=f"HTTP {reply.status}")
         if data.get("paid") is True:
             return LookupResult("settled", payment_hash)
         if data.get("status") == "failed":
-            return LookupResult("failed", payment_hash)
+            return LookupResult("failed", payment_hash, detail="LNbits reports it failed")
         return LookupResult("pending", payment_hash)

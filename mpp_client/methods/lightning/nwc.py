@@ -10,6 +10,11 @@ outcome as unknown) does not execute it.
 Needs the ``nwc`` extra (``websockets``, ``coincurve``, ``cryptography``). One websocket
 connection per call, to the first relay of the connection URI. NIP-47 has no fee cap in
 ``pay_invoice``: the wallet's own budget for this connection is the limit.
+
+Nothing is proven sent-or-not by the relay alone: a request that never left (no relay, the
+relay refused the event) and the wallet's refusals before paying (balance, budget, rights)
+prove nothing moved; ``PAYMENT_FAILED`` (which NIP-47 also uses for timeouts) is confirmed with
+``lookup_invoice``; a missing or late answer leaves the outcome unknown.
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from mpp_client.effects import Await, Effect
+from mpp_client.errors import NothingSent
 from mpp_client.methods.base import LookupResult
 from mpp_client.methods.lightning import nostr
 from mpp_client.methods.lightning.payer import (
     LightningPayer,
-    PaymentNotSent,
     PaymentPending,
+    PaymentReportedFailed,
     PayResult,
+    preimage_matches,
 )
 from mpp_client.methods.lightning.rest import error_text
 
@@ -40,8 +47,9 @@ REQUEST_KIND = 23194
 RESPONSE_KIND = 23195
 INFO_KIND = 13194
 
-# NIP-47 error codes after which the wallet has not paid (and will not).
-_NOT_PAID_CODES = frozenset(
+# NIP-47 error codes of a refusal before the wallet starts paying: it has not paid (and will
+# not pay this request).
+_REFUSED_CODES = frozenset(
     {
         "RATE_LIMITED",
         "NOT_IMPLEMENTED",
@@ -50,10 +58,12 @@ _NOT_PAID_CODES = frozenset(
         "RESTRICTED",
         "UNAUTHORIZED",
         "UNSUPPORTED_ENCRYPTION",
-        "PAYMENT_FAILED",
         "BAD_REQUEST",
     }
 )
+# "The payment failed. This may be due to a timeout, exhausting all routes, ...": after an
+# attempt, and possibly while its HTLCs are still in flight. Confirmed with a lookup.
+_FAILED_CODES = frozenset({"PAYMENT_FAILED"})
 
 Encryption = Literal["nip44", "nip04"]
 
@@ -131,6 +141,12 @@ class NwcPayer(LightningPayer):
         return f"NwcPayer({self._connection!r})"
 
     @property
+    def identity(self) -> str:
+        """``"nwc:<wallet pubkey>/<client pubkey>"``: the wallet service and this connection
+        (both public keys; a new connection to the same wallet is a different identity)."""
+        return f"nwc:{self._connection.wallet_pubkey}/{self.client_pubkey}"
+
+    @property
     def client_pubkey(self) -> str:
         """This connection's public key (the wallet's view of us), 64 hex."""
         return nostr.public_key_of(self._connection.secret)
@@ -142,8 +158,10 @@ class NwcPayer(LightningPayer):
         if isinstance(error, dict):
             code = str(error.get("code", "OTHER"))
             message = error_text(error.get("message", ""))
-            if code in _NOT_PAID_CODES:
-                raise PaymentNotSent(f"the NWC wallet did not pay ({code}): {message}")
+            if code in _REFUSED_CODES:
+                raise NothingSent(f"the NWC wallet did not pay ({code}): {message}")
+            if code in _FAILED_CODES:
+                raise PaymentReportedFailed(f"the NWC wallet could not pay ({code}): {message}")
             raise PaymentPending(f"the NWC wallet answered {code}: {message}")
         result = response.get("result")
         preimage = result.get("preimage") if isinstance(result, dict) else None
@@ -153,24 +171,35 @@ class NwcPayer(LightningPayer):
         return PayResult(preimage.lower(), "", fees if isinstance(fees, int) else None)
 
     def lookup(self, payment_hash: str) -> Generator[Effect, Any, LookupResult]:
-        """``lookup_invoice`` by payment hash (the wallet's record of our outgoing payment)."""
+        """``lookup_invoice`` by payment hash (the wallet's record of our outgoing payment).
+
+        ``failed`` only when the wallet shows an outgoing payment in state ``failed``.
+        ``NOT_FOUND`` is ``pending``: many wallets look up only the invoices they issued, and
+        a request still on a relay may arrive later, so it does not prove we never paid.
+        """
         response = yield Await(lambda: self._call("lookup_invoice", {"payment_hash": payment_hash}))
         error = response.get("error")
         if isinstance(error, dict):
-            if error.get("code") == "NOT_FOUND":
-                return LookupResult("failed", payment_hash, detail="the wallet has no such payment")
             return LookupResult("pending", payment_hash, detail=str(error.get("code")))
         result = response.get("result")
         if not isinstance(result, dict):
             return LookupResult("pending", payment_hash)
+        if result.get("type") == "incoming":
+            # The wallet's own invoice with this hash, not a payment it made.
+            return LookupResult("pending", payment_hash, detail="only an incoming invoice")
         amount_msat = result.get("amount")
         amount = amount_msat // 1000 if isinstance(amount_msat, int) else None
         state = result.get("state")
-        if result.get("settled_at") or state == "settled" or result.get("preimage"):
+        preimage = result.get("preimage")
+        if (
+            result.get("settled_at")
+            or state == "settled"
+            or (isinstance(preimage, str) and preimage_matches(preimage, payment_hash))
+        ):
             return LookupResult("settled", payment_hash, amount=amount)
-        if state in ("failed", "expired"):
-            return LookupResult("failed", payment_hash, amount=amount, detail=str(state))
-        return LookupResult("pending", payment_hash, amount=amount)
+        if state == "failed":
+            return LookupResult("failed", payment_hash, amount=amount, detail="failed")
+        return LookupResult("pending", payment_hash, amount=amount, detail=_text(state))
 
     # --- one request/response exchange over a relay --------------------------------------------
 
@@ -181,7 +210,7 @@ class NwcPayer(LightningPayer):
         try:
             socket = await websockets.connect(relay, open_timeout=10, max_size=2**20)
         except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
-            raise PaymentNotSent(
+            raise NothingSent(
                 f"the NWC relay could not be reached ({type(exc).__name__})"
             ) from None
         async with socket:
@@ -203,7 +232,7 @@ class NwcPayer(LightningPayer):
                     )
                 )
             except (OSError, websockets.exceptions.WebSocketException) as exc:
-                raise PaymentNotSent(
+                raise NothingSent(
                     f"the NWC relay connection failed before the request ({type(exc).__name__})"
                 ) from None
             # From here on the wallet may receive the request: failures are not proof of
@@ -270,7 +299,7 @@ class NwcPayer(LightningPayer):
             if frame[:2] == ["OK", request_id] and len(frame) >= 3 and frame[2] is False:
                 # The relay refused to store or forward the request: the wallet never saw it.
                 reason = frame[3] if len(frame) > 3 else ""
-                raise PaymentNotSent(f"the NWC relay rejected the request: {error_text(reason)}")
+                raise NothingSent(f"the NWC relay rejected the request: {error_text(reason)}")
             if frame[:2] == ["CLOSED", subscription]:
                 raise NwcError("the NWC relay closed the reply subscription")
             if len(frame) != 3 or frame[:2] != ["EVENT", subscription]:
@@ -297,6 +326,10 @@ class NwcPayer(LightningPayer):
             if not isinstance(answer, dict):
                 raise NwcError("the NWC wallet's answer is not a JSON object")
             return answer
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else error_text(value, 40)
 
 
 def _frame(message: str | bytes) -> list[Any]:

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import abc
 import hashlib
-from urllib.parse import urlsplit
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from mpp_client.effects import Effect
 from mpp_client.errors import EffectFailed, MethodError

@@ -6,6 +6,10 @@ Authentication is HTTP Basic with an empty user name and the ``http-password`` f
 counts ``max_fee_sats`` so the budget is conservative). A success answers
 ``{recipientAmountSat, routingFeeSat, paymentId, paymentHash, paymentPreimage}``; a failure
 answers ``{paymentId?, paymentHash?, reason}``.
+
+Only a request phoenixd refuses before handling it (password, parameters, invoice) proves
+nothing was paid. A failure answer is reported but not trusted on its own, and phoenixd's
+lookup cannot prove a failure (see ``lookup``): such payments stay unknown until resolved.
 """
 
 from __future__ import annotations
@@ -16,14 +20,23 @@ from typing import Any
 from urllib.parse import urlencode
 
 from mpp_client.effects import Effect, HttpCall, HttpReply
+from mpp_client.errors import NothingSent
 from mpp_client.methods.base import LookupResult
 from mpp_client.methods.lightning.payer import (
     LightningPayer,
-    PaymentNotSent,
     PaymentPending,
+    PaymentReportedFailed,
     PayResult,
+    credential_fingerprint,
+    endpoint_name,
+    preimage_matches,
 )
-from mpp_client.methods.lightning.rest import base_url, error_text, reply_object
+from mpp_client.methods.lightning.rest import (
+    REFUSED_BEFORE_PAYING,
+    base_url,
+    error_text,
+    reply_object,
+)
 
 __all__ = ["PhoenixdPayer"]
 
@@ -40,6 +53,14 @@ class PhoenixdPayer(LightningPayer):
         self._url = base_url(url)
         self._authorization = "Basic " + base64.b64encode(f":{password}".encode()).decode()
         self._timeout = timeout_seconds
+        # phoenixd is one wallet per instance: the URL plus a fingerprint of its password (a
+        # reinstalled phoenixd at the same URL has a new password, and a new wallet).
+        self._identity = f"phoenixd:{credential_fingerprint(password)}@{endpoint_name(self._url)}"
+
+    @property
+    def identity(self) -> str:
+        """``"phoenixd:<password fingerprint>@<host:port>"``."""
+        return self._identity
 
     def __repr__(self) -> str:
         return f"PhoenixdPayer(url={self._url!r}, password=<redacted>)"
@@ -56,16 +77,15 @@ class PhoenixdPayer(LightningPayer):
             content=urlencode({"invoice": invoice}).encode(),
             timeout=self._timeout,
         )
-        if reply.status in (401, 403):
-            raise PaymentNotSent(f"phoenixd refused the password (HTTP {reply.status})")
-        if 400 <= reply.status < 500:
-            # phoenixd validates the request (invoice, amount) before it starts a payment.
-            raise PaymentNotSent(
-                f"phoenixd rejected the request (HTTP {reply.status}): "
+        if reply.status in REFUSED_BEFORE_PAYING:
+            # phoenixd checks the password and validates the request (invoice, amount) before
+            # it starts a payment; after that it answers 200 (sent or failed) or 5xx.
+            raise NothingSent(
+                f"phoenixd refused the request (HTTP {reply.status}): "
                 f"{error_text(reply.content.decode(errors='replace'))}"
             )
         data = reply_object(reply)
-        if reply.status >= 500 or data is None:
+        if reply.status >= 300 or data is None:
             raise PaymentPending(f"phoenixd answered HTTP {reply.status}")
         preimage = data.get("paymentPreimage")
         if isinstance(preimage, str):
@@ -76,12 +96,17 @@ class PhoenixdPayer(LightningPayer):
                 fee_sat * 1000 if isinstance(fee_sat, int) else None,
             )
         if "reason" in data:
-            # A PaymentFailed answer: lightning-kmp gave up on every part of the payment.
-            raise PaymentNotSent(f"phoenixd could not pay: {error_text(data['reason'])}")
+            # A PaymentFailed answer from lightning-kmp: reported, confirmed only by a lookup.
+            raise PaymentReportedFailed(f"phoenixd could not pay: {error_text(data['reason'])}")
         raise PaymentPending("phoenixd answered without a preimage or a failure reason")
 
     def lookup(self, payment_hash: str) -> Generator[Effect, Any, LookupResult]:
-        """404 means phoenixd never made this payment."""
+        """``isPaid: true`` -> settled; everything else -> pending.
+
+        Never ``failed``: a 404 does not tell "no such payment" from a phoenixd without this
+        route, and the answer has no explicit failed state (``isPaid: false`` is also what a
+        payment in flight shows). A failed phoenixd payment is resolved by hand.
+        """
         reply: HttpReply = yield HttpCall(
             "GET",
             f"{self._url}/payments/outgoingbyhash/{payment_hash}",
@@ -89,12 +114,13 @@ class PhoenixdPayer(LightningPayer):
             timeout=15,
             retry_safe=True,
         )
-        if reply.status == 404:
-            return LookupResult("failed", payment_hash, detail="phoenixd has no such payment")
         data = reply_object(reply)
         if reply.status >= 400 or data is None:
             return LookupResult("pending", payment_hash, detail=f"HTTP {reply.status}")
-        if data.get("isPaid") is True:
+        preimage = data.get("preimage")
+        if data.get("isPaid") is True or (
+            isinstance(preimage, str) and preimage_matches(preimage, payment_hash)
+        ):
             sent = data.get("sent")
             return LookupResult(
                 "settled", payment_hash, amount=sent if isinstance(sent, int) else None

@@ -9,7 +9,13 @@ from urllib.parse import urlsplit
 
 from mpp_client.effects import HttpReply
 
-__all__ = ["base_url", "reply_object", "error_text"]
+__all__ = ["REFUSED_BEFORE_PAYING", "base_url", "error_text", "reply_object"]
+
+#: HTTP statuses with which an HTTP wallet backend (or a proxy in front of it) refuses a pay
+#: request before handling it: bad request, refused credentials, no such route or verb, a body
+#: that fails validation. Any other status once the request was delivered (408, 409, 429,
+#: 5xx, ...) proves nothing about the payment.
+REFUSED_BEFORE_PAYING = frozenset({400, 401, 403, 404, 405, 422})
 
 
 def base_url(url: str) -> str:

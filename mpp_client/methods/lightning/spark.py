@@ -9,6 +9,10 @@ is checked against ``max_fee_sats`` before ``send_payment`` moves anything. A pa
 polls) until it completes, fails or the polling budget runs out (then: outcome unknown).
 
 Mainnet needs a Breez API key (free from Breez); the mnemonic is the wallet: both are secrets.
+
+Only failures of ``prepare_send_payment`` (which sends nothing) or a fee quote above the cap
+prove nothing was paid. A ``FAILED`` payment is confirmed by a lookup; an error of
+``send_payment`` leaves the outcome unknown.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from collections.abc import Generator
 from typing import Any, Literal
 
 from mpp_client.effects import Await, Effect, Sleep
+from mpp_client.errors import NothingSent
 from mpp_client.methods.base import LookupResult
 from mpp_client.methods.lightning.payer import (
     LightningPayer,
-    PaymentNotSent,
     PaymentPending,
+    PaymentReportedFailed,
     PayResult,
+    credential_fingerprint,
 )
 from mpp_client.methods.lightning.rest import error_text
 
@@ -86,6 +92,9 @@ class SparkPayer(LightningPayer):
     ``storage_dir`` for the SDK's database (connected on first use), or ``sdk=`` an already
     connected ``BreezSdk``. ``completion_timeout_seconds`` is how long ``send_payment`` waits
     for completion; ``poll_seconds`` and ``max_polls`` bound the polling after that.
+    ``account`` (not secret, e.g. the wallet's identity public key from ``get_info``) names
+    the wallet in ``identity``; without it a one-way fingerprint of the mnemonic does. Give it
+    with ``sdk=``, which carries no mnemonic.
     """
 
     name = "spark"
@@ -101,6 +110,7 @@ class SparkPayer(LightningPayer):
         completion_timeout_seconds: int = 30,
         poll_seconds: float = 2.0,
         max_polls: int = 30,
+        account: str | None = None,
     ) -> None:
         if sdk is None and (mnemonic is None or storage_dir is None):
             raise ValueError("give mnemonic= and storage_dir= (or a connected sdk=)")
@@ -114,6 +124,27 @@ class SparkPayer(LightningPayer):
         self._completion_timeout = completion_timeout_seconds
         self._poll_seconds = poll_seconds
         self._max_polls = max_polls
+        if account is not None and (not account or any(c in account for c in "/\r\n ")):
+            raise ValueError("account must be a non-empty name without '/' or spaces")
+        if account is not None and account in (mnemonic, api_key):
+            raise ValueError("account names the wallet; it must not be a secret")
+        self._account = account
+        self._identity: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """``"spark:<network>:<account>"``, ``"spark:<network>:<mnemonic fingerprint>"``, or
+        ``"spark:<network>:sdk"`` for an ``sdk=`` given without ``account`` (not told apart
+        from another such wallet: give ``account``)."""
+        if self._identity is None:
+            if self._account is not None:
+                who = self._account
+            elif self._mnemonic is not None:
+                who = credential_fingerprint(" ".join(self._mnemonic.split()))
+            else:
+                who = "sdk"
+            self._identity = f"spark:{self._network}:{who}"
+        return self._identity
 
     def __repr__(self) -> str:
         return f"SparkPayer(network={self._network!r}, mnemonic=<redacted>, api_key=<redacted>)"
@@ -160,14 +191,14 @@ class SparkPayer(LightningPayer):
             )
         except Exception as exc:
             # Nothing is sent by prepare: it only quotes.
-            raise PaymentNotSent(
+            raise NothingSent(
                 f"Spark could not prepare the payment ({type(exc).__name__})"
             ) from None
         fee = lightning_fee_sats(prepared)
         if fee is None:
-            raise PaymentNotSent("Spark did not prepare a Lightning invoice payment")
+            raise NothingSent("Spark did not prepare a Lightning invoice payment")
         if fee > max_fee_sats:
-            raise PaymentNotSent(f"Spark quotes a {fee} sat fee, above the {max_fee_sats} sat cap")
+            raise NothingSent(f"Spark quotes a {fee} sat fee, above the {max_fee_sats} sat cap")
         return prepared
 
     async def _send(self, prepared: Any) -> Any:
@@ -192,13 +223,22 @@ class SparkPayer(LightningPayer):
         return response.payment
 
     def lookup(self, payment_hash: str) -> Generator[Effect, Any, LookupResult]:
-        """Scan the wallet's recent outgoing payments for ``payment_hash``."""
+        """Scan the wallet's recent outgoing payments for ``payment_hash``: any completed ->
+        settled; only failed ones -> failed; none found -> pending (the scan is bounded and the
+        SDK's local store may not have synced yet, so absence proves nothing)."""
         payments = yield Await(self._recent_sends)
-        for payment in payments:
-            outcome = spark_outcome(payment)
-            if outcome.payment_hash == payment_hash:
-                return LookupResult(outcome.status, payment_hash)
-        return LookupResult("failed", payment_hash, detail="no Spark payment with this hash")
+        statuses = {
+            outcome.status
+            for outcome in map(spark_outcome, payments)
+            if outcome.payment_hash == payment_hash
+        }
+        if "settled" in statuses:
+            return LookupResult("settled", payment_hash)
+        if statuses == {"failed"}:
+            return LookupResult("failed", payment_hash, detail="Spark reports it failed")
+        if not statuses:
+            return LookupResult("pending", payment_hash, detail="no Spark payment with this hash")
+        return LookupResult("pending", payment_hash)
 
     async def _recent_sends(self) -> list[Any]:
         import breez_sdk_spark as breez
@@ -223,7 +263,7 @@ def lightning_fee_sats(prepared: Any) -> int | None:
 
 def _pay_result(outcome: SparkOutcome) -> PayResult:
     if outcome.status == "failed":
-        raise PaymentNotSent("Spark reports the payment failed")
+        raise PaymentReportedFailed("Spark reports the payment failed")
     if outcome.status == "pending" or outcome.preimage is None:
         raise PaymentPending(f"Spark payment {error_text(outcome.payment_id, 80)} is still pending")
     return PayResult(outcome.preimage, outcome.payment_hash or "", (outcome.fee_sats or 0) * 1000)

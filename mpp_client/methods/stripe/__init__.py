@@ -11,7 +11,7 @@ See ``docs/methods/stripe.md``.
 """
 
 from mpp_client.methods.stripe._api import STRIPE_PREVIEW_VERSION
-from mpp_client.methods.stripe._charge import StripeCharge
+from mpp_client.methods.stripe._charge import StripeCharge, StripeRetryRefused
 from mpp_client.methods.stripe._currency import stripe_currency
 from mpp_client.methods.stripe._request import StripeChargeRequest, parse_charge_request
 
@@ -19,6 +19,7 @@ __all__ = [
     "STRIPE_PREVIEW_VERSION",
     "StripeCharge",
     "StripeChargeRequest",
+    "StripeRetryRefused",
     "parse_charge_request",
     "stripe_currency",
 ]

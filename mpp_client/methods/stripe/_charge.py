@@ -4,6 +4,12 @@ For each challenge the payer mints one SPT with its own Stripe account, limited 
 the charged amount and currency, expiring no later than the challenge, and granted to the
 seller's Business Network profile named in the challenge. The seller then confirms a
 PaymentIntent with it. Nothing else of the payer's card can be charged through the token.
+
+A token the seller did not accept is void only once it is revoked AND read back unused
+(``abandon``); until then it may still be charged and its amount stays held. A seller that
+declines a card answers like one that refuses the token for any other reason (402 and a fresh
+challenge, the token unused), so one logical request never gets a second token: a declined
+card is never charged again on its own.
 """
 
 from __future__ import annotations
@@ -11,11 +17,13 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Generator, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from mpp_client.effects import Checkpoint, Effect, HttpReply
+from mpp_client.effects import Checkpoint, Effect, HttpCall, HttpReply
 from mpp_client.errors import (
     HumanActionRequired,
     MethodError,
@@ -44,13 +52,28 @@ from mpp_client.money import Money
 if TYPE_CHECKING:
     from mpp_client.protocol import Challenge
 
-__all__ = ["StripeCharge"]
+__all__ = ["StripeCharge", "StripeRetryRefused"]
 
 _ISSUED = "/v1/shared_payment/issued_tokens"
 _GRANTED = "/v1/shared_payment/granted_tokens"
 _TEST_GRANT = "/v1/test_helpers/shared_payment/granted_tokens"
 _TOKEN_ID = re.compile(r"spt_[A-Za-z0-9_]{1,250}")
 _TEST_KEY = re.compile(r"(?:sk|rk)_test_")
+_ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9]{1,64}")
+#: Logical requests remembered for the one-token rule (oldest forgotten first).
+_REMEMBERED_CALLS = 4096
+
+TokenState = Literal["used", "void", "usable", "unclear"]
+
+
+class StripeRetryRefused(PaymentRefused):
+    """A second shared payment token for the same logical request was refused.
+
+    The seller did not accept the first token. To the payer a card decline looks exactly like
+    any other refusal (a 402 with a fresh challenge, the token unused), so paying the fresh
+    challenge could charge a declined card again, or pay twice. Nothing was minted for this
+    attempt; retry the request as a new call if the refusal was not a decline.
+    """
 
 
 class StripeCharge(PaymentMethod):
@@ -66,11 +89,16 @@ class StripeCharge(PaymentMethod):
     the token to the calling account itself (seller and payer are the same test account, e.g.
     ``payment_method="pm_card_visa"``).
 
+    ``customer`` is sent only to the test helper (issued tokens take none). ``account`` (the
+    payer's ``acct_...``, optional) names the paying account in ``payer``; without it a one-way
+    fingerprint of the key stands in.
+
     Quotes are in Stripe minor units of the challenge currency (``usd`` cents, ``jpy`` yen).
     ``payment_method_type`` (default ``"card"``) must be among the challenge's accepted types;
     ``None`` skips that check. Tokens expire at the challenge's ``expires`` or after
     ``token_lifetime``, whichever is first; challenges expiring within ``expiry_margin`` are
-    refused.
+    refused. One logical request (``PaymentContext.call_id``) gets at most one token, whatever
+    ``max_payments`` allows (see ``StripeRetryRefused``).
     """
 
     name = "stripe"
@@ -82,6 +110,7 @@ class StripeCharge(PaymentMethod):
         *,
         payment_method: str,
         customer: str | None = None,
+        account: str | None = None,
         test_mode: bool | None = None,
         payment_method_type: str | None = "card",
         stripe_version: str = STRIPE_PREVIEW_VERSION,
@@ -96,12 +125,22 @@ class StripeCharge(PaymentMethod):
             raise ValueError("payment_method (pm_...) is required")
         if token_lifetime <= timedelta(0):
             raise ValueError("token_lifetime must be positive")
+        if account is not None and not _ACCOUNT_ID.fullmatch(account):
+            raise ValueError("account must be a Stripe account id (acct_...)")
         self._api = StripeApi(
             secret_key, api_base=api_base, stripe_version=stripe_version, timeout=timeout
         )
         self.test_mode = bool(_TEST_KEY.match(secret_key)) if test_mode is None else test_mode
         self.payment_method = payment_method
         self.customer = customer
+        self.account = account
+        # A one-way fingerprint names the key's account when no account id is configured.
+        digest = hashlib.sha256(b"mpp-client stripe payer\0" + secret_key.encode())
+        self._key_fingerprint = digest.hexdigest()[:16]
+        # call key -> (challenge key, token id): the token each logical request was given.
+        # The key is PaymentContext.call_id, or the request's method and URL without one.
+        self._given: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._lock = threading.Lock()
         self.payment_method_type = payment_method_type
         self.token_lifetime = token_lifetime
         self.expiry_margin = expiry_margin
@@ -114,6 +153,13 @@ class StripeCharge(PaymentMethod):
     def network(self) -> str:
         """``"stripe:test"`` or ``"stripe:live"``: which Stripe mode the tokens come from."""
         return "stripe:test" if self.test_mode else "stripe:live"
+
+    def payer(self, network: str | None) -> str | None:
+        """``"stripe:<test|live>:<acct_...>"``, or ``"stripe:<mode>:key-<fingerprint>"`` (16 hex
+        digits of a one-way hash of the key) when no ``account`` was given: tokens live in the
+        account and mode of the key that minted them, and only that key can read them back."""
+        mode = "test" if self.test_mode else "live"
+        return f"stripe:{mode}:{self.account or 'key-' + self._key_fingerprint}"
 
     # -- quote -----------------------------------------------------------------------------
 
@@ -146,17 +192,24 @@ class StripeCharge(PaymentMethod):
     # -- pay -------------------------------------------------------------------------------
 
     def pay(self, quote: Quote, context: PaymentContext) -> Generator[Effect, Any, PaymentProof]:
-        """Mint one SPT limited to the quote, yield ``Checkpoint("signed", spt_id)``, and
-        return the payload ``{"spt": ..., "externalId"?: ...}``."""
+        """Mint one SPT limited to the quote, yield ``Checkpoint("signed", spt_id,
+        void_after=<its expiry>)``, and return the payload ``{"spt": ..., "externalId"?: ...}``.
+
+        Raises ``StripeRetryRefused`` (minting nothing) when this logical request was already
+        given a token for another challenge."""
         request = quote.details["request"]
         if not isinstance(request, StripeChargeRequest):
             raise TypeError("quote was not made by StripeCharge.quote")
         challenge = quote.challenge
         refuse_if_expiring(quote.expires, context.now, self.expiry_margin, challenge)
+        call_key = context.call_id or f"{context.http_method} {context.url}"
+        challenge_key = f"{challenge.realm}\n{challenge.id}"
+        self._refuse_second_token(call_key, challenge_key, challenge)
         expires_at = context.now + self.token_lifetime
         if quote.expires is not None:
             expires_at = min(expires_at, quote.expires)
-        fields = self._token_fields(request, math.floor(expires_at.timestamp()))
+        expires_unix = math.floor(expires_at.timestamp())
+        fields = self._token_fields(request, expires_unix)
         path = _TEST_GRANT if self.test_mode else _ISSUED
         key = _idempotency_key("spt", challenge)
         reply: HttpReply = yield self._api.post(path, fields, idempotency_key=key)
@@ -178,7 +231,9 @@ class StripeCharge(PaymentMethod):
             raise MethodError(
                 "Stripe answered without a shared payment token id", challenge_id=challenge.id
             )
-        yield Checkpoint("signed", token_id)
+        # Past usage_limits.expires_at the token can no longer confirm a PaymentIntent.
+        void_after = datetime.fromtimestamp(expires_unix, UTC)
+        yield Checkpoint("signed", token_id, void_after=void_after)
         problem = _token_problem(token, request)
         if problem is not None:
             yield from self._revoke(token_id, challenge)
@@ -191,11 +246,30 @@ class StripeCharge(PaymentMethod):
             # Servers bind attribution to the request's externalId and reject a credential
             # that does not echo it (pympp 0.16, mppx; conformance stripe-external-id-binding).
             payload["externalId"] = request.external_id
+        with self._lock:
+            self._given[call_key] = (challenge_key, token_id)
+            self._given.move_to_end(call_key)
+            while len(self._given) > _REMEMBERED_CALLS:
+                self._given.popitem(last=False)
         return PaymentProof(payload=payload, reference=token_id, money_moved=False)
+
+    def _refuse_second_token(self, call_key: str, challenge_key: str, challenge: Challenge) -> None:
+        with self._lock:
+            given = self._given.get(call_key)
+        # Paying the same challenge again replays the same token (same idempotency key); a
+        # different challenge in the same logical request would be a second token.
+        if given is not None and given[0] != challenge_key:
+            # The message leaves the token id out: it is a bearer credential for the seller.
+            raise StripeRetryRefused(
+                "this request was already given a shared payment token, which the seller did "
+                "not accept; a second token could charge a declined card again",
+                challenge=challenge,
+            )
 
     def _token_fields(self, request: StripeChargeRequest, expires_at: int) -> list[tuple[str, str]]:
         fields = [("payment_method", self.payment_method)]
-        if self.customer is not None:
+        if self.customer is not None and self.test_mode:
+            # Only the test helper takes a customer (stripe-python 16.1.0b1, 16.1.0a4).
             fields.append(("customer", self.customer))
         fields += [
             ("usage_limits[currency]", request.currency),
@@ -212,45 +286,124 @@ class StripeCharge(PaymentMethod):
 
     # -- abandon / lookup ------------------------------------------------------------------
 
-    def abandon(self, quote: Quote, proof: PaymentProof) -> Generator[Effect, Any, None]:
-        """Revoke the token of a proof the server did not accept (best effort: a token that
-        cannot be revoked still expires at its ``expires_at``)."""
-        if proof.reference is not None and _TOKEN_ID.fullmatch(proof.reference):
-            yield from self._revoke(proof.reference, quote.challenge)
+    def abandon(self, quote: Quote, proof: PaymentProof) -> Generator[Effect, Any, bool]:
+        """Revoke the token of a proof the seller did not accept and read it back.
+
+        ``True`` only when the revoke answer AND a fresh read both show the token deactivated
+        (revoked or expired) with nothing captured: it can no longer be charged and never was.
+        ``False`` (the amount stays held) when the seller used it (a charge, then a 402), or
+        when either call fails or answers anything else.
+        """
+        token_id = proof.reference
+        if token_id is None or not _TOKEN_ID.fullmatch(token_id):
+            return False
+        revoked = yield from self._call(self._revoke_call(token_id, quote.challenge))
+        if revoked is None or _token_state(revoked, token_id) != "void":
+            return False
+        # The revoke answer may be an idempotent replay of an earlier one: read the token now.
+        read = yield from self._call(self._api.get(object_path(self._read_prefix, token_id)))
+        return read is not None and _token_state(read, token_id) == "void"
 
     def _revoke(self, token_id: str, challenge: Challenge) -> Generator[Effect, Any, None]:
+        # Clean-up of a token that was never handed out; its own expiry is the backstop.
+        yield from self._call(self._revoke_call(token_id, challenge))
+
+    def _revoke_call(self, token_id: str, challenge: Challenge) -> HttpCall:
         prefix = _TEST_GRANT if self.test_mode else _ISSUED
-        call = self._api.post(
+        return self._api.post(
             object_path(prefix, token_id, "/revoke"),
             [],
             idempotency_key=_idempotency_key("revoke", challenge),
         )
-        try:
-            yield call
-        except MethodError:
-            return  # revoking is clean-up; the token's own expiry is the backstop
 
-    def lookup(self, reference: str) -> Generator[Effect, Any, LookupResult]:
-        """Read the token ``reference`` back: ``settled`` once the seller captured with it,
-        ``failed`` if it was revoked or expired unused, ``pending`` while still usable."""
+    @property
+    def _read_prefix(self) -> str:
+        # Test-helper tokens are read back as granted tokens (the calling account holds both).
+        return _GRANTED if self.test_mode else _ISSUED
+
+    def _call(self, call: HttpCall) -> Generator[Effect, Any, Mapping[str, Any] | None]:
+        """The JSON object of a 2xx answer to ``call``, or ``None`` for any failure."""
+        try:
+            reply: HttpReply = yield call
+        except MethodError:
+            return None
+        if not 200 <= reply.status < 300:
+            return None
+        try:
+            body = reply.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, Mapping) else None
+
+    def lookup(
+        self, reference: str, *, void_after: datetime | None = None
+    ) -> Generator[Effect, Any, LookupResult]:
+        """Read the token ``reference`` back: ``settled`` once the seller used it (an amount
+        captured, or ``deactivated_reason: consumed``), ``failed`` only when it is revoked or
+        expired with nothing captured (it can never be charged), ``pending`` otherwise (still
+        usable, unreadable, or unknown to this key: "not found" proves nothing)."""
         if not _TOKEN_ID.fullmatch(reference):
-            return LookupResult("failed", reference, detail="not a shared payment token id")
-        prefix = _GRANTED if self.test_mode else _ISSUED
-        reply: HttpReply = yield self._api.get(object_path(prefix, reference))
-        if reply.status == 404:
-            return LookupResult("failed", reference, detail="Stripe does not know this token")
+            return LookupResult("pending", reference, detail="not a shared payment token id")
+        reply: HttpReply = yield self._api.get(object_path(self._read_prefix, reference))
         if not 200 <= reply.status < 300:
             return LookupResult("pending", reference, detail=stripe_error_text(reply))
         token = _json_object(reply, "the shared payment token")
-        usage = token.get("usage_details")
-        captured = usage.get("amount_captured") if isinstance(usage, Mapping) else None
+        state = _token_state(token, reference)
         reason = token.get("deactivated_reason")
-        if (isinstance(captured, int) and captured > 0) or reason == "consumed":
-            amount = captured if isinstance(captured, int) else None
-            return LookupResult("settled", reference, amount=amount)
-        if reason is not None or token.get("status") == "deactivated":
-            return LookupResult("failed", reference, detail=f"token deactivated: {reason}")
-        return LookupResult("pending", reference, detail="token still active and unused")
+        if state == "used":
+            amount = _captured(token)
+            return LookupResult(
+                "settled", reference, amount=amount or None, detail="the seller used the token"
+            )
+        if state == "void":
+            return LookupResult("failed", reference, detail=f"token {reason} unused")
+        if state == "usable":
+            return LookupResult("pending", reference, detail="token still usable, not used yet")
+        return LookupResult("pending", reference, detail=f"token state unclear ({reason!s:.40})")
+
+
+def _captured(token: Mapping[str, Any]) -> int | None:
+    """``usage_details.amount_captured`` in minor units: ``0`` when Stripe shows nothing
+    captured (``null``), ``None`` when the field is missing or not readable."""
+    if "usage_details" not in token:
+        return None  # Stripe always sends the field; without it nothing is shown
+    usage = token["usage_details"]
+    if usage is None:
+        return 0
+    if not isinstance(usage, Mapping):
+        return None
+    captured = usage.get("amount_captured")
+    if captured is None:
+        return 0
+    if isinstance(captured, Mapping):
+        # The documented shape: {"currency": "usd", "value": 2500}.
+        captured = captured.get("value")
+    if isinstance(captured, bool) or not isinstance(captured, int) or captured < 0:
+        return None
+    return captured
+
+
+def _token_state(token: Mapping[str, Any], token_id: str) -> TokenState:
+    """What a token object (issued or granted) says about its use.
+
+    ``used``: something was captured or Stripe consumed it (money moved). ``void``: revoked or
+    expired with nothing captured (it can never be charged). ``usable``: active and unused.
+    ``unclear``: anything else (another object, ``resolved``, an unreadable amount).
+    """
+    if token.get("id") != token_id:
+        return "unclear"
+    captured = _captured(token)
+    reason = token.get("deactivated_reason")
+    status = token.get("status")  # issued tokens only
+    if (captured is not None and captured > 0) or reason == "consumed":
+        return "used"
+    if captured is None:
+        return "unclear"
+    if reason in ("revoked", "expired") and status in (None, "deactivated"):
+        return "void"
+    if reason is None and status in (None, "active", "requires_action"):
+        return "usable"
+    return "unclear"
 
 
 def _idempotency_key(purpose: str, challenge: Challenge) -> str:

@@ -5,7 +5,13 @@
 ``0x76`` and the ``0x78`` fee-payer envelope); coincurve and pycryptodome are loaded on first use.
 """
 
-from mpp_client.methods.tempo.charge import DEFAULT_RPC_URLS, InvalidChargeRequest, TempoCharge
+from mpp_client.methods.tempo.charge import (
+    DEFAULT_RPC_URLS,
+    SIGNING_HASH_PREFIX,
+    InvalidChargeRequest,
+    NothingSigned,
+    TempoCharge,
+)
 from mpp_client.methods.tempo.rpc import RpcError
 from mpp_client.methods.tempo.signer import AccessKeySigner, LocalKeySigner, Signer
 from mpp_client.methods.tempo.tip20 import (
@@ -24,11 +30,13 @@ __all__ = [
     "DEFAULT_RPC_URLS",
     "KNOWN_TOKENS",
     "PATH_USD",
+    "SIGNING_HASH_PREFIX",
     "THETA_USD",
     "USDC",
     "AccessKeySigner",
     "InvalidChargeRequest",
     "LocalKeySigner",
+    "NothingSigned",
     "RpcError",
     "Signer",
     "TempoCharge",

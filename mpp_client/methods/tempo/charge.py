@@ -8,9 +8,10 @@ Order of work for one challenge:
    allow, an expiry too close. The ``Quote`` lists every payee and the total, so the wallet's
    policy sees exactly what would be paid.
 2. ``pay`` asks the chain for what it does not know yet (chain id once per endpoint, gas price
-   at most every ``gas_price_ttl`` seconds), builds one ``0x76`` transaction with one TIP-20
-   transfer per payee on the expiring-nonce lane, signs it, yields ``Checkpoint("signed")`` and
-   returns the credential payload:
+   at most every ``gas_price_ttl`` seconds, the latest block's timestamp at most every
+   ``chain_time_ttl`` seconds), builds one ``0x76`` transaction with one TIP-20 transfer per
+   payee on the expiring-nonce lane, signs it, yields ``Checkpoint("signed", reference,
+   void_after=valid_before)`` and returns the credential payload:
 
    * pull (default): the signed transaction, the server broadcasts it;
    * sponsored (``methodDetails.feePayer``): the ``0x78`` hand-off envelope, the server
@@ -19,6 +20,29 @@ Order of work for one challenge:
      receipt, the credential carries the hash. Never used for sponsored challenges.
 
    A zero amount is paid with an EIP-712 proof instead (see ``proof``).
+
+Time: ``valid_before`` is compared by the chain with its block timestamps, not with our clock.
+When the latest block's timestamp and the local clock disagree by more than ``_SKEW_TOLERANCE``
+seconds (a local clock that is off, or an idle dev chain such as anvil that only makes blocks
+when a transaction arrives), ``valid_before`` is counted from the chain's time instead, still
+never past the challenge's ``expires``. Servers simulate the transaction at the latest block
+before broadcasting it, and anvil refuses an expiring nonce more than 30 s past that block.
+
+What is proven, and what is not (the flow releases a hold only on ``NothingSent``):
+
+* Every failure before the signature is ``NothingSigned`` (a ``NothingSent``): nothing exists
+  that could move value.
+* After a push broadcast, any answer but a receipt is unknown, because the node (or a gateway in
+  front of it) may have accepted the transaction anyway. We poll for the receipt until
+  ``valid_before``; once a block with a timestamp at least ``_VOID_SLACK`` seconds past
+  ``valid_before`` exists and the node knows no such transaction, the expiring nonce can never
+  be used any more, which is the proof (``NothingSent``). Without it: ``PaymentOutcomeUnknown``.
+* A reverted transaction moved none of the charge (the calls are atomic) but paid its network
+  fee; ``pay`` reports it with ``money_moved=True`` (value did leave the account), ``lookup``
+  reports ``failed`` (the charge did not happen) and says that the fee was paid.
+* A sponsored payment's final hash depends on the sponsor's signature, so its reference is
+  ``sender-signing-hash:0x<hash>``: a lookup by it can never find the transaction on chain, and
+  reports ``pending`` rather than mistaking "not found" for "never mined".
 
 Concurrent payments from one signer: the expiring nonce lane replays by transaction hash, so two
 transactions with the same calls and the same ``valid_before`` would be one payment. The
@@ -33,10 +57,9 @@ from __future__ import annotations
 import math
 import re
 import threading
-import time
 from collections.abc import Collection, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -47,6 +70,7 @@ from mpp_client.errors import (
     EffectFailed,
     MethodError,
     NotAllowed,
+    NothingSent,
     PaymentOutcomeUnknown,
     PaymentRefused,
 )
@@ -58,12 +82,19 @@ from mpp_client.methods.base import (
     PaymentProof,
     Quote,
 )
+from mpp_client.methods.tempo import rlp
 from mpp_client.methods.tempo.keccak import is_address
 from mpp_client.methods.tempo.memo import attribution_memo
 from mpp_client.methods.tempo.proof import proof_digest
 from mpp_client.methods.tempo.rpc import RpcError, rpc_call
 from mpp_client.methods.tempo.signer import Signer
-from mpp_client.methods.tempo.tip20 import KNOWN_TOKENS, TempoToken, transfer_data
+from mpp_client.methods.tempo.tip20 import (
+    KNOWN_TOKENS,
+    TIP20_DECIMALS,
+    TRANSFER_TOPIC,
+    TempoToken,
+    transfer_data,
+)
 from mpp_client.methods.tempo.transaction import (
     EXPIRING_NONCE_KEY,
     Call,
@@ -78,7 +109,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_RPC_URLS",
+    "SIGNING_HASH_PREFIX",
     "InvalidChargeRequest",
+    "NothingSigned",
     "TempoCharge",
 ]
 
@@ -99,11 +132,32 @@ _MAX_UINT256 = 2**256 - 1
 # refuses to co-sign.
 _SPONSOR_MAX_GAS = 2_000_000
 _SPONSOR_MAX_FEE_PER_GAS = 100 * GWEI
+# Gas prices are in attodollars (1e-18 USD) per gas unit, TIP-20 amounts in micro-dollars: one
+# base unit of a fee token pays 10**12 attodollars.
+_ATTO_PER_BASE_UNIT = 10 ** (18 - TIP20_DECIMALS)
+# A live chain's latest block is at most about one block interval old: clocks closer than this
+# (seconds) agree, and valid_before follows the local clock.
+_SKEW_TOLERANCE = 3
+# Seconds of chain time past valid_before before "no such transaction" is taken as proof that it
+# can never be mined (a margin against a node that is a moment behind the block it reports).
+_VOID_SLACK = 3
+# The fee manager precompile: the network fee of a self-paid transaction is a TIP-20 Transfer
+# to it, also in the receipt of a reverted transaction.
+_FEE_MANAGER = "0xfeec000000000000000000000000000000000000"
+_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
+#: Prefix of a sponsored payment's reference: the sender's signing hash, which the chain does not
+#: index (the final transaction hash depends on the sponsor's signature).
+SIGNING_HASH_PREFIX = "sender-signing-hash:"
 
 
 class InvalidChargeRequest(PaymentRefused):
     """The challenge's charge request is malformed or asks for something this payer never
     signs (bad amount, recipient, memo or splits; unsupported mode). Nothing was signed."""
+
+
+class NothingSigned(NothingSent, MethodError):
+    """``pay`` failed before signing anything (the RPC endpoint failed or serves another chain,
+    the gas price is above the cap): no transaction exists, so no value can move."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +182,11 @@ class ChargePlan:
     total: int
     mode: Literal["pull", "push", "proof"]
     sponsored: bool
+    #: Unix seconds (the challenge's ``expires``), or ``None``.
     expires_at: int | None
+    gas_limit: int
+    #: The most ``pay`` signs per gas unit (attodollars); the quoted fee bound is built on it.
+    max_fee_per_gas: int
 
 
 class TempoCharge(PaymentMethod):
@@ -149,13 +207,21 @@ class TempoCharge(PaymentMethod):
     per transfer; a first payment from a new account to a new holder needs ~300 000, and
     servers that simulate with ``eth_call`` check the limit against the worst case).
     ``max_fee_per_gas``: refuse to sign when the chain's gas price is above this (default
-    100 gwei).
+    100 gwei); never signs more than this per gas unit.
     ``fee_token``: token to pay network fees in when not sponsored (default: the charge
     token). ``client_id``: optional application id written into attribution memos.
     ``proof_realms``: realms for which zero-amount proofs may be signed besides the request's
-    own host. ``gas_price_ttl``: seconds a fetched gas price is reused. ``rpc_timeout`` and
-    ``receipt_timeout``: seconds. ``clock``: the clock receipt polls are timed by (default:
-    the system clock; see ``mpp_client.clock``).
+    own host. ``gas_price_ttl``: seconds a fetched gas price is reused. ``chain_time_ttl``:
+    seconds a measured difference between the chain's and the local clock is reused (keep it
+    short: an idle dev chain falls one more second behind every second). ``rpc_timeout`` and
+    ``receipt_timeout``: seconds. ``clock``: the clock every cache and receipt poll is timed by
+    (default: the system clock; see ``mpp_client.clock``).
+
+    Exposure: when the payer pays the network fee, ``Quote.max_fee`` is the most it can cost,
+    ``gas_limit * max_fee_per_gas`` rounded up to base units of the fee token, so with the charge
+    token as fee token ``quote.exposure`` is the amount plus that fee (the actual fee is
+    ``gas_used * base fee``, usually far less). Lower ``gas_limit`` and ``max_fee_per_gas`` to
+    tighten it. Sponsored payments have no ``max_fee``.
     """
 
     name = "tempo"
@@ -177,6 +243,7 @@ class TempoCharge(PaymentMethod):
         client_id: str | None = None,
         proof_realms: Iterable[str] = (),
         gas_price_ttl: float = 30.0,
+        chain_time_ttl: float = 5.0,
         rpc_timeout: float = 10.0,
         receipt_timeout: float = 30.0,
         clock: Clock | None = None,
@@ -216,6 +283,7 @@ class TempoCharge(PaymentMethod):
         self.client_id = client_id
         self.proof_realms = frozenset(proof_realms)
         self.gas_price_ttl = gas_price_ttl
+        self.chain_time_ttl = chain_time_ttl
         self.rpc_timeout = rpc_timeout
         self.receipt_timeout = receipt_timeout
         # Per-endpoint caches and the in-flight hash registry, shared by every thread and
@@ -223,6 +291,7 @@ class TempoCharge(PaymentMethod):
         self._lock = threading.Lock()
         self._chain_of: dict[str, int] = {}
         self._gas_price: dict[str, tuple[int, float]] = {}
+        self._chain_offset: dict[str, tuple[int, float]] = {}
         self._issued: dict[bytes, int] = {}
 
     def _token_table(
@@ -289,13 +358,19 @@ class TempoCharge(PaymentMethod):
         if mode == "proof":
             self._check_proof_realm(challenge, context, refuse)
 
-        currency = Currency(
-            token.address,
-            token.decimals,
-            network=f"eip155:{chain_id}",
-            symbol=token.symbol,
-            usd_pegged=token.usd_pegged,
-        )
+        currency = self._currency(chain_id, token.address)
+        plan_sponsored = sponsored and mode == "pull"
+        gas_limit = self.gas_limit or 750_000 + 250_000 * len(transfers)
+        fee_cap = self.max_fee_per_gas
+        if plan_sponsored:
+            gas_limit = min(gas_limit, _SPONSOR_MAX_GAS)
+            fee_cap = min(fee_cap, _SPONSOR_MAX_FEE_PER_GAS)
+        max_fee: Money | None = None
+        if mode != "proof" and not plan_sponsored:
+            # The worst case the signed transaction allows; the chain rounds the fee up to
+            # whole base units, so do we.
+            fee_units = -(-gas_limit * fee_cap // _ATTO_PER_BASE_UNIT)
+            max_fee = Money(fee_units, self._currency(chain_id, self.fee_token or token.address))
         plan = ChargePlan(
             challenge_id=challenge.id,
             realm=challenge.realm,
@@ -305,8 +380,10 @@ class TempoCharge(PaymentMethod):
             transfers=transfers,
             total=total,
             mode=mode,
-            sponsored=sponsored and mode == "pull",
+            sponsored=plan_sponsored,
             expires_at=math.floor(expires.timestamp()) if expires is not None else None,
+            gas_limit=gas_limit,
+            max_fee_per_gas=fee_cap,
         )
         return Quote(
             challenge=challenge,
@@ -316,8 +393,40 @@ class TempoCharge(PaymentMethod):
             payees=tuple(Payee(t.recipient, t.amount) for t in transfers),
             expires=expires,
             network=currency.network,
+            max_fee=max_fee,
             details={"plan": plan, "mode": mode, "sponsored": plan.sponsored},
         )
+
+    def _currency(self, chain_id: int, address: str) -> Currency:
+        """The ``Currency`` of TIP-20 token ``address`` on ``chain_id`` (base units, 6
+        decimals); the same object identity for the charge and for the fee, so that
+        ``Quote.exposure`` adds them when they are one token."""
+        known = self._tokens[chain_id].get(address) or next(
+            (t for t in KNOWN_TOKENS.get(chain_id, ()) if t.address == address), None
+        )
+        return Currency(
+            address,
+            TIP20_DECIMALS,
+            network=f"eip155:{chain_id}",
+            symbol=known.symbol if known else address[:10],
+            # Tempo only takes fees in USD stablecoins.
+            usd_pegged=known.usd_pegged if known else True,
+        )
+
+    def payer(self, network: str | None) -> str | None:
+        """``"tempo:eip155:<chain id>:<address, lower case>"`` for a network this method pays
+        on (``network`` as in ``Quote.network``, e.g. ``"eip155:42431"``); ``None`` for any
+        other, because this method's lookups never ask that chain and so prove nothing about
+        it. With an access key the address is the root account's."""
+        if network is None or not network.startswith("eip155:"):
+            return None
+        try:
+            chain_id = int(network.removeprefix("eip155:"))
+        except ValueError:
+            return None
+        if chain_id not in self.chain_ids:
+            return None
+        return f"tempo:eip155:{chain_id}:{self.signer.address.lower()}"
 
     def _chain_for(self, raw: object, challenge: Challenge) -> int:
         if raw is None:
@@ -434,7 +543,13 @@ class TempoCharge(PaymentMethod):
     # --- pay ---------------------------------------------------------------------------------
 
     def pay(self, quote: Quote, context: PaymentContext) -> Generator[Effect, Any, PaymentProof]:
-        """Sign (and in push mode broadcast) the payment planned by ``quote``."""
+        """Sign (and in push mode broadcast) the payment planned by ``quote``.
+
+        Raises ``NothingSigned`` for every failure before the signature; in push mode
+        ``NothingSent`` when the transaction provably never reached the chain or expired
+        unmined, ``MethodError`` (``money_moved=True``) when it reverted, and
+        ``PaymentOutcomeUnknown`` when neither could be established in ``receipt_timeout``.
+        """
         plan: ChargePlan = quote.details["plan"]
         source = f"did:pkh:eip155:{plan.chain_id}:{self.signer.address}"
         if plan.mode == "proof":
@@ -446,28 +561,27 @@ class TempoCharge(PaymentMethod):
                 reference=plan.challenge_id,
             )
 
-        yield from self._check_endpoint_chain(plan)
-        gas_price = yield from self._current_gas_price(plan.rpc_url)
-        cap = (
-            min(self.max_fee_per_gas, _SPONSOR_MAX_FEE_PER_GAS)
-            if plan.sponsored
-            else (self.max_fee_per_gas)
-        )
+        try:
+            yield from self._check_endpoint_chain(plan)
+            gas_price = yield from self._current_gas_price(plan.rpc_url)
+            offset = yield from self._chain_time_offset(plan.rpc_url)
+        except (RpcError, EffectFailed) as error:
+            raise NothingSigned(f"tempo: {error.reason}; nothing was signed") from error
+        cap = plan.max_fee_per_gas
         if gas_price > cap:
-            raise MethodError(
+            raise NothingSigned(
                 f"tempo: gas price {gas_price} is above the allowed {cap}; nothing was signed"
             )
+        # Room for the base fee to rise before inclusion, never above what the quote priced.
         max_fee = min(2 * gas_price, cap)
         calls = tuple(
             Call(address_bytes(plan.token), 0, transfer_data(t.recipient, t.amount, t.memo))
             for t in plan.transfers
         )
-        gas_limit = self.gas_limit or 750_000 + 250_000 * len(calls)
-        if plan.sponsored:
-            gas_limit = min(gas_limit, _SPONSOR_MAX_GAS)
         fee_token = None if plan.sponsored else address_bytes(self.fee_token or plan.token)
 
-        now = int(context.now.timestamp())
+        # valid_before is judged against block timestamps: count it from the chain's time.
+        now = int(context.now.timestamp()) + offset
         latest = now + int(self.expiry_window)
         if plan.expires_at is not None:
             latest = min(latest, plan.expires_at)
@@ -478,7 +592,7 @@ class TempoCharge(PaymentMethod):
             lambda valid_before: TempoTransaction(
                 chain_id=plan.chain_id,
                 calls=calls,
-                gas_limit=gas_limit,
+                gas_limit=plan.gas_limit,
                 max_fee_per_gas=max_fee,
                 max_priority_fee_per_gas=0,
                 nonce_key=EXPIRING_NONCE_KEY,
@@ -489,16 +603,19 @@ class TempoCharge(PaymentMethod):
             ),
             quote,
         )
+        valid_before = tx.valid_before if tx.valid_before is not None else latest
         signature = self.signer.sign_hash(digest)
         if plan.sponsored:
             raw = tx.fee_payer_envelope(sender, signature)
             # The final hash depends on the sponsor's signature; until the receipt names it,
-            # the sender's signing hash identifies this payment.
-            reference = "0x" + digest.hex()
+            # the sender's signing hash identifies this payment. The prefix keeps lookup from
+            # reading "no transaction with this hash" as "never mined".
+            reference = SIGNING_HASH_PREFIX + "0x" + digest.hex()
         else:
             raw = tx.encode(signature)
             reference = tx_hash(raw)
-        yield Checkpoint("signed", reference)
+        void_after = datetime.fromtimestamp(valid_before, UTC)
+        yield Checkpoint("signed", reference, void_after=void_after)
 
         if plan.mode == "pull":
             return PaymentProof(
@@ -506,7 +623,7 @@ class TempoCharge(PaymentMethod):
                 source=source,
                 reference=reference,
             )
-        yield from self._broadcast(raw, reference, tx.valid_before or latest, plan)
+        yield from self._broadcast(raw, reference, valid_before, offset, plan)
         return PaymentProof(
             payload={"type": "hash", "hash": reference},
             source=source,
@@ -522,25 +639,58 @@ class TempoCharge(PaymentMethod):
             with self._lock:
                 self._chain_of[plan.rpc_url] = chain
         if chain != plan.chain_id:
-            raise MethodError(
+            raise NothingSigned(
                 f"tempo: the RPC endpoint serves chain {chain}, the challenge is for chain "
                 f"{plan.chain_id}; nothing was signed"
             )
 
     def _current_gas_price(self, url: str) -> Generator[Effect, Any, int]:
         cached = self._gas_price.get(url)
-        clock = time.monotonic()
-        if cached is not None and clock - cached[1] < self.gas_price_ttl:
+        now = self.clock.time()
+        if cached is not None and 0 <= now - cached[1] < self.gas_price_ttl:
             return cached[0]
         price = int((yield from rpc_call(url, "eth_gasPrice", [], timeout=self.rpc_timeout)), 16)
         with self._lock:
-            self._gas_price[url] = (price, clock)
+            self._gas_price[url] = (price, now)
         return price
+
+    def _chain_time_offset(self, url: str) -> Generator[Effect, Any, int]:
+        """Whole seconds to add to the local clock to get the chain's time at ``url``: ``0``
+        when they agree within ``_SKEW_TOLERANCE``, else latest block timestamp - local time.
+
+        Measured at most every ``chain_time_ttl`` seconds. On an idle chain the true offset
+        shrinks by one second per second, so a cached value errs towards a later
+        ``valid_before`` by at most the TTL (5 s by default: 25 s + 5 s stays in anvil's 30 s).
+        """
+        cached = self._chain_offset.get(url)
+        now = self.clock.time()
+        if cached is not None and 0 <= now - cached[1] < self.chain_time_ttl:
+            return cached[0]
+        chain_time = yield from self._latest_block_time(url)
+        skew = chain_time - now
+        offset = 0 if abs(skew) <= _SKEW_TOLERANCE else math.floor(skew)
+        with self._lock:
+            self._chain_offset[url] = (offset, now)
+        return offset
+
+    def _latest_block_time(self, url: str) -> Generator[Effect, Any, int]:
+        """The latest block's timestamp at ``url`` (Unix seconds, the chain's clock)."""
+        block = yield from rpc_call(
+            url, "eth_getBlockByNumber", ["latest", False], timeout=self.rpc_timeout
+        )
+        if not isinstance(block, dict) or not isinstance(block.get("timestamp"), str):
+            raise RpcError("eth_getBlockByNumber: the answer has no block timestamp")
+        try:
+            return int(block["timestamp"], 16)
+        except ValueError:
+            raise RpcError("eth_getBlockByNumber: the block timestamp is not hex") from None
 
     def _unique_transaction(
         self, now: int, latest: int, build: Any, quote: Quote
     ) -> tuple[TempoTransaction, bytes]:
-        """Build with the latest ``valid_before`` whose signing hash is not in flight already."""
+        """Build with the latest ``valid_before`` whose signing hash is not in flight already.
+
+        ``now`` and ``latest`` are Unix seconds on the chain's clock."""
         floor = now + 2
         if latest < floor:
             raise ChallengeExpired(
@@ -548,7 +698,11 @@ class TempoCharge(PaymentMethod):
                 challenge=quote.challenge,
             )
         with self._lock:
-            for stale in [h for h, until in self._issued.items() if until < now]:
+            # Entries are kept for the chain's whole clock skew too (a transaction signed while
+            # the offset was applied may still be in flight): dropping one late only costs a
+            # second of window on a collision.
+            horizon = now - 3600
+            for stale in [h for h, until in self._issued.items() if until < horizon]:
                 del self._issued[stale]
             for valid_before in range(latest, floor - 1, -1):
                 tx: TempoTransaction = build(valid_before)
@@ -556,15 +710,18 @@ class TempoCharge(PaymentMethod):
                 if digest not in self._issued:
                     self._issued[digest] = valid_before
                     return tx, digest
-        raise MethodError(
+        raise NothingSigned(
             "tempo: too many identical payments in flight from this account; nothing was signed"
         )
 
     def _broadcast(
-        self, raw: bytes, reference: str, valid_before: int, plan: ChargePlan
+        self, raw: bytes, reference: str, valid_before: int, offset: int, plan: ChargePlan
     ) -> Generator[Effect, Any, None]:
-        """Send ``raw`` and wait for a successful receipt (push mode)."""
-        yield Checkpoint("broadcast", reference)
+        """Send ``raw`` and wait for a successful receipt (push mode).
+
+        ``valid_before`` is chain time; ``offset`` is chain time minus local time."""
+        void_after = datetime.fromtimestamp(valid_before, UTC)
+        yield Checkpoint("broadcast", reference, void_after=void_after)
         raw_hex = "0x" + raw.hex()
         receipt: Any = None
         try:
@@ -576,79 +733,213 @@ class TempoCharge(PaymentMethod):
                 retry_safe=False,
             )
         except RpcError as error:
-            if not error.method_not_found:
-                raise RpcError(
-                    f"tempo: the node refused the transaction: {error.reason}", code=error.code
-                ) from None
-            try:
-                yield from rpc_call(
-                    plan.rpc_url,
-                    "eth_sendRawTransaction",
-                    [raw_hex],
-                    timeout=self.rpc_timeout,
-                    retry_safe=False,
-                )
-            except EffectFailed as failed:
-                if not failed.delivered:
-                    raise
+            # Not a proof: a gateway's 502, the node's own timeout, even "insufficient funds"
+            # from one node behind a load balancer may hide a transaction another one took.
+            # Only the chain can tell, by valid_before at the latest; the poll below asks it.
+            if error.method_not_found:
+                yield from self._send_without_sync(raw_hex, reference, plan)
         except EffectFailed as failed:
             if not failed.delivered:
-                raise
+                raise NothingSent(
+                    f"tempo: transaction {reference} never reached the node ({failed.reason})",
+                    challenge_id=plan.challenge_id,
+                    reference=reference,
+                ) from failed
         if not isinstance(receipt, dict):
-            receipt = yield from self._wait_for_receipt(reference, valid_before, plan)
+            receipt = yield from self._wait_for_receipt(reference, valid_before, offset, plan)
         if receipt.get("status") != "0x1":
+            # The calls are atomic, so none of the charge moved, but the network fee was paid:
+            # value did leave the account, and the hold must not be released as "nothing".
             raise MethodError(
-                f"tempo: transaction {reference} reverted on chain; the transfer did not happen",
+                f"tempo: transaction {reference} reverted on chain; the transfer did not "
+                "happen, the network fee was paid",
+                money_moved=True,
+                challenge_id=plan.challenge_id,
                 reference=reference,
             )
 
+    def _send_without_sync(
+        self, raw_hex: str, reference: str, plan: ChargePlan
+    ) -> Generator[Effect, Any, None]:
+        """``eth_sendRawTransaction`` for nodes without the sync variant (which answered
+        "method not found", so it took nothing)."""
+        try:
+            yield from rpc_call(
+                plan.rpc_url,
+                "eth_sendRawTransaction",
+                [raw_hex],
+                timeout=self.rpc_timeout,
+                retry_safe=False,
+            )
+        except RpcError:
+            pass  # may still have been accepted: the caller polls
+        except EffectFailed as failed:
+            if not failed.delivered:
+                raise NothingSent(
+                    f"tempo: transaction {reference} never reached the node ({failed.reason})",
+                    challenge_id=plan.challenge_id,
+                    reference=reference,
+                ) from failed
+
     def _wait_for_receipt(
-        self, reference: str, valid_before: int, plan: ChargePlan
+        self, reference: str, valid_before: int, offset: int, plan: ChargePlan
     ) -> Generator[Effect, Any, dict[str, Any]]:
-        # After valid_before (+ a block of slack) an expiring-nonce transaction can never be
-        # mined, so polling until then turns "unknown" into a definite answer.
-        deadline = min(self.clock.time() + self.receipt_timeout, valid_before + 5)
+        """Poll until a receipt, a proof that the transaction expired unmined (``NothingSent``)
+        or ``receipt_timeout`` seconds (``PaymentOutcomeUnknown``)."""
+        start = self.clock.time()
+        deadline = start + self.receipt_timeout
+        # The local instant at which the chain should be past valid_before + slack.
+        void_at = valid_before - offset + _VOID_SLACK
         delay = 0.05
+        slept = 0.0
         while True:
-            try:
-                receipt = yield from rpc_call(
-                    plan.rpc_url, "eth_getTransactionReceipt", [reference], timeout=self.rpc_timeout
-                )
-            except (RpcError, EffectFailed):
-                receipt = None
-            if isinstance(receipt, dict):
+            receipt = yield from self._receipt(plan.rpc_url, reference)
+            if receipt is not None:
                 return receipt
-            now = self.clock.time()
-            if now > deadline:
-                if now > valid_before + 5:
-                    raise MethodError(
-                        f"tempo: transaction {reference} was not mined before it expired",
+            # At least the time we slept has passed, even on a clock that stands still.
+            now = max(self.clock.time(), start + slept)
+            if now >= void_at:
+                void, receipt = yield from self._void_check(plan.rpc_url, reference, valid_before)
+                if receipt is not None:
+                    return receipt
+                if void:
+                    raise NothingSent(
+                        f"tempo: transaction {reference} expired without being mined (the "
+                        f"chain is past its valid_before {valid_before}); no value moved",
+                        challenge_id=plan.challenge_id,
                         reference=reference,
                     )
+            if now >= deadline:
                 raise PaymentOutcomeUnknown(
-                    f"tempo: no receipt for {reference} yet",
+                    f"tempo: no receipt for {reference} yet, and it may still be mined until "
+                    f"its valid_before {valid_before}",
                     challenge_id=plan.challenge_id,
                     reference=reference,
                 )
             yield Sleep(delay)
+            slept += delay
             delay = min(delay * 2, 1.0)
 
-    # --- lookup ------------------------------------------------------------------------------
+    def _receipt(self, url: str, reference: str) -> Generator[Effect, Any, dict[str, Any] | None]:
+        """The receipt of ``reference`` at ``url``, or ``None`` (not mined, or no answer)."""
+        try:
+            receipt = yield from rpc_call(
+                url, "eth_getTransactionReceipt", [reference], timeout=self.rpc_timeout
+            )
+        except (RpcError, EffectFailed):
+            return None
+        return receipt if isinstance(receipt, dict) else None
 
-    def lookup(self, reference: str) -> Generator[Effect, Any, LookupResult]:
-        """Ask the chain what became of transaction ``reference`` (a ``0x`` tx hash)."""
-        if not re.fullmatch(r"0x[0-9a-fA-F]{64}", reference):
-            return LookupResult("pending", reference, detail="not a transaction hash")
-        for url in self.rpc_urls.values():
+    def _void_check(
+        self, url: str, reference: str, valid_before: int
+    ) -> Generator[Effect, Any, tuple[bool, dict[str, Any] | None]]:
+        """Whether transaction ``reference`` can provably never be mined on the chain at
+        ``url``, and its receipt if it was mined after all.
+
+        Proof: a block at least ``_VOID_SLACK`` seconds past ``valid_before`` exists (an
+        expiring-nonce transaction is only valid in blocks with a timestamp below its
+        ``valid_before``, and block timestamps only grow), and after reading that block the
+        node has neither a receipt nor the transaction. The block is read first, so a
+        transaction mined in any block up to it would have been found. Any RPC failure is no
+        proof.
+        """
+        try:
+            chain_time = yield from self._latest_block_time(url)
+        except (RpcError, EffectFailed):
+            return False, None
+        if chain_time < valid_before + _VOID_SLACK:
+            return False, None
+        try:
             receipt = yield from rpc_call(
                 url, "eth_getTransactionReceipt", [reference], timeout=self.rpc_timeout
             )
             if isinstance(receipt, dict):
-                block = receipt.get("blockNumber")
-                if receipt.get("status") == "0x1":
-                    return LookupResult("settled", reference, detail=f"mined in block {block}")
-                return LookupResult("failed", reference, detail=f"reverted in block {block}")
-        return LookupResult("pending", reference, detail="no receipt on the configured chains")
+                return False, receipt
+            if receipt is not None:
+                return False, None
+            known = yield from rpc_call(
+                url, "eth_getTransactionByHash", [reference], timeout=self.rpc_timeout
+            )
+        except (RpcError, EffectFailed):
+            return False, None
+        return known is None, None
+
+    # --- abandon -----------------------------------------------------------------------------
+
+    def abandon(self, quote: Quote, proof: PaymentProof) -> Generator[Effect, Any, bool]:
+        """A rejected pull credential is a signed transaction the server still holds: it can
+        settle until its ``valid_before``. ``True`` only when the chain is already past it and
+        the transaction was never mined (rare: the window is 25 s); else ``False``."""
+        plan = quote.details.get("plan")
+        reference = proof.reference
+        if not isinstance(plan, ChargePlan) or plan.mode != "pull" or plan.sponsored:
+            return False
+        if reference is None or not _HASH.match(reference):
+            return False
+        valid_before = _valid_before_of(proof)
+        if valid_before is None:
+            return False
+        void, _ = yield from self._void_check(plan.rpc_url, reference, valid_before)
+        return void
+
+    # --- lookup ------------------------------------------------------------------------------
+
+    def lookup(
+        self, reference: str, *, void_after: datetime | None = None
+    ) -> Generator[Effect, Any, LookupResult]:
+        """Ask the chain what became of transaction ``reference`` (a ``0x`` tx hash).
+
+        ``settled``: mined with status 1. ``failed``: reverted (the transfers did not happen;
+        the fee was paid), or ``void_after`` (the transaction's ``valid_before``) is given and
+        every configured chain is ``_VOID_SLACK`` seconds past it without knowing the
+        transaction. Anything else, including RPC failures and sponsored references (the
+        sender's signing hash, which no chain indexes), is ``pending``.
+        """
+        if reference.startswith(SIGNING_HASH_PREFIX):
+            return LookupResult(
+                "pending",
+                reference,
+                detail="a sponsored payment is named by the sender's signing hash; the chain "
+                "only knows the sponsor-signed transaction hash (the server's receipt "
+                "reference), so this reference can neither be found nor proven void",
+            )
+        if not _HASH.match(reference):
+            return LookupResult("pending", reference, detail="not a transaction hash")
+        unreachable: list[str] = []
+        for url in self.rpc_urls.values():
+            try:
+                receipt = yield from rpc_call(
+                    url, "eth_getTransactionReceipt", [reference], timeout=self.rpc_timeout
+                )
+            except (RpcError, EffectFailed) as error:
+                unreachable.append(f"{_host(url)}: {error.reason}")
+                continue
+            if isinstance(receipt, dict):
+                return _receipt_result(reference, receipt)
+        if unreachable:
+            return LookupResult(
+                "pending", reference, detail="could not ask " + "; ".join(unreachable)
+            )
+        if void_after is None:
+            return LookupResult("pending", reference, detail="no receipt on the configured chains")
+        valid_before = math.floor(void_after.timestamp())
+        for url in self.rpc_urls.values():
+            void, receipt = yield from self._void_check(url, reference, valid_before)
+            if receipt is not None:
+                return _receipt_result(reference, receipt)
+            if not void:
+                return LookupResult(
+                    "pending",
+                    reference,
+                    detail=f"not mined yet; it can be until its valid_before {valid_before} "
+                    f"(the chain at {_host(url)} is not past it yet)",
+                )
+        return LookupResult(
+            "failed",
+            reference,
+            detail=f"expired, never mined: every configured chain is past its valid_before "
+            f"{valid_before} and none has the transaction",
+        )
 
     def __repr__(self) -> str:
         return (
@@ -658,6 +949,58 @@ class TempoCharge(PaymentMethod):
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _receipt_result(reference: str, receipt: Mapping[str, Any]) -> LookupResult:
+    """What a receipt proves: status 1 settled; a revert that moved nothing but the network
+    fee failed; anything else (an unknown status, a revert with other token movements) is
+    left for a human."""
+    block = receipt.get("blockNumber")
+    if receipt.get("status") == "0x1":
+        return LookupResult("settled", reference, detail=f"mined in block {block}")
+    if receipt.get("status") == "0x0" and all(
+        _is_fee_log(log) for log in receipt.get("logs") or ()
+    ):
+        return LookupResult(
+            "failed",
+            reference,
+            detail=f"reverted in block {block}: the transfer did not happen (the network fee "
+            "was paid)",
+        )
+    return LookupResult(
+        "pending", reference, detail=f"receipt in block {block} with an unexpected outcome"
+    )
+
+
+def _is_fee_log(log: Any) -> bool:
+    """Whether a receipt log is the network fee's Transfer to the fee manager."""
+    if not isinstance(log, Mapping):
+        return False
+    topics = log.get("topics") or []
+    return (
+        len(topics) == 3
+        and str(topics[0]).lower() == TRANSFER_TOPIC
+        and str(topics[2]).lower()[-40:] == _FEE_MANAGER[2:]
+    )
+
+
+def _valid_before_of(proof: PaymentProof) -> int | None:
+    """The ``valid_before`` of the signed ``0x76`` in a pull credential, or ``None``."""
+    signature = proof.payload.get("signature")
+    if not isinstance(signature, str) or not signature.startswith("0x76"):
+        return None
+    try:
+        fields = rlp.decode(bytes.fromhex(signature[4:]))
+    except ValueError:
+        return None
+    if not isinstance(fields, list) or len(fields) < 9 or not isinstance(fields[8], bytes):
+        return None
+    return int.from_bytes(fields[8], "big") or None
+
+
+def _host(url: str) -> str:
+    """The host of an RPC URL (never its path or query, which may hold an API key)."""
+    return urlsplit(url).hostname or "the RPC endpoint"
 
 
 def _request_of(challenge: Challenge) -> Mapping[str, Any]:

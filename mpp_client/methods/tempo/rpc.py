@@ -17,9 +17,16 @@ _METHOD_NOT_FOUND = -32601
 
 class RpcError(MethodError):
     """The chain's RPC endpoint answered with an error (``code`` is the JSON-RPC code, or the
-    HTTP status when the body was not JSON-RPC)."""
+    HTTP status when the body was not JSON-RPC).
 
-    def __init__(self, reason: str, *, code: int | None = None, money_moved: bool = False) -> None:
+    ``money_moved`` defaults to ``None`` (not known): an error answer to a broadcast is no proof
+    that the node did not take the transaction. Callers that know better (nothing was signed
+    yet) say so by raising ``NothingSent`` instead.
+    """
+
+    def __init__(
+        self, reason: str, *, code: int | None = None, money_moved: bool | None = None
+    ) -> None:
         super().__init__(reason, money_moved=money_moved)
         self.code = code
 
