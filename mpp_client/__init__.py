@@ -13,7 +13,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from mpp_client.driver import payment_of, receipt_of
+from mpp_client.clock import Clock
 from mpp_client.errors import (
+    AlreadyPaid,
     BudgetExceeded,
     ChallengeExpired,
     CrossOriginPayment,
@@ -28,6 +30,7 @@ from mpp_client.errors import (
     MppError,
     NoPayableChallenge,
     NotAllowed,
+    NothingSent,
     ParseError,
     PayeeChanged,
     PaymentFailed,
@@ -39,9 +42,11 @@ from mpp_client.errors import (
     PriceUnavailable,
     ProtocolError,
     UnreplayableBody,
+    UnresolvedPayments,
 )
 from mpp_client.flow import Payment, PaymentHooks
 from mpp_client.guard import PaymentOptions
+from mpp_client.lifecycle import PaymentState
 from mpp_client.methods.base import PaymentMethod, PaymentProof, Quote
 from mpp_client.money import SAT, Currency, Money
 from mpp_client.protocol import Challenge, Credential, Problem, Receipt
@@ -54,10 +59,12 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlreadyPaid",
     "AsyncPaymentTransport",
     "BudgetExceeded",
     "Challenge",
     "ChallengeExpired",
+    "Clock",
     "Credential",
     "CrossOriginPayment",
     "Currency",
@@ -74,6 +81,7 @@ __all__ = [
     "MppError",
     "NoPayableChallenge",
     "NotAllowed",
+    "NothingSent",
     "ParseError",
     "PayeeChanged",
     "Payment",
@@ -86,6 +94,7 @@ __all__ = [
     "PaymentRefused",
     "PaymentRejected",
     "PaymentSession",
+    "PaymentState",
     "PaymentTransport",
     "PaymentVetoed",
     "PolicyViolation",
@@ -97,6 +106,7 @@ __all__ = [
     "SAT",
     "SpendPolicy",
     "UnreplayableBody",
+    "UnresolvedPayments",
     "Wallet",
     "payment_of",
     "receipt_of",

@@ -346,12 +346,18 @@ def payment_flow(
         _refuse_unsafe_request(config, facts, challenges)
         if options.dry_run:
             return _dry_run(config, facts, challenges, context)
-        quote, method = _choose(config, facts, challenges, context)
-        _notify(config.hooks.on_quote, quote, context)
-        if config.hooks.before_payment is not None:
-            yield from _before_payment(config, quote, context)
-
-        reservation: Reservation = yield from config.guard.reserve(quote, context, options)
+        try:
+            quote, method = _choose(config, facts, challenges, context)
+            _notify(config.hooks.on_quote, quote, context)
+            if config.hooks.before_payment is not None:
+                yield from _before_payment(config, quote, context)
+            reservation: Reservation = yield from config.guard.reserve(quote, context, options)
+        except PaymentRefused:
+            if last is None:
+                raise
+            # A fresh challenge after a void one that is refused before signing (policy, a
+            # method that never pays twice for one request): the rejection stands.
+            return last.result
         seen.add(quote.challenge.id)
         attempt = _Attempt(config, quote, method, reservation, payments=len(seen))
         try:

@@ -12,6 +12,14 @@ balance and fee is in TIP-20 stablecoins (6 decimals, base units).
         print(chain.balance_of(wallet.address))
 
 The dev keys are public test keys: never use them anywhere real.
+
+Time: with the default automine, an idle anvil makes no blocks, so its latest block falls
+behind the wall clock (by minutes, for a chain left running). Servers simulate payments at the
+latest block, and anvil refuses an expiring nonce more than 30 s past it, while its pool also
+wants ``valid_before`` more than 3 s past its own (wall) clock: past ~27 s of lag no
+transaction satisfies both. ``TempoCharge`` counts ``valid_before`` from the chain's time,
+which covers short lags; a chain left running for people to pay (``mpp demo serve``) should be
+started with ``block_time=1`` so that it keeps making blocks.
 """
 
 from __future__ import annotations
@@ -104,8 +112,14 @@ class AnvilChain:
         hardfork: str = "t4",
         binary: str | None = None,
         timeout: float = 15.0,
+        block_time: float | None = None,
     ) -> AnvilChain:
-        """Start anvil (``--network tempo --hardfork t4``), wait until it answers, mine once."""
+        """Start anvil (``--network tempo --hardfork t4``), wait until it answers, mine once.
+
+        ``block_time``: seconds between blocks (interval mining, so the chain's clock never
+        lags the wall clock by more than that; a transaction then waits for the next block).
+        ``None`` (default): a block per transaction, and none while idle.
+        """
         exe = binary or find_anvil()
         chosen = port or _free_port()
         command = [
@@ -122,6 +136,8 @@ class AnvilChain:
             str(chosen),
             "--silent",
         ]
+        if block_time is not None:
+            command += ["--block-time", f"{block_time:g}"]
         process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
@@ -202,6 +218,10 @@ class AnvilChain:
         data = "0x" + balance_of_data(owner).hex()
         return int(self.rpc("eth_call", {"to": token, "data": data}, "latest"), 16)
 
+    def chain_time(self) -> int:
+        """The latest block's timestamp (Unix seconds): the chain's clock."""
+        return int(self.rpc("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+
     def gas_price(self) -> int:
         """The chain's gas price in attodollars per gas unit."""
         return int(self.rpc("eth_gasPrice"), 16)
@@ -229,7 +249,9 @@ class AnvilChain:
             gas_limit=gas_limit,
             max_fee_per_gas=2 * self.gas_price(),
             nonce_key=EXPIRING_NONCE_KEY,
-            valid_before=int(time.time()) + 20,
+            # anvil's pool judges valid_before by its own clock: this machine's, moved forward
+            # by any timestamp a test mined (never back), so the later of the two.
+            valid_before=max(int(time.time()), self.chain_time()) + 20,
             fee_token=address_bytes(fee_token),
         )
         raw = tx.encode(signer.sign_hash(tx.signing_hash()))
@@ -265,7 +287,9 @@ class AnvilChain:
         authorization = KeyAuthorization(
             chain_id=self.chain_id,
             key_id=address_bytes(access_key.address),
-            expiry=expiry if expiry is not None else int(time.time()) + 86_400,
+            expiry=expiry
+            if expiry is not None
+            else max(int(time.time()), self.chain_time()) + 86_400,
             limits=None if limit is None else (TokenLimit(address_bytes(token), limit),),
         )
         signed = SignedKeyAuthorization(authorization, root.sign_hash(authorization.digest()))

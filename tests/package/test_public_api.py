@@ -10,10 +10,12 @@ from pathlib import Path
 import mpp_client
 
 PUBLIC_API = [
+    "AlreadyPaid",
     "AsyncPaymentTransport",
     "BudgetExceeded",
     "Challenge",
     "ChallengeExpired",
+    "Clock",
     "Credential",
     "CrossOriginPayment",
     "Currency",
@@ -30,6 +32,7 @@ PUBLIC_API = [
     "MppError",
     "NoPayableChallenge",
     "NotAllowed",
+    "NothingSent",
     "ParseError",
     "PayeeChanged",
     "Payment",
@@ -42,6 +45,7 @@ PUBLIC_API = [
     "PaymentRefused",
     "PaymentRejected",
     "PaymentSession",
+    "PaymentState",
     "PaymentTransport",
     "PaymentVetoed",
     "PolicyViolation",
@@ -53,6 +57,7 @@ PUBLIC_API = [
     "SAT",
     "SpendPolicy",
     "UnreplayableBody",
+    "UnresolvedPayments",
     "Wallet",
     "payment_of",
     "receipt_of",
