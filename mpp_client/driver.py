@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
+from mpp_client.clock import Clock
 from mpp_client.flow import FlowConfig, Payment, PaymentHooks, origin_of
 from mpp_client.guard import PaymentGuard, PaymentOptions
 
@@ -61,12 +62,14 @@ def build_config(
             hooks=hooks,
             expiry_margin=expiry_margin,
             allow_insecure_http=allow_insecure_http,
+            clock=wallet.clock,  # one clock for the flow, the wallet and its journal
         )
     if guard is None:
         from mpp_client.wallet import Wallet
 
         wallet = Wallet(methods, prefer=tuple(prefer))
         guard = wallet
+    clock = getattr(guard, "clock", None)
     return FlowConfig.build(
         methods,
         guard,
@@ -74,6 +77,7 @@ def build_config(
         hooks=hooks,
         expiry_margin=expiry_margin,
         allow_insecure_http=allow_insecure_http,
+        clock=clock if isinstance(clock, Clock) else None,
     )
 
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -43,6 +44,14 @@ __all__ = ["FakeMppServer", "Offer", "RecordedRequest", "Route"]
 PROBLEM_BASE = "https://paymentauth.org/problems/"
 #: Status ``handle`` returns when the connection must be dropped without an answer.
 DROP = 0
+#: Pseudo-header ``handle`` adds to tell the runners how to damage the answer's body (never
+#: sent; a colon cannot start a real header name). Value: ``"truncated"``.
+FAULT = ":fault"
+#: Bytes a truncated body claims (in ``Content-Length``) beyond what is sent.
+TRUNCATED_BY = 64
+#: Longest a ``Route.hold_paid`` hold lasts if the test never releases it (seconds): a safety
+#: net so a failing test cannot hang the server thread forever, not a synchronisation.
+HOLD_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,26 @@ class Route:
     how clients treat malformed or foreign challenges).
     ``paid_redirect``: after a verified payment answer ``303 See Other`` to this URL (with the
     receipt) instead of the body (post/redirect/get).
+
+    Faults AFTER the server took the payment (the credential is verified, appended to
+    ``FakeMppServer.accepted`` and its challenge marked used, so a replay of it is answered
+    402 ``invalid-challenge`` "already used", like a single-use server):
+
+    ``lose_paid``: the first N accepted payments on this path get no answer: the connection is
+    dropped (like ``drop_paid``, which drops BEFORE verifying and accepting).
+    ``lose_every``: also lose the answer to every N-th accepted payment (the N-th, 2N-th, ...).
+    ``lose_ratio``: also lose each other answer with this probability, drawn from ``lose_rng``
+    (a seeded ``random.Random`` for a deterministic test; default: the server's own
+    ``random.Random(0)``). Every lost one is recorded in ``FakeMppServer.lost``.
+    ``hold_paid``: after accepting, the handler waits until this event is set (at most
+    ``HOLD_TIMEOUT`` seconds) before it answers; ``FakeMppServer.holding`` is set when a request
+    starts waiting, so a test can act (cancel the caller) on an event, never on a sleep. Use it
+    with ``serve()`` (under ``mock_transport`` it would block the caller itself).
+    ``paid_body_fault``: damage the answer's body: ``"truncated"`` (``Content-Length`` claims
+    ``TRUNCATED_BY`` more bytes than are sent, then the connection closes; ``mock_transport``
+    raises ``httpx.RemoteProtocolError`` mid-body) or ``"bad-gzip"`` (``Content-Encoding:
+    gzip`` over bytes that are not gzip). Combine with ``paid_status`` (e.g. 500) to test an
+    unreadable error answer to the paid retry.
     """
 
     offers: Sequence[Offer] = (Offer(),)
@@ -111,6 +140,12 @@ class Route:
     drop_paid: int = 0
     raw_challenges: Sequence[str] | None = None
     paid_redirect: str | None = None
+    lose_paid: int = 0
+    lose_every: int = 0
+    lose_ratio: float = 0.0
+    lose_rng: random.Random | None = None
+    hold_paid: threading.Event | None = None
+    paid_body_fault: Literal["truncated", "bad-gzip"] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +162,21 @@ class RecordedRequest:
         if value is None or not value.lower().startswith("payment "):
             return None
         return parse_credential(value)
+
+
+class _TruncatedStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body that ends early: ``content``, then the connection "closes"."""
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._content
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self._content
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
 
 
 class FakeMppServer:
@@ -147,10 +197,16 @@ class FakeMppServer:
         self._lock = threading.Lock()
         self._used: set[str] = set()
         self._dropped: dict[str, int] = {}
+        self._taken: dict[str, int] = {}
+        self._rng = random.Random(0)
         #: Every request received, in order.
         self.requests: list[RecordedRequest] = []
-        #: Every credential the server accepted, in order.
+        #: Every credential the server accepted, in order (a replay is never added again).
         self.accepted: list[Credential] = []
+        #: Accepted credentials whose answer was lost (``Route.lose_*``), in order.
+        self.lost: list[Credential] = []
+        #: Set when a paid request starts waiting on ``Route.hold_paid``.
+        self.holding = threading.Event()
 
     # --- the server logic --------------------------------------------------------------------
 
@@ -187,6 +243,39 @@ class FakeMppServer:
             return self._payment_required(route, challenges, *problem)
         with self._lock:
             self.accepted.append(credential)
+            lose = self._lose(route, path)
+            if lose:
+                self.lost.append(credential)
+        if route.hold_paid is not None:
+            self.holding.set()
+            route.hold_paid.wait(HOLD_TIMEOUT)
+        if lose:
+            return DROP, [], b""
+        status, out, content = self._paid_answer(route, credential)
+        if route.paid_body_fault == "bad-gzip":
+            out = [(k, v) for k, v in out if k != "content-encoding"]
+            out.append(("content-encoding", "gzip"))
+            content = b"this is not gzip data"
+        elif route.paid_body_fault == "truncated":
+            out.append((FAULT, "truncated"))
+        return status, out, content
+
+    def _lose(self, route: Route, path: str) -> bool:
+        """Whether the answer to this accepted payment is lost (called under the lock)."""
+        taken = self._taken.get(path, 0) + 1
+        self._taken[path] = taken
+        if taken <= route.lose_paid:
+            return True
+        if route.lose_every > 0 and taken % route.lose_every == 0:
+            return True
+        if route.lose_ratio > 0:
+            rng = route.lose_rng if route.lose_rng is not None else self._rng
+            return rng.random() < route.lose_ratio
+        return False
+
+    def _paid_answer(
+        self, route: Route, credential: Credential
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         if route.paid_status >= 300:
             return route.paid_status, [("content-type", "application/json")], b'{"error":"x"}'
         out = [("content-type", "application/json"), ("cache-control", "private")]
@@ -348,6 +437,10 @@ class FakeMppServer:
             )
             if status == DROP:
                 raise httpx.ReadError("connection dropped by the fake server", request=request)
+            if (FAULT, "truncated") in headers:
+                headers = [(k, v) for k, v in headers if k != FAULT]
+                headers.append(("content-length", str(len(content) + TRUNCATED_BY)))
+                return httpx.Response(status, headers=headers, stream=_TruncatedStream(content))
             return httpx.Response(status, headers=headers, content=content)
 
         return httpx.MockTransport(handler)
@@ -369,6 +462,10 @@ class FakeMppServer:
         status, out, content = self.handle(scope["method"], target, headers, b"".join(chunks))
         if status == DROP:
             raise ConnectionResetError("connection dropped by the fake server")
+        truncated = (FAULT, "truncated") in out
+        if truncated:
+            out = [(k, v) for k, v in out if k != FAULT]
+            out.append(("content-length", str(len(content) + TRUNCATED_BY)))
         await send(
             {
                 "type": "http.response.start",
@@ -376,7 +473,9 @@ class FakeMppServer:
                 "headers": [(k.encode(), v.encode("latin-1")) for k, v in out],
             }
         )
-        await send({"type": "http.response.body", "body": content})
+        await send({"type": "http.response.body", "body": content, "more_body": truncated})
+        if truncated:
+            raise ConnectionResetError("the fake server cut the body short")
 
     @contextlib.contextmanager
     def serve(self, port: int = 0) -> Iterator[str]:
@@ -399,13 +498,20 @@ class FakeMppServer:
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
+                truncated = (FAULT, "truncated") in headers
                 self.send_response(status)
                 for name, value in headers:
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(content)))
+                    if name != FAULT:
+                        self.send_header(name, value)
+                claimed = len(content) + (TRUNCATED_BY if truncated else 0)
+                self.send_header("content-length", str(claimed))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(content)
+                if truncated:
+                    # The rest never comes: the client sees the connection end mid-body.
+                    self.wfile.flush()
+                    self.close_connection = True
 
             def _read_chunked(self) -> bytes:
                 data = b""

@@ -50,8 +50,10 @@ class Driver:
 
     name: str
     methods: Sequence[PaymentMethod]
-    guard: OpenGuard
+    guard: OpenGuard | None
     options: dict[str, Any] = field(default_factory=dict)
+    #: A ``Wallet`` to pay with instead of ``methods``/``guard`` (its journal records it all).
+    wallet: Any = None
 
     def send(
         self,
@@ -64,7 +66,10 @@ class Driver:
         follow_redirects: bool = True,
         inner: Any = None,
     ) -> Result:
-        kwargs = dict(methods=self.methods, guard=self.guard, **self.options)
+        if self.wallet is not None:
+            kwargs = dict(wallet=self.wallet, **self.options)
+        else:
+            kwargs = dict(methods=self.methods, guard=self.guard, **self.options)
         if self.name == "httpx":
             with httpx.Client(
                 transport=PaymentTransport(inner, **kwargs), follow_redirects=follow_redirects
@@ -157,6 +162,8 @@ class FakeServerAdapter(requests.adapters.BaseAdapter):
         response = requests.Response()
         response.status_code = status
         for name, value in headers:
+            if name.startswith(":"):
+                continue  # the fake server's private fault markers
             if name in response.headers:
                 response.headers[name] += ", " + value
             else:
@@ -168,6 +175,59 @@ class FakeServerAdapter(requests.adapters.BaseAdapter):
 
     def close(self) -> None:
         return None
+
+
+def carries_payment(headers: Any) -> bool:
+    """Whether request headers carry a payment credential (either header)."""
+    return any(
+        str(headers.get(name, ""))[:8].lower() == "payment "
+        for name in ("authorization", "payment-authorization")
+    )
+
+
+class InterruptOnPaid(httpx.BaseTransport):
+    """An inner httpx transport that sends for real, then raises ``raise_`` (default
+    ``KeyboardInterrupt``) instead of returning the answer to a request carrying a credential:
+    the credential reached the server, the caller never learns what it said."""
+
+    def __init__(self, raise_: type[BaseException] = KeyboardInterrupt) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.raise_ = raise_
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if carries_payment(request.headers):
+            response.close()
+            raise self.raise_()
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class InterruptOnPaidAdapter(requests.adapters.HTTPAdapter):
+    """The requests twin of ``InterruptOnPaid`` (mount it on the session)."""
+
+    def __init__(self, raise_: type[BaseException] = KeyboardInterrupt) -> None:
+        super().__init__()
+        self.raise_ = raise_
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        response = super().send(request, *args, **kwargs)
+        if carries_payment(request.headers):
+            response.close()
+            raise self.raise_()
+        return response
+
+
+def interrupt_on_paid(driver_name: str) -> Any:
+    """The inner transport / adapter for ``driver_name`` that raises ``KeyboardInterrupt`` on
+    the paid retry (sync drivers only)."""
+    if driver_name == "requests":
+        return InterruptOnPaidAdapter()
+    if driver_name == "httpx":
+        return InterruptOnPaid()
+    raise ValueError(f"no interrupting inner transport for {driver_name}")
 
 
 def inner_for(driver: Driver, server: FakeMppServer) -> Any:

@@ -527,4 +527,3 @@ def test_nothing_in_these_tests_reads_todays_date():
         text = path.read_text()
         for forbidden in ("time.time(", "datetime.now(", "datetime.utcnow(", "date.today("):
             assert forbidden not in text, f"{path.name} reads the wall clock ({forbidden})"
-
