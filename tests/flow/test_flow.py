@@ -357,3 +357,70 @@ def test_a_402_repeating_the_paid_challenge_is_not_paid_again():
         _step(gen, rejected)
     assert done.value.value.status == "rejected"
     assert len(method.paid) == 1
+
+
+# --- amounts, clocks and the event loop ---------------------------------------------------------
+
+
+def test_a_dollar_maximum_applies_to_any_usd_pegged_currency():
+    from mpp_client.wallet import usd
+
+    server = FakeMppServer()  # 1000 base units of a 6-decimal USD token: $0.001
+    config = FlowConfig.build([TestMethod()], OpenGuard())
+    payment, _ = drive(
+        payment_flow(config, facts(max_amount=usd("0.001")), first_402(server)), server
+    )
+    assert payment.status == "paid"
+    method = TestMethod()
+    config = FlowConfig.build([method], OpenGuard())
+    with pytest.raises(PaymentRefused, match="above this request's maximum"):
+        drive(payment_flow(config, facts(max_amount=usd("0.000999")), first_402(server)), server)
+    assert method.paid == []
+
+
+def test_expiry_is_judged_by_the_injected_clock_not_todays_date():
+    from datetime import UTC, datetime
+
+    from mpp_client.testing import ManualClock
+
+    then = datetime(2030, 1, 1, tzinfo=UTC)
+    server = FakeMppServer(clock=lambda: then)  # challenges expire at 2030-01-01 00:05
+    method = TestMethod()
+    config = FlowConfig.build([method], OpenGuard(), clock=ManualClock(then))
+    payment, _ = drive(payment_flow(config, facts(), first_402(server)), server)
+    assert payment.status == "paid"
+    late = FlowConfig.build([method], OpenGuard(), clock=ManualClock(then.timestamp() + 600))
+    with pytest.raises(PaymentRefused, match="too soon"):
+        drive(payment_flow(late, facts(), first_402(server)), server)
+
+
+async def test_the_async_driver_writes_the_journal_off_the_event_loop(tmp_path):
+    import threading
+
+    from mpp_client import AsyncPaymentTransport
+    from mpp_client.wallet import SpendPolicy, SqliteJournal, Wallet
+
+    loop_thread = threading.get_ident()
+    writers: set[int] = set()
+
+    class Watched(SqliteJournal):
+        def advance(self, *args: Any, **kwargs: Any) -> bool:
+            writers.add(threading.get_ident())
+            return super().advance(*args, **kwargs)
+
+        def atomic(self):  # type: ignore[no-untyped-def]
+            writers.add(threading.get_ident())
+            return super().atomic()
+
+    wallet = Wallet(
+        [TestMethod()],
+        policy=SpendPolicy(pin_payees=False),
+        journal=Watched(tmp_path / "j.sqlite3"),
+    )
+    server = FakeMppServer()
+    transport = AsyncPaymentTransport(server.mock_transport(), wallet=wallet)
+    async with httpx.AsyncClient(transport=transport) as client:
+        response = await client.get("https://api.example.com/paid")
+    assert response.status_code == 200
+    assert writers and loop_thread not in writers
+    assert [p.state for p in wallet.payments()] == ["settled"]

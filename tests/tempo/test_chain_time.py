@@ -86,7 +86,7 @@ def test_an_idle_chain_that_lags_gets_a_valid_before_in_its_own_time(fresh_chain
     chain = fresh_chain
     signer = LocalKeySigner.generate()
     chain.fund(signer.address, 100_000)  # the last block for a while
-    time.sleep(7)  # noqa: real seconds: anvil's clock is this machine's
+    time.sleep(7)  # real seconds: anvil's clock is this machine's
     lag = SYSTEM_CLOCK.time() - chain.chain_time()
     assert lag > 5  # now+25 would be more than 30 s past the latest block
     signed = sign_pull(chain, signer)

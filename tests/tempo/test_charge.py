@@ -465,7 +465,7 @@ def test_push_falls_back_to_send_and_poll_when_sync_send_is_missing():
 def test_push_that_reverts_is_a_failure_naming_the_transaction_and_its_fee():
     rpc = FakeRpc.chain()
     rpc.handlers["eth_sendRawTransactionSync"] = lambda p: {**RECEIPT_OK, "status": "0x0"}
-    with pytest.raises(MethodError, match="reverted.*fee was paid") as caught:
+    with pytest.raises(MethodError, match=r"reverted.*fee was paid") as caught:
         pay(method(modes=("push",)), make_challenge(), rpc)
     assert caught.value.reference is not None
     # The transfer did not happen but the network fee left the account: not "nothing moved".
