@@ -498,6 +498,13 @@ class FakeMppServer:
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
+                try:
+                    self._answer(status, headers, content)
+                except (BrokenPipeError, ConnectionResetError):
+                    # The client went away (e.g. it was cancelled while a hold lasted).
+                    self.close_connection = True
+
+            def _answer(self, status: int, headers: list[tuple[str, str]], content: bytes) -> None:
                 truncated = (FAULT, "truncated") in headers
                 self.send_response(status)
                 for name, value in headers:

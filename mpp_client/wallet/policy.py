@@ -475,26 +475,10 @@ def _assess(
     if policy.pin_payees:
         _assess_pin(policy, quote, origin, network, ledger, result, approver, approved, refuse)
 
-    # The caller's per-request maximum, summed over every payment of the logical call.
+    # The caller's per-request maximum (``PaymentOptions.max_amount``) is enforced once, by the
+    # flow, for every guard: a second payment of one request happens only after the first was
+    # proven void, so "per payment" and "per request" are the same amount.
     call_id = context.call_id
-    if options.max_amount is not None:
-        request_max = options.max_amount
-        if request_max.currency != currency:
-            raise refuse(
-                BudgetExceeded,
-                "request.max_amount",
-                f"this request allows at most {request_max}; a payment in {currency} is refused",
-            )
-        spent = 0
-        if call_id:
-            spent = sum(a for c, a in ledger.held_totals(call_id=call_id) if c == currency)
-        if spent + exposure.amount > request_max.amount:
-            raise refuse(
-                BudgetExceeded,
-                "request.max_amount",
-                f"{exposure} would bring this request to {Money(spent + exposure.amount, currency)}"
-                f", above its maximum of {request_max}",
-            )
     if call_id and ledger.held_count(call_id) >= options.max_payments:
         raise refuse(
             BudgetExceeded,

@@ -21,10 +21,11 @@ from typing import Any
 import httpx
 import pytest
 
-from mpp_client import AsyncPaymentTransport, PaymentOptions, PaymentOutcomeUnknown, payment_of
+from mpp_client import AsyncPaymentTransport, PaymentOptions, PaymentOutcomeUnknown
 from mpp_client.errors import MethodError
+from mpp_client.protocol import Credential, parse_challenges
 from mpp_client.testing import FakeMppServer, Route, TestMethod, test_proof
-from mpp_client.testing.server import DROP
+from mpp_client.testing.server import DROP, RecordedRequest
 from mpp_client.wallet import Wallet
 from mpp_client.wallet.journal import PaymentRecord
 from tests.drivers.harness import Driver, Result, carries_payment, interrupt_on_paid
@@ -104,15 +105,18 @@ def pay(driver: Driver, url: str, **kwargs: Any) -> Result:
 # --- the fake server's single use -------------------------------------------------------------
 
 
-def test_a_replayed_credential_is_answered_already_used_and_accepted_once():
-    server = FakeMppServer()
+def paid_headers(server: FakeMppServer) -> list[tuple[str, str]]:
+    """Ask ``server`` for a challenge and build the credential ``TestMethod`` would send."""
     status, headers, _ = server.handle("GET", "/paid", [], b"")
     assert status == 402
-    from mpp_client.protocol import Credential, parse_challenges
-
     challenge = parse_challenges([v for k, v in headers if k == "www-authenticate"])[0]
     credential = Credential(challenge=challenge, payload={"proof": test_proof(challenge.id)})
-    paid = [("authorization", credential.to_header())]
+    return [("authorization", credential.to_header())]
+
+
+def test_a_replayed_credential_is_answered_already_used_and_accepted_once():
+    server = FakeMppServer()
+    paid = paid_headers(server)
     assert server.handle("GET", "/paid", paid, b"")[0] == 200
     status, _, body = server.handle("GET", "/paid", paid, b"")
     assert status == 402
@@ -122,15 +126,7 @@ def test_a_replayed_credential_is_answered_already_used_and_accepted_once():
 
 def test_lost_answers_are_accepted_first():
     server = FakeMppServer({"/paid": Route(lose_paid=1, lose_every=3)})
-    from mpp_client.protocol import Credential, parse_challenges
-
-    statuses = []
-    for _ in range(6):
-        _, headers, _ = server.handle("GET", "/paid", [], b"")
-        challenge = parse_challenges([v for k, v in headers if k == "www-authenticate"])[0]
-        credential = Credential(challenge=challenge, payload={"proof": test_proof(challenge.id)})
-        paid = [("authorization", credential.to_header())]
-        statuses.append(server.handle("GET", "/paid", paid, b"")[0])
+    statuses = [server.handle("GET", "/paid", paid_headers(server), b"")[0] for _ in range(6)]
     # the 1st (lose_paid) and every 3rd (lose_every) answer is lost, all six were taken
     assert statuses == [DROP, 200, DROP, 200, 200, DROP]
     assert len(server.accepted) == 6 and server.lost == [server.accepted[i] for i in (0, 2, 5)]
@@ -293,8 +289,6 @@ def test_400_malformed_credential_keeps_an_irrevocable_credential_held(
     def handle(method_, target, headers, body):
         if any(k.lower() == "authorization" for k, _ in headers):
             with server._lock:
-                from mpp_client.testing.server import RecordedRequest
-
                 lowered = {k.lower(): v for k, v in headers}
                 server.requests.append(RecordedRequest(method_, target, lowered, body))
             problem = (
@@ -434,3 +428,17 @@ def test_a_method_bug_before_sending_releases_the_hold(driver_name, server, base
     record = only_entry(wallet)
     assert (record.state, record.held, record.money_moved) == ("failed", False, False)
     assert wallet.unknown_payments() == []
+
+
+@pytest.mark.parametrize("fault", ["truncated", "bad-gzip"])
+def test_body_faults_also_work_without_sockets(fault):
+    from mpp_client import PaymentTransport
+    from mpp_client.guard import OpenGuard
+
+    server = FakeMppServer({"/paid": Route(paid_status=500, paid_body_fault=fault)})
+    guard = OpenGuard()
+    transport = PaymentTransport(server.mock_transport(), methods=[TestMethod()], guard=guard)
+    with httpx.Client(transport=transport) as client, pytest.raises(PaymentOutcomeUnknown):
+        client.get("https://fake.test/paid")
+    assert sent(server).count == 2 and len(server.accepted) == 1
+    assert [(e.state, e.held) for e in guard.entries] == [("unknown", True)]

@@ -378,6 +378,18 @@ def test_a_dollar_maximum_applies_to_any_usd_pegged_currency():
     assert method.paid == []
 
 
+def test_a_maximum_in_another_currency_refuses_before_signing():
+    from mpp_client.money import SAT, Money
+
+    server = FakeMppServer()
+    method = TestMethod()
+    config = FlowConfig.build([method], OpenGuard())
+    with pytest.raises(PaymentRefused) as refused:
+        drive(payment_flow(config, facts(max_amount=Money(10, SAT)), first_402(server)), server)
+    assert refused.value.rule == "request.max_amount"  # type: ignore[attr-defined]
+    assert method.paid == []
+
+
 def test_expiry_is_judged_by_the_injected_clock_not_todays_date():
     from datetime import UTC, datetime
 

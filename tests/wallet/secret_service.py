@@ -61,3 +61,5 @@ def secret_service(home: Path, password: str = "test-login-password") -> Iterato
     finally:
         bus.terminate()
         bus.wait(timeout=10)
+        if bus.stdout is not None:
+            bus.stdout.close()

@@ -114,23 +114,6 @@ def test_per_call_cap_spans_rechallenges(make_wallet):
     pay(wallet, quote(600_000), context(call_id="another-call"), options)
 
 
-def test_request_max_amount_caps_the_whole_call(make_wallet):
-    wallet = make_wallet()
-    ctx = context(call_id="c")
-    options = PaymentOptions(max_amount=Money(150_000, PATH_USD), max_payments=3)
-    pay(wallet, quote(100_000), ctx, options)
-    error = refused(wallet, quote(100_000), ctx, options, kind=BudgetExceeded)
-    assert error.rule == "request.max_amount"
-
-
-def test_request_max_amount_in_another_currency_refuses(make_wallet):
-    wallet = make_wallet()
-    options = PaymentOptions(max_amount=Money(10, SAT))
-    assert (
-        refused(wallet, quote(1), options=options, kind=BudgetExceeded).rule == "request.max_amount"
-    )
-
-
 def test_request_max_payments(make_wallet):
     wallet = make_wallet()
     ctx = context(call_id="c")

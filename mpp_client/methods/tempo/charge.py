@@ -323,7 +323,10 @@ class TempoCharge(PaymentMethod):
 
     def quote(self, challenge: Challenge, context: PaymentContext) -> Quote:
         """Check ``challenge`` and price it (no I/O). Raises ``PaymentRefused`` subclasses:
-        ``NotAllowed`` (chain or token), ``ChallengeExpired``, ``InvalidChargeRequest``."""
+        ``NotAllowed`` (chain or token), ``ChallengeExpired``, ``InvalidChargeRequest``.
+
+        ``max_fee`` is the worst-case network fee (base units of the fee token) when the payer
+        pays it: ``gas_limit * max_fee_per_gas``, rounded up; ``pay`` never signs more."""
         request = _request_of(challenge)
 
         def refuse(reason: str) -> InvalidChargeRequest:
@@ -698,10 +701,9 @@ class TempoCharge(PaymentMethod):
                 challenge=quote.challenge,
             )
         with self._lock:
-            # Entries are kept for the chain's whole clock skew too (a transaction signed while
-            # the offset was applied may still be in flight): dropping one late only costs a
-            # second of window on a collision.
-            horizon = now - 3600
+            # A minute of margin: the measured chain-clock offset may change between payments,
+            # and keeping an entry too long only costs a second of window on a collision.
+            horizon = now - 60
             for stale in [h for h, until in self._issued.items() if until < horizon]:
                 del self._issued[stale]
             for valid_before in range(latest, floor - 1, -1):
