@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from mpp_client.driver import payment_of, receipt_of
 from mpp_client.clock import Clock
+from mpp_client.driver import payment_of, receipt_of
 from mpp_client.errors import (
     AlreadyPaid,
     BudgetExceeded,

@@ -254,9 +254,7 @@ class NothingSent(PaymentFailed):
     def __init__(
         self, reason: str, *, challenge_id: str | None = None, reference: str | None = None
     ) -> None:
-        super().__init__(
-            reason, money_moved=False, challenge_id=challenge_id, reference=reference
-        )
+        super().__init__(reason, money_moved=False, challenge_id=challenge_id, reference=reference)
 
 
 class MethodError(PaymentFailed):

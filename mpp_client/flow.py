@@ -38,7 +38,6 @@ from mpp_client.errors import (
     BudgetExceeded,
     ChallengeExpired,
     CrossOriginPayment,
-    EffectFailed,
     InsecureOrigin,
     MethodError,
     MppError,
@@ -390,9 +389,7 @@ def _attempt(
     credential_headers = _credential_headers(quote.challenge, proof)
     remove = _stale_payment_headers(facts, credential_headers)
     credential_fingerprint = fingerprint("\n".join(sorted(credential_headers.values())))
-    if facts.method.upper() not in _IDEMPOTENT_METHODS and "idempotency-key" not in (
-        facts.headers
-    ):
+    if facts.method.upper() not in _IDEMPOTENT_METHODS and "idempotency-key" not in (facts.headers):
         credential_headers["idempotency-key"] = uuid.uuid4().hex
     attempt.left = True  # from here on the credential may be outside the process
     yield from _record(lambda: reservation.sent(credential_fingerprint, proof.reference))
@@ -410,9 +407,7 @@ def _attempt(
             reference, other = other, None
         elif other == reference:
             other = None
-        yield from _record(
-            lambda: reservation.settled(receipt, reference, receipt_reference=other)
-        )
+        yield from _record(lambda: reservation.settled(receipt, reference, receipt_reference=other))
         attempt.final = True
         method.on_receipt(quote, proof, receipt)
         _notify(config.hooks.on_receipt, quote, receipt)
@@ -445,8 +440,8 @@ def _attempt(
         unknown = attempt.unknown(f"paid retry answered {head.status}", problem)
         attempt.result = attempt.outcome("unknown", problem=problem, error=unknown)
         return head, False
-    reason = _rejection_reason(problem) if head.status == 402 else (
-        f"paid retry answered {head.status}"
+    reason = (
+        _rejection_reason(problem) if head.status == 402 else (f"paid retry answered {head.status}")
     )
     if proof.money_moved:
         # Value left before the answer (push mode, Lightning): a refusal cannot undo it.
@@ -483,9 +478,7 @@ def _record(write: Callable[[], None]) -> Generator[Any, Any, None]:
     yield JournalWrite(write)
 
 
-def _abandon(
-    method: PaymentMethod, quote: Quote, proof: PaymentProof
-) -> Generator[Any, Any, bool]:
+def _abandon(method: PaymentMethod, quote: Quote, proof: PaymentProof) -> Generator[Any, Any, bool]:
     """Ask the method to make a refused credential void; ``True`` only on its proof."""
     try:
         return bool((yield from method.abandon(quote, proof)))

@@ -486,8 +486,10 @@ def _deliver(inv: Invocation, narrator: Narrator, wallet: Wallet, response: http
         out.result(_fetch_document(args, response, body, payment, wallet, code))
     elif payment is not None and not args.silent:
         out.info(_summary(payment))
-    elif (unpaid or code == ExitCode.HTTP_ERROR) and response.status_code == 402 and not (
-        args.silent
+    elif (
+        (unpaid or code == ExitCode.HTTP_ERROR)
+        and response.status_code == 402
+        and not (args.silent)
     ):
         out.info(
             "mpp: 402 Payment Required was not paid ("

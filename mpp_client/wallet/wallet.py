@@ -22,8 +22,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 from mpp_client.clock import SYSTEM_CLOCK, Clock, utcnow
 from mpp_client.effects import Await, Effect, JournalWrite
 from mpp_client.errors import PaymentVetoed, UnresolvedPayments
-from mpp_client.lifecycle import Proof
 from mpp_client.guard import PaymentOptions, Reservation
+from mpp_client.lifecycle import Proof
 from mpp_client.methods.base import PaymentContext, PaymentMethod, Quote
 from mpp_client.money import Money
 from mpp_client.wallet import budget as _budget

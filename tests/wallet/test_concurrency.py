@@ -75,7 +75,9 @@ def test_processes_and_threads_never_overrun_a_shared_cap(tmp_path):
 class SettledLookup(TestMethod):
     """A TestMethod whose lookup finds the payment settled (like a chain receipt would)."""
 
-    def lookup(self, reference: str, *, void_after: Any = None) -> Generator[Any, Any, LookupResult]:
+    def lookup(
+        self, reference: str, *, void_after: Any = None
+    ) -> Generator[Any, Any, LookupResult]:
         return LookupResult("settled", reference, amount=250_000, detail="found on chain")
         yield
 
