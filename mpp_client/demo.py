@@ -5,8 +5,10 @@
 
 It starts a local Tempo chain (anvil ``--network tempo``) and an mppx 0.11 MPP server (node) on
 127.0.0.1, creates a wallet key, funds it with 1.00 pathUSD from an anvil dev account, and makes
-paid requests through ``PaymentTransport`` inside a 0.04 USD budget: some are paid, the ones
-that would break the budget are refused before anything is signed. It prints what was paid,
+paid requests through ``PaymentTransport`` inside a 0.14 USD budget: some are paid, the ones
+that would break the budget are refused before anything is signed. A budget counts what each
+payment can cost at most: the amount plus, when you pay the network fee, the most that fee can
+be (0.03 USD per payment at the method's defaults, 0.0375 for a split in two). It prints what was paid,
 the receipts, and what is left, and stops everything it started (also on Ctrl-C or errors).
 Run it from a checkout of the repository (the server script is ``tests/peers/mppx_server.mjs``).
 """
@@ -106,15 +108,18 @@ def start_server(
 
 
 def stop_server(process: subprocess.Popen[bytes] | None) -> None:
-    """Stop a server started by ``start_server`` (no-op when it is not running)."""
-    if process is None or process.poll() is not None:
+    """Stop a server started by ``start_server`` and close its pipe (no-op for ``None``)."""
+    if process is None:
         return
-    process.terminate()
-    try:
-        process.wait(5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    if process.stderr is not None:
+        process.stderr.close()
 
 
 def main() -> int:
@@ -140,18 +145,18 @@ def main() -> int:
         tempo = TempoCharge(key, chain_id=chain.chain_id, rpc_url=chain.rpc_url)
         wallet = Wallet([tempo], journal=":memory:")
         requests = [
-            ("/split", "0.01, split between merchant and partner"),
-            ("/paid", "0.01, you pay the network fee"),
+            ("/split", "0.01 split between merchant and partner, up to 0.0375 fee"),
+            ("/paid", "0.01, you pay the network fee (up to 0.03 held for it)"),
             ("/sponsored", "0.01, the server pays the fee"),
             ("/paid?amount=0.05", "0.05, more than the budget has left"),
-            ("/paid", "0.01, the last cent of the budget"),
+            ("/paid", "0.01 + up to 0.03 fee: fits in what the budget has left"),
             ("/paid", "0.01, one request too many"),
         ]
-        print(f"\nPaying {url} with a budget of 0.04 USD:\n")
+        print(f"\nPaying {url} with a budget of 0.14 USD:\n")
         paid = 0
         with (
             httpx.Client(transport=PaymentTransport(wallet=wallet), timeout=60) as client,
-            wallet.budget(dollars("0.04"), label="demo"),
+            wallet.budget(dollars("0.14"), label="demo") as budget,
         ):
             for path, what in requests:
                 print(f"GET {path:<20} ({what})")
@@ -180,7 +185,9 @@ def main() -> int:
         print(f"  wallet balance:     {usd(chain.balance_of(key.address))} pathUSD (after fees)")
         print(f"  merchant received:  {usd(chain.balance_of(merchant))} pathUSD")
         print(f"  partner received:   {usd(chain.balance_of(partner))} pathUSD")
-        print(f"  budget left:        {usd(40_000 - paid)} of 0.040000 USD")
+        left = budget.remaining
+        shown = "-" if left is None else usd(left.amount)
+        print(f"  budget left:        {shown} of 0.140000 USD (fees are held at their maximum)")
         print(f"  journal: {len(wallet.payments(state='settled'))} settled payments")
         return 0
     except KeyboardInterrupt:

@@ -5,7 +5,7 @@ payment journal.
     mpp fetch --dry-run URL       what would be paid, and whether the policy allows it
     mpp wallet create NAME        a new Tempo wallet (key in the OS keyring or encrypted file)
     mpp budget show | set         caps, allowlists, approval threshold
-    mpp journal list | unknown | reconcile | export
+    mpp journal list | show | unknown | reconcile | resolve | export
     mpp demo                      the README demo on a local Tempo chain
 
 Human output by default, ``mpp --json COMMAND`` for machines. Exit codes are documented in
@@ -35,7 +35,8 @@ exit codes:
   1  other error (network before paying, key store, journal)
   2  usage or configuration error
   3  refused by policy: spend policy, allowlists (chain, token, origin),
-     --max-amount or approval (nothing paid)
+     --max-amount, approval, or too many unknown payments (wallet.max_unknown)
+     (nothing paid)
   4  not payable: no usable challenge, expired offer, unsafe request (nothing paid)
   5  payment failed or rejected (the message says whether money moved)
   6  payment outcome unknown (see `mpp journal unknown`, `mpp journal reconcile`)

@@ -108,7 +108,8 @@ def _serve(inv: Invocation, demo: ModuleType) -> int:
     store = open_store(config)
     try:
         out.info("Starting a local Tempo chain (anvil --network tempo) ...")
-        chain = demo.AnvilChain.start()
+        # Mining every second keeps the chain clock with the wall clock while the demo idles.
+        chain = demo.AnvilChain.start(block_time=1)
         merchant = LocalKeySigner.generate().address
         partner = LocalKeySigner.generate().address
         out.info("Starting an mppx 0.11 MPP server ...")

@@ -363,7 +363,7 @@ class Wallet:
             raise UnresolvedPayments(
                 f"{len(unresolved)} payment(s) have an unknown outcome ({shown}); nothing more "
                 "is paid until they are resolved: run `mpp journal reconcile`, or settle them "
-                "by hand with `mpp journal resolve ID settled|failed`",
+                "by hand with `mpp journal resolve ID settled|failed --note TEXT`",
                 entry_ids=unresolved,
             )
 

@@ -97,6 +97,7 @@ def start_service(tmp_path: Path, encryption_tag: str) -> Iterator[WalletService
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=10)
+        process.stdout.close()
 
 
 @pytest.fixture

@@ -269,7 +269,8 @@ def test_pull_payment_signs_one_transfer_with_memo_on_the_expiring_nonce_lane():
     assert tx["nonce_key"] == EXPIRING_NONCE_KEY and tx["nonce"] == 0
     assert tx["valid_before"] == int(NOW.timestamp()) + 25
     assert tx["fee_token"] == bytes.fromhex(PATH_USD[2:])
-    assert tx["max_fee"] == 40 * 10**9 and tx["max_priority_fee"] == 0
+    # Twice the gas price leaves room for the base fee to rise, capped at the 30 gwei default.
+    assert tx["max_fee"] == 30 * 10**9 and tx["max_priority_fee"] == 0
     assert tx["access_list"] == []
     [(to, value, data)] = tx["calls"]
     assert to == bytes.fromhex(PATH_USD[2:]) and value == 0

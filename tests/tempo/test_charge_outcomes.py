@@ -300,9 +300,9 @@ def test_a_receipt_found_while_proving_void_wins():
 
 def test_the_worst_case_fee_is_part_of_the_exposure():
     quote = method().quote(make_challenge(), context())
-    # 1_000_000 gas (750k + 250k per transfer) at the 100 gwei cap = 1e17 attodollars = 0.10
-    assert quote.max_fee == Money(100_000, quote.amount.currency)
-    assert quote.exposure == Money(1_100_000, quote.amount.currency)
+    # 1_000_000 gas (750k + 250k per transfer) at the 30 gwei cap = 3e16 attodollars = 0.03
+    assert quote.max_fee == Money(30_000, quote.amount.currency)
+    assert quote.exposure == Money(1_030_000, quote.amount.currency)
 
 
 def test_the_worst_case_fee_rounds_up_to_whole_base_units():
@@ -337,7 +337,7 @@ def test_sponsored_and_zero_amount_payments_have_no_fee():
 def test_the_fee_grows_with_the_splits():
     splits = [{"amount": "1", "recipient": "0xa1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2"}] * 2
     quote = method().quote(make_challenge(charge_request(splits=splits)), context())
-    assert quote.max_fee.amount == (750_000 + 3 * 250_000) * 100 * 10**9 // 10**12
+    assert quote.max_fee.amount == (750_000 + 3 * 250_000) * 30 * 10**9 // 10**12
 
 
 # --- 6. lookup ----------------------------------------------------------------------------------

@@ -108,6 +108,7 @@ if TYPE_CHECKING:
     from mpp_client.protocol import Challenge
 
 __all__ = [
+    "DEFAULT_MAX_FEE_PER_GAS",
     "DEFAULT_RPC_URLS",
     "SIGNING_HASH_PREFIX",
     "InvalidChargeRequest",
@@ -131,6 +132,16 @@ _MAX_UINT256 = 2**256 - 1
 # Sponsor policies of the reference servers (pympp, mpp-tools): stay inside them or the sponsor
 # refuses to co-sign.
 _SPONSOR_MAX_GAS = 2_000_000
+# The default gas limit: a first transfer from a new account to a new holder measured ~300 000
+# gas on anvil (T4), a plain one ~40 000, but servers check the limit against the node's gas
+# estimate, and anvil estimates a Tempo transaction at ~0.5-0.8 M whatever its calls (a
+# 500 000 limit is refused there).
+_BASE_GAS = 750_000
+_GAS_PER_TRANSFER = 250_000
+#: Default ``max_fee_per_gas`` (atto-dollars per gas): room above the ~21 gwei a Tempo node
+#: asks today for the base fee to rise before inclusion; with the default gas limit it bounds
+#: one payment's network fee at 0.03 USD, which is what the budgets hold for it.
+DEFAULT_MAX_FEE_PER_GAS = 30 * GWEI
 _SPONSOR_MAX_FEE_PER_GAS = 100 * GWEI
 # Gas prices are in attodollars (1e-18 USD) per gas unit, TIP-20 amounts in micro-dollars: one
 # base unit of a fee token pays 10**12 attodollars.
@@ -205,9 +216,11 @@ class TempoCharge(PaymentMethod):
     25; anvil and pre-T11 chains refuse more than 30). ``min_validity``: refuse challenges that
     expire within this many seconds. ``gas_limit``: fixed gas limit (default: 750 000 + 250 000
     per transfer; a first payment from a new account to a new holder needs ~300 000, and
-    servers that simulate with ``eth_call`` check the limit against the worst case).
+    servers check the limit against the node's estimate, which anvil puts at ~0.5-0.8 M).
     ``max_fee_per_gas``: refuse to sign when the chain's gas price is above this (default
-    100 gwei); never signs more than this per gas unit.
+    30 gwei, atto-dollars per gas); never signs more than this per gas unit. Together they
+    bound the network fee a payment can cost (0.03 USD at the defaults), which the budgets
+    hold with the amount.
     ``fee_token``: token to pay network fees in when not sponsored (default: the charge
     token). ``client_id``: optional application id written into attribution memos.
     ``proof_realms``: realms for which zero-amount proofs may be signed besides the request's
@@ -238,7 +251,7 @@ class TempoCharge(PaymentMethod):
         expiry_window: float = 25.0,
         min_validity: float = 3.0,
         gas_limit: int | None = None,
-        max_fee_per_gas: int = 100 * GWEI,
+        max_fee_per_gas: int = DEFAULT_MAX_FEE_PER_GAS,
         fee_token: str | None = None,
         client_id: str | None = None,
         proof_realms: Iterable[str] = (),
@@ -363,7 +376,7 @@ class TempoCharge(PaymentMethod):
 
         currency = self._currency(chain_id, token.address)
         plan_sponsored = sponsored and mode == "pull"
-        gas_limit = self.gas_limit or 750_000 + 250_000 * len(transfers)
+        gas_limit = self.gas_limit or _BASE_GAS + _GAS_PER_TRANSFER * len(transfers)
         fee_cap = self.max_fee_per_gas
         if plan_sponsored:
             gas_limit = min(gas_limit, _SPONSOR_MAX_GAS)
