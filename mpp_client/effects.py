@@ -102,6 +102,9 @@ class Await:
 
     function: Callable[[], Any]
     blocking: bool = False
+    #: Seconds to wait before the runner gives up (``EffectFailed(delivered=True)``: the call
+    #: may have had an effect); ``None`` uses the runner's own limit.
+    timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

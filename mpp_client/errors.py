@@ -262,7 +262,8 @@ class MethodError(PaymentFailed):
 
 
 class EffectFailed(MethodError):
-    """An HTTP call a method needed failed after the allowed retries.
+    """An HTTP call a method needed failed after the allowed retries, or an ``Await`` (an
+    async backend such as NWC or Spark) did not finish within its timeout.
 
     ``delivered`` is false when the request certainly never reached the server (a connect
     failure), true when it may have (a read timeout): a method that was broadcasting value must

@@ -74,7 +74,7 @@ def test_a_stuck_coroutine_times_out_and_is_cancelled():
             cancelled.set()
             raise
 
-    with pytest.raises(EffectFailed, match="did not finish within 0.05 s") as failed:
+    with pytest.raises(EffectFailed, match=r"did not finish within 0\.05 s") as failed:
         _LoopThread.run(stuck(), timeout=0.05)
     assert failed.value.delivered is True  # it may have acted: the outcome is unknown
     assert cancelled.wait(PATIENCE)
@@ -112,7 +112,7 @@ def test_the_async_runner_times_out_the_same_way():
     async def on_loop() -> None:
         await AsyncRunner(await_timeout=0.05).perform(Await(lambda: asyncio.Event().wait()))
 
-    with pytest.raises(EffectFailed, match="did not finish within 0.05 s") as failed:
+    with pytest.raises(EffectFailed, match=r"did not finish within 0\.05 s") as failed:
         asyncio.run(on_loop())
     assert failed.value.delivered is True
 

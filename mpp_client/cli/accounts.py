@@ -216,6 +216,13 @@ def _int(entry: WalletEntry, name: str, default: int | None = None) -> int | Non
     raise ConfigError(f"[wallets.{entry.name}] {name} must be an integer")
 
 
+def _chain_id(entry: WalletEntry) -> int:
+    chain_id = _int(entry, "chain_id", 4217)
+    if chain_id is None or chain_id <= 0:
+        raise ConfigError(f"[wallets.{entry.name}] chain_id must be a positive integer")
+    return chain_id
+
+
 def _str(entry: WalletEntry, name: str, default: str | None = None) -> str | None:
     value = entry.settings.get(name, default)
     if value is None or isinstance(value, str):
@@ -247,7 +254,9 @@ def _build_tempo(
     try:
         return TempoCharge(
             signer,
-            chain_id=_int(entry, "chain_id", 4217) or 4217,
+            # Not `or 4217`: chain_id = 0 must never become mainnet (the config loader
+            # refuses it; this keeps a hand-built entry from being guessed either).
+            chain_id=_chain_id(entry),
             rpc_url=_str(entry, "rpc_url"),
             tokens=_strings(entry, "tokens"),
             modes=modes,  # type: ignore[arg-type]  # checked by TempoCharge
@@ -394,8 +403,10 @@ def load_policy(config: Config) -> SpendPolicy:
         return SpendPolicy()
     try:
         return SpendPolicy.from_toml(path)
-    except (ValueError, OSError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None  # from_toml's messages start with the path
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _prices(config: Config) -> StaticPrices | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mpp_client.cli.accounts import load_policy
@@ -19,8 +20,8 @@ from mpp_client.cli.output import table
 from mpp_client.errors import PriceUnavailable
 from mpp_client.money import Money
 from mpp_client.wallet import USD_PEGGED, Limit, SpendPolicy, StaticPrices
-from mpp_client.wallet.policy import Window
-from mpp_client.wallet.prices import is_usd_cap, parse_money, usd_value
+from mpp_client.wallet.policy import Window, parse_cap, parse_origin
+from mpp_client.wallet.prices import is_usd_cap, usd_value
 
 if TYPE_CHECKING:
     from mpp_client.cli.invocation import Invocation
@@ -51,6 +52,7 @@ def register(commands: Any) -> None:
         change.add_argument(
             f"--{window}",
             metavar="AMOUNT",
+            type=_amount_argument,
             help=f"cap per {window}" if window != "lifetime" else "cap over the whole journal",
         )
     for scope in _SCOPES:
@@ -58,17 +60,20 @@ def register(commands: Any) -> None:
             f"--{scope}",
             dest=f"scope_{scope}",
             metavar=scope.upper(),
+            type=_origin_argument if scope == "origin" else _scope_argument,
             help=f"only payments with this {scope}",
         )
     change.add_argument(
         "--approve-above",
         metavar="AMOUNT",
+        type=_amount_argument,
         help="ask before paying more than this (mpp fetch asks on the terminal); 'none'",
     )
     change.add_argument(
         "--allow-origin",
         action="append",
         metavar="ORIGIN",
+        type=_origin_argument,
         help="only pay these origins (repeatable; adds to the list)",
     )
     change.add_argument("--allow-any-origin", action="store_true", help="clear the origin list")
@@ -140,7 +145,19 @@ def _write(inv: Invocation, policy: SpendPolicy) -> None:
         "# mpp spend policy (SpendPolicy.from_toml format; see docs/cli.md).\n"
         "# `mpp budget set` rewrites this file: comments are not kept.\n"
     )
-    write_private(inv.config.policy_path, header + dump_toml(policy_mapping(policy)))
+    path = inv.config.policy_path
+
+    def check(written: Path) -> None:
+        # Read the new file back before it replaces the old one: what is written must be what
+        # the wallet will load, or the working policy stays.
+        try:
+            again = SpendPolicy.from_toml(written)
+        except (ValueError, OSError) as exc:
+            raise ConfigError(f"{path} not written (it would not load): {exc}") from None
+        if again != policy:
+            raise ConfigError(f"{path} not written: it would not read back identically")
+
+    write_private(path, header + dump_toml(policy_mapping(policy)), check=check)
 
 
 # --- show ---------------------------------------------------------------------------------------
@@ -264,9 +281,34 @@ def _amount(text: str, what: str) -> Money | None:
     if text.strip().lower() == "none":
         return None
     try:
-        return parse_money(text)
+        return parse_cap(text, what)
     except ValueError as exc:
-        raise ConfigError(f"{what}: {exc} (write e.g. '0.50 USD' or '1000 sat')") from None
+        raise ConfigError(f"{exc} (write e.g. '0.50 USD' or '1000 sat')") from None
+
+
+# argparse types: a bad value is a usage error (exit 2) before the policy file is read.
+
+
+def _amount_argument(text: str) -> str:
+    try:
+        _amount(text, "amount")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _origin_argument(text: str) -> str:
+    try:
+        return parse_origin(text, "origin")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _scope_argument(text: str) -> str:
+    # An empty scope would be dropped and the cap would apply to every payment instead.
+    if not text.strip():
+        raise argparse.ArgumentTypeError("cannot be empty")
+    return text.strip()
 
 
 def _same_slot(limit: Limit, other: Limit) -> bool:
@@ -294,7 +336,9 @@ def run_set(inv: Invocation) -> int:
         return ExitCode.OK
     policy = load_policy(inv.config)
     limits = list(policy.limits)
-    scope = {k: getattr(args, f"scope_{k}") for k in _SCOPES if getattr(args, f"scope_{k}")}
+    scope = {
+        k: getattr(args, f"scope_{k}") for k in _SCOPES if getattr(args, f"scope_{k}") is not None
+    }
     changed: list[str] = []
     for window in _WINDOWS:
         text = getattr(args, window)
@@ -327,7 +371,7 @@ def run_set(inv: Invocation) -> int:
         updates["origins"] = None
         changed.append("any origin allowed")
     if args.allow_origin:
-        origins = set(policy.origins or ()) | {o.rstrip("/").lower() for o in args.allow_origin}
+        origins = set(policy.origins or ()) | set(args.allow_origin)  # normalised by the type
         updates["origins"] = frozenset(origins)
         changed.append("allowed " + ", ".join(args.allow_origin))
     if not changed:
@@ -335,10 +379,7 @@ def run_set(inv: Invocation) -> int:
             "nothing to change: give a cap (--day 5USD), --approve-above, --allow-origin or --reset"
         )
     new_policy = policy.replace(**updates)
-    _write(inv, new_policy)
-    # Read it back: what is written must be what the wallet will load.
-    if SpendPolicy.from_toml(path) != new_policy:
-        raise ConfigError("internal error: the policy file does not read back identically")
+    _write(inv, new_policy)  # read back before it replaces the file (see _write)
     inv.output.result(
         {"changed": changed, "policy": str(path)},
         f"spend policy updated ({'; '.join(changed)}): {path}",

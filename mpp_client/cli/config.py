@@ -24,15 +24,19 @@ Environment variables (they win over the file):
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
 import sys
 import tomllib
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mpp_client.cli.files import replace_file
 
 __all__ = [
     "Config",
@@ -41,6 +45,8 @@ __all__ = [
     "config_dir",
     "config_path",
     "dump_toml",
+    "http_url_problem",
+    "suggestion",
 ]
 
 APP_DIR = "mpp-client"
@@ -72,6 +78,147 @@ def config_path() -> Path:
 def valid_name(name: str) -> bool:
     """Wallet names: 1-64 letters, digits, ``_ . -``, starting with a letter or digit."""
     return bool(_NAME.match(name))
+
+
+# --- the file's format ----------------------------------------------------------------------------
+
+_TOP_KEYS = {
+    "default_wallet", "prefer", "journal", "policy", "keystore", "keystore_file",
+    "prices", "testing", "wallets",
+}  # fmt: skip
+
+# The settings each method's wallet table may hold (besides method and key), with their kind:
+# "str", "url" (an http(s) URL), "chain" (a chain id), "count" (an integer >= 0), "strs" (a list
+# of strings), or a tuple of the allowed strings (a list of them for "modes").
+_WALLET_KEYS: dict[str, dict[str, Any]] = {
+    "tempo": {
+        "address": "str", "chain_id": "chain", "rpc_url": "url", "tokens": "strs",
+        "modes": ("pull", "push"), "fee_token": "str", "root_account": "str",
+    },
+    "lightning": {
+        "backend": ("nwc", "lnd", "cln", "phoenixd", "lnbits"), "url": "url",
+        "network": ("mainnet", "testnet", "signet", "regtest"), "max_fee_sats": "count",
+    },
+    "stripe": {"payment_method": "str", "customer": "str", "api_base": "url"},
+    "handcash": {"app_id": "str", "base_url": "url"},
+}  # fmt: skip
+_LIST_SETTINGS = {"modes"}
+# Integers a payment method turns into native integers or sums; above this they are typos.
+_MAX_INT = 2**62
+_PRICE = re.compile(r"^[0-9]{1,20}(?:\.[0-9]{1,20})?$")
+
+
+def suggestion(word: str, choices: Any) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, else an empty string."""
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _shown(value: Any) -> str:
+    """A value as the owner wrote it, for messages: its TOML type and a short repr."""
+    kind = {bool: "a boolean", int: "an integer", float: "a float", str: "a string"}.get(
+        type(value), f"a {type(value).__name__}"
+    )
+    text = repr(value)
+    return f"{kind} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _no_unknown_keys(path: Path, where: str, table: Mapping[str, Any], known: Any) -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{path}: {where}unknown key {key!r}{suggestion(key, sorted(known))}")
+
+
+def http_url_problem(text: str) -> str | None:
+    """Why ``text`` is not an absolute http(s) URL, or ``None`` when it is one."""
+    if not text or text != text.strip() or any(c.isspace() or ord(c) < 32 for c in text):
+        return "a URL cannot be empty or contain spaces or control characters"
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "write an http:// or https:// URL"
+    if not parts.hostname:
+        return "the URL has no host"
+    return None
+
+
+def _price(path: Path, code: str, value: Any) -> str:
+    where = f"{path}: [prices] {code}"
+    if isinstance(value, (bool, float)):
+        # A TOML float is binary: 0.1 is not 0.1. Prices are exact decimal strings.
+        raise ConfigError(f'{where} must be a decimal string such as "0.001", not {_shown(value)}')
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str) or not _PRICE.match(value.strip()):
+        raise ConfigError(
+            f'{where} must be dollars per whole unit as a decimal string such as "0.001" '
+            f"(at most 20 digits on each side of the point), not {_shown(value)}"
+        )
+    return value.strip()
+
+
+def _setting(path: Path, where: str, key: str, kind: Any, value: Any) -> None:
+    problem: str | None = None
+    if kind == "str":
+        if not isinstance(value, str) or not value.strip():
+            problem = "a non-empty string"
+    elif kind == "url":
+        if not isinstance(value, str) or http_url_problem(value):
+            problem = "an http:// or https:// URL"
+    elif kind in ("chain", "count"):
+        low = 1 if kind == "chain" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value < _MAX_INT:
+            # chain_id = 0 used to fall back to mainnet (4217): a chain id is never guessed.
+            problem = (
+                "a chain id (a positive integer, 4217 is Tempo mainnet)"
+                if low
+                else ("a whole number >= 0")
+            )
+    elif kind == "strs":
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            problem = "a list of strings"
+    elif key in _LIST_SETTINGS:
+        if not isinstance(value, list) or not value or any(v not in kind for v in value):
+            problem = f"a list of {', '.join(map(repr, kind))}"
+    elif value not in kind:
+        problem = f"one of {', '.join(map(repr, kind))}"
+        if isinstance(value, str):
+            problem += suggestion(value, kind)
+    if problem:
+        raise ConfigError(f"{path}: {where}{key} must be {problem}, not {_shown(value)}")
+
+
+def _wallet_entry(path: Path, name: Any, table: Any) -> WalletEntry:
+    where = f"[wallets.{name}] "
+    if not valid_name(str(name)):
+        raise ConfigError(
+            f"{path}: {where}invalid wallet name: use 1-64 letters, digits, '_', '.', '-'"
+        )
+    if not isinstance(table, dict) or not isinstance(table.get("method"), str):
+        raise ConfigError(f'{path}: {where}needs method = "..." ({", ".join(_WALLET_KEYS)})')
+    table = dict(table)
+    method = table.pop("method")
+    if method not in _WALLET_KEYS:
+        raise ConfigError(
+            f"{path}: {where}unknown method {method!r}{suggestion(method, _WALLET_KEYS)}"
+        )
+    key = table.pop("key", None)
+    if key is not None and (not isinstance(key, str) or not key):
+        raise ConfigError(f"{path}: {where}key must be a key store entry name (a string)")
+    known = _WALLET_KEYS[method]
+    _no_unknown_keys(path, where, table, {*known, "method", "key"})
+    for setting, value in table.items():
+        _setting(path, where, setting, known[setting], value)
+    if method == "tempo" and "rpc_url" in table and "chain_id" not in table:
+        # An endpoint without its chain would be paid as mainnet (4217): say which chain.
+        raise ConfigError(
+            f"{path}: {where}has rpc_url but no chain_id: add the chain id that endpoint "
+            "serves (4217 is Tempo mainnet)"
+        )
+    return WalletEntry(str(name), method, key, table)
 
 
 @dataclass
@@ -120,6 +267,10 @@ class Config:
                 data = tomllib.load(handle)
         except FileNotFoundError:
             pass
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8"
+            ) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from None
         except OSError as exc:
@@ -130,42 +281,58 @@ class Config:
 
     @classmethod
     def from_mapping(cls, path: Path, data: Mapping[str, Any]) -> Config:
+        """Check ``data`` against the file's format and build the configuration.
+
+        Every mistake is a ``ConfigError`` naming the file and the key: an unknown key (a typo
+        such as ``chian_id`` would otherwise be ignored and the wallet would pay on mainnet),
+        a value of the wrong type, a float where an exact number belongs.
+        """
         data = dict(data)
+        _no_unknown_keys(path, "", data, _TOP_KEYS)
         config = cls(path=path)
         wallets = data.pop("wallets", {})
         if not isinstance(wallets, dict):
-            raise ConfigError(f"{path}: [wallets] must be a table")
+            raise ConfigError(f"{path}: [wallets] must be a table of [wallets.NAME] tables")
         for name, table in wallets.items():
-            if not isinstance(table, dict) or not isinstance(table.get("method"), str):
-                raise ConfigError(f'{path}: [wallets.{name}] needs method = "..."')
-            table = dict(table)
-            method = table.pop("method")
-            key = table.pop("key", None)
-            if key is not None and not isinstance(key, str):
-                raise ConfigError(f"{path}: [wallets.{name}] key must be a string")
-            config.wallets[name] = WalletEntry(name, method, key, table)
+            config.wallets[name] = _wallet_entry(path, name, table)
         default = data.pop("default_wallet", None)
         if default is not None and not isinstance(default, str):
-            raise ConfigError(f"{path}: default_wallet must be a string")
+            raise ConfigError(f"{path}: default_wallet must be a string (a wallet name)")
+        if default is not None and default not in config.wallets:
+            raise ConfigError(
+                f"{path}: default_wallet = {default!r} names no [wallets.{default}] table"
+                + suggestion(default, config.wallets)
+            )
         config.default_wallet = default
         prefer = data.pop("prefer", [])
         if not isinstance(prefer, list) or not all(isinstance(p, str) for p in prefer):
-            raise ConfigError(f"{path}: prefer must be a list of method names")
+            raise ConfigError(f'{path}: prefer must be a list of method names, e.g. ["tempo"]')
         config.prefer = tuple(prefer)
         for name in ("journal", "policy", "keystore", "keystore_file"):
             value = data.pop(name, None)
-            if value is not None and not isinstance(value, str):
-                raise ConfigError(f"{path}: {name} must be a path string")
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                what = '"file" or "keyring"' if name == "keystore" else "a path string"
+                raise ConfigError(f"{path}: {name} must be {what}, not {_shown(value)}")
             setattr(config, name, value)
+        if config.keystore is not None and config.keystore.lower() not in ("file", "keyring"):
+            raise ConfigError(
+                f'{path}: keystore must be "file" or "keyring", not {config.keystore!r}'
+            )
         prices = data.pop("prices", {})
         if not isinstance(prices, dict):
             raise ConfigError(f'{path}: [prices] must be a table of currency = "USD per unit"')
-        config.prices = {str(k): str(v) for k, v in prices.items()}
+        config.prices = {str(k): _price(path, str(k), v) for k, v in prices.items()}
         testing = data.pop("testing", {})
         if not isinstance(testing, dict):
             raise ConfigError(f"{path}: [testing] must be a table")
-        config.test_method = testing.get("test_method") is True
-        config.extra = data
+        _no_unknown_keys(path, "[testing] ", testing, {"test_method"})
+        test_method = testing.get("test_method", False)
+        if not isinstance(test_method, bool):
+            raise ConfigError(
+                f"{path}: [testing] test_method must be true or false, not {_shown(test_method)}"
+            )
+        config.test_method = test_method
+        config.extra = data  # empty: unknown keys were refused above
         return config
 
     def _apply_environment(self) -> None:
@@ -235,23 +402,35 @@ class Config:
             "# `mpp wallet` rewrites this file: comments are not kept. No secrets here:\n"
             "# wallets name their entry in the key store.\n"
         )
-        write_private(self.path, header + dump_toml(self.to_mapping()))
+        mapping = self.to_mapping()
+
+        def check(written: Path) -> None:
+            # What is on disk must load, and load as what was meant, before it replaces the
+            # working file: a value TOML cannot hold must not cost the owner their config.
+            try:
+                with open(written, "rb") as handle:
+                    again = tomllib.load(handle)
+                Config.from_mapping(self.path, again)
+            except (ValueError, ConfigError) as exc:
+                reason = str(exc).removeprefix(f"{self.path}: ")
+                raise ConfigError(
+                    f"{self.path} not written (it would not load): {reason}"
+                ) from None
+            if again != mapping:
+                raise ConfigError(f"{self.path} not written: it would not read back identically")
+
+        write_private(self.path, header + dump_toml(mapping), check=check)
 
 
-def write_private(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically, readable by the owner only."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def write_private(path: Path, text: str, *, check: Callable[[Path], None]) -> None:
+    """Replace ``path`` with ``text`` atomically, readable by the owner only, once ``check``
+    accepts the written file (see ``mpp_client.cli.files``)."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+        replace_file(path, text, check=check)
+    except UnicodeEncodeError:
+        raise ConfigError(f"{path} not written: a value is not valid text (UTF-8)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 # --- a small TOML writer (tomllib only reads) ---------------------------------------------------

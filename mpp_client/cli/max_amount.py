@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 __all__ = ["AmountLimit", "CappedGuard", "parse_amount_limit"]
 
 _TEXT = re.compile(r"^\s*(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[A-Za-z$][A-Za-z0-9_$-]*)\s*$")
+_EXPONENT = re.compile(r"^[0-9.]+[eE][+-]?[0-9]+(?:\s|$|[A-Za-z$])")
+_MAX_WHOLE_DIGITS = 18
+_MAX_FRACTION_DIGITS = 9
 _DOLLARS = ("usd", "$")
 RULE = "cli.max_amount"
 
@@ -82,11 +85,25 @@ def parse_amount_limit(text: str) -> AmountLimit:
     stripped = text.strip()
     if stripped.startswith("$"):
         stripped = stripped[1:].strip() + " USD"
+    if _EXPONENT.match(stripped):
+        # `1e3` would otherwise be read as 1 of a unit named "e3" and refused only when an
+        # offer arrives (exit 3): exponent notation is refused here, as a usage error.
+        raise ValueError(
+            f"cannot read an amount from {text!r}: write the number in full (1000, not 1e3) "
+            "followed by its unit, e.g. 0.05USD or '100 sat'"
+        )
     match = _TEXT.match(stripped)
     if not match:
         raise ValueError(
             f"cannot read an amount from {text!r}: write a decimal number and a unit, "
             "e.g. 0.05USD, '1.5 pathUSD' or '100 sat'"
+        )
+    whole, _, fraction = match["number"].partition(".")
+    if len(whole.lstrip("0")) > _MAX_WHOLE_DIGITS or len(fraction) > _MAX_FRACTION_DIGITS:
+        # Beyond these the Decimal arithmetic that converts to base units would round.
+        raise ValueError(
+            f"--max-amount {text[:40]!r}: at most {_MAX_WHOLE_DIGITS} digits before the point "
+            f"and {_MAX_FRACTION_DIGITS} after it"
         )
     try:
         number = Decimal(match["number"])

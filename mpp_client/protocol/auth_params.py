@@ -23,7 +23,7 @@ import re
 
 from mpp_client.errors import FormatError
 
-__all__ = ["RawChallenge", "is_token", "quote", "scan", "unquote"]
+__all__ = ["RawChallenge", "has_unsafe_character", "is_token", "quote", "scan", "unquote"]
 
 # RFC 9110 tchar.
 _TCHAR = r"!#$%&'*+.^_`|~0-9A-Za-z-"
@@ -61,8 +61,24 @@ _ELEMENTS = re.compile(
 _TOKEN = re.compile(rf"[{_TCHAR}]+").fullmatch
 _ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|(.))", re.DOTALL)
 _SURROGATE = re.compile("[\ud800-\udfff]").search
-# Characters a quoted-string cannot carry, even as a quoted-pair: CTLs other than HTAB, and DEL.
-_NOT_QDTEXT = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]").search
+# Characters no parameter value may carry, whether raw, as a quoted-pair or as a \\uXXXX
+# escape; the parser refuses them and quote() refuses to write them, so whatever parses can be
+# written back. Values such as realm and description end up on a human's screen when they decide
+# to pay, and a terminal obeys what it is sent:
+# - C0 controls other than HTAB, DEL and the C1 controls U+0080-U+009F: RFC 9110 forbids CTLs in
+#   field values, and ESC / CSI (U+009B) start terminal escape sequences (clear the screen,
+#   recolour, set the window title);
+# - the explicit bidirectional formatting characters (U+061C, U+200E, U+200F, U+202A-U+202E,
+#   U+2066-U+2069): they reorder what is displayed, so "moc.live" can read as "evil.com"
+#   ("Trojan Source", CVE-2021-42574). Right-to-left text displays correctly without them, so
+#   no honest realm or description needs one in a header parameter;
+# - lone surrogates (U+D800-U+DFFF): no encoding can write them. Escaped ones have already become
+#   U+FFFD in unquote(); a raw one can only come from a caller's str, never from HTTP bytes.
+# Other invisible format characters (U+200B, U+200D, U+FEFF, ...) are accepted: zero-width
+# joiners are part of emoji and of several scripts. The CLI shows them as escapes.
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+).search
 _ABOVE_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
@@ -112,17 +128,24 @@ def quote(value: str, name: str) -> str:
 
     ``\\`` and ``"`` are escaped; characters beyond ASCII use mppx's ``\\uXXXX`` escape so the
     header stays ASCII. Raises :class:`~mpp_client.errors.FormatError` for CR, LF and other
-    control characters (header injection).
+    control characters (header injection), bidi formatting characters and lone surrogates:
+    exactly what the parser refuses.
     """
-    if _NOT_QDTEXT(value):
-        raise FormatError(f"{name} contains CR, LF or another control character")
+    if _UNSAFE(value):
+        raise FormatError(
+            f"{name} contains CR, LF, another control character, a bidi control "
+            "or a lone surrogate"
+        )
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
     if not escaped.isascii():
-        try:
-            escaped = _ABOVE_ASCII.sub(_escape_above_ascii, escaped)
-        except UnicodeEncodeError:
-            raise FormatError(f"{name} contains a lone surrogate") from None
+        escaped = _ABOVE_ASCII.sub(_escape_above_ascii, escaped)
     return f'"{escaped}"'
+
+
+def has_unsafe_character(value: str) -> bool:
+    """True when ``value`` holds a character no parameter may carry: a control character other
+    than HTAB (C0, DEL, C1), a bidi formatting character or a lone surrogate."""
+    return _UNSAFE(value) is not None
 
 
 def is_token(value: str) -> bool:

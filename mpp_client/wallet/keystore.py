@@ -13,6 +13,14 @@ Two stores, one interface (``KeyStore``):
   systemd credential (``$CREDENTIALS_DIRECTORY/mpp-keystore-passphrase``), or a prompt when a
   terminal is attached; never a default.
 
+  A key file is read as hostile input: anything but a well-formed file of this format is a
+  ``KeyStoreError`` naming the file, and the file is left as it is. Refused: a file other users
+  may read or write (the error says ``chmod 600 PATH``), a file of a newer format version
+  (reported as newer, never rewritten), scrypt parameters that are not ``N`` a power of two,
+  ``r >= 1``, ``p >= 1`` within the cost bounds below (``_MAX_SCRYPT_MEMORY``), and a file over
+  ``_MAX_FILE_BYTES``. Writers wait at most ``lock_timeout`` seconds for another writer; the
+  error names the process holding the lock.
+
 ``open_keystore()`` picks the keyring when a safe backend is available, else the file.
 Secrets come back as ``Secret`` values whose ``repr`` and ``str`` are redacted; ``reveal()``
 returns the text.
@@ -28,8 +36,11 @@ import hmac
 import json
 import os
 import secrets
+import socket
+import stat
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final, NoReturn
 
@@ -260,10 +271,45 @@ _FORMAT = "mpp-client-keystore"
 PASSPHRASE_ENV = "MPP_KEYSTORE_PASSPHRASE"  # noqa: S105 - a variable name
 PASSPHRASE_FILE_ENV = "MPP_KEYSTORE_PASSPHRASE_FILE"  # noqa: S105 - a variable name
 _SYSTEMD_CREDENTIAL = "mpp-keystore-passphrase"
-# scrypt cost: 2**15 * 8 * 128 B = 32 MiB and ~0.1 s per unlock; files with costs far beyond
-# this are refused so a planted file cannot make the agent exhaust memory.
+_VERSION = 1
+# scrypt cost: 128 * r * N bytes of memory and time in proportion to 128 * r * N * p. The
+# default, N=2**15, r=8, p=1, is 32 MiB and ~0.1 s per unlock. A key file names its own
+# parameters, so a planted or corrupted file could ask for 4 GiB or an hour of CPU: files
+# needing more than 256 MiB of memory (128 * r * N) or more than 256 MiB worth of work
+# (128 * r * N * p, about 1 s here) are refused before anything is derived.
 DEFAULT_SCRYPT_N = 2**15
-_MAX_SCRYPT_N = 2**20
+_SCRYPT_R = 8
+_MAX_SCRYPT_MEMORY = 256 * 2**20
+#: The largest N for new files (with r=8: 128 * 8 * 2**18 = 256 MiB).
+_MAX_SCRYPT_N = _MAX_SCRYPT_MEMORY // (128 * _SCRYPT_R)
+# A key file holds a few secrets (kilobytes); reading a planted multi-gigabyte file would only
+# exhaust memory.
+_MAX_FILE_BYTES = 16 * 2**20
+#: Default of ``EncryptedFileKeyStore(lock_timeout=...)``: a writer holds the lock for one
+#: scrypt derivation and one atomic write (well under a second).
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _scrypt_problem(n: Any, r: Any, p: Any) -> str | None:
+    """Why scrypt parameters from a file must not be used, or ``None``."""
+    if not (_is_int(n) and _is_int(r) and _is_int(p)):
+        return "scrypt parameters n, r and p must be integers"
+    if n < 2 or n & (n - 1):
+        return f"scrypt n={n} is not a power of two"
+    if r < 1 or p < 1:
+        return "scrypt r and p must be at least 1"
+    if 128 * r * n > _MAX_SCRYPT_MEMORY:
+        return (
+            f"scrypt n={n}, r={r} needs {128 * r * n // 2**20} MiB "
+            f"(at most {_MAX_SCRYPT_MEMORY // 2**20} MiB)"
+        )
+    if 128 * r * n * p > _MAX_SCRYPT_MEMORY:
+        return f"scrypt n={n}, r={r}, p={p} is too costly to derive"
+    return None
 
 
 def default_keystore_path() -> str:
@@ -293,7 +339,12 @@ class EncryptedFileKeyStore(KeyStore):
     ``passphrase``: the text, a ``Secret``, or a callable returning it; when ``None`` it is read
     from ``$MPP_KEYSTORE_PASSPHRASE``, the file named by ``$MPP_KEYSTORE_PASSPHRASE_FILE``
     (``passphrase_file`` overrides), a systemd credential, or a terminal prompt
-    (``prompt=True``). ``scrypt_n`` is the scrypt cost for NEW files (a power of two).
+    (``prompt=True``). ``scrypt_n`` is the scrypt cost for NEW files (a power of two between
+    2**10 and 2**18, so at most 256 MiB). ``lock_timeout``: how long a writer waits, seconds,
+    for another process changing the file before ``KeyStoreError`` names that process.
+
+    The file must not be readable or writable by other users (``chmod 600``); a file that is
+    not a well-formed key file of a version this code reads is refused, untouched.
     """
 
     def __init__(
@@ -304,6 +355,7 @@ class EncryptedFileKeyStore(KeyStore):
         passphrase_file: str | os.PathLike[str] | None = None,
         prompt: bool = True,
         scrypt_n: int = DEFAULT_SCRYPT_N,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
         try:
             import cryptography  # noqa: F401
@@ -311,13 +363,21 @@ class EncryptedFileKeyStore(KeyStore):
             raise KeyStoreError(
                 "the encrypted key file needs cryptography (pip install 'mpp-client[keyring]')"
             ) from None
-        if scrypt_n < 2**10 or scrypt_n > _MAX_SCRYPT_N or scrypt_n & (scrypt_n - 1):
-            raise ValueError("scrypt_n must be a power of two between 2**10 and 2**20")
+        if (
+            not _is_int(scrypt_n)
+            or scrypt_n < 2**10
+            or scrypt_n > _MAX_SCRYPT_N
+            or scrypt_n & (scrypt_n - 1)
+        ):
+            raise ValueError("scrypt_n must be a power of two between 2**10 and 2**18")
+        if not lock_timeout >= 0:
+            raise ValueError("lock_timeout must be at least 0 seconds")
         self.path = os.fspath(path) if path is not None else default_keystore_path()
         self._passphrase_arg = passphrase
         self._passphrase_file = passphrase_file
         self._prompt = prompt
         self._scrypt_n = scrypt_n
+        self._lock_timeout = float(lock_timeout)
         self._key: tuple[bytes, bytes] | None = None  # (salt, key)
         self._lock = threading.Lock()
 
@@ -346,6 +406,8 @@ class EncryptedFileKeyStore(KeyStore):
                     text = handle.read().rstrip("\r\n")
             except OSError as exc:
                 raise KeyStoreError(f"cannot read the passphrase file: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise KeyStoreError(f"the passphrase file {file} is not UTF-8 text") from None
             if text:
                 return text
             raise KeyStoreError("the passphrase file is empty")
@@ -370,39 +432,108 @@ class EncryptedFileKeyStore(KeyStore):
     # file format ----------------------------------------------------------------------------
 
     def _read(self) -> tuple[dict[str, dict[str, str]], dict[str, Any] | None]:
-        """(secrets, header) — header is ``None`` when the file does not exist yet."""
-        try:
-            with open(self.path, "rb") as handle:
-                raw = handle.read()
-        except FileNotFoundError:
+        """(secrets, header) — header is ``None`` when the file does not exist yet. Nothing here
+        writes: a file refused for any reason is left exactly as it is."""
+        raw = self._read_bytes()
+        if raw is None:
             return {}, None
-        except OSError as exc:
-            raise KeyStoreError(f"cannot read the key file: {exc.strerror}") from None
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        try:
-            document = json.loads(raw)
-            if document.get("format") != _FORMAT or document.get("version") != 1:
-                raise ValueError("not an mpp-client key file")
-            kdf = document["kdf"]
-            n, r, p = int(kdf["n"]), int(kdf["r"]), int(kdf["p"])
-            if kdf.get("name") != "scrypt" or not (2 <= n <= _MAX_SCRYPT_N and r <= 32 and p <= 16):
-                raise ValueError("unsupported key derivation parameters")
-            salt = _unb64(kdf["salt"])
-            nonce = _unb64(document["nonce"])
-            ciphertext = _unb64(document["ciphertext"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise KeyStoreError(f"the key file is damaged: {exc}") from None
-        header = {k: document[k] for k in ("format", "version", "kdf", "cipher")}
-        key = self._derive(salt, n, r, p)
+        header, salt, nonce, ciphertext = self._parse(raw)
+        kdf = header["kdf"]
+        key = self._derive(salt, kdf["n"], kdf["r"], kdf["p"])
         try:
             plain = AESGCM(key).decrypt(nonce, ciphertext, _aad(header))
         except InvalidTag:
             self._key = None
-            raise KeyStoreError("wrong passphrase, or the key file was modified") from None
-        data = json.loads(plain)
-        return dict(data["secrets"]), header
+            raise KeyStoreError(
+                f"wrong passphrase, or the key file {self.path} was modified"
+            ) from None
+        return self._secrets(plain), header
+
+    def _read_bytes(self) -> bytes | None:
+        try:
+            with open(self.path, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if not stat.S_ISREG(info.st_mode):
+                    raise KeyStoreError(f"the key file {self.path} is not a regular file")
+                if os.name != "nt" and info.st_mode & 0o077:
+                    # Like ssh with private keys: a file others may read (or replace) is not
+                    # used, and the fix is the owner's to make, not ours to guess.
+                    raise KeyStoreError(
+                        f"the key file {self.path} is accessible by other users "
+                        f"(mode {stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {self.path}`"
+                    )
+                raw = handle.read(_MAX_FILE_BYTES + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise KeyStoreError(f"cannot read the key file {self.path}: {exc.strerror}") from None
+        if len(raw) > _MAX_FILE_BYTES:
+            raise KeyStoreError(
+                f"the key file {self.path} is larger than {_MAX_FILE_BYTES // 2**20} MiB; "
+                "it is not an mpp-client key file"
+            )
+        return raw
+
+    def _damaged(self, why: str) -> KeyStoreError:
+        return KeyStoreError(f"the key file {self.path} is damaged: {why}; it was left unchanged")
+
+    def _parse(self, raw: bytes) -> tuple[dict[str, Any], bytes, bytes, bytes]:
+        """(header, salt, nonce, ciphertext) of a key file, checked before any key is derived."""
+        try:
+            document = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise self._damaged("it is not UTF-8 text") from None
+        except ValueError:
+            raise self._damaged("it is not JSON (truncated, or overwritten)") from None
+        if not isinstance(document, dict) or document.get("format") != _FORMAT:
+            raise KeyStoreError(f"{self.path} is not an mpp-client key file; it was left unchanged")
+        version = document.get("version")
+        if isinstance(version, int) and not isinstance(version, bool) and version > _VERSION:
+            # Rewriting it in our format would drop what the newer version stores.
+            raise KeyStoreError(
+                f"the key file {self.path} has format version {version}, newer than this "
+                f"mpp-client reads ({_VERSION}): upgrade mpp-client; the file was left unchanged"
+            )
+        if version != _VERSION or not _is_int(version):
+            raise self._damaged(f"unknown format version {version!r}")
+        kdf = document.get("kdf")
+        if not isinstance(kdf, dict) or kdf.get("name") != "scrypt":
+            raise self._damaged("the key derivation is not scrypt")
+        if (problem := _scrypt_problem(kdf.get("n"), kdf.get("r"), kdf.get("p"))) is not None:
+            raise self._damaged(f"unsupported key derivation parameters ({problem})")
+        if document.get("cipher") != "aes-256-gcm":
+            raise self._damaged("the cipher is not aes-256-gcm")
+        try:
+            salt = _unb64(kdf.get("salt"))
+            nonce = _unb64(document.get("nonce"))
+            ciphertext = _unb64(document.get("ciphertext"))
+        except ValueError:
+            raise self._damaged("the salt, nonce or ciphertext is not base64") from None
+        if not salt or len(nonce) != 12 or len(ciphertext) < 16:
+            raise self._damaged("the salt, nonce or ciphertext has the wrong length")
+        header = {k: document[k] for k in ("format", "version", "kdf", "cipher")}
+        return header, salt, nonce, ciphertext
+
+    def _secrets(self, plain: bytes) -> dict[str, dict[str, str]]:
+        # Authenticated, so only a writer holding the passphrase could have made it wrong; still
+        # a clean error rather than a traceback.
+        try:
+            data = json.loads(plain)
+            stored = data["secrets"]
+            if not isinstance(stored, dict) or not all(
+                isinstance(name, str)
+                and isinstance(entry, dict)
+                and isinstance(entry.get("kind"), str)
+                and isinstance(entry.get("value"), str)
+                for name, entry in stored.items()
+            ):
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            raise self._damaged("the decrypted contents are not a list of secrets") from None
+        return dict(stored)
 
     def _write(self, stored: dict[str, dict[str, str]], header: dict[str, Any] | None) -> None:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -411,8 +542,14 @@ class EncryptedFileKeyStore(KeyStore):
             salt = secrets.token_bytes(16)
             header = {
                 "format": _FORMAT,
-                "version": 1,
-                "kdf": {"name": "scrypt", "n": self._scrypt_n, "r": 8, "p": 1, "salt": _b64(salt)},
+                "version": _VERSION,
+                "kdf": {
+                    "name": "scrypt",
+                    "n": self._scrypt_n,
+                    "r": _SCRYPT_R,
+                    "p": 1,
+                    "salt": _b64(salt),
+                },
                 "cipher": "aes-256-gcm",
             }
         kdf = header["kdf"]
@@ -421,24 +558,53 @@ class EncryptedFileKeyStore(KeyStore):
         plain = json.dumps({"secrets": stored}, sort_keys=True).encode()
         ciphertext = AESGCM(key).encrypt(nonce, plain, _aad(header))
         document = {**header, "nonce": _b64(nonce), "ciphertext": _b64(ciphertext)}
-        _replace_atomically(self.path, json.dumps(document, indent=1).encode() + b"\n")
+        try:
+            _replace_atomically(self.path, json.dumps(document, indent=1).encode() + b"\n")
+        except OSError as exc:
+            raise KeyStoreError(f"cannot write the key file {self.path}: {exc.strerror}") from None
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
-        directory = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        with self._lock:
-            fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        """Hold the writers' lock (``PATH.lock``) for at most ``lock_timeout`` seconds of
+        waiting. The holder writes its pid and host into the lock file so a writer that gives
+        up can say who holds it. ``flock`` locks die with their process: a lock that is held
+        is held by a live process (a hung one, or one on another host sharing the file)."""
+        lock_path = self.path + ".lock"
+        deadline = time.monotonic() + self._lock_timeout
+        wait = -1 if self._lock_timeout == float("inf") else self._lock_timeout
+        if not self._lock.acquire(timeout=wait):
+            raise self._lock_error(lock_path, None)
+        try:
+            directory = os.path.dirname(os.path.abspath(self.path))
             try:
+                os.makedirs(directory, mode=0o700, exist_ok=True)
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW, 0o600)
+            except OSError as exc:
+                raise KeyStoreError(
+                    f"cannot open the lock file {lock_path}: {exc.strerror}"
+                ) from None
+            try:
+                _lock_file(fd, deadline, lambda: self._lock_error(lock_path, fd))
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, _holder_text().encode(), 0)
                 try:
-                    import fcntl
-
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                except ImportError:  # pragma: no cover - Windows: one process at a time
-                    pass
-                yield
+                    yield
+                finally:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, 0)
             finally:
-                os.close(fd)
+                os.close(fd)  # releases the flock
+        finally:
+            self._lock.release()
+
+    def _lock_error(self, lock_path: str, fd: int | None) -> KeyStoreError:
+        holder = "another thread of this process" if fd is None else _read_holder(fd)
+        return KeyStoreError(
+            f"the key file {self.path} is locked by {holder}, which is changing it; gave up "
+            f"after {self._lock_timeout:g} s. Try again when it has finished, or stop it "
+            f"(lock file {lock_path})"
+        )
 
     # KeyStore -------------------------------------------------------------------------------
 
@@ -478,6 +644,50 @@ class EncryptedFileKeyStore(KeyStore):
             self._passphrase_arg = new
             self._key = None
             self._write(stored, None)
+
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _holder_text() -> str:
+    return json.dumps({"pid": os.getpid(), "host": socket.gethostname()}) + "\n"
+
+
+def _read_holder(fd: int) -> str:
+    """Who holds the lock, from what it wrote into the lock file (text from another process:
+    only a number and a short printable host name are shown)."""
+    try:
+        data = json.loads(os.pread(fd, 4096, 0))
+        pid, host = data["pid"], data["host"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process (it did not say which)"
+    if not _is_int(pid) or not isinstance(host, str) or not host.isprintable() or len(host) > 255:
+        return "another process (it did not say which)"
+    return f"pid {pid} on host {host}"
+
+
+def _lock_file(fd: int, deadline: float, error: Callable[[], KeyStoreError]) -> None:
+    """``flock(fd, LOCK_EX)``, giving up at ``deadline`` (``time.monotonic()``) with
+    ``error()``. ``flock`` has no timed wait, so a non-blocking attempt is repeated with a
+    short, growing pause."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: one process at a time
+        return
+    pause = 0.005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            raise KeyStoreError(f"cannot lock the key file: {exc.strerror}") from None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise error()
+        time.sleep(min(pause, remaining))
+        pause = min(pause * 2, 0.1)
 
 
 def _aad(header: dict[str, Any]) -> bytes:

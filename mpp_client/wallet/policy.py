@@ -15,8 +15,11 @@ only one of them fits.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
+import re
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
@@ -41,6 +44,8 @@ __all__ = [
     "SpendPolicy",
     "Window",
     "assess",
+    "parse_cap",
+    "parse_origin",
 ]
 
 Window = Literal["payment", "call", "hour", "day", "lifetime"]
@@ -218,27 +223,49 @@ class SpendPolicy:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> SpendPolicy:
-        """Build a policy from a parsed TOML/JSON document (see ``from_toml``)."""
-        known = {"policy", "limit"}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown policy sections: {sorted(unknown)}")
-        section = dict(data.get("policy", {}))
+        """Build a policy from a parsed TOML/JSON document (see ``from_toml``).
+
+        Strict: an unknown section or key (with the closest known one suggested), a value of
+        the wrong type (``default_limits = "false"`` is not false), a float amount, an
+        amount too large to sum, or an origin without its scheme is a ``ValueError`` naming
+        the key, never ignored or guessed.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError("a policy document must be a table")
+        _known_keys("", data, ("policy", "limit"), "section")
+        raw_section = data.get("policy", {})
+        if not isinstance(raw_section, Mapping):
+            raise ValueError(f"policy must be a [policy] table, not {_kind(raw_section)}")
+        raw_limits = data.get("limit", [])
+        if not isinstance(raw_limits, list):
+            raise ValueError(f"limit must be [[limit]] tables, not {_kind(raw_limits)}")
+        section = dict(raw_section)
+        _known_keys("[policy] ", section, _POLICY_KEYS, "key")
         kwargs: dict[str, Any] = {}
-        keep_defaults = bool(section.pop("default_limits", "limit" not in data))
+        keep_defaults = "limit" not in data
+        if "default_limits" in section:
+            keep_defaults = _bool(section.pop("default_limits"), "[policy] default_limits")
         for name in ("origins", "payees", "networks", "tokens", "methods"):
             if name in section:
-                kwargs[name] = frozenset(_strings(section.pop(name), name))
+                values = _strings(section.pop(name), f"[policy] {name}")
+                if name == "origins":
+                    values = [parse_origin(v, f"[policy] {name}") for v in values]
+                kwargs[name] = frozenset(values)
         for name in ("require_limit", "pin_payees"):
             if name in section:
-                kwargs[name] = _bool(section.pop(name), name)
+                kwargs[name] = _bool(section.pop(name), f"[policy] {name}")
         if "on_payee_change" in section:
-            kwargs["on_payee_change"] = section.pop("on_payee_change")
+            choice = section.pop("on_payee_change")
+            if choice not in ("refuse", "approve"):
+                raise ValueError(
+                    f'[policy] on_payee_change must be "refuse" or "approve", not {_kind(choice)}'
+                )
+            kwargs["on_payee_change"] = choice
         if "approve_above" in section:
-            kwargs["approve_above"] = parse_money(section.pop("approve_above"))
-        if section:
-            raise ValueError(f"unknown [policy] keys: {sorted(section)}")
-        limits = [_limit(entry) for entry in data.get("limit", [])]
+            kwargs["approve_above"] = parse_cap(
+                section.pop("approve_above"), "[policy] approve_above"
+            )
+        limits = [_limit(entry, index) for index, entry in enumerate(raw_limits, 1)]
         kwargs["limits"] = (*(DEFAULT_LIMITS if keep_defaults else ()), *limits)
         return cls(**kwargs)
 
@@ -259,42 +286,158 @@ class SpendPolicy:
         cap = "5.00 USD"
         per = "day"
         origin = "https://api.example.com"
+
+        A file that cannot be read as such a policy is a ``ValueError`` whose message starts
+        with the file's path (``OSError`` when it cannot be read at all).
         """
         with open(path, "rb") as handle:
-            return cls.from_mapping(tomllib.load(handle))
+            raw = handle.read()
+        try:
+            document = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"{os.fspath(path)}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{os.fspath(path)}: {exc}") from None
+        try:
+            return cls.from_mapping(document)
+        except ValueError as exc:
+            raise ValueError(f"{os.fspath(path)}: {exc}") from None
+
+
+# --- reading the policy file --------------------------------------------------------------------
+
+_POLICY_KEYS = (
+    "default_limits", "origins", "payees", "networks", "tokens", "methods",
+    "require_limit", "pin_payees", "on_payee_change", "approve_above",
+)  # fmt: skip
+_LIMIT_KEYS = ("cap", "per", "origin", "payee", "method", "currency", "network", "name")
+_CAP_KEYS = ("amount", "currency", "decimals", "network", "usd_pegged")
+# Decimal's default precision: an amount with more digits would be rounded while read.
+_MAX_DIGITS = 28
+_MAX_DECIMALS = 36
+_AMOUNT_TEXT = re.compile(r"^\s*\$?\s*(?P<whole>[0-9]+)(?:\.(?P<frac>[0-9]+))?\s*[A-Za-z$]*\s*$")
+
+
+def _kind(value: Any) -> str:
+    kind = {bool: "a boolean", int: "an integer", float: "a float", str: "a string"}.get(
+        type(value), f"a {type(value).__name__}"
+    )
+    text = repr(value)
+    return f"{kind} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _known_keys(where: str, table: Mapping[str, Any], known: Sequence[str], what: str) -> None:
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{where}unknown {what} {key!r}{hint}")
 
 
 def _strings(value: Any, name: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{name} must be a list of strings")
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"{name} must be a list of strings, not {_kind(value)}")
     return list(value)
 
 
 def _bool(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false")
+        # "false" is a non-empty string, so truthy: never read a string as a boolean.
+        raise ValueError(f"{name} must be true or false (no quotes), not {_kind(value)}")
     return value
 
 
-def _limit(entry: Any) -> Limit:
+def parse_origin(text: Any, where: str = "origin") -> str:
+    """An origin as policies compare them: ``scheme://host[:port]``, lower case, without a
+    trailing slash. Anything else (no scheme, a path, a query) is a ``ValueError``: an origin
+    that can never match would silently refuse, or scope a cap to nothing."""
+    if not isinstance(text, str):
+        raise ValueError(f"{where} must be a string, not {_kind(text)}")
+    origin = text.strip().rstrip("/").lower()
+    try:
+        parts = urllib.parse.urlsplit(origin)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"{where}: {text!r} is not an origin ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"{where}: {text!r} is not an origin: write scheme://host[:port], "
+            f"e.g. https://{parts.path or parts.netloc or 'api.example.com'}"
+        )
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(
+            f"{where}: {text!r} is not an origin: only scheme://host[:port], "
+            f"e.g. {parts.scheme}://{parts.netloc}"
+        )
+    return origin
+
+
+def parse_cap(value: Any, where: str = "cap") -> Money:
+    """An amount of a policy (a cap, the approval threshold): ``"0.50 USD"``, ``"1000 sat"``
+    or a table in base units, checked before ``parse_money`` reads it: no floats, no more
+    digits than can be read exactly, nothing the journal could not sum (``_MAX_AMOUNT``)."""
+    if isinstance(value, (float, bool, int)) and not isinstance(value, Money):
+        raise ValueError(
+            f'{where} must be a string such as "0.50 USD" or "1000 sat", or a table in base '
+            f"units, not {_kind(value)}"
+        )
+    if isinstance(value, str):
+        match = _AMOUNT_TEXT.match(value)
+        if match and len(match["whole"].lstrip("0")) + len(match["frac"] or "") > _MAX_DIGITS:
+            raise ValueError(f"{where}: {value[:40]!r}... has too many digits to be a cap")
+    elif isinstance(value, Mapping):
+        _known_keys(f"{where} ", value, _CAP_KEYS, "key")
+        amount, decimals = value.get("amount"), value.get("decimals")
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise ValueError(
+                f"{where} amount must be an integer of base units, not {_kind(amount)}"
+            )
+        if isinstance(decimals, bool) or not isinstance(decimals, int):
+            raise ValueError(f"{where} decimals must be an integer, not {_kind(decimals)}")
+        if not 0 <= decimals <= _MAX_DECIMALS:
+            raise ValueError(f"{where} decimals must be 0 to {_MAX_DECIMALS}, not {decimals}")
+        if not isinstance(value.get("currency"), str) or not value["currency"]:
+            raise ValueError(f"{where} currency must be a string (a currency code or token)")
+        if "network" in value and not isinstance(value["network"], str):
+            raise ValueError(f"{where} network must be a string, not {_kind(value['network'])}")
+        if "usd_pegged" in value:
+            _bool(value["usd_pegged"], f"{where} usd_pegged")
+    try:
+        money = parse_money(value)
+    except (ValueError, ArithmeticError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    if not 0 <= money.amount < _MAX_AMOUNT:
+        raise ValueError(f"{where}: {money} is out of range (at most {_MAX_AMOUNT - 1} base units)")
+    return money
+
+
+def _limit(entry: Any, index: int) -> Limit:
+    where = f"[[limit]] #{index}"
     if not isinstance(entry, Mapping):
-        raise ValueError("each [[limit]] must be a table")
+        raise ValueError(f"{where} must be a table, not {_kind(entry)}")
     entry = dict(entry)
+    _known_keys(f"{where} ", entry, _LIMIT_KEYS, "key")
     if "cap" not in entry:
-        raise ValueError("a [[limit]] needs a cap")
-    cap = parse_money(entry.pop("cap"))
+        raise ValueError(f'{where} needs a cap (e.g. cap = "0.10 USD")')
+    cap = parse_cap(entry.pop("cap"), f"{where} cap")
     per = entry.pop("per", "payment")
-    scope = {
-        k: entry.pop(k)
-        for k in ("origin", "payee", "method", "currency", "network", "name")
-        if k in entry
-    }
-    if entry:
-        raise ValueError(f"unknown [[limit]] keys: {sorted(entry)}")
+    windows = get_args(Window)
+    if per not in windows:
+        close = difflib.get_close_matches(str(per), windows, n=1) if isinstance(per, str) else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{where} per must be one of {', '.join(windows)}, not {_kind(per)}{hint}")
+    scope = {k: entry.pop(k) for k in _LIMIT_KEYS[2:] if k in entry}
     for key, value in scope.items():
-        if not isinstance(value, str):
-            raise ValueError(f"limit {key} must be a string")
-    return Limit(cap, per, **scope)
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{where} {key} must be a non-empty string, not {_kind(value)}")
+    if "origin" in scope:
+        scope["origin"] = parse_origin(scope["origin"], f"{where} origin")
+    try:
+        return Limit(cap, per, **scope)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 # --- assessment ---------------------------------------------------------------------------------

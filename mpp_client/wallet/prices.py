@@ -36,17 +36,12 @@ USD = Currency("usd", 6, symbol="USD", usd_pegged=True)
 
 def usd(amount: str | int | Decimal) -> Money:
     """A cap of ``amount`` US dollars (a decimal string such as ``"0.50"``, or whole dollars),
-    as ``Money`` in micro-dollars. More than 6 decimal places is an error, never rounded."""
+    as ``Money`` in micro-dollars. More than 6 decimal places, exponents, floats and non-finite
+    values are errors, never rounded (``Money.parse``)."""
     try:
-        value = Decimal(amount) if not isinstance(amount, Decimal) else amount
-    except InvalidOperation:
-        raise ValueError(f"not a dollar amount: {amount!r}") from None
-    if not value.is_finite():
-        raise ValueError(f"not a dollar amount: {amount!r}")
-    base = value.scaleb(USD.decimals)
-    if base != base.to_integral_value():
-        raise ValueError(f"{amount!r} has more than {USD.decimals} decimal places")
-    return Money(int(base), USD)
+        return Money.parse(amount, USD)
+    except TypeError:
+        raise ValueError(f"not a dollar amount: {amount!r} (give a decimal string)") from None
 
 
 def is_usd_cap(currency: Currency) -> bool:

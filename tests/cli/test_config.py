@@ -36,7 +36,7 @@ def test_a_saved_config_loads_back_identically(monkeypatch, tmp_path):
     config.wallets["main"] = WalletEntry(
         "main", "tempo", "tempo/main",
         {"chain_id": 4217, "tokens": ["0x20c0000000000000000000000000000000000000"],
-         "address": "0xAbC", "odd key": 'quote " and \\ backslash'},
+         "address": "0xAbC", "fee_token": 'quote " and \\ backslash'},
     )  # fmt: skip
     config.default_wallet = "main"
     config.prefer = ("tempo",)
