@@ -30,7 +30,7 @@ import tenacity
 from mpp_client.effects import Await, Checkpoint, HttpCall, HttpReply, Sleep
 from mpp_client.errors import EffectFailed
 
-__all__ = ["AsyncRunner", "SyncRunner", "run_async", "run_sync"]
+__all__ = ["AsyncRunner", "SyncRunner", "TransportFailed", "run_async", "run_sync"]
 
 T = TypeVar("T")
 
@@ -60,11 +60,34 @@ def _reply(response: httpx.Response) -> HttpReply:
     return HttpReply(response.status_code, dict(response.headers.items()), response.content)
 
 
-def _failure(call: HttpCall, exc: BaseException) -> EffectFailed:
+class TransportFailed(EffectFailed):
+    """An HTTP call of a method failed in transport (``EffectFailed``), described without the
+    httpx error itself: that error's ``.request`` carries the call's headers (macaroons, runes,
+    API keys, app secrets; httpx masks only ``Authorization``), so it is never kept as
+    ``__cause__`` or ``__context__``. ``cause_type`` is its class name (``"ConnectError"``,
+    ``"ReadTimeout"``); ``status`` is an HTTP status when the failure had one (a transport
+    error has none: ``None``)."""
+
+    def __init__(
+        self, reason: str, *, delivered: bool, cause_type: str, status: int | None = None
+    ) -> None:
+        super().__init__(reason, delivered=delivered)
+        self.cause_type = cause_type
+        self.status = status
+
+
+def _failure(call: HttpCall, exc: BaseException) -> TransportFailed:
     delivered = not isinstance(exc, _NOT_DELIVERED)
     host = httpx.URL(call.url).host
-    return EffectFailed(
-        f"{call.method} to {host} failed: {type(exc).__name__}", delivered=delivered
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    # Only the class name and the host: the exception's text and its request may hold
+    # secrets (a URL with a key, headers), and the caller needs only what kind of failure.
+    return TransportFailed(
+        f"{call.method} to {host} failed: {type(exc).__name__}",
+        delivered=delivered,
+        cause_type=type(exc).__name__,
+        status=status if isinstance(status, int) else None,
     )
 
 
@@ -211,25 +234,35 @@ class SyncRunner:
         return self._client
 
     def http(self, call: HttpCall) -> HttpReply:
+        try:
+            response = self._send(call)
+        except httpx.TransportError as exc:
+            # Built here, raised below: raised inside this block it would get the httpx error
+            # as ``__context__`` (even ``from None`` keeps it there), and that error's
+            # ``.request.headers`` shows the method's credentials. The retry loop runs in
+            # ``_send`` so that no frame of this traceback holds tenacity's record of it.
+            failure = _failure(call, exc)
+        else:
+            return _reply(response)
+        raise failure
+
+    def _send(self, call: HttpCall) -> httpx.Response:
         retrying = tenacity.Retrying(
             retry=_retry_policy(call),
             stop=tenacity.stop_after_attempt(CALL_ATTEMPTS),
             wait=_wait(),
             reraise=True,
         )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    response = self.client.request(
-                        call.method,
-                        call.url,
-                        headers=dict(call.headers),
-                        content=call.content or None,
-                        timeout=call.timeout,
-                    )
-        except httpx.TransportError as exc:
-            raise _failure(call, exc) from exc
-        return _reply(response)
+        for attempt in retrying:
+            with attempt:
+                return self.client.request(
+                    call.method,
+                    call.url,
+                    headers=dict(call.headers),
+                    content=call.content or None,
+                    timeout=call.timeout,
+                )
+        raise AssertionError("unreachable: tenacity re-raises the last failure")
 
     def perform(self, effect: object) -> Any:
         """Perform one effect and return its result (``Checkpoint`` is not an I/O effect)."""
@@ -274,25 +307,35 @@ class AsyncRunner:
         return self._client
 
     async def http(self, call: HttpCall) -> HttpReply:
+        try:
+            response = await self._send(call)
+        except httpx.TransportError as exc:
+            # Built here, raised below: raised inside this block it would get the httpx error
+            # as ``__context__`` (even ``from None`` keeps it there), and that error's
+            # ``.request.headers`` shows the method's credentials. The retry loop runs in
+            # ``_send`` so that no frame of this traceback holds tenacity's record of it.
+            failure = _failure(call, exc)
+        else:
+            return _reply(response)
+        raise failure
+
+    async def _send(self, call: HttpCall) -> httpx.Response:
         retrying = tenacity.AsyncRetrying(
             retry=_retry_policy(call),
             stop=tenacity.stop_after_attempt(CALL_ATTEMPTS),
             wait=_wait(),
             reraise=True,
         )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    response = await self.client.request(
-                        call.method,
-                        call.url,
-                        headers=dict(call.headers),
-                        content=call.content or None,
-                        timeout=call.timeout,
-                    )
-        except httpx.TransportError as exc:
-            raise _failure(call, exc) from exc
-        return _reply(response)
+        async for attempt in retrying:
+            with attempt:
+                return await self.client.request(
+                    call.method,
+                    call.url,
+                    headers=dict(call.headers),
+                    content=call.content or None,
+                    timeout=call.timeout,
+                )
+        raise AssertionError("unreachable: tenacity re-raises the last failure")
 
     async def perform(self, effect: object) -> Any:
         if isinstance(effect, HttpCall):

@@ -15,14 +15,18 @@ Human output by default, ``mpp --json COMMAND`` for machines. Exit codes are doc
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from mpp_client.cli import budget, demo, fetch, journal, wallets
-from mpp_client.cli.config import ConfigError
+from mpp_client.cli.config import ConfigError, http_url_problem
 from mpp_client.cli.exit_codes import ExitCode
 from mpp_client.cli.invocation import Invocation
+from mpp_client.cli.max_amount import parse_amount_limit
 from mpp_client.cli.output import Output
 from mpp_client.cli.secret_input import SecretInputError
 from mpp_client.errors import JournalError, KeyStoreError, MppError
@@ -70,6 +74,91 @@ def _output_flags(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
+# --- argument checks: every owner input is refused with a usage error (exit 2) before anything
+# runs, never a traceback from deep inside httpx or Decimal. They are installed here as
+# argparse types on the arguments fetch.register defines.
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token: header names, methods
+# socket timeouts beyond this overflow the platform's clock type; a day is already generous.
+_MAX_SECONDS = 86400.0
+
+
+def _seconds_argument(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    # float() accepts "nan", "inf" and "1e309" (inf): none is a timeout.
+    if not math.isfinite(value) or not 0 < value <= _MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a number of seconds above 0 and at most {_MAX_SECONDS:g}"
+        )
+    return value
+
+
+def _url_argument(text: str) -> str:
+    import httpx
+
+    problem = http_url_problem(text)
+    if problem is None:
+        try:
+            httpx.URL(text)
+        except (httpx.InvalidURL, ValueError) as exc:
+            problem = f"not a valid URL ({exc})"
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r}: {problem}")
+    return text
+
+
+def _header_argument(text: str) -> str:
+    name, sep, value = text.partition(":")
+    if not sep or not _TOKEN.match(name.strip()) or name != name.strip():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not 'Name: value' (a header name is letters, digits and !#$%&'*+.^_`|~-)"
+        )
+    if any(not (" " <= c <= "~" or c == "\t") for c in value):
+        # httpx sends header values as ASCII; a non-ASCII or control character (a CR/LF
+        # could split the request) is refused here rather than failing mid-request.
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: header values must be printable ASCII (percent-encode other characters)"
+        )
+    return text
+
+
+def _method_argument(text: str) -> str:
+    if not _TOKEN.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an HTTP method (e.g. GET, POST)")
+    return text
+
+
+def _max_amount_argument(text: str) -> str:
+    try:
+        parse_amount_limit(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text  # fetch.run reads it again: the type only refuses early
+
+
+_FETCH_TYPES: dict[str, Callable[[str], Any]] = {
+    "url": _url_argument,
+    "max_time": _seconds_argument,
+    "header": _header_argument,
+    "request": _method_argument,
+    "max_amount": _max_amount_argument,
+}
+
+
+def _undecodable(argv: Sequence[str]) -> str | None:
+    """The first argument that is not UTF-8 (Python holds its bytes as lone surrogates, which
+    no file, header or TOML document can carry), shown as bytes."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return repr(arg.encode("utf-8", "surrogateescape"))
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``mpp`` argument parser."""
     parser = _Parser(
@@ -93,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(commands)
     for name, sub in commands.choices.items():
         if name == "fetch":
+            for action in sub._actions:
+                if action.dest in _FETCH_TYPES:
+                    action.type = _FETCH_TYPES[action.dest]
             # After `fetch`, --json is curl's JSON request body; use `mpp --json fetch`.
             sub.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
             continue
@@ -109,8 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mpp`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
+    arguments = list(argv) if argv is not None else sys.argv[1:]
+    if (bad := _undecodable(arguments)) is not None:
+        parser.print_usage(sys.stderr)
+        sys.stderr.write(
+            f"mpp: argument {bad} is not valid UTF-8 (for binary request data use -d @FILE)\n"
+        )
+        return ExitCode.USAGE
     try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
+        args = parser.parse_args(arguments)
     except SystemExit as exit_:
         return int(exit_.code) if isinstance(exit_.code, int) else int(ExitCode.USAGE)
     json_mode = bool(args.json_output) or os.environ.get("MPP_OUTPUT", "").lower() == "json"

@@ -28,7 +28,7 @@ __all__ = ["AmountLimit", "CappedGuard", "parse_amount_limit"]
 _TEXT = re.compile(r"^\s*(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[A-Za-z$][A-Za-z0-9_$-]*)\s*$")
 _EXPONENT = re.compile(r"^[0-9.]+[eE][+-]?[0-9]+(?:\s|$|[A-Za-z$])")
 _MAX_WHOLE_DIGITS = 18
-_MAX_FRACTION_DIGITS = 9
+_MAX_DIGITS = 28  # Decimal's default precision
 _DOLLARS = ("usd", "$")
 RULE = "cli.max_amount"
 
@@ -99,11 +99,12 @@ def parse_amount_limit(text: str) -> AmountLimit:
             "e.g. 0.05USD, '1.5 pathUSD' or '100 sat'"
         )
     whole, _, fraction = match["number"].partition(".")
-    if len(whole.lstrip("0")) > _MAX_WHOLE_DIGITS or len(fraction) > _MAX_FRACTION_DIGITS:
+    whole = whole.lstrip("0")
+    if len(whole) > _MAX_WHOLE_DIGITS or len(whole) + len(fraction) > _MAX_DIGITS:
         # Beyond these the Decimal arithmetic that converts to base units would round.
         raise ValueError(
             f"--max-amount {text[:40]!r}: at most {_MAX_WHOLE_DIGITS} digits before the point "
-            f"and {_MAX_FRACTION_DIGITS} after it"
+            f"and {_MAX_DIGITS} in all"
         )
     try:
         number = Decimal(match["number"])

@@ -9,6 +9,7 @@ from a hidden prompt or standard input, never from the command line unless the u
 from __future__ import annotations
 
 import argparse
+import re
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -21,7 +22,7 @@ from mpp_client.cli.accounts import (
     secret_entry,
     tempo_address,
 )
-from mpp_client.cli.config import ConfigError, WalletEntry, valid_name
+from mpp_client.cli.config import ConfigError, WalletEntry, http_url_problem, valid_name
 from mpp_client.cli.exit_codes import ExitCode
 from mpp_client.cli.output import format_money, table
 from mpp_client.cli.secret_input import ask_on_terminal, read_secret, terminal_available
@@ -66,16 +67,16 @@ def register(commands: Any) -> None:
     _tempo_options(imp)
     light = imp.add_argument_group("lightning")
     light.add_argument("--backend", choices=["nwc", "lnd", "cln", "phoenixd", "lnbits"])
-    light.add_argument("--url", help="the backend's REST URL (not for nwc)")
+    light.add_argument("--url", type=_url, help="the backend's REST URL (not for nwc)")
     light.add_argument("--network", choices=["mainnet", "testnet", "signet", "regtest"])
-    light.add_argument("--max-fee-sats", type=int)
+    light.add_argument("--max-fee-sats", type=_count)
     stripe = imp.add_argument_group("stripe")
     stripe.add_argument("--payment-method", help="the Stripe payment method (pm_...)")
     stripe.add_argument("--customer", help="the Stripe customer (cus_...)")
-    stripe.add_argument("--api-base", help="Stripe API base URL (tests)")
+    stripe.add_argument("--api-base", type=_url, help="Stripe API base URL (tests)")
     handcash = imp.add_argument_group("handcash")
     handcash.add_argument("--app-id")
-    handcash.add_argument("--base-url", help="HandCash Connect base URL (tests)")
+    handcash.add_argument("--base-url", type=_url, help="HandCash Connect base URL (tests)")
     imp.add_argument("--default", action="store_true", help="make it the default wallet")
     imp.set_defaults(run=run_import)
 
@@ -100,13 +101,55 @@ def register(commands: Any) -> None:
     default.set_defaults(run=run_default)
 
 
+# argparse types: a bad value is a usage error (exit 2) before a key is made or stored.
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_MAX_INT = 2**62
+
+
+def _integer(text: str, low: int, what: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not low <= value < _MAX_INT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+    return value
+
+
+def _chain_id(text: str) -> int:
+    # 0 used to fall back to mainnet (4217): a chain id is never guessed.
+    return _integer(text, 1, "a chain id (a positive integer; 4217 is Tempo mainnet)")
+
+
+def _count(text: str) -> int:
+    return _integer(text, 0, "a whole number >= 0")
+
+
+def _url(text: str) -> str:
+    if problem := http_url_problem(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: {problem}")
+    return text
+
+
+def _address(text: str) -> str:
+    if not _ADDRESS.match(text.strip()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address (0x and 40 hex digits)")
+    return text.strip()
+
+
 def _tempo_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("tempo")
-    group.add_argument("--chain-id", type=int, help="chain id (default 4217, Tempo mainnet)")
-    group.add_argument("--rpc-url", help="JSON-RPC endpoint (default: the chain's public one)")
+    group.add_argument("--chain-id", type=_chain_id, help="chain id (default 4217, Tempo mainnet)")
+    group.add_argument(
+        "--rpc-url",
+        type=_url,
+        help="JSON-RPC endpoint (default: the chain's public one; needs --chain-id)",
+    )
     group.add_argument(
         "--token",
         action="append",
+        type=_address,
         metavar="ADDRESS",
         help="accept this TIP-20 token (repeatable; default: the chain's USD stablecoins)",
     )
@@ -116,16 +159,22 @@ def _tempo_options(parser: argparse.ArgumentParser) -> None:
         choices=["pull", "push"],
         help="payment modes in order of preference (default pull)",
     )
-    group.add_argument("--fee-token", metavar="ADDRESS", help="token that pays network fees")
+    group.add_argument(
+        "--fee-token", type=_address, metavar="ADDRESS", help="token that pays network fees"
+    )
     group.add_argument(
         "--root-account",
+        type=_address,
         metavar="ADDRESS",
         help="the key is a Tempo access key acting for this account",
     )
 
 
 def _tempo_settings(args: argparse.Namespace) -> dict[str, Any]:
-    settings: dict[str, Any] = {"chain_id": args.chain_id or 4217}
+    if args.rpc_url and args.chain_id is None:
+        # The endpoint would otherwise be recorded as mainnet (4217) whatever chain it serves.
+        raise ConfigError("--rpc-url needs --chain-id: the chain id that endpoint serves")
+    settings: dict[str, Any] = {"chain_id": 4217 if args.chain_id is None else args.chain_id}
     for option, key in (
         ("rpc_url", "rpc_url"),
         ("fee_token", "fee_token"),
@@ -335,7 +384,9 @@ def _balances(entry: WalletEntry) -> list[dict[str, Any]]:
         if configured
         else list(KNOWN_TOKENS.get(chain_id, ()))
     )
-    address = str(entry.settings["address"])
+    address = entry.settings.get("address")
+    if not isinstance(address, str):
+        raise ConfigError(f"[wallets.{entry.name}] needs the account address")
     out: list[dict[str, Any]] = []
     with httpx.Client(timeout=15.0) as client:
         for index, token in enumerate(tokens):

@@ -14,7 +14,9 @@ extension parameter) leave its neighbours intact.
 
 Quoted strings honour RFC 9110 quoted-pairs (``\\"`` is ``"``) and mppx's ``\\uXXXX`` escape for
 characters above U+00FF. An unescaped quote inside a value ends it, and the junk up to the next
-top-level comma is ignored (protocol README §2, "permissive tail").
+top-level comma is ignored (protocol README §2, "permissive tail"). A value that holds a control
+character (raw, quoted or escaped), a bidi formatting character or a lone surrogate makes its
+challenge defective: see ``_UNSAFE``.
 """
 
 from __future__ import annotations
@@ -153,6 +155,13 @@ def is_token(value: str) -> bool:
     return _TOKEN(value) is not None
 
 
+def _unsafe_defect(name: str) -> str:
+    # The whole challenge is refused, not just the parameter: RFC 9110 lets a recipient reject
+    # a field value carrying CTLs, and a challenge that lost its description (or an extension
+    # the server relies on) would be echoed differently from what was offered.
+    return f"{name} contains a control character, a bidi control or a lone surrogate"
+
+
 def _junk_end(value: str, pos: int) -> int:
     match = _JUNK(value, pos)
     # The pattern matches the empty string, so there is always a match.
@@ -188,7 +197,10 @@ def _scan_well_formed(value: str) -> list[RawChallenge] | None:
             if name in params:
                 current.defect = current.defect or f"duplicate {name} parameter"
             elif quoted:
-                params[name] = quoted if "\\" not in quoted else unquote(quoted)
+                text = quoted if "\\" not in quoted else unquote(quoted)
+                if _UNSAFE(text):
+                    current.defect = current.defect or _unsafe_defect(name)
+                params[name] = text
             else:
                 params[name] = bare
         elif scheme:
@@ -231,7 +243,10 @@ def _scan_any(value: str) -> list[RawChallenge]:
             if name in params:
                 current.defect = current.defect or f"duplicate {name} parameter"
                 continue
-            params[name] = unquote(quoted) if quoted is not None else bare
+            text = unquote(quoted) if quoted is not None else bare
+            if _UNSAFE(text):
+                current.defect = current.defect or _unsafe_defect(name)
+            params[name] = text
             continue
         if after_scheme and value[pos] == ",":
             after_scheme = False  # "scheme SP ,": the scheme has no parameters; not a token68

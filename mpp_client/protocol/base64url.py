@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import binascii
 import json
+import math
+import re
 from typing import Any
 
 from mpp_client.errors import EncodingError
 
-__all__ = ["b64url_decode", "b64url_encode", "decode_json_object"]
+__all__ = ["b64url_decode", "b64url_encode", "decode_json", "decode_json_object"]
 
 # The urlsafe alphabet is mapped onto the standard one with str.replace (C fast path; an order
 # of magnitude faster than str.translate). '+' and '/' are refused before mapping, so after it
@@ -53,25 +55,74 @@ def _reject_constant(name: str) -> Any:
     raise EncodingError(f"JSON contains the non-standard constant {name}")
 
 
+def _finite_float(text: str) -> float:
+    # 1e309 overflows to inf, which no JSON encoder can write back (allow_nan=False) and which
+    # would turn any arithmetic on it into nonsense.
+    value = float(text)
+    if not math.isfinite(value):
+        raise EncodingError("JSON contains a number too large for a double")
+    return value
+
+
 # Built once: json.loads with any keyword argument builds a new decoder per call (~1 us).
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+# A lone surrogate can only come from a \uD800-\uDFFF escape (the UTF-8 decoder refuses encoded
+# surrogates and json joins escaped pairs), so only text holding such an escape is walked.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]").search
+_SURROGATE = re.compile("[\ud800-\udfff]").search
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    # Iterative: the decoder already accepted the nesting, a recursive walk could still overflow.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            if _SURROGATE(item):
+                return True
+        elif kind is dict:
+            stack.extend(item)
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+    return False
+
+
+def decode_json(text: str, what: str) -> Any:
+    """Decode JSON text strictly. ``what`` names it in error messages.
+
+    Raises :class:`~mpp_client.errors.EncodingError` for malformed JSON, the non-standard
+    constants NaN and Infinity, numbers that overflow a double (``1e309``) and lone surrogates
+    (``"\\ud800"``): none of them can be written back as JSON, so a value that decodes here can
+    always be encoded again.
+    """
+    try:
+        value = _DECODER.decode(text)
+    except EncodingError:
+        raise
+    except (ValueError, RecursionError):
+        # JSONDecodeError is a ValueError; absurdly deep nesting is a RecursionError inside the
+        # C decoder. Neither message is echoed: it may quote the data.
+        raise EncodingError(f"{what} is not valid UTF-8 JSON") from None
+    if _SURROGATE_ESCAPE(text) and _has_lone_surrogate(value):
+        raise EncodingError(f"{what} contains a lone surrogate")
+    return value
 
 
 def decode_json_object(text: str, what: str) -> dict[str, Any]:
     """Decode base64url text holding a UTF-8 JSON object. ``what`` names it in error messages.
 
     Raises :class:`~mpp_client.errors.EncodingError` when any layer (base64url, UTF-8, JSON)
-    is malformed or the JSON value is not an object.
+    is malformed, the JSON is not strict (see :func:`decode_json`) or the JSON value is not an
+    object.
     """
     raw = b64url_decode(text)
     try:
-        value = _DECODER.decode(raw.decode("utf-8"))
-    except EncodingError:
-        raise
-    except (ValueError, RecursionError):
-        # UnicodeDecodeError and JSONDecodeError are ValueErrors; absurdly deep nesting is a
-        # RecursionError inside the C decoder. Neither message is echoed: it may quote the data.
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError:
         raise EncodingError(f"{what} is not valid UTF-8 JSON") from None
+    value = decode_json(decoded, what)
     if type(value) is not dict:
         raise EncodingError(f"{what} is not a JSON object")
     return value

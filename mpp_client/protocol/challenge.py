@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from mpp_client.errors import FormatError, ParseError
-from mpp_client.protocol.auth_params import is_token, quote, scan
+from mpp_client.protocol.auth_params import has_unsafe_character, is_token, quote, scan
 from mpp_client.protocol.base64url import b64url_encode, decode_json_object
 from mpp_client.protocol.jcs import canonical_json
 from mpp_client.protocol.timestamps import format_timestamp, parse_timestamp
@@ -34,6 +34,8 @@ MIN_SECRET_LENGTH = 32
 # mppx's method-name syntax (the spec says 1*LOWERALPHA; digits, ':', '_' and '-' are SDK drift).
 _METHOD = re.compile(r"[a-z][a-z0-9:_-]*").fullmatch
 _DEFAULT_CREDENTIAL_HEADER = "authorization"
+# Parameters whose values are free text (the others are tokens, base64url or timestamps).
+_FREE_TEXT = ("id", "realm", "digest", "description", "opaque")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,15 @@ def challenge_from_params(params: Mapping[str, str]) -> Challenge:
         raise ParseError(f"challenge has no {missing.args[0]} parameter") from None
     if not id_:
         raise ParseError("challenge id is empty")
+    # The scanner refuses these characters in headers already; a credential's echo arrives as
+    # JSON, which can carry anything, and must not yield a challenge that cannot be written.
+    for name in _FREE_TEXT:
+        value = params.get(name)
+        if value is not None and has_unsafe_character(value):
+            raise ParseError(
+                f"challenge {name} contains a control character, a bidi control "
+                "or a lone surrogate"
+            )
     if _METHOD(method) is None:
         raise ParseError("challenge method must match ^[a-z][a-z0-9:_-]*$")
     if not is_token(intent):

@@ -6,10 +6,11 @@ types (including legacy ``urn:payment:error:*``) are tolerated.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from mpp_client.protocol.base64url import decode_json
 
 __all__ = ["MAX_PROBLEM_LENGTH", "PROBLEM_TYPE_BASE", "Problem", "parse_problem"]
 
@@ -34,13 +35,6 @@ class Problem:
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
-def _not_json(name: str) -> Any:
-    raise ValueError(name)
-
-
-_DECODER = json.JSONDecoder(parse_constant=_not_json)
-
-
 def _text(document: Mapping[str, Any], name: str) -> str | None:
     value = document.get(name)
     return value if type(value) is str else None
@@ -51,7 +45,8 @@ def parse_problem(content: bytes, content_type: str | None) -> Problem | None:
 
     ``application/problem+json`` bodies are problems; ``application/json`` bodies count only
     when they carry a string ``type``. Bodies over 64 KiB, invalid UTF-8 or JSON, and non-object
-    JSON give None. Members of the wrong JSON type are treated as absent (RFC 9457 §3.1).
+    JSON (including NaN, Infinity, numbers that overflow a double and lone surrogates) give None.
+    Members of the wrong JSON type are treated as absent (RFC 9457 §3.1).
     """
     media = (content_type or "").partition(";")[0].strip(" \t").lower()
     if media not in ("application/problem+json", "application/json"):
@@ -59,8 +54,11 @@ def parse_problem(content: bytes, content_type: str | None) -> Problem | None:
     if not content or len(content) > MAX_PROBLEM_LENGTH:
         return None
     try:
-        document = _DECODER.decode(bytes(content).decode("utf-8"))
-    except (ValueError, RecursionError, TypeError):
+        # The same strict decoder as the other MPP JSON: NaN, Infinity, 1e309 and lone
+        # surrogates make the body "not a problem" (EncodingError and UnicodeDecodeError are
+        # ValueErrors).
+        document = decode_json(bytes(content).decode("utf-8"), "problem")
+    except (ValueError, TypeError):
         return None
     if type(document) is not dict:
         return None

@@ -29,10 +29,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import itertools
 import json
 import logging
 import math
 import os
+import re
 import socket
 import sqlite3
 import threading
@@ -60,6 +62,7 @@ from mpp_client.wallet.policy import Ledger, Pin
 
 __all__ = [
     "HELD_STATES",
+    "DamagedEntry",
     "Journal",
     "JournalTransaction",
     "NewPayment",
@@ -484,6 +487,27 @@ _SCHEMA_3_COLUMNS = (
 )
 _SCHEMA_VERSION = 3
 
+# The states other than ``unknown``, sorted: a state outside all of them is ``unknown`` or not a
+# state at all (numbers sort before text in SQLite, blobs after).
+_RESOLVED = sorted(_state for _state in get_args(PaymentState) if _state != "unknown")
+# One index range per gap (an OR of them makes SQLite scan every payment).
+_UNRESOLVED_TERMS = ["state<?", *["state>? AND state<?"] * (len(_RESOLVED) - 1), "state>?"]
+_UNRESOLVED_SELECT = "SELECT seq, id FROM payments INDEXED BY payments_state WHERE "
+_UNRESOLVED_SQL = " UNION ALL ".join(_UNRESOLVED_SELECT + t for t in _UNRESOLVED_TERMS) + (
+    " ORDER BY seq"
+)
+_UNRESOLVED_ARGS = (
+    _RESOLVED[0],
+    *[value for pair in itertools.pairwise(_RESOLVED) for value in pair],
+    _RESOLVED[-1],
+)
+#: ``meta.schema`` as written by this code: digits only.
+_SCHEMA_TEXT = re.compile(r"[0-9]{1,9}")
+
+
+def _decode_text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
 
 def _process_start(pid: int) -> str:
     # The start time tells a live process from a later one that reused its pid.
@@ -595,11 +619,16 @@ class SqliteJournal:
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
         self._next_prune = -math.inf  # journal clock time of the next look at old buckets
+        self._warned: set[int] = set()  # damaged rows already logged
         if not self._memory:
             directory = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(directory, mode=0o700, exist_ok=True)
         _journals.add(self)
-        self._init_schema()
+        try:
+            self._init_schema()
+        except BaseException:
+            self.close()  # a refused journal keeps no connection (nor its WAL files) open
+            raise
 
     def __repr__(self) -> str:
         return f"SqliteJournal({self.path!r})"
@@ -622,6 +651,9 @@ class SqliteJournal:
                 check_same_thread=False,
             )
             conn.row_factory = sqlite3.Row
+            # Invalid UTF-8 in a damaged row would fail the whole query; decoded with
+            # surrogate escapes it fails only that row's check (``_text``).
+            conn.text_factory = _decode_text
             if not self._memory:
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -681,9 +713,16 @@ class SqliteJournal:
         with self._lock:
             conn = self._conn()
             try:
+                # Checked before anything is written: a newer or damaged journal is left as it
+                # is (CREATE ... IF NOT EXISTS could still add to a newer layout).
+                has_meta = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+                ).fetchone()
+                if has_meta is not None:
+                    self._schema_version()
                 conn.executescript(_SCHEMA)
             except sqlite3.Error as exc:
-                raise JournalError(f"cannot create the payment journal: {exc}") from exc
+                raise JournalError(f"cannot create the payment journal {self.path}: {exc}") from exc
         self._migrate()
 
     def _migrate(self) -> None:
@@ -703,11 +742,28 @@ class SqliteJournal:
                             conn.execute(f"ALTER TABLE payments ADD COLUMN {column} {kind}")
                     conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
         except sqlite3.Error as exc:
-            raise JournalError(f"cannot upgrade the payment journal: {exc}") from exc
+            raise JournalError(f"cannot upgrade the payment journal {self.path}: {exc}") from exc
 
     def _schema_version(self) -> int:
+        """``meta.schema``; ``JournalError`` when it is not a number or newer than this code
+        (a newer journal is never written to: its rules for holds may differ)."""
         row = self._conn().execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        return int(row[0]) if row is not None else 0
+        if row is None:
+            return 0
+        value = row[0]
+        if not isinstance(value, str) or not _SCHEMA_TEXT.fullmatch(value):
+            raise JournalError(
+                f"the payment journal {self.path} is damaged: its schema version "
+                f"{_shown(value)} is not a number (table meta, key 'schema')"
+            )
+        version = int(value)
+        if version > _SCHEMA_VERSION:
+            raise JournalError(
+                f"the payment journal {self.path} has schema version {version}, newer than "
+                f"this mpp-client knows ({_SCHEMA_VERSION}): upgrade mpp-client "
+                "(pip install -U mpp-client); the journal was not changed"
+            )
+        return version
 
     def _prune(self, conn: sqlite3.Connection, now: float) -> None:
         """Delete running totals no window can reach any more (inside a write transaction),
@@ -717,7 +773,10 @@ class SqliteJournal:
             return
         horizon = math.floor(now) - _PRUNE_AGE
         row = conn.execute("SELECT value FROM meta WHERE key=?", (_PRUNED_KEY,)).fetchone()
-        pruned_before = None if row is None else int(row[0])
+        # An unreadable watermark (a damaged row) is rewritten, not a crash in ``reserve``.
+        pruned_before = None
+        if row is not None and isinstance(row[0], str) and _SCHEMA_TEXT.fullmatch(row[0]):
+            pruned_before = int(row[0])
         if pruned_before is None or horizon >= pruned_before + _PRUNE_EVERY:
             conn.execute("DELETE FROM held_buckets WHERE span>0 AND start<?", (horizon,))
             conn.execute(
@@ -901,9 +960,12 @@ class SqliteJournal:
         return row is not None
 
     def unresolved(self) -> list[str]:
+        # ``unknown`` and any state this code does not know (a damaged row): nothing says how
+        # such a payment ended, so the breaker counts it. As index ranges around the known
+        # states rather than NOT IN, which would scan every payment on every reservation.
         with self._read() as conn:
-            rows = conn.execute("SELECT id FROM payments WHERE state='unknown' ORDER BY seq")
-            return [row[0] for row in rows.fetchall()]
+            rows = conn.execute(_UNRESOLVED_SQL, _UNRESOLVED_ARGS).fetchall()
+            return [str(row[1]) for row in rows]
 
     def recover(self) -> list[PaymentRecord]:
         now = self._clock()
@@ -917,7 +979,7 @@ class SqliteJournal:
             ).fetchall()
             dead: dict[str, bool] = {}
             for row in rows:
-                owner = row["owner"]
+                owner = str(row["owner"])  # text unless the row is damaged
                 if owner not in dead:
                     dead[owner] = not _owner_alive(owner)
                 if not dead[owner]:
@@ -943,41 +1005,201 @@ class SqliteJournal:
 
     # --- reading -------------------------------------------------------------------------------
 
-    def _select(self, where: str, args: tuple[Any, ...]) -> list[PaymentRecord]:
+    def _rows(self, where: str, args: tuple[Any, ...]) -> list[sqlite3.Row]:
         try:
             with self._read() as conn:
-                rows = conn.execute(f"SELECT * FROM payments {where}", args).fetchall()  # noqa: S608
+                return conn.execute(f"SELECT * FROM payments {where}", args).fetchall()  # noqa: S608
         except sqlite3.Error as exc:
-            raise JournalError(f"cannot read the payment journal: {exc}") from exc
-        return [_record(row) for row in rows]
+            raise JournalError(f"cannot read the payment journal {self.path}: {exc}") from exc
+
+    def _select(self, where: str, args: tuple[Any, ...]) -> list[PaymentRecord]:
+        records = []
+        for row in self._rows(where, args):
+            try:
+                records.append(_record(row))
+            except _Unreadable as problem:
+                self._warn_damaged(_damage(row, problem))
+        return records
+
+    def _warn_damaged(self, entry: DamagedEntry) -> None:
+        if entry.seq in self._warned:
+            return  # once per row and journal object: every listing would repeat it
+        self._warned.add(entry.seq)
+        log.warning(
+            "payment journal %s: entry %s (row %d, state %s) is damaged and skipped (%s); %s",
+            self.path,
+            entry.id,
+            entry.seq,
+            entry.state,
+            entry.problem,
+            "its amount still counts against budgets" if entry.held else "it holds nothing",
+        )
+
+    def damaged(self) -> list[DamagedEntry]:
+        """Every entry that cannot be read back (oldest first). ``payments()``, ``get()`` and
+        the exports skip these; budgets still count the held ones, and one whose state is not
+        a known state counts as unknown for the circuit breaker (``unresolved()``). Reads the
+        whole journal: for diagnosis, not for every payment."""
+        found = []
+        for row in self._rows("ORDER BY seq", ()):
+            try:
+                _record(row)
+            except _Unreadable as problem:
+                found.append(_damage(row, problem))
+        return found
+
+
+# --- reading rows ------------------------------------------------------------------------------
+#
+# A row is decoded column by column and every value checked, so one row damaged by a disk
+# error, a manual edit or another program is reported and skipped instead of breaking every
+# read (and with it ``Wallet()``). What counts against budgets is unaffected: running totals
+# and held counts are SQL over the ``held`` column, which a damaged row keeps.
+
+#: Errors decoding a stored value (json, datetime, Currency, Money).
+_DECODE_ERRORS = (
+    ValueError, TypeError, KeyError, AttributeError, OverflowError, OSError, RecursionError,
+)  # fmt: skip
+_STATES: frozenset[str] = frozenset(get_args(PaymentState))
+_TEXT_COLUMNS = (
+    "id", "call_id", "challenge_id", "origin", "url", "http_method", "method", "intent",
+    "owner", "currency_code",
+)  # fmt: skip
+_OPTIONAL_TEXT_COLUMNS = (
+    "realm", "network", "label", "reference", "fingerprint", "reason", "payer", "proof",
+    "receipt_reference", "currency_network", "currency_symbol", "max_fee_currency", "expires",
+    "receipt",
+)  # fmt: skip
+
+
+class _Unreadable(Exception):
+    """A stored value that does not decode: ``column`` and why."""
+
+    def __init__(self, column: str, why: str) -> None:
+        super().__init__(f"{column}: {why}")
+        self.column = column
+
+
+@dataclass(frozen=True, slots=True)
+class DamagedEntry:
+    """A journal row that cannot be read back (``SqliteJournal.damaged()``): listings skip it.
+
+    ``held`` is the stored flag: while it is set the amount keeps counting against budgets
+    (running totals are kept in SQL from that flag, not from the decoded row). An entry whose
+    ``state`` is not a known state counts as unknown for the circuit breaker."""
+
+    seq: int
+    id: str
+    state: str
+    held: bool
+    problem: str
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _text(value: Any) -> bool:
+    # Invalid UTF-8 is read with surrogate escapes (see ``_open``); such text is damage.
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _integer(row: sqlite3.Row, column: str) -> int:
+    value = row[column]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Unreadable(column, f"not an integer: {_shown(value)}")
+    return value
+
+
+def _time(row: sqlite3.Row, column: str) -> datetime:
+    value = row[column]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Unreadable(column, f"not a timestamp: {_shown(value)}")
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except _DECODE_ERRORS:
+        raise _Unreadable(column, f"not a timestamp: {_shown(value)}") from None
+
+
+def _json(row: sqlite3.Row, column: str) -> Any:
+    try:
+        return json.loads(row[column])
+    except _DECODE_ERRORS:
+        raise _Unreadable(column, "not JSON") from None
+
+
+def _payees(row: sqlite3.Row) -> tuple[Payee, ...]:
+    data = _json(row, "payees")
+    if not isinstance(data, list):
+        raise _Unreadable("payees", "not a list")
+    payees = []
+    for item in data:
+        if not isinstance(item, dict):
+            raise _Unreadable("payees", "an item is not an object")
+        address, amount = item.get("address"), item.get("amount")
+        if not isinstance(address, str) or isinstance(amount, bool) or not isinstance(amount, int):
+            raise _Unreadable("payees", "an item has no text address or integer amount")
+        payees.append(Payee(address, amount))
+    return tuple(payees)
 
 
 def _currency(row: sqlite3.Row) -> Currency:
-    return Currency(
-        row["currency_code"],
-        row["currency_decimals"],
-        network=row["currency_network"],
-        symbol=row["currency_symbol"],
-        usd_pegged=bool(row["usd_pegged"]),
-    )
+    decimals = _integer(row, "currency_decimals")
+    try:
+        return Currency(
+            row["currency_code"],
+            decimals,
+            network=row["currency_network"],
+            symbol=row["currency_symbol"],
+            usd_pegged=bool(row["usd_pegged"]),
+        )
+    except _DECODE_ERRORS as exc:
+        raise _Unreadable("currency_decimals", str(exc)) from None
 
 
 def _record(row: sqlite3.Row) -> PaymentRecord:
+    """The entry in ``row``; ``_Unreadable`` names the first column that does not decode."""
+    for column in _TEXT_COLUMNS:
+        if not _text(row[column]):
+            raise _Unreadable(column, f"not text: {_shown(row[column])}")
+    for column in _OPTIONAL_TEXT_COLUMNS:
+        if row[column] is not None and not _text(row[column]):
+            raise _Unreadable(column, f"not text: {_shown(row[column])}")
+    state = row["state"]
+    if state not in _STATES:
+        raise _Unreadable("state", f"not a payment state: {_shown(state)}")
     currency = _currency(row)
     max_fee = None
     if row["max_fee"] is not None:
+        fee = _integer(row, "max_fee")
         fee_currency = (
             currency
             if row["max_fee_currency"] in (None, currency.code)
             else Currency(row["max_fee_currency"], 0)
         )
-        max_fee = Money(row["max_fee"], fee_currency)
-    expires = None if row["expires"] is None else datetime.fromisoformat(row["expires"])
+        max_fee = Money(fee, fee_currency)
+    expires = None
+    if row["expires"] is not None:
+        try:
+            expires = datetime.fromisoformat(row["expires"])
+        except _DECODE_ERRORS:
+            raise _Unreadable("expires", f"not a time: {_shown(row['expires'])}") from None
+    moved = row["money_moved"]
+    if moved not in (None, 0, 1) or isinstance(moved, float):
+        raise _Unreadable("money_moved", f"not 0, 1 or NULL: {_shown(moved)}")
+    void_after = None if row["void_after"] is None else _time(row, "void_after")
     return PaymentRecord(
         id=row["id"],
-        state=row["state"],
-        created_at=datetime.fromtimestamp(row["created_at"], UTC),
-        updated_at=datetime.fromtimestamp(row["updated_at"], UTC),
+        state=state,
+        created_at=_time(row, "created_at"),
+        updated_at=_time(row, "updated_at"),
         call_id=row["call_id"],
         challenge_id=row["challenge_id"],
         realm=row["realm"],
@@ -986,25 +1208,34 @@ def _record(row: sqlite3.Row) -> PaymentRecord:
         http_method=row["http_method"],
         method=row["method"],
         intent=row["intent"],
-        amount=Money(row["amount"], currency),
-        exposure=row["exposure"],
+        amount=Money(_integer(row, "amount"), currency),
+        exposure=_integer(row, "exposure"),
         max_fee=max_fee,
         network=row["network"],
-        payees=tuple(Payee(p["address"], p["amount"]) for p in json.loads(row["payees"])),
+        payees=_payees(row),
         expires=expires,
         label=row["label"],
         reference=row["reference"],
         fingerprint=row["fingerprint"],
-        receipt=None if row["receipt"] is None else json.loads(row["receipt"]),
+        receipt=None if row["receipt"] is None else _json(row, "receipt"),
         reason=row["reason"],
-        money_moved=None if row["money_moved"] is None else bool(row["money_moved"]),
+        money_moved=None if moved is None else bool(moved),
         owner=row["owner"],
         payer=row["payer"],
         proof=row["proof"],
         receipt_reference=row["receipt_reference"],
-        void_after=(
-            None if row["void_after"] is None else datetime.fromtimestamp(row["void_after"], UTC)
-        ),
+        void_after=void_after,
+    )
+
+
+def _damage(row: sqlite3.Row, problem: _Unreadable) -> DamagedEntry:
+    entry_id, state = row["id"], row["state"]
+    return DamagedEntry(
+        seq=int(row["seq"]),
+        id=entry_id if _text(entry_id) else _shown(entry_id),
+        state=state if _text(state) else _shown(state),
+        held=row["held"] == 1,
+        problem=str(problem),
     )
 
 
@@ -1020,11 +1251,20 @@ def _bucket_scope(origin: str | None, method: str | None, payee: str | None) -> 
     return prefix + value
 
 
+#: Payments whose ``created_at`` is not a number (a damaged row: text and blobs sort after
+#: every number, so this is an index range). Their buckets start at 0 and no window would reach
+#: them; they count in every window instead, so a damaged held row never frees budget.
+_UNPLACED = "p.created_at>=''"
+
+
 def _edge_sum(
-    origin: str | None, method: str | None, payee: str | None
+    origin: str | None,
+    method: str | None,
+    payee: str | None,
+    when: str = "p.created_at>:since AND p.created_at<:second",
 ) -> tuple[str, dict[str, Any]]:
-    """SQL summing the held payments in ``(:since, :second)`` for one filter."""
-    where = "p.held=1 AND p.currency_id=:currency AND p.created_at>:since AND p.created_at<:second"
+    """SQL summing the held payments in ``(:since, :second)`` (or ``when``) for one filter."""
+    where = f"p.held=1 AND p.currency_id=:currency AND {when}"
     if payee is not None:
         return (
             "(SELECT SUM(y.amount) FROM payments p JOIN payment_payees y ON y.payment_id=p.id "  # noqa: S608
@@ -1068,11 +1308,25 @@ class _SqliteLedger:
             rows = self._conn.execute(
                 "SELECT id, code, decimals, network, symbol, usd_pegged FROM currencies"
             ).fetchall()
-            self._known = [
-                (row["id"], Currency(row["code"], row["decimals"], network=row["network"],
-                                     symbol=row["symbol"], usd_pegged=bool(row["usd_pegged"])))
-                for row in rows
-            ]  # fmt: skip
+            known = []
+            for row in rows:
+                try:
+                    currency = Currency(
+                        row["code"],
+                        row["decimals"],
+                        network=row["network"],
+                        symbol=row["symbol"],
+                        usd_pegged=bool(row["usd_pegged"]),
+                    )
+                except _DECODE_ERRORS as exc:
+                    # Its payments' holds could not be matched to any cap: refuse to count
+                    # budgets at all rather than leave them out.
+                    raise JournalError(
+                        f"the payment journal's currency {row['id']} is damaged ({exc}); "
+                        "budgets cannot be counted"
+                    ) from None
+                known.append((row["id"], currency))
+            self._known = known
         return self._known
 
     def _currency_id(self, currency: Currency) -> int:
@@ -1139,6 +1393,7 @@ class _SqliteLedger:
         minute = -(-second // 60) * 60
         hour = -(-minute // 3600) * 3600
         edge, edge_args = _edge_sum(origin, method, payee)
+        unplaced, _ = _edge_sum(origin, method, payee, _UNPLACED)
         sums = (
             "(SELECT SUM(total) FROM held_buckets WHERE scope=:scope AND currency_id=:currency "
             "AND span={span} AND start>={low}{high})"
@@ -1150,6 +1405,7 @@ class _SqliteLedger:
                 sums.format(span=60, low=":minute", high=" AND start<:hour"),
                 sums.format(span=1, low=":second", high=" AND start<:minute"),
                 edge,
+                unplaced,
             ]
         )
         row = self._conn.execute(
@@ -1218,7 +1474,19 @@ class _SqliteLedger:
         ).fetchone()
         if row is None:
             return None
-        return Pin(frozenset(json.loads(row["payees"])), row["token"], row["network"])
+        try:
+            payees = json.loads(row["payees"])
+            if not isinstance(payees, list) or not all(isinstance(p, str) for p in payees):
+                raise ValueError("not a list of addresses")
+            if not isinstance(row["token"], str):
+                raise ValueError("no token")
+        except _DECODE_ERRORS:
+            # Refusing is the safe answer: treating it as no pin would trust new payees.
+            raise JournalError(
+                f"the payment journal's payee pin for {origin} ({method}) is damaged; "
+                "delete that row of table pins to pin again on the next payment"
+            ) from None
+        return Pin(frozenset(payees), row["token"], row["network"])
 
     def insert(self, payment: NewPayment) -> str:
         if payment.reference is not None:

@@ -220,9 +220,15 @@ def test_canonical_json_decodes_to_the_same_value(value: Any) -> None:
     assert canonical_json(json.loads(canonical_json(value))) == canonical_json(value)
 
 
-# Text a header value can carry: anything but control characters (and lone surrogates).
+# The bidi formatting characters the parser refuses in header parameters (auth_params._UNSAFE).
+BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+# Text a header value can carry: anything but control characters, bidi controls and lone
+# surrogates.
 display_text = st.text(
-    st.characters(blacklist_categories=("Cc", "Cs"), whitelist_characters="\t"), max_size=20
+    st.characters(
+        blacklist_categories=("Cc", "Cs"), blacklist_characters=BIDI, whitelist_characters="\t"
+    ),
+    max_size=20,
 )
 tokens = st.text(
     st.sampled_from("abcXYZ019!#$%&'*+.^_`|~-"),
@@ -313,10 +319,272 @@ def test_receipt_round_trips(
     assert parse_receipt(receipt.encode()) == receipt
 
 
-@given(challenges(), st.sampled_from(["\r", "\n", "\x00", "\x1b", "\x7f"]))
+@given(
+    challenges(),
+    st.sampled_from(["\r", "\n", "\x00", "\x1b", "\x7f", "\x85", "\x9b", *BIDI, "\ud800"]),
+)
 def test_control_characters_never_reach_the_wire(challenge: Challenge, bad: str) -> None:
     with pytest.raises(FormatError):
         dataclasses.replace(challenge, description=f"a{bad}b").to_header()
+
+
+# --- whatever parses formats back to the same object ---------------------------------------------
+#
+# Fuzzed wire input, not objects built by the writers: if a parser accepts a value, writing the
+# parsed object and parsing that again must give an equal object. A character the parser lets
+# through but the writer refuses (ESC, a C1 control, a bidi override, a lone surrogate, inf)
+# breaks the property, which is how parse and format are kept in agreement.
+
+# Pieces of quoted-string content: hostile characters raw, as quoted-pairs and as mppx escapes,
+# next to harmless text.
+QUOTED_PIECES = [
+    "a",
+    "Z9",
+    " ",
+    "\t",
+    "\xe9",
+    "\xa0",
+    "\u2014",
+    "\U0001f600",
+    "\u200d",
+    "\x1b",
+    "\x9b",
+    "\x85",
+    "\x00",
+    "\x7f",
+    "\r\n",
+    "\u202e",
+    "\u200e",
+    "\u2066",
+    "\ud800",
+    '\\"',
+    "\\\\",
+    "\\a",
+    "\\\x1b",
+    "\\u001b",
+    "\\u009b",
+    "\\u007f",
+    "\\u202e",
+    "\\u200f",
+    "\\u00e9",
+    "\\u2014",
+    "\\ud83d",
+    "\\ude00",
+    "\\ud83d\\ude00",
+    "\\uD83D\\uDE00",
+    "\\u12",
+    "\\",
+    '"',
+    ",",
+    "=",
+    "Payment ",
+]
+quoted_content = st.lists(
+    st.one_of(st.sampled_from(QUOTED_PIECES), st.text(max_size=3)), max_size=8
+).map("".join)
+quoted_values = quoted_content.map(lambda text: f'"{text}"')
+bare_values = st.text(st.sampled_from("abcXYZ019!#$%&'*+.^_`|~-/="), min_size=1, max_size=8)
+# Request JSON texts: valid objects, and the values a strict decoder must refuse.
+REQUEST_TEXTS = [
+    "{}",
+    '{"amount":"1000","currency":"usd","recipient":"r"}',
+    '{"amount":1e308,"nested":{"a":[1,2.5,-0.0]}}',
+    '{"amount":1e309}',
+    '{"amount":-1E400}',
+    '{"amount":NaN}',
+    '{"amount":Infinity}',
+    '{"memo":"\\u001b[2J"}',
+    '{"memo":"\\ud800"}',
+    '{"memo":"\\ud83d\\ude00"}',
+    '{"\\udfff":1}',
+    '{"a":1,"a":2}',
+    "[]",
+    '"x"',
+    "{",
+]
+request_values = st.sampled_from(REQUEST_TEXTS).map(
+    lambda text: '"' + b64url_encode(text.encode()) + '"'
+)
+PARAM_VALUES: dict[str, st.SearchStrategy[str]] = {
+    "id": st.one_of(quoted_values, bare_values),
+    "realm": st.one_of(quoted_values, bare_values),
+    "method": st.sampled_from(['"tempo"', "test", '"a:b-c"', "Tempo", '""', '"te\\u006dpo"']),
+    "intent": st.sampled_from(["charge", '"session"', '"a b"', '"ch\\u0061rge"', '"x\\u001b"']),
+    "request": st.one_of(request_values, st.just("e30"), quoted_values),
+    "expires": st.sampled_from(
+        ['"2026-09-01T12:05:00Z"', "2026-09-01T12:05:00Z", '"2026-09-01T12:05:00+01:00"', '"x"']
+    ),
+    "header": st.sampled_from(['"Payment-Authorization"', "X-Pay", '"a b"', '"\\u001b"']),
+    "description": quoted_values,
+    "digest": st.one_of(quoted_values, bare_values),
+    "opaque": st.one_of(quoted_values, bare_values),
+    "x-ext": st.one_of(quoted_values, bare_values),
+}
+REQUIRED_PARAMS = ("id", "realm", "method", "intent", "request")
+
+
+@st.composite
+def fuzzed_challenge_fields(draw: st.DrawFn) -> str:
+    """A Payment challenge built from hostile pieces: usually complete, often refusable."""
+    names = [name for name in REQUIRED_PARAMS if draw(st.integers(0, 9))]
+    names += draw(st.lists(st.sampled_from(sorted(set(PARAM_VALUES) - set(REQUIRED_PARAMS)))))
+    names = draw(st.permutations(names))
+    params = []
+    for name in names:
+        spelled = draw(st.sampled_from([name, name.upper(), name.capitalize()]))
+        params.append(f"{spelled}={draw(PARAM_VALUES[name])}")
+    joiner = draw(st.sampled_from([", ", ",", " , ", ",\t", ", ,"]))
+    scheme = draw(st.sampled_from(["Payment ", "payment  ", "PAYMENT\t"]))
+    text = scheme + joiner.join(params)
+    # Sometimes damage it: a fragment dropped somewhere, or noise folded around it.
+    if draw(st.integers(0, 3)) == 0:
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from(FRAGMENTS + QUOTED_PIECES)) + text[at:]
+    before = draw(st.sampled_from(["", 'Bearer realm="x", ', "Negotiate abc, "]))
+    return before + text
+
+
+fuzzed_headers = st.one_of(
+    header_text,
+    fuzzed_challenge_fields(),
+    st.lists(fuzzed_challenge_fields(), min_size=2, max_size=3).map(", ".join),
+)
+
+
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(fuzzed_headers, min_size=1, max_size=3))
+def test_every_parsed_challenge_formats_back_to_an_equal_challenge(values: list[str]) -> None:
+    for challenge in parse_challenges(values):
+        header = challenge.to_header()  # never a FormatError for something that parsed
+        assert header.isascii()
+        again = parse_challenge(header)
+        assert again == challenge
+        assert again.request_data == challenge.request_data
+        assert again.to_header() == header
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(), fuzzed_challenge_fields()))
+def test_parse_challenge_formats_back_for_any_string(text: str) -> None:
+    try:
+        challenge = parse_challenge(text)
+    except ParseError:
+        return
+    assert parse_challenge(challenge.to_header()) == challenge
+
+
+# JSON documents with hostile strings (controls, bidi, lone surrogates) and numbers a strict
+# decoder must refuse. Numbers json.dumps cannot spell (1e309) travel as marker strings that are
+# replaced after dumping.
+NUMBER_MARKERS = {
+    "@1e309": "1e309",
+    "@-1e309": "-1e309",
+    "@1E400": "1E400",
+    "@1e308": "1e308",
+    "@tiny": "1e-400",
+    "@-0": "-0.0",
+}
+HOSTILE_CHARS = ["a", "\t", "\n", "\x1b", "\x9b", "\x7f", "\u202e", "\u2066", "\U0001f600"]
+hostile_strings = st.one_of(
+    st.text(max_size=6),
+    st.lists(st.sampled_from([*HOSTILE_CHARS, "\ud800", "\udc00", "\ud83d"]), max_size=4).map(
+        "".join
+    ),
+)
+hostile_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | hostile_strings
+    | st.sampled_from(sorted(NUMBER_MARKERS)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(hostile_strings, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _json_token(document: Any, ascii_only: bool) -> str:
+    # allow_nan (the default) writes NaN and Infinity, as a hostile server would; ensure_ascii
+    # writes lone surrogates as \ud800 escapes, and without it they go out as (invalid) UTF-8.
+    text = json.dumps(document, ensure_ascii=ascii_only)
+    for marker, number in NUMBER_MARKERS.items():
+        text = text.replace(f'"{marker}"', number)
+    return b64url_encode(text.encode("utf-8", "surrogatepass"))
+
+
+ECHO_VALUES = st.one_of(hostile_strings, st.just("x"))
+echo_documents = st.fixed_dictionaries(
+    {
+        "id": st.one_of(st.just("ch_1"), hostile_strings),
+        "realm": st.one_of(st.just("api.example.com"), hostile_strings),
+        "method": st.sampled_from(["tempo", "Tempo", "te\x1bmpo"]),
+        "intent": st.sampled_from(["charge", "a b"]),
+        "request": st.one_of(request_values.map(lambda v: v.strip('"')), st.just("e30")),
+    },
+    optional={
+        "expires": st.sampled_from(["2026-09-01T12:05:00Z", "x"]),
+        "digest": ECHO_VALUES,
+        "opaque": ECHO_VALUES,
+        "description": ECHO_VALUES,
+        "header": st.sampled_from(["Payment-Authorization", "a\x1b"]),
+    },
+)
+credential_tokens = st.builds(
+    _json_token,
+    st.fixed_dictionaries(
+        {
+            "challenge": echo_documents,
+            "payload": st.one_of(st.dictionaries(hostile_strings, hostile_json), hostile_json),
+        },
+        optional={"source": st.one_of(hostile_strings, hostile_json)},
+    ),
+    st.booleans(),
+)
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(credential_tokens, header_text))
+def test_every_parsed_credential_formats_back_to_an_equal_credential(token: str) -> None:
+    try:
+        credential = parse_credential("Payment " + token)
+    except ParseError:
+        return
+    header = credential.to_header()  # never a FormatError for something that parsed
+    again = parse_credential(header)
+    assert again == credential
+    assert again.to_header() == header
+
+
+receipt_tokens = st.builds(
+    _json_token,
+    st.fixed_dictionaries(
+        {
+            "status": st.one_of(st.just("success"), hostile_strings),
+            "method": st.one_of(st.just("tempo"), hostile_strings),
+            "reference": st.one_of(st.just("0xabc"), hostile_strings),
+            "timestamp": st.sampled_from(["2026-09-01T12:04:31Z", "2026-09-01", "\x1b"]),
+        },
+        optional={
+            "challengeId": st.one_of(hostile_strings, st.none()),
+            "externalId": hostile_json,
+            "x": hostile_json,
+        },
+    ),
+    st.booleans(),
+)
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(receipt_tokens, header_text))
+def test_every_parsed_receipt_formats_back_to_an_equal_receipt(token: str) -> None:
+    try:
+        receipt = parse_receipt(token)
+    except ParseError:
+        return
+    encoded = receipt.encode()  # never a FormatError for something that parsed
+    again = parse_receipt(encoded)
+    assert again == receipt
+    assert again.encode() == encoded
 
 
 # --- linear time on hostile headers -------------------------------------------------------------

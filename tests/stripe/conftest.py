@@ -10,6 +10,7 @@ import gc
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from mpp_client.methods.stripe import StripeCharge
@@ -55,7 +56,14 @@ def pympp_server(stripe_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
 
     monkeypatch.setattr(stripe_defaults, "STRIPE_API_BASE", f"{stripe_url}/v1")
     mpp = Mpp(
-        methods=stripe_server.charge(secret_key=SELLER_KEY, network_id="internal", currency="usd"),
+        methods=stripe_server.charge(
+            secret_key=SELLER_KEY,
+            network_id="internal",
+            currency="usd",
+            # pympp never closes the client it makes for Stripe calls: one that keeps no
+            # idle connection leaves no socket open behind the test.
+            http_client=httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0)),
+        ),
         realm="127.0.0.1",
         secret_key=PYMPP_SECRET,
     )

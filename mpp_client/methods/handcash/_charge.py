@@ -42,6 +42,7 @@ from mpp_client.methods.handcash._request import HandCashChargeRequest, parse_ch
 from mpp_client.methods.handcash._signing import ConnectSigner, random_nonce
 from mpp_client.money import Money
 from mpp_client.protocol import Challenge
+from mpp_client.secret import Secret
 
 __all__ = ["HandCashCharge"]
 
@@ -79,8 +80,8 @@ class HandCashCharge(PaymentMethod):
         self,
         *,
         app_id: str,
-        app_secret: str,
-        auth_token: str,
+        app_secret: str | Secret[str],
+        auth_token: str | Secret[str],
         base_url: str = DEFAULT_BASE_URL,
         check_spendable: bool = True,
         compat_sites: Iterable[HandCashCompatSite] = (),
@@ -176,13 +177,13 @@ class HandCashCharge(PaymentMethod):
         if reply.status in _REFUSED and record is not None and txid is None:
             # HandCash's own answer (a JSON error) that it refused: nothing was debited.
             raise NothingSent(
-                f"HandCash declined the payment: {handcash_error_text(reply)}",
+                f"HandCash declined the payment: {handcash_error_text(reply, self._connect.secrets)}",
                 challenge_id=challenge.id,
             )
         if not 200 <= reply.status < 300:
             # A 5xx (or an unexpected 4xx) may come after HandCash debited the wallet.
             raise PaymentOutcomeUnknown(
-                f"HandCash failed while paying ({handcash_error_text(reply)}, note {note!r}): "
+                f"HandCash failed while paying ({handcash_error_text(reply, self._connect.secrets)}, note {note!r}): "
                 "the payment may have gone through",
                 challenge_id=challenge.id,
                 reference=txid,
@@ -204,7 +205,7 @@ class HandCashCharge(PaymentMethod):
         reply: HttpReply = yield self._connect.spendable_balances()
         if not 200 <= reply.status < 300:
             raise MethodError(
-                f"HandCash did not report the spendable balance: {handcash_error_text(reply)}",
+                f"HandCash did not report the spendable balance: {handcash_error_text(reply, self._connect.secrets)}",
                 challenge_id=challenge.id,
             )
         body = _json_object(reply)
@@ -287,7 +288,7 @@ class HandCashCharge(PaymentMethod):
             return LookupResult("settled", reference, detail="HandCash has the transaction")
         if reply.status == 404:
             return LookupResult("pending", reference, detail="HandCash does not know it (yet)")
-        return LookupResult("pending", reference, detail=handcash_error_text(reply))
+        return LookupResult("pending", reference, detail=handcash_error_text(reply, self._connect.secrets))
 
 
 def _json_object(reply: HttpReply) -> Mapping[str, Any] | None:

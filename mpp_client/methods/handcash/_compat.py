@@ -44,6 +44,7 @@ from mpp_client.errors import (
 from mpp_client.methods.base import Payee, PaymentContext, PaymentProof, Quote
 from mpp_client.money import Currency, Money
 from mpp_client.protocol import Challenge
+from mpp_client.secret import Secret, reveal
 
 __all__ = ["COMPAT_ID_PREFIX", "COMPAT_INTENT", "CompatMode", "HandCashCompatSite"]
 
@@ -72,11 +73,16 @@ class HandCashCompatSite:
 
     origin: str
     max_price: Money
-    merchant_auth_token: str | None = field(default=None, repr=False)
+    merchant_auth_token: str | Secret[str] | None = field(default=None, repr=False)
     connect_pay_path: str = "/api/connect-pay"
     receipt_header: str = "x-handcash-receipt"
 
     def __post_init__(self) -> None:
+        if self.merchant_auth_token is not None and not isinstance(
+            self.merchant_auth_token, Secret
+        ):
+            # Held as a Secret so it shows in no repr, asdict, vars or captured locals.
+            object.__setattr__(self, "merchant_auth_token", Secret(self.merchant_auth_token))
         if not _ORIGIN.fullmatch(self.origin) or self.origin.endswith("/"):
             raise ValueError("origin must be scheme://host[:port] with no path")
         if self.max_price.currency != USD or self.max_price.amount <= 0:
@@ -202,7 +208,8 @@ class CompatMode:
         assert token is not None  # checked by quote
         call = HttpCall.json_post(
             offer.origin + site.connect_pay_path,
-            {"authToken": token, "challengeId": offer.challenge_id},
+            # Revealed only into the request body (this frame's locals keep the Secret).
+            {"authToken": reveal(token), "challengeId": offer.challenge_id},
             timeout=60.0,
         )
         # From here the merchant holds a token that can pull money from the wallet.

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from mpp_client.effects import HttpCall, HttpReply
 from mpp_client.methods.handcash._json import dump_json
 from mpp_client.methods.handcash._signing import ConnectSigner
+from mpp_client.secret import Secret, Secrets, scrub
 
 __all__ = ["DEFAULT_BASE_URL", "PAY_PATH", "HandCashConnect", "handcash_error_text"]
 
@@ -27,13 +28,13 @@ SPENDABLE_PATH = "/v3/connect/wallet/spendableBalances"
 class HandCashConnect:
     """Builds signed HandCash Connect calls for one app and one user (auth token)."""
 
-    __slots__ = ("_app_secret", "app_id", "base_url", "signer", "timeout")
+    __slots__ = ("_app_secret", "app_id", "base_url", "secrets", "signer", "timeout")
 
     def __init__(
         self,
         *,
         app_id: str,
-        app_secret: str,
+        app_secret: str | Secret[str],
         signer: ConnectSigner,
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = 20.0,
@@ -41,7 +42,11 @@ class HandCashConnect:
         if not app_id or not app_secret:
             raise ValueError("a HandCash app id and app secret are required")
         self.app_id = app_id
-        self._app_secret = app_secret
+        # What error details are scrubbed of: the app secret (sent as a header, so a server
+        # that echoes the request echoes it) and the auth token (never sent, but cheap).
+        self.secrets = Secrets()
+        self._app_secret: Secret[str] = self.secrets.add(app_secret)
+        self.secrets.add(signer.secret)
         self.signer = signer
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -60,7 +65,11 @@ class HandCashConnect:
         retry_safe: bool,
     ) -> HttpCall:
         signed = self.signer.sign(method, path, body, now=now)
-        headers = {"app-id": self.app_id, "app-secret": self._app_secret, **signed.as_dict()}
+        headers = {
+            "app-id": self.app_id,
+            "app-secret": self._app_secret.reveal(),
+            **signed.as_dict(),
+        }
         if body:
             headers["content-type"] = "application/json"
         url = self.base_url + path + (f"?{urlencode(dict(query))}" if query else "")
@@ -83,8 +92,9 @@ class HandCashConnect:
         return self._call("GET", SPENDABLE_PATH, b"", query=None, now=now, retry_safe=True)
 
 
-def handcash_error_text(reply: HttpReply) -> str:
-    """A one-line description of a HandCash error reply (``{"message": ...}``)."""
+def handcash_error_text(reply: HttpReply, secrets: Secrets | None = None) -> str:
+    """A one-line description of a HandCash error reply (``{"message": ...}``): the status
+    and the message, scrubbed of ``secrets`` and capped; never the body whole."""
     message = None
     try:
         body: Any = reply.json()
@@ -96,5 +106,5 @@ def handcash_error_text(reply: HttpReply) -> str:
         if candidate is None and isinstance(inner, Mapping):
             candidate = inner.get("message")
         if isinstance(candidate, str):
-            message = candidate[:300]
+            message = scrub(candidate, secrets or ())
     return f"HTTP {reply.status}" + (f": {message}" if message else "")

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 
 from coincurve import PrivateKey
 
+from mpp_client.secret import Secret, reveal
+
 __all__ = ["ConnectSigner", "SignedHeaders", "js_iso_timestamp", "random_nonce", "signing_payload"]
 
 _HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
@@ -76,24 +78,32 @@ class ConnectSigner:
 
     def __init__(
         self,
-        auth_token: str,
+        auth_token: str | Secret[str],
         *,
         clock: Callable[[], datetime] | None = None,
         nonces: Callable[[], str] = random_nonce,
     ) -> None:
-        if not isinstance(auth_token, str) or not _HEX_KEY.fullmatch(auth_token):
+        token = reveal(auth_token)
+        if not isinstance(token, str) or not _HEX_KEY.fullmatch(token):
             raise ValueError("a HandCash auth token is 64 hexadecimal digits")
         try:
-            self._key = PrivateKey(bytes.fromhex(auth_token))
+            key = PrivateKey(bytes.fromhex(token))
         except ValueError:
             raise ValueError("the HandCash auth token is not a valid secp256k1 key") from None
+        # A Secret around the key object: ``also`` names the token so ``scrub`` finds it.
+        self._key: Secret[PrivateKey] = Secret(key, also=[token])
         #: Compressed SEC1 public key, 66 hex digits (sent as ``oauth-publickey``).
-        self.public_key = self._key.public_key.format(compressed=True).hex()
+        self.public_key = key.public_key.format(compressed=True).hex()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.nonces = nonces
 
     def __repr__(self) -> str:
         return f"ConnectSigner(public_key={self.public_key!r})"
+
+    @property
+    def secret(self) -> Secret[PrivateKey]:
+        """The auth token as a ``Secret`` (for scrubbing error details; never shown)."""
+        return self._key
 
     def sign(
         self,
@@ -109,5 +119,5 @@ class ConnectSigner:
         nonce = nonce if nonce is not None else self.nonces()
         digest = hashlib.sha256(signing_payload(method, path, timestamp, body, nonce)).digest()
         # libsecp256k1 signs with RFC 6979 nonces and low-S, like noble-curves in the SDK.
-        signature = self._key.sign(digest, hasher=None).hex()
+        signature = self._key.reveal().sign(digest, hasher=None).hex()
         return SignedHeaders(self.public_key, timestamp, nonce, signature)

@@ -30,6 +30,7 @@ from mpp_client.methods.lightning.payer import (
     endpoint_name,
 )
 from mpp_client.methods.lightning.rest import base_url, error_text, reply_object
+from mpp_client.secret import Secret, Secrets, reveal
 
 __all__ = ["ClnRestPayer"]
 
@@ -57,15 +58,18 @@ class ClnRestPayer(LightningPayer):
     def __init__(
         self,
         url: str,
-        rune: str,
+        rune: str | Secret[str],
         *,
         node_id: str | None = None,
         retry_for_seconds: int = 60,
     ) -> None:
-        if not rune or any(c in rune for c in "\r\n"):
+        text = reveal(rune)
+        if not isinstance(text, str) or not text or any(c in text for c in "\r\n"):
             raise ValueError("rune must be a non-empty single-line string")
         self._url = base_url(url)
-        self._rune = rune
+        # Every error detail is scrubbed of these (clnrest or a proxy may echo the header).
+        self._secrets = Secrets()
+        self._rune: Secret[str] = self._secrets.add(text)
         self._node_id = node_id
         self._retry_for = retry_for_seconds
         self._identity: str | None = None
@@ -77,15 +81,19 @@ class ClnRestPayer(LightningPayer):
             self._identity = (
                 f"cln:{self._node_id.lower()}"
                 if self._node_id
-                else f"cln:{credential_fingerprint(self._rune)}@{endpoint_name(self._url)}"
+                else f"cln:{credential_fingerprint(self._rune.reveal())}@{endpoint_name(self._url)}"
             )
         return self._identity
 
     def __repr__(self) -> str:
         return f"ClnRestPayer(url={self._url!r}, rune=<redacted>)"
 
+    def _detail(self, value: object, limit: int = 200) -> str:
+        # The one way CLN's words enter a message: short, and without our secrets.
+        return error_text(value, limit, secrets=self._secrets)
+
     def _headers(self) -> dict[str, str]:
-        headers = {"rune": self._rune}
+        headers = {"rune": self._rune.reveal()}
         if self._node_id:
             headers["nodeid"] = self._node_id
         return headers
@@ -115,7 +123,8 @@ class ClnRestPayer(LightningPayer):
             error = data
         if error is not None:
             code = error.get("code")
-            message = error_text(error.get("message", ""))
+            message = self._detail(error.get("message", ""))
+            code = self._detail(code, 20) if not isinstance(code, int) else code
             if code in _REFUSED_CODES:
                 raise NothingSent(f"Core Lightning refused the payment ({code}): {message}")
             if code in _FAILED_CODES:
@@ -130,7 +139,7 @@ class ClnRestPayer(LightningPayer):
             return PayResult(preimage.lower(), str(data.get("payment_hash", "")).lower(), fee)
         if status == "failed":
             raise PaymentReportedFailed("Core Lightning reports the payment failed")
-        raise PaymentPending(f"Core Lightning reports the payment as {error_text(status)}")
+        raise PaymentPending(f"Core Lightning reports the payment as {self._detail(status, 40)}")
 
     def lookup(self, payment_hash: str) -> Generator[Effect, Any, LookupResult]:
         """``listpays`` for ``payment_hash``: a complete attempt -> settled; no attempt at all

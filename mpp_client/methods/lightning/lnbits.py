@@ -35,6 +35,7 @@ from mpp_client.methods.lightning.rest import (
     error_text,
     reply_object,
 )
+from mpp_client.secret import Secret, Secrets, reveal
 
 __all__ = ["LnbitsPayer"]
 
@@ -51,19 +52,22 @@ class LnbitsPayer(LightningPayer):
     def __init__(
         self,
         url: str,
-        admin_key: str,
+        admin_key: str | Secret[str],
         *,
         timeout_seconds: float = 90,
         wallet_id: str | None = None,
     ) -> None:
-        if not admin_key or any(c in admin_key for c in "\r\n"):
+        admin_key = reveal(admin_key)
+        if not isinstance(admin_key, str) or not admin_key or any(c in admin_key for c in "\r\n"):
             raise ValueError("admin_key must be a non-empty single-line string")
         if wallet_id is not None and (not wallet_id or any(c in wallet_id for c in "/\r\n ")):
             raise ValueError("wallet_id must be a non-empty id without '/' or spaces")
         if wallet_id is not None and wallet_id == admin_key:
             raise ValueError("wallet_id is the wallet's id, not its admin key")
         self._url = base_url(url)
-        self._key = admin_key
+        # Every error detail is scrubbed of the key (LNbits or a proxy may echo the header).
+        self._secrets = Secrets()
+        self._key: Secret[str] = self._secrets.add(admin_key)
         self._timeout = timeout_seconds
         self._wallet_id = wallet_id
         self._identity: str | None = None
@@ -76,7 +80,7 @@ class LnbitsPayer(LightningPayer):
             self._identity = (
                 f"lnbits:{where}/{self._wallet_id}"
                 if self._wallet_id
-                else f"lnbits:{credential_fingerprint(self._key)}@{where}"
+                else f"lnbits:{credential_fingerprint(self._key.reveal())}@{where}"
             )
         return self._identity
 
@@ -88,18 +92,18 @@ class LnbitsPayer(LightningPayer):
         reply: HttpReply = yield HttpCall.json_post(
             f"{self._url}/api/v1/payments",
             {"out": True, "bolt11": invoice},
-            headers={"x-api-key": self._key},
+            headers={"x-api-key": self._key.reveal()},
             timeout=self._timeout,
         )
         data = reply_object(reply)
         if reply.status == 520 and data is not None:
-            detail = error_text(data.get("detail", ""))
+            detail = error_text(data.get("detail", ""), secrets=self._secrets)
             if data.get("status") == "failed":
                 raise PaymentReportedFailed(f"LNbits could not pay: {detail}")
             raise PaymentPending(f"LNbits reports the payment as pending: {detail}")
         if reply.status in REFUSED_BEFORE_PAYING:
             # Bad invoice, wrong key, not an admin key: refused before any payment.
-            detail = error_text(data.get("detail", "")) if data else ""
+            detail = error_text(data.get("detail", ""), secrets=self._secrets) if data else ""
             raise NothingSent(f"LNbits rejected the request (HTTP {reply.status}) {detail}")
         if reply.status >= 300 or data is None:
             raise PaymentPending(f"LNbits answered HTTP {reply.status}")
@@ -114,7 +118,9 @@ class LnbitsPayer(LightningPayer):
             )
         if status == "failed":
             raise PaymentReportedFailed("LNbits reports the payment failed")
-        raise PaymentPending(f"LNbits reports the payment as {error_text(status)}")
+        raise PaymentPending(
+            f"LNbits reports the payment as {error_text(status, 40, secrets=self._secrets)}"
+        )
 
     def lookup(self, payment_hash: str) -> Generator[Effect, Any, LookupResult]:
         """``paid: true`` -> settled; ``status: failed`` or LNbits' own "Payment does not
@@ -123,7 +129,7 @@ class LnbitsPayer(LightningPayer):
         reply: HttpReply = yield HttpCall(
             "GET",
             f"{self._url}/api/v1/payments/{payment_hash}",
-            headers={"x-api-key": self._key},
+            headers={"x-api-key": self._key.reveal()},
             timeout=15,
             retry_safe=True,
         )

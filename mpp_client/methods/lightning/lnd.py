@@ -33,6 +33,7 @@ from mpp_client.methods.lightning.payer import (
     never_reached_backend,
 )
 from mpp_client.methods.lightning.rest import base_url, error_text
+from mpp_client.secret import Secret, Secrets, reveal
 
 __all__ = ["LndRestPayer"]
 
@@ -69,17 +70,19 @@ class LndRestPayer(LightningPayer):
     def __init__(
         self,
         url: str,
-        macaroon_hex: str,
+        macaroon_hex: str | Secret[str],
         *,
         timeout_seconds: int = 60,
         node_id: str | None = None,
     ) -> None:
         try:
-            bytes.fromhex(macaroon_hex)
-        except ValueError:
+            bytes.fromhex(reveal(macaroon_hex))
+        except (ValueError, TypeError):
             raise ValueError("macaroon_hex must be the macaroon in hex") from None
         self._url = base_url(url)
-        self._macaroon = macaroon_hex
+        # Every error detail is scrubbed of these (LND or a proxy may echo the header).
+        self._secrets = Secrets()
+        self._macaroon: Secret[str] = self._secrets.add(macaroon_hex)
         self._timeout = timeout_seconds
         self._node_id = _node_id(node_id)
         self._identity: str | None = None
@@ -91,15 +94,19 @@ class LndRestPayer(LightningPayer):
             self._identity = (
                 f"lnd:{self._node_id}"
                 if self._node_id
-                else f"lnd:{credential_fingerprint(self._macaroon)}@{endpoint_name(self._url)}"
+                else f"lnd:{credential_fingerprint(self._macaroon.reveal())}@{endpoint_name(self._url)}"
             )
         return self._identity
 
     def __repr__(self) -> str:
         return f"LndRestPayer(url={self._url!r}, macaroon=<redacted>)"
 
+    def _detail(self, value: object, limit: int = 200) -> str:
+        # The one way LND's words enter a message: short, and without our secrets.
+        return error_text(value, limit, secrets=self._secrets)
+
     def _headers(self) -> dict[str, str]:
-        return {"grpc-metadata-macaroon": self._macaroon}
+        return {"grpc-metadata-macaroon": self._macaroon.reveal()}
 
     def pay(self, invoice: str, max_fee_sats: int) -> Generator[Effect, Any, PayResult]:
         """Pay ``invoice`` with ``fee_limit_sat = max_fee_sats``."""
@@ -128,8 +135,8 @@ class LndRestPayer(LightningPayer):
             if code in _PRE_DISPATCH_CODES or any(
                 m in message.lower() for m in _PRE_DISPATCH_MESSAGES
             ):
-                raise NothingSent(f"LND refused the payment: {error_text(message)}")
-            raise PaymentPending(f"LND error {code}: {error_text(message)}")
+                raise NothingSent(f"LND refused the payment: {self._detail(message)}")
+            raise PaymentPending(f"LND error {self._detail(code, 20)}: {self._detail(message)}")
         payment = last.get("result")
         if not isinstance(payment, dict):
             raise PaymentPending(f"LND answered HTTP {reply.status} without a payment state")
@@ -146,8 +153,8 @@ class LndRestPayer(LightningPayer):
         if status == "FAILED":
             # Terminal in LND (no HTLC in flight), but confirmed by tracking before release.
             reason = payment.get("failure_reason", "FAILURE_REASON_UNKNOWN")
-            raise PaymentReportedFailed(f"LND could not pay: {error_text(reason)}")
-        raise PaymentPending(f"LND reports the payment as {error_text(status)}")
+            raise PaymentReportedFailed(f"LND could not pay: {self._detail(reason)}")
+        raise PaymentPending(f"LND reports the payment as {self._detail(status, 40)}")
 
     def lookup(self, payment_hash: str) -> Generator[Effect, Any, LookupResult]:
         """Track the payment; a payment still in flight keeps the stream open, so a timeout is
@@ -175,7 +182,7 @@ class LndRestPayer(LightningPayer):
             # refused macaroon or any other error proves nothing.
             if error.get("code") == 5 and any(m in message.lower() for m in _NOT_INITIATED):
                 return LookupResult("failed", payment_hash, detail="LND has no such payment")
-            return LookupResult("pending", payment_hash, detail=error_text(message))
+            return LookupResult("pending", payment_hash, detail=self._detail(message))
         payment = last.get("result")
         if not isinstance(payment, dict):
             return LookupResult("pending", payment_hash, detail=f"HTTP {reply.status}")
@@ -185,9 +192,9 @@ class LndRestPayer(LightningPayer):
             return LookupResult("settled", payment_hash, amount=amount)
         if status == "FAILED":
             return LookupResult(
-                "failed", payment_hash, amount=amount, detail=str(payment.get("failure_reason"))
+                "failed", payment_hash, amount=amount, detail=self._detail(payment.get("failure_reason"))
             )
-        return LookupResult("pending", payment_hash, amount=amount, detail=str(status))
+        return LookupResult("pending", payment_hash, amount=amount, detail=self._detail(status, 40))
 
 
 def _node_id(node_id: str | None) -> str | None:

@@ -40,6 +40,7 @@ from mpp_client.methods.lightning.payer import (
     preimage_matches,
 )
 from mpp_client.methods.lightning.rest import error_text
+from mpp_client.secret import Secret, Secrets, reveal
 
 __all__ = ["NwcConnection", "NwcError", "NwcPayer"]
 
@@ -76,18 +77,19 @@ class NwcError(Exception):
 class NwcConnection:
     """A parsed ``nostr+walletconnect://<wallet pubkey>?relay=...&secret=...`` URI.
 
-    ``secret`` (32 bytes) is the client key the wallet authorised: a spending credential.
+    ``secret`` (a ``Secret`` of 32 bytes; ``secret.reveal()``) is the client key the wallet
+    authorised: a spending credential, so it never shows in a repr, ``asdict`` or ``vars``.
     """
 
     wallet_pubkey: str
     relays: tuple[str, ...]
-    secret: bytes = field(repr=False)
+    secret: Secret[bytes] = field(repr=False)
     lud16: str | None = None
 
     @classmethod
-    def parse(cls, uri: str) -> NwcConnection:
+    def parse(cls, uri: str | Secret[str]) -> NwcConnection:
         """Parse and validate a connection URI; the error never repeats the URI."""
-        parts = urlsplit(uri.strip())
+        parts = urlsplit(reveal(uri).strip())
         if parts.scheme not in ("nostr+walletconnect", "nostrwalletconnect"):
             raise ValueError("not a nostr+walletconnect:// URI")
         wallet = (parts.netloc or parts.path.lstrip("/")).lower()
@@ -106,7 +108,7 @@ class NwcConnection:
             raise ValueError("the NWC URI's secret is not 32 bytes of hex")
         lud16_values = query.get("lud16")
         lud16 = lud16_values[0] if lud16_values else None
-        return cls(wallet, relays, secret, lud16)
+        return cls(wallet, relays, Secret(secret), lud16)
 
     def __repr__(self) -> str:
         return (
@@ -127,12 +129,14 @@ class NwcPayer(LightningPayer):
 
     def __init__(
         self,
-        uri: str,
+        uri: str | Secret[str],
         *,
         timeout_seconds: float = 60,
         encryption: Literal["auto", "nip44", "nip04"] = "auto",
     ) -> None:
         self._connection = NwcConnection.parse(uri)
+        # A wallet or relay that echoes what it got is scrubbed of the key in any form.
+        self._secrets = Secrets(self._connection.secret)
         self._timeout = timeout_seconds
         self._encryption_choice = encryption
         self._encryption: Encryption | None = None if encryption == "auto" else encryption
@@ -149,7 +153,7 @@ class NwcPayer(LightningPayer):
     @property
     def client_pubkey(self) -> str:
         """This connection's public key (the wallet's view of us), 64 hex."""
-        return nostr.public_key_of(self._connection.secret)
+        return nostr.public_key_of(self._connection.secret.reveal())
 
     def pay(self, invoice: str, max_fee_sats: int) -> Generator[Effect, Any, PayResult]:
         """``pay_invoice``; ``max_fee_sats`` cannot be sent (see module doc)."""
@@ -157,7 +161,9 @@ class NwcPayer(LightningPayer):
         error = response.get("error")
         if isinstance(error, dict):
             code = str(error.get("code", "OTHER"))
-            message = error_text(error.get("message", ""))
+            message = error_text(error.get("message", ""), secrets=self._secrets)
+            if code not in _REFUSED_CODES | _FAILED_CODES:
+                code = error_text(code, 40, secrets=self._secrets)
             if code in _REFUSED_CODES:
                 raise NothingSent(f"the NWC wallet did not pay ({code}): {message}")
             if code in _FAILED_CODES:
@@ -180,7 +186,8 @@ class NwcPayer(LightningPayer):
         response = yield Await(lambda: self._call("lookup_invoice", {"payment_hash": payment_hash}))
         error = response.get("error")
         if isinstance(error, dict):
-            return LookupResult("pending", payment_hash, detail=str(error.get("code")))
+            detail = error_text(str(error.get("code")), 40, secrets=self._secrets)
+            return LookupResult("pending", payment_hash, detail=detail)
         result = response.get("result")
         if not isinstance(result, dict):
             return LookupResult("pending", payment_hash)
@@ -199,7 +206,8 @@ class NwcPayer(LightningPayer):
             return LookupResult("settled", payment_hash, amount=amount)
         if state == "failed":
             return LookupResult("failed", payment_hash, amount=amount, detail="failed")
-        return LookupResult("pending", payment_hash, amount=amount, detail=_text(state))
+        shown = None if state is None else error_text(state, 40, secrets=self._secrets)
+        return LookupResult("pending", payment_hash, amount=amount, detail=shown)
 
     # --- one request/response exchange over a relay --------------------------------------------
 
@@ -246,14 +254,16 @@ class NwcPayer(LightningPayer):
         self, method: str, params: dict[str, Any], encryption: Encryption
     ) -> dict[str, Any]:
         plaintext = json.dumps({"method": method, "params": params}, separators=(",", ":"))
-        secret, wallet = self._connection.secret, self._connection.wallet_pubkey
+        # The key is revealed only into the calls that need it, never into a local of a frame
+        # a traceback with captured locals could show.
+        key, wallet = self._connection.secret, self._connection.wallet_pubkey
         tags = [["p", wallet], ["expiration", str(int(time.time() + self._timeout))]]
         if encryption == "nip44":
-            content = nostr.nip44_encrypt(secret, wallet, plaintext)
+            content = nostr.nip44_encrypt(key.reveal(), wallet, plaintext)
             tags.append(["encryption", "nip44_v2"])
         else:
-            content = nostr.nip04_encrypt(secret, wallet, plaintext)
-        return nostr.sign_event(secret, REQUEST_KIND, content, tags)
+            content = nostr.nip04_encrypt(key.reveal(), wallet, plaintext)
+        return nostr.sign_event(key.reveal(), REQUEST_KIND, content, tags)
 
     async def _negotiate(self, socket: Any) -> Encryption:
         if self._encryption is not None:
@@ -293,13 +303,14 @@ class NwcPayer(LightningPayer):
     async def _answer(
         self, socket: Any, subscription: str, request_id: str, encryption: Encryption
     ) -> dict[str, Any]:
-        secret, wallet = self._connection.secret, self._connection.wallet_pubkey
+        key, wallet = self._connection.secret, self._connection.wallet_pubkey
         while True:
             frame = _frame(await socket.recv())
             if frame[:2] == ["OK", request_id] and len(frame) >= 3 and frame[2] is False:
                 # The relay refused to store or forward the request: the wallet never saw it.
                 reason = frame[3] if len(frame) > 3 else ""
-                raise NothingSent(f"the NWC relay rejected the request: {error_text(reason)}")
+                reason = error_text(reason, secrets=self._secrets)
+                raise NothingSent(f"the NWC relay rejected the request: {reason}")
             if frame[:2] == ["CLOSED", subscription]:
                 raise NwcError("the NWC relay closed the reply subscription")
             if len(frame) != 3 or frame[:2] != ["EVENT", subscription]:
@@ -316,9 +327,9 @@ class NwcPayer(LightningPayer):
             content = str(event.get("content", ""))
             try:
                 plaintext = (
-                    nostr.nip04_decrypt(secret, wallet, content)
+                    nostr.nip04_decrypt(key.reveal(), wallet, content)
                     if "?iv=" in content
-                    else nostr.nip44_decrypt(secret, wallet, content)
+                    else nostr.nip44_decrypt(key.reveal(), wallet, content)
                 )
                 answer = json.loads(plaintext)
             except ValueError:
@@ -326,10 +337,6 @@ class NwcPayer(LightningPayer):
             if not isinstance(answer, dict):
                 raise NwcError("the NWC wallet's answer is not a JSON object")
             return answer
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else error_text(value, 40)
 
 
 def _frame(message: str | bytes) -> list[Any]:

@@ -35,8 +35,10 @@ from mpp_client.methods.lightning.rest import (
     REFUSED_BEFORE_PAYING,
     base_url,
     error_text,
+    reply_detail,
     reply_object,
 )
+from mpp_client.secret import Secret, Secrets, reveal
 
 __all__ = ["PhoenixdPayer"]
 
@@ -47,15 +49,22 @@ class PhoenixdPayer(LightningPayer):
 
     name = "phoenixd"
 
-    def __init__(self, url: str, password: str, *, timeout_seconds: float = 90) -> None:
-        if not password:
+    def __init__(
+        self, url: str, password: str | Secret[str], *, timeout_seconds: float = 90
+    ) -> None:
+        text: str = reveal(password)
+        if not text:
             raise ValueError("password must not be empty")
         self._url = base_url(url)
-        self._authorization = "Basic " + base64.b64encode(f":{password}".encode()).decode()
+        token = base64.b64encode(f":{text}".encode()).decode()
+        # The password and the Basic token it travels as: error details are scrubbed of both.
+        self._secrets = Secrets()
+        self._secrets.add(text)
+        self._authorization: Secret[str] = self._secrets.add(f"Basic {token}", also=[token])
         self._timeout = timeout_seconds
         # phoenixd is one wallet per instance: the URL plus a fingerprint of its password (a
         # reinstalled phoenixd at the same URL has a new password, and a new wallet).
-        self._identity = f"phoenixd:{credential_fingerprint(password)}@{endpoint_name(self._url)}"
+        self._identity = f"phoenixd:{credential_fingerprint(text)}@{endpoint_name(self._url)}"
 
     @property
     def identity(self) -> str:
@@ -71,7 +80,7 @@ class PhoenixdPayer(LightningPayer):
             "POST",
             f"{self._url}/payinvoice",
             headers={
-                "authorization": self._authorization,
+                "authorization": self._authorization.reveal(),
                 "content-type": "application/x-www-form-urlencoded",
             },
             content=urlencode({"invoice": invoice}).encode(),
@@ -80,9 +89,9 @@ class PhoenixdPayer(LightningPayer):
         if reply.status in REFUSED_BEFORE_PAYING:
             # phoenixd checks the password and validates the request (invoice, amount) before
             # it starts a payment; after that it answers 200 (sent or failed) or 5xx.
+            # Never the body whole: the status and a short excerpt without our secrets.
             raise NothingSent(
-                f"phoenixd refused the request (HTTP {reply.status}): "
-                f"{error_text(reply.content.decode(errors='replace'))}"
+                f"phoenixd refused the request ({reply_detail(reply, self._secrets)})"
             )
         data = reply_object(reply)
         if reply.status >= 300 or data is None:
@@ -97,7 +106,9 @@ class PhoenixdPayer(LightningPayer):
             )
         if "reason" in data:
             # A PaymentFailed answer from lightning-kmp: reported, confirmed only by a lookup.
-            raise PaymentReportedFailed(f"phoenixd could not pay: {error_text(data['reason'])}")
+            raise PaymentReportedFailed(
+                f"phoenixd could not pay: {error_text(data['reason'], secrets=self._secrets)}"
+            )
         raise PaymentPending("phoenixd answered without a preimage or a failure reason")
 
     def lookup(self, payment_hash: str) -> Generator[Effect, Any, LookupResult]:
@@ -110,7 +121,7 @@ class PhoenixdPayer(LightningPayer):
         reply: HttpReply = yield HttpCall(
             "GET",
             f"{self._url}/payments/outgoingbyhash/{payment_hash}",
-            headers={"authorization": self._authorization},
+            headers={"authorization": self._authorization.reveal()},
             timeout=15,
             retry_safe=True,
         )

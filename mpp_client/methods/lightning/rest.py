@@ -4,12 +4,14 @@ and reading a node's JSON answer without trusting its shape."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 from mpp_client.effects import HttpReply
+from mpp_client.secret import Secret, Secrets, scrub
 
-__all__ = ["REFUSED_BEFORE_PAYING", "base_url", "error_text", "reply_object"]
+__all__ = ["REFUSED_BEFORE_PAYING", "base_url", "error_text", "reply_detail", "reply_object"]
 
 #: HTTP statuses with which an HTTP wallet backend (or a proxy in front of it) refuses a pay
 #: request before handling it: bad request, refused credentials, no such route or verb, a body
@@ -42,8 +44,19 @@ def reply_object(reply: HttpReply) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def error_text(value: object, limit: int = 200) -> str:
-    """A node's error message, shortened, for an exception message (never a secret)."""
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def error_text(
+    value: object, limit: int = 200, *, secrets: Secrets | Iterable[Secret[Any]] = ()
+) -> str:
+    """A node's error message as a short, safe detail for an exception message, a lookup
+    detail and so the journal: ``scrub`` removes every form of the backend's ``secrets`` (a
+    node that echoes the request echoes its auth header) and any secret-bearing field value,
+    and caps it at ``limit`` characters."""
+    return scrub(value, secrets, limit=limit)
+
+
+def reply_detail(
+    reply: HttpReply, secrets: Secrets | Iterable[Secret[Any]] = (), limit: int = 120
+) -> str:
+    """``HTTP <status>`` and a short, scrubbed excerpt of the body: never the body whole."""
+    excerpt = scrub(reply.content, secrets, limit=limit)
+    return f"HTTP {reply.status}" + (f": {excerpt}" if excerpt else "")

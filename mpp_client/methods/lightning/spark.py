@@ -32,6 +32,7 @@ from mpp_client.methods.lightning.payer import (
     credential_fingerprint,
 )
 from mpp_client.methods.lightning.rest import error_text
+from mpp_client.secret import Secret, reveal
 
 __all__ = ["SparkPayer", "SparkOutcome", "spark_outcome"]
 
@@ -102,9 +103,9 @@ class SparkPayer(LightningPayer):
     def __init__(
         self,
         *,
-        mnemonic: str | None = None,
+        mnemonic: str | Secret[str] | None = None,
         network: SparkNetwork = "mainnet",
-        api_key: str | None = None,
+        api_key: str | Secret[str] | None = None,
         storage_dir: str | None = None,
         sdk: Any = None,
         completion_timeout_seconds: int = 30,
@@ -117,8 +118,9 @@ class SparkPayer(LightningPayer):
         if sdk is None and network == "mainnet" and not api_key:
             raise ValueError("Spark on mainnet needs a Breez api_key")
         self._sdk = sdk
-        self._mnemonic = mnemonic
-        self._api_key = api_key
+        # Held as Secret so that neither shows in vars(), asdict or captured locals.
+        self._mnemonic: Secret[str] | None = None if mnemonic is None else Secret(mnemonic)
+        self._api_key: Secret[str] | None = None if api_key is None else Secret(api_key)
         self._network = network
         self._storage_dir = storage_dir
         self._completion_timeout = completion_timeout_seconds
@@ -126,7 +128,7 @@ class SparkPayer(LightningPayer):
         self._max_polls = max_polls
         if account is not None and (not account or any(c in account for c in "/\r\n ")):
             raise ValueError("account must be a non-empty name without '/' or spaces")
-        if account is not None and account in (mnemonic, api_key):
+        if account is not None and account in (reveal(mnemonic), reveal(api_key)):
             raise ValueError("account names the wallet; it must not be a secret")
         self._account = account
         self._identity: str | None = None
@@ -140,7 +142,7 @@ class SparkPayer(LightningPayer):
             if self._account is not None:
                 who = self._account
             elif self._mnemonic is not None:
-                who = credential_fingerprint(" ".join(self._mnemonic.split()))
+                who = credential_fingerprint(" ".join(self._mnemonic.reveal().split()))
             else:
                 who = "sdk"
             self._identity = f"spark:{self._network}:{who}"
@@ -156,11 +158,14 @@ class SparkPayer(LightningPayer):
             config = breez.default_config(
                 breez.Network.MAINNET if self._network == "mainnet" else breez.Network.REGTEST
             )
-            config.api_key = self._api_key
+            config.api_key = None if self._api_key is None else self._api_key.reveal()
             self._sdk = await breez.connect(
                 breez.ConnectRequest(
                     config=config,
-                    seed=breez.Seed.MNEMONIC(mnemonic=self._mnemonic, passphrase=None),
+                    seed=breez.Seed.MNEMONIC(
+                        mnemonic=None if self._mnemonic is None else self._mnemonic.reveal(),
+                        passphrase=None,
+                    ),
                     storage_dir=str(self._storage_dir),
                 )
             )

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from mpp_client.effects import HttpCall, HttpReply
+from mpp_client.secret import Secret, Secrets, reveal, scrub
 
 __all__ = [
     "DEFAULT_API_BASE",
@@ -32,15 +33,21 @@ _KEY_LIKE = re.compile(r"\b(?:sk|rk|pk)_(?:test|live)_[A-Za-z0-9*]+")
 
 
 class StripeApi:
-    """Builds authenticated Stripe API calls. The secret key never appears in a repr."""
+    """Builds authenticated Stripe API calls. The secret key never appears in a repr.
 
-    __slots__ = ("_authorization", "api_base", "stripe_version", "timeout")
+    ``secrets`` holds the key and the Basic-auth token it travels as (base64 of ``key:``):
+    masking ``sk_...`` alone would let an echoed ``Authorization`` header through."""
+
+    __slots__ = ("_authorization", "api_base", "secrets", "stripe_version", "timeout")
 
     def __init__(
-        self, secret_key: str, *, api_base: str, stripe_version: str, timeout: float
+        self, secret_key: str | Secret[str], *, api_base: str, stripe_version: str, timeout: float
     ) -> None:
-        token = base64.b64encode(f"{secret_key}:".encode()).decode()
-        self._authorization = f"Basic {token}"
+        key: str = reveal(secret_key)
+        token = base64.b64encode(f"{key}:".encode()).decode()
+        self.secrets = Secrets()
+        self.secrets.add(key)
+        self._authorization: Secret[str] = self.secrets.add(f"Basic {token}", also=[token])
         self.api_base = api_base.rstrip("/")
         self.stripe_version = stripe_version
         self.timeout = timeout
@@ -50,7 +57,7 @@ class StripeApi:
 
     def _headers(self) -> dict[str, str]:
         return {
-            "authorization": self._authorization,
+            "authorization": self._authorization.reveal(),
             "stripe-version": self.stripe_version,
             "accept": "application/json",
         }
@@ -85,8 +92,10 @@ def object_path(prefix: str, object_id: str, suffix: str = "") -> str:
     return f"{prefix}/{quote(object_id, safe='')}{suffix}"
 
 
-def stripe_error_text(reply: HttpReply) -> str:
-    """A one-line description of a Stripe error reply, with anything key-like masked."""
+def stripe_error_text(reply: HttpReply, secrets: Secrets | None = None) -> str:
+    """A one-line description of a Stripe error reply: the status, Stripe's error type and
+    code, and a short detail scrubbed of ``secrets`` (the key and its Basic-auth form) and of
+    anything key-like. Never the body whole."""
     detail = ""
     try:
         body: Any = reply.json()
@@ -100,9 +109,9 @@ def stripe_error_text(reply: HttpReply) -> str:
         message = error.get("message")
         detail = "/".join(parts)
         if isinstance(message, str):
-            detail = f"{detail}: {message[:300]}" if detail else message[:300]
+            detail = f"{detail}: {message}" if detail else message
     request_id = reply.headers.get("request-id")
     text = f"HTTP {reply.status}" + (f" {detail}" if detail else "")
     if request_id:
         text += f" (request {request_id[:64]})"
-    return _KEY_LIKE.sub("[redacted key]", text)
+    return scrub(_KEY_LIKE.sub("[redacted key]", text), secrets or ())

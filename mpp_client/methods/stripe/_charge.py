@@ -48,6 +48,7 @@ from mpp_client.methods.stripe._api import (
 from mpp_client.methods.stripe._currency import stripe_currency
 from mpp_client.methods.stripe._request import StripeChargeRequest, parse_charge_request
 from mpp_client.money import Money
+from mpp_client.secret import Secret, reveal
 
 if TYPE_CHECKING:
     from mpp_client.protocol import Challenge
@@ -106,7 +107,7 @@ class StripeCharge(PaymentMethod):
 
     def __init__(
         self,
-        secret_key: str,
+        secret_key: str | Secret[str],
         *,
         payment_method: str,
         customer: str | None = None,
@@ -119,7 +120,8 @@ class StripeCharge(PaymentMethod):
         expiry_margin: timedelta = timedelta(seconds=10),
         timeout: float = 20.0,
     ) -> None:
-        if not secret_key or any(c.isspace() for c in secret_key):
+        secret_key = reveal(secret_key)
+        if not isinstance(secret_key, str) or not secret_key or any(map(str.isspace, secret_key)):
             raise ValueError("secret_key must be a Stripe secret or restricted key")
         if not payment_method:
             raise ValueError("payment_method (pm_...) is required")
@@ -222,7 +224,8 @@ class StripeCharge(PaymentMethod):
             )
         if not 200 <= reply.status < 300:
             raise MethodError(
-                f"Stripe did not create a shared payment token: {stripe_error_text(reply)}",
+                "Stripe did not create a shared payment token: "
+                f"{stripe_error_text(reply, self._api.secrets)}",
                 challenge_id=challenge.id,
             )
         token = _json_object(reply, "the shared payment token")
@@ -346,7 +349,9 @@ class StripeCharge(PaymentMethod):
             return LookupResult("pending", reference, detail="not a shared payment token id")
         reply: HttpReply = yield self._api.get(object_path(self._read_prefix, reference))
         if not 200 <= reply.status < 300:
-            return LookupResult("pending", reference, detail=stripe_error_text(reply))
+            return LookupResult(
+                "pending", reference, detail=stripe_error_text(reply, self._api.secrets)
+            )
         token = _json_object(reply, "the shared payment token")
         state = _token_state(token, reference)
         reason = token.get("deactivated_reason")
@@ -416,8 +421,13 @@ def _idempotency_key(purpose: str, challenge: Challenge) -> str:
 def _json_object(reply: HttpReply, what: str) -> Mapping[str, Any]:
     try:
         body = reply.json()
-    except ValueError as exc:
-        raise MethodError(f"Stripe answered {what} with invalid JSON") from exc
+        readable = True
+    except ValueError:
+        body, readable = None, False
+    if not readable:
+        # Raised outside the handler: the JSON error (its ``.doc`` and the decoder's locals
+        # hold the whole body, which may echo our Authorization header) is not chained.
+        raise MethodError(f"Stripe answered {what} with invalid JSON")
     if not isinstance(body, Mapping):
         raise MethodError(f"Stripe answered {what} with a non-object")
     return body

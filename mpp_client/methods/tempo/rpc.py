@@ -5,11 +5,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Generator
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from mpp_client.effects import Effect, HttpCall, HttpReply
 from mpp_client.errors import MethodError
+from mpp_client.secret import Secrets, scrub
 
-__all__ = ["RpcError", "rpc_call"]
+__all__ = ["RpcError", "rpc_call", "url_secrets"]
 
 _ids = itertools.count(1)
 _METHOD_NOT_FOUND = -32601
@@ -36,6 +38,26 @@ class RpcError(MethodError):
         return self.code == _METHOD_NOT_FOUND
 
 
+# Path segments at least this long are taken for API keys (``/v2/<key>`` of hosted nodes).
+_KEY_SEGMENT = 16
+
+
+def url_secrets(url: str) -> Secrets:
+    """What in an RPC URL may be a credential: the password of its userinfo, every query
+    value and every long path segment (hosted RPC providers put API keys there)."""
+    parts = urlsplit(url)
+    found = Secrets()
+    if parts.password:
+        found.add(unquote(parts.password))
+    for _, value in parse_qsl(parts.query):
+        if value:
+            found.add(value)
+    for segment in parts.path.split("/"):
+        if len(segment) >= _KEY_SEGMENT:
+            found.add(unquote(segment))
+    return found
+
+
 def rpc_call(
     url: str, method: str, params: list[Any], *, timeout: float = 10.0, retry_safe: bool = True
 ) -> Generator[Effect, Any, Any]:
@@ -57,9 +79,10 @@ def rpc_call(
     if error is not None:
         code = error.get("code") if isinstance(error, dict) else None
         message = error.get("message") if isinstance(error, dict) else str(error)
-        # Node messages are short and carry no secrets; cap them anyway.
+        # A node (or a proxy) may echo the request, and hosted RPC URLs carry API keys.
         raise RpcError(
-            f"{method}: {str(message)[:200]}", code=code if isinstance(code, int) else None
+            f"{method}: {scrub(str(message), url_secrets(url))}",
+            code=code if isinstance(code, int) else None,
         )
     if "result" not in answer:
         raise RpcError(f"{method}: answer has neither result nor error", code=reply.status)

@@ -18,6 +18,7 @@ import secrets
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from mpp_client.methods.tempo.keccak import checksum_address, keccak256, normalize_address
+from mpp_client.secret import Secret
 
 if TYPE_CHECKING:
     from coincurve import PrivateKey
@@ -66,6 +67,13 @@ def _load_key(private_key: str | bytes) -> PrivateKey:
     return PrivateKey(raw)
 
 
+def _secret_key(private_key: str | bytes) -> Secret[PrivateKey]:
+    # The key object inside a Secret (no repr, vars or captured local shows it); ``also``
+    # lets ``scrub`` find its raw bytes in any text form.
+    key = _load_key(private_key)
+    return Secret(key, also=[bytes(key.secret)])
+
+
 def _address_of(key: PrivateKey) -> str:
     public = key.public_key.format(compressed=False)[1:]
     return checksum_address(keccak256(public)[-20:])
@@ -86,8 +94,8 @@ class LocalKeySigner:
 
     def __init__(self, private_key: str | bytes) -> None:
         """``private_key``: 32 bytes, or their hex (with or without ``0x``)."""
-        self._key = _load_key(private_key)
-        self._address = _address_of(self._key)
+        self._key = _secret_key(private_key)
+        self._address = _address_of(self._key.reveal())
 
     @classmethod
     def generate(cls) -> LocalKeySigner:
@@ -104,15 +112,15 @@ class LocalKeySigner:
 
     def sign_hash(self, digest: bytes) -> bytes:
         """65-byte ``r || s || v`` signature of ``digest`` (v = 27/28)."""
-        return _sign(self._key, digest)
+        return _sign(self._key.reveal(), digest)
 
     def sign_raw_hash(self, digest: bytes) -> bytes:
         """Same as ``sign_hash``: a plain secp256k1 signature."""
-        return _sign(self._key, digest)
+        return _sign(self._key.reveal(), digest)
 
     def export_private_key(self) -> str:
         """The private key as ``0x`` hex. Only for moving it into a key store; never log it."""
-        return "0x" + self._key.secret.hex()
+        return "0x" + self._key.reveal().secret.hex()
 
     def __repr__(self) -> str:
         return f"LocalKeySigner(address={self._address}, key=<redacted>)"
@@ -130,8 +138,8 @@ class AccessKeySigner:
 
     def __init__(self, private_key: str | bytes, root_account: str) -> None:
         """``private_key``: the access key; ``root_account``: the account it acts for."""
-        self._key = _load_key(private_key)
-        self._key_address = _address_of(self._key)
+        self._key = _secret_key(private_key)
+        self._key_address = _address_of(self._key.reveal())
         self._root = checksum_address(normalize_address(root_account))
         self._root_raw = bytes.fromhex(self._root[2:])
 
@@ -150,7 +158,7 @@ class AccessKeySigner:
         if len(digest) != 32:
             raise ValueError("sign a 32-byte digest")
         bound = keccak256(bytes((KEYCHAIN_V2,)) + digest + self._root_raw)
-        return bytes((KEYCHAIN_V2,)) + self._root_raw + _sign(self._key, bound)
+        return bytes((KEYCHAIN_V2,)) + self._root_raw + _sign(self._key.reveal(), bound)
 
     def sign_raw_hash(self, digest: bytes) -> bytes:
         """Access keys cannot sign as the root account outside a transaction."""
