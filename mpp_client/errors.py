@@ -318,6 +318,8 @@ class PaymentOutcomeUnknown(MppError):
 
     money_moved: bool | None = None
     journal_id: str | None = None
+    #: The RFC 9457 problem of the last answer, when the server sent one.
+    problem: Problem | None = None
 
     def __init__(self, reason: str, *, challenge_id: str, reference: str | None = None) -> None:
         super().__init__(reason)

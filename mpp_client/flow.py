@@ -552,7 +552,7 @@ class _Attempt:
             reason, challenge_id=self.quote.challenge.id, reference=self.reference
         )
         error.journal_id = self.reservation.id
-        error.problem = problem  # type: ignore[attr-defined]
+        error.problem = problem
         _notify(self.config.hooks.on_failure, self.quote, error)
         return error
 

@@ -379,38 +379,44 @@ QUOTED_PIECES = [
     "=",
     "Payment ",
 ]
-quoted_content = st.lists(
-    st.one_of(st.sampled_from(QUOTED_PIECES), st.text(max_size=3)), max_size=8
-).map("".join)
-quoted_values = quoted_content.map(lambda text: f'"{text}"')
+# What a well-behaved server sends; mixed in so that a good share of the fuzzed challenges
+# parse and the round trip is exercised, not only the refusals.
+CLEAN_PIECES = ["a", "Z9", " ", "\t", "\xe9", "\u2014", "\U0001f600", '\\"', "\\\\", "\\u00e9"]
+clean_quoted = st.lists(st.sampled_from(CLEAN_PIECES), min_size=1, max_size=5).map(lambda p: '"' + "".join(p) + '"')
+hostile_quoted = st.lists(
+    st.one_of(st.sampled_from(QUOTED_PIECES), st.text(max_size=3)), max_size=6
+).map(lambda pieces: '"' + "".join(pieces) + '"')
+quoted_values = st.one_of(clean_quoted, clean_quoted, hostile_quoted)
 bare_values = st.text(st.sampled_from("abcXYZ019!#$%&'*+.^_`|~-/="), min_size=1, max_size=8)
 # Request JSON texts: valid objects, and the values a strict decoder must refuse.
-REQUEST_TEXTS = [
+GOOD_REQUESTS = [
     "{}",
     '{"amount":"1000","currency":"usd","recipient":"r"}',
     '{"amount":1e308,"nested":{"a":[1,2.5,-0.0]}}',
+    '{"memo":"\\u001b[2J"}',
+    '{"memo":"\\ud83d\\ude00"}',
+    '{"a":1,"a":2}',
+]
+BAD_REQUESTS = [
     '{"amount":1e309}',
     '{"amount":-1E400}',
     '{"amount":NaN}',
     '{"amount":Infinity}',
-    '{"memo":"\\u001b[2J"}',
     '{"memo":"\\ud800"}',
-    '{"memo":"\\ud83d\\ude00"}',
     '{"\\udfff":1}',
-    '{"a":1,"a":2}',
     "[]",
     '"x"',
     "{",
 ]
-request_values = st.sampled_from(REQUEST_TEXTS).map(
-    lambda text: '"' + b64url_encode(text.encode()) + '"'
-)
+request_values = st.one_of(
+    st.sampled_from(GOOD_REQUESTS), st.sampled_from(GOOD_REQUESTS), st.sampled_from(BAD_REQUESTS)
+).map(lambda text: '"' + b64url_encode(text.encode()) + '"')
 PARAM_VALUES: dict[str, st.SearchStrategy[str]] = {
     "id": st.one_of(quoted_values, bare_values),
     "realm": st.one_of(quoted_values, bare_values),
-    "method": st.sampled_from(['"tempo"', "test", '"a:b-c"', "Tempo", '""', '"te\\u006dpo"']),
-    "intent": st.sampled_from(["charge", '"session"', '"a b"', '"ch\\u0061rge"', '"x\\u001b"']),
-    "request": st.one_of(request_values, st.just("e30"), quoted_values),
+    "method": st.sampled_from(['"tempo"', "test", '"a:b-c"', '"te\\u006dpo"', "Tempo", '""']),
+    "intent": st.sampled_from(["charge", '"session"', '"ch\\u0061rge"', '"a b"', '"x\\u001b"']),
+    "request": st.one_of(request_values, request_values, st.just("e30"), hostile_quoted),
     "expires": st.sampled_from(
         ['"2026-09-01T12:05:00Z"', "2026-09-01T12:05:00Z", '"2026-09-01T12:05:00+01:00"', '"x"']
     ),
@@ -426,8 +432,10 @@ REQUIRED_PARAMS = ("id", "realm", "method", "intent", "request")
 @st.composite
 def fuzzed_challenge_fields(draw: st.DrawFn) -> str:
     """A Payment challenge built from hostile pieces: usually complete, often refusable."""
-    names = [name for name in REQUIRED_PARAMS if draw(st.integers(0, 9))]
-    names += draw(st.lists(st.sampled_from(sorted(set(PARAM_VALUES) - set(REQUIRED_PARAMS)))))
+    names = [name for name in REQUIRED_PARAMS if draw(st.integers(0, 19))]
+    optional = sorted(set(PARAM_VALUES) - set(REQUIRED_PARAMS))
+    # Mostly distinct names; a repeated one (a defect) now and then.
+    names += draw(st.lists(st.sampled_from(optional), unique=draw(st.integers(0, 5)) > 0))
     names = draw(st.permutations(names))
     params = []
     for name in names:
@@ -437,7 +445,7 @@ def fuzzed_challenge_fields(draw: st.DrawFn) -> str:
     scheme = draw(st.sampled_from(["Payment ", "payment  ", "PAYMENT\t"]))
     text = scheme + joiner.join(params)
     # Sometimes damage it: a fragment dropped somewhere, or noise folded around it.
-    if draw(st.integers(0, 3)) == 0:
+    if draw(st.integers(0, 5)) == 0:
         at = draw(st.integers(0, len(text)))
         text = text[:at] + draw(st.sampled_from(FRAGMENTS + QUOTED_PIECES)) + text[at:]
     before = draw(st.sampled_from(["", 'Bearer realm="x", ', "Negotiate abc, "]))
@@ -451,7 +459,7 @@ fuzzed_headers = st.one_of(
 )
 
 
-@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(fuzzed_headers, min_size=1, max_size=3))
 def test_every_parsed_challenge_formats_back_to_an_equal_challenge(values: list[str]) -> None:
     for challenge in parse_challenges(values):
@@ -463,7 +471,7 @@ def test_every_parsed_challenge_formats_back_to_an_equal_challenge(values: list[
         assert again.to_header() == header
 
 
-@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.text(), fuzzed_challenge_fields()))
 def test_parse_challenge_formats_back_for_any_string(text: str) -> None:
     try:
@@ -512,13 +520,13 @@ def _json_token(document: Any, ascii_only: bool) -> str:
     return b64url_encode(text.encode("utf-8", "surrogatepass"))
 
 
-ECHO_VALUES = st.one_of(hostile_strings, st.just("x"))
+ECHO_VALUES = st.one_of(st.just("x"), st.just("caf\xe9 \U0001f600"), hostile_strings)
 echo_documents = st.fixed_dictionaries(
     {
-        "id": st.one_of(st.just("ch_1"), hostile_strings),
-        "realm": st.one_of(st.just("api.example.com"), hostile_strings),
-        "method": st.sampled_from(["tempo", "Tempo", "te\x1bmpo"]),
-        "intent": st.sampled_from(["charge", "a b"]),
+        "id": ECHO_VALUES,
+        "realm": ECHO_VALUES,
+        "method": st.sampled_from(["tempo", "test", "Tempo", "te\x1bmpo"]),
+        "intent": st.sampled_from(["charge", "session", "a b"]),
         "request": st.one_of(request_values.map(lambda v: v.strip('"')), st.just("e30")),
     },
     optional={
@@ -526,7 +534,7 @@ echo_documents = st.fixed_dictionaries(
         "digest": ECHO_VALUES,
         "opaque": ECHO_VALUES,
         "description": ECHO_VALUES,
-        "header": st.sampled_from(["Payment-Authorization", "a\x1b"]),
+        "header": st.sampled_from(["Payment-Authorization", "X-Pay", "a\x1b"]),
     },
 )
 credential_tokens = st.builds(
@@ -542,8 +550,8 @@ credential_tokens = st.builds(
 )
 
 
-@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(credential_tokens, header_text))
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(credential_tokens, credential_tokens, header_text))
 def test_every_parsed_credential_formats_back_to_an_equal_credential(token: str) -> None:
     try:
         credential = parse_credential("Payment " + token)
@@ -574,8 +582,8 @@ receipt_tokens = st.builds(
 )
 
 
-@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(receipt_tokens, header_text))
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(receipt_tokens, receipt_tokens, header_text))
 def test_every_parsed_receipt_formats_back_to_an_equal_receipt(token: str) -> None:
     try:
         receipt = parse_receipt(token)
