@@ -666,7 +666,10 @@ def _refuse_unsafe_request(
         )
     scheme, _, rest = facts.origin.partition("://")
     host = rest.rsplit(":", 1)[0] if not rest.startswith("[") else rest.split("]")[0] + "]"
-    if scheme != "https" and not config.allow_insecure_http and not is_loopback(host):
+    # ``mcp-stdio``: an MCP server this process started and talks to over a pipe, never a
+    # network (``mpp_client.mcp``).
+    local = scheme == "mcp-stdio" or is_loopback(host)
+    if scheme != "https" and not config.allow_insecure_http and not local:
         raise InsecureOrigin(
             f"refusing to pay over {scheme} to {facts.origin}; use https", challenge=first
         )

@@ -379,6 +379,12 @@ def _drive_sync(gen: Generator[Any, Any, T], perform: Callable[[Any], Any]) -> T
             effect = gen.throw(error) if error is not None else gen.send(reply)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+        except BaseException:
+            # This frame is in the traceback of what the generator raised; ``reply`` may be a
+            # backend's raw answer (an NWC response echoing secrets) that a traceback with
+            # captured locals would print. Cleared, then the same exception goes on unchanged.
+            reply = error = None
+            raise
         reply, error = None, None
         if isinstance(effect, Checkpoint):
             continue
@@ -398,6 +404,12 @@ async def _drive_async(
             effect = gen.throw(error) if error is not None else gen.send(reply)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+        except BaseException:
+            # This frame is in the traceback of what the generator raised; ``reply`` may be a
+            # backend's raw answer (an NWC response echoing secrets) that a traceback with
+            # captured locals would print. Cleared, then the same exception goes on unchanged.
+            reply = error = None
+            raise
         reply, error = None, None
         if isinstance(effect, Checkpoint):
             continue

@@ -35,11 +35,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hmac
 import json
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any, Generic, NoReturn, Protocol, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 from urllib.parse import quote, quote_plus
 
 __all__ = ["DETAIL_LIMIT", "REDACTED", "Secret", "Secrets", "reveal", "scrub", "secret_forms"]
@@ -70,10 +71,6 @@ _FIELD = re.compile(
 )
 # Stripe secret, restricted and publishable keys, and NWC connection strings, wherever they are.
 _KEY_LIKE = re.compile(r"(?i)\b(?:sk|rk|pk)_(?:test|live)_[A-Za-z0-9*]+|nostr\+walletconnect://\S+")
-
-
-class _Revealable(Protocol):
-    def reveal(self) -> Any: ...
 
 
 class Secret(Generic[T]):
@@ -164,10 +161,8 @@ def secret_forms(value: str | bytes) -> frozenset[str]:
         raws.append(value.encode())
         candidate = value.removeprefix("0x")
         if len(candidate) % 2 == 0 and len(candidate) >= 2 * _MIN_FORM:
-            try:
+            with contextlib.suppress(binascii.Error, ValueError):
                 raws.append(binascii.unhexlify(candidate))
-            except (binascii.Error, ValueError):
-                pass
     for raw in raws:
         if not raw:
             continue
@@ -194,7 +189,8 @@ class Secrets:
 
     def __init__(self, *values: object) -> None:
         self._secrets: list[Secret[Any]] = []
-        self._pattern: re.Pattern[str] | None = None
+        # The compiled regex spells out every form of every secret: held as a Secret too.
+        self._pattern: Secret[re.Pattern[str]] | None = None
         for value in values:
             self.add(value)
 
@@ -214,15 +210,16 @@ class Secrets:
     def __repr__(self) -> str:
         return f"<{len(self._secrets)} secrets>"
 
-    def pattern(self) -> re.Pattern[str] | None:
-        """One regex of every form of every secret (longest first), or ``None``."""
+    def pattern(self) -> Secret[re.Pattern[str]] | None:
+        """One regex of every form of every secret (longest first), as a ``Secret``, or
+        ``None`` when there is nothing to look for."""
         if self._pattern is None and self._secrets:
             forms = set().union(*(s.forms() for s in self._secrets))
             if forms:
                 ordered = sorted(forms, key=len, reverse=True)
                 # Case-insensitive: a hex secret may come back upper-cased; hiding a little
                 # more of a base64 text than needed costs nothing.
-                self._pattern = re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE)
+                self._pattern = Secret(re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE))
         return self._pattern
 
     def scrub(self, value: object, *, limit: int = DETAIL_LIMIT) -> str:
@@ -256,7 +253,7 @@ def scrub(
     pattern = registry.pattern()
     # Secrets first (they may sit anywhere, not only after a field name), then field values.
     if pattern is not None:
-        text = pattern.sub(REDACTED, text)
+        text = pattern.reveal().sub(REDACTED, text)
     text = _FIELD.sub(lambda m: f"{m.group('name')}{m.group('sep')}{REDACTED}", text)
     text = _KEY_LIKE.sub(REDACTED, text)
     text = " ".join(text.split())

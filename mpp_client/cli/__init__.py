@@ -7,6 +7,7 @@ payment journal.
     mpp budget show | set         caps, allowlists, approval threshold
     mpp journal list | show | unknown | reconcile | resolve | export
     mpp demo                      the README demo on a local Tempo chain
+    mpp mcp serve                 the wallet as MCP tools for agent hosts (stdio, --http)
 
 Human output by default, ``mpp --json COMMAND`` for machines. Exit codes are documented in
 ``mpp_client.cli.exit_codes`` (and ``mpp --help``). Configuration: ``mpp_client.cli.config``.
@@ -22,7 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mpp_client.cli import budget, demo, fetch, journal, wallets
+from mpp_client.cli import budget, demo, fetch, journal, mcp, wallets
 from mpp_client.cli.config import ConfigError, http_url_problem
 from mpp_client.cli.exit_codes import ExitCode
 from mpp_client.cli.invocation import Invocation
@@ -180,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.register(commands)
     journal.register(commands)
     demo.register(commands)
+    mcp.register(commands)
     for name, sub in commands.choices.items():
         if name == "fetch":
             for action in sub._actions:

@@ -21,7 +21,7 @@ import httpx
 from mpp_client.cli.accounts import open_wallet
 from mpp_client.cli.exit_codes import ExitCode, exit_code_for
 from mpp_client.cli.max_amount import AmountLimit, CappedGuard, parse_amount_limit
-from mpp_client.cli.output import Progress, format_money, short
+from mpp_client.cli.output import Progress, format_money, printable, short
 from mpp_client.cli.secret_input import ask_on_terminal, terminal_available
 from mpp_client.driver import payment_of
 from mpp_client.errors import (
@@ -179,9 +179,11 @@ class Narrator:
         self.challenges: list[Challenge] = []
 
     def line(self, text: str) -> None:
+        # Every -v line carries server strings (challenge fields, header values, receipt
+        # fields): escaped whole, so a value can neither drive the terminal nor start a line.
         if self.verbose:
             with self.progress.pause():
-                self.stream.write(text + "\n")
+                self.stream.write(printable(text) + "\n")
                 self.stream.flush()
 
     def on_challenges(self, challenges: Sequence[Challenge], context: PaymentContext) -> None:
@@ -244,7 +246,7 @@ def _approval(progress: Progress) -> Any:
         payees = ", ".join(p.address for p in quote.payees)
         with progress.pause():
             return ask_on_terminal(
-                f"Pay {format_money(quote.exposure)} to {payees} for {context.url}?"
+                printable(f"Pay {format_money(quote.exposure)} to {payees} for {context.url}?")
             )
 
     return approve
@@ -305,14 +307,20 @@ def _error_data(error: MppError, code: ExitCode) -> dict[str, Any]:
 
 def explain(error: MppError) -> str:
     """A human sentence about the error that says what happened to the money."""
+    # Reasons quote servers (problem details, refusals naming challenge fields) and backends
+    # (RPC and node errors): each is escaped, line breaks included.
     if isinstance(error, PolicyViolation):
-        return f"refused by policy ({error.rule}): {error.reason}. Nothing was paid."
-    if isinstance(error, PaymentRefused):
-        return f"not paid: {error.reason}. Nothing was paid."
-    if isinstance(error, PaymentOutcomeUnknown):
-        ref = f" (reference {error.reference})" if error.reference else ""
         return (
-            f"payment outcome unknown: {error.reason}{ref}. It may have settled; the amount "
+            f"refused by policy ({printable(error.rule)}): {printable(error.reason)}. "
+            "Nothing was paid."
+        )
+    if isinstance(error, PaymentRefused):
+        return f"not paid: {printable(error.reason)}. Nothing was paid."
+    if isinstance(error, PaymentOutcomeUnknown):
+        ref = f" (reference {printable(error.reference)})" if error.reference else ""
+        return (
+            f"payment outcome unknown: {printable(error.reason)}{ref}. It may have settled; "
+            "the amount "
             "stays reserved in the journal. Run `mpp journal reconcile` later."
         )
     if isinstance(error, PaymentFailed):
@@ -325,8 +333,8 @@ def explain(error: MppError) -> str:
                 "Money may have moved; the amount stays held until `mpp journal reconcile` "
                 "(or `mpp journal resolve`) settles it."
             )
-        return f"payment failed: {error.reason}. {moved}"
-    return f"{type(error).__name__}: {error}"
+        return f"payment failed: {printable(error.reason)}. {moved}"
+    return f"{type(error).__name__}: {printable(error)}"
 
 
 def _status_exit(response: httpx.Response, payment: Payment | None) -> ExitCode:
@@ -341,8 +349,11 @@ def _status_exit(response: httpx.Response, payment: Payment | None) -> ExitCode:
 
 
 def _header_lines(response: httpx.Response) -> str:
-    lines = [f"{response.http_version} {response.status_code} {response.reason_phrase}"]
-    lines += [f"{name}: {value}" for name, value in response.headers.multi_items()]
+    # Written straight to standard output (-i), so escaped here; the CRLFs are ours.
+    lines = [f"{response.http_version} {response.status_code} {printable(response.reason_phrase)}"]
+    lines += [
+        f"{printable(name)}: {printable(value)}" for name, value in response.headers.multi_items()
+    ]
     return "\r\n".join(lines) + "\r\n\r\n"
 
 
@@ -414,7 +425,7 @@ def run(inv: Invocation) -> int:
             return code
         except httpx.HTTPError as exc:
             progress.stop()
-            message = f"request failed: {type(exc).__name__}: {exc}"
+            message = f"request failed: {type(exc).__name__}: {printable(exc)}"
             if out.json:
                 out.result(
                     {
@@ -493,7 +504,7 @@ def _deliver(inv: Invocation, narrator: Narrator, wallet: Wallet, response: http
     ):
         out.info(
             "mpp: 402 Payment Required was not paid ("
-            + (unpaid or "no MPP challenge this wallet can pay")
+            + (printable(unpaid) if unpaid else "no MPP challenge this wallet can pay")
             + ")"
         )
     return code
@@ -533,14 +544,18 @@ def _fetch_document(
 def _summary(payment: Payment) -> str:
     quote = payment.quote
     assert quote is not None
-    payees = ", ".join(short(p.address) for p in quote.payees) or "-"
+    # The payee and the reference come from the server (request, receipt), the error from the
+    # server or the backend.
+    payees = printable(", ".join(short(p.address) for p in quote.payees) or "-")
     amount = format_money(quote.amount)
+    method = printable(quote.method)
+    error = printable(payment.error)
     if payment.status == "paid":
         ref = payment.receipt.reference if payment.receipt else payment.reference
-        return f"mpp: paid {amount} to {payees} via {quote.method} (reference {ref or '-'})"
+        return f"mpp: paid {amount} to {payees} via {method} (reference {printable(ref or '-')})"
     if payment.status == "unknown":
         return (
-            f"mpp: payment of {amount} via {quote.method}: outcome unknown ({payment.error}). "
+            f"mpp: payment of {amount} via {method}: outcome unknown ({error}). "
             "It stays reserved; run `mpp journal reconcile` later."
         )
     moved = getattr(payment.error, "money_moved", None)
@@ -555,7 +570,7 @@ def _summary(payment: Payment) -> str:
             "The server may still settle the credential: the amount stays held until "
             "`mpp journal reconcile` proves it void."
         )
-    return f"mpp: payment of {amount} via {quote.method} {payment.status}: {payment.error}. " + said
+    return f"mpp: payment of {amount} via {method} {payment.status}: {error}. " + said
 
 
 def _verbose_payment(narrator: Narrator, payment: Payment, wallet: Wallet) -> None:
@@ -627,7 +642,7 @@ def _dry_run(
                     getattr(refused, "rule", None),
                 )
             except httpx.HTTPError as exc:
-                out.error(f"request failed: {type(exc).__name__}: {exc}")
+                out.error(f"request failed: {type(exc).__name__}: {printable(exc)}")
                 return ExitCode.ERROR
             else:
                 result = _dry_run_result(args.url, response)
@@ -686,27 +701,31 @@ def _quote_data(result: DryRun) -> dict[str, Any]:
 
 
 def _quote_text(result: DryRun) -> str:
-    allowed, refusal, rule = result.allowed, result.refusal, result.rule
+    # Method, payees, network, realm and the refusal all come from the server's challenge:
+    # every one is escaped (line breaks too) before it joins the lines.
+    allowed, rule = result.allowed, result.rule
+    refusal = printable(result.refusal)
+    url = printable(result.url)
     if not result.payment_required:
-        return f"{result.url}: HTTP {result.status}, no payment required (nothing paid)"
-    lines = [f"{result.url}: 402 Payment Required (dry run: nothing paid)"]
+        return f"{url}: HTTP {result.status}, no payment required (nothing paid)"
+    lines = [f"{url}: 402 Payment Required (dry run: nothing paid)"]
     quote = result.quote
     if quote is not None:
         lines += [
-            f"  method   {quote.method}/{quote.intent}",
+            f"  method   {printable(quote.method)}/{printable(quote.intent)}",
             f"  price    {format_money(quote.amount)}"
             + (
                 f" (at most {format_money(quote.exposure)} with fees)"
                 if quote.exposure != quote.amount
                 else ""
             ),
-            "  payee    " + (", ".join(p.address for p in quote.payees) or "-"),
+            "  payee    " + printable(", ".join(p.address for p in quote.payees) or "-"),
             f"  expires  {quote.expires.isoformat() if quote.expires else '-'}",
-            f"  network  {quote.network or '-'}",
-            f"  realm    {quote.challenge.realm}",
+            f"  network  {printable(quote.network or '-')}",
+            f"  realm    {printable(quote.challenge.realm)}",
         ]
     verdict = "allowed by the spend policy" if allowed else f"REFUSED: {refusal}"
     if rule and not allowed:
-        verdict += f" (rule {rule})"
+        verdict += f" (rule {printable(rule)})"
     lines.append(f"  policy   {verdict}")
     return "\n".join(lines)

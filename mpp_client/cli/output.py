@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,7 +18,54 @@ from typing import Any, TextIO
 
 from mpp_client.money import Money
 
-__all__ = ["Output", "Progress", "format_money", "short"]
+__all__ = ["Output", "Progress", "format_money", "printable", "short"]
+
+# What is never written to a terminal as it is. Realms, descriptions, problem details, receipt
+# fields, header values and backend error messages are chosen by servers and backends; a terminal
+# obeys ESC / CSI sequences in them (clear the screen, recolour, rewrite the title, on some
+# terminals even answer back), and invisible or reordering characters make a payee look like
+# another one. So every character below is shown as a visible escape:
+# - C0 controls, DEL and the C1 controls U+0080-U+009F (U+009B is an 8-bit CSI);
+# - the soft hyphen and the invisible format characters: zero-width space, word joiner, BOM,
+#   Mongolian vowel separator, interlinear annotations, tag characters;
+# - the bidi formatting characters (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069),
+#   which reorder what follows them ("Trojan Source");
+# - the line and paragraph separators U+2028 / U+2029, which some terminals break lines on;
+# - lone surrogates, which cannot even be encoded for the terminal.
+# ZWNJ / ZWJ (U+200C, U+200D) are kept: emoji sequences and several scripts need them and they
+# cannot reorder or hide text on their own.
+_ALWAYS = (
+    "\x00-\x08\x0b-\x1f\x7f-\x9f\xad\u061c\u180e\u200b\u200e\u200f\u2028-\u202e"
+    "\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f"
+)
+_UNPRINTABLE = re.compile(f"[\t\n{_ALWAYS}]")
+# For whole messages the CLI composed itself (several lines, tab-separated tables): the line
+# breaks and tabs are its own, everything else is escaped as above.
+_UNPRINTABLE_BUT_LINES = re.compile(f"[{_ALWAYS}]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def printable(text: object, *, keep_lines: bool = False) -> str:
+    """``text`` (made a str) with every character a terminal would act on or hide shown as an
+    escape: ``\\x1b``, ``\\x9b``, ``\\u202e``, ``\\U000e0041``.
+
+    Use it on every string that came from a server or a backend before it is printed. Tabs and
+    line breaks are escaped too (a server value must not start a line that looks like ours),
+    unless ``keep_lines`` is set for a message the CLI composed (the last line of defence in
+    :class:`Output`). A backslash is left as it is, so the text stays readable; an escape shown
+    here can therefore also be a server's literal backslash sequence, never a raw control.
+    """
+    text = text if isinstance(text, str) else str(text)
+    pattern = _UNPRINTABLE_BUT_LINES if keep_lines else _UNPRINTABLE
+    return pattern.sub(_visible, text)
 
 
 def format_money(money: Money) -> str:
@@ -56,7 +104,7 @@ class Progress:
         self._drawn = False
 
     def start(self, message: str) -> None:
-        self._message = message
+        self._message = printable(message)
         if not self.active or self._thread is not None:
             return
         self._stop.clear()
@@ -65,7 +113,7 @@ class Progress:
 
     def update(self, message: str) -> None:
         with self._lock:
-            self._message = message
+            self._message = printable(message)
 
     def _spin(self) -> None:
         for frame in itertools.cycle(self.FRAMES):
@@ -107,26 +155,35 @@ class Output:
         self.err: TextIO = sys.stderr
 
     def result(self, data: Any, text: str | None = None) -> None:
-        """Print the command's result: ``data`` as JSON, or ``text`` for humans."""
+        """Print the command's result: ``data`` as JSON, or ``text`` for humans.
+
+        JSON is written with ``ensure_ascii`` (json.dumps' default): every control character and
+        everything beyond ASCII is a ``\\uXXXX`` escape, so no server string reaches the
+        terminal raw. ``text`` keeps its line breaks and tabs; anything else unprintable in it is
+        escaped (see :func:`printable`).
+        """
         if self.json:
-            self.out.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+            self.out.write(
+                json.dumps(data, indent=2, sort_keys=True, default=str, ensure_ascii=True) + "\n"
+            )
         elif text is not None:
+            text = printable(text, keep_lines=True)
             self.out.write(text if text.endswith("\n") or not text else text + "\n")
         self.out.flush()
 
     def info(self, message: str) -> None:
         """A human note on standard error (suppressed by ``--quiet`` and ``--json``)."""
         if not self.quiet and not self.json:
-            self.err.write(message + "\n")
+            self.err.write(printable(message, keep_lines=True) + "\n")
             self.err.flush()
 
     def warn(self, message: str) -> None:
         """A warning on standard error (always shown)."""
-        self.err.write(f"mpp: warning: {message}\n")
+        self.err.write(f"mpp: warning: {printable(message, keep_lines=True)}\n")
         self.err.flush()
 
     def error(self, message: str) -> None:
-        self.err.write(f"mpp: {message}\n")
+        self.err.write(f"mpp: {printable(message, keep_lines=True)}\n")
         self.err.flush()
 
 

@@ -135,8 +135,7 @@ def quote(value: str, name: str) -> str:
     """
     if _UNSAFE(value):
         raise FormatError(
-            f"{name} contains CR, LF, another control character, a bidi control "
-            "or a lone surrogate"
+            f"{name} contains CR, LF, another control character, a bidi control or a lone surrogate"
         )
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
     if not escaped.isascii():

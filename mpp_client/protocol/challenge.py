@@ -191,8 +191,7 @@ def challenge_from_params(params: Mapping[str, str]) -> Challenge:
         value = params.get(name)
         if value is not None and has_unsafe_character(value):
             raise ParseError(
-                f"challenge {name} contains a control character, a bidi control "
-                "or a lone surrogate"
+                f"challenge {name} contains a control character, a bidi control or a lone surrogate"
             )
     if _METHOD(method) is None:
         raise ParseError("challenge method must match ^[a-z][a-z0-9:_-]*$")

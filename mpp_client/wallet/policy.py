@@ -361,6 +361,9 @@ def parse_origin(text: Any, where: str = "origin") -> str:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError as exc:
         raise ValueError(f"{where}: {text!r} is not an origin ({exc})") from None
+    if parts.scheme == "mcp-stdio" and parts.hostname:
+        # An MCP server run as a local process (``mpp_client.mcp``): named, never networked.
+        return origin
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(
             f"{where}: {text!r} is not an origin: write scheme://host[:port], "

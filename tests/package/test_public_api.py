@@ -79,7 +79,7 @@ def test_importing_the_package_stays_light():
     code = (
         "import sys, mpp_client\n"
         "heavy = {'web3', 'eth_account', 'coincurve', 'requests', 'bolt11', 'keyring',"
-        " 'cryptography', 'breez_sdk_spark', 'websockets', 'mpp', 'sqlite3'}\n"
+        " 'cryptography', 'breez_sdk_spark', 'websockets', 'mpp', 'sqlite3', 'mcp', 'mcp_types'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
     )
     out = subprocess.run(

@@ -148,7 +148,7 @@ def test_a_request_with_a_non_finite_number_is_refused(number: str) -> None:
 
 @pytest.mark.parametrize("text", LONE)
 def test_a_request_with_a_lone_surrogate_is_refused(text: str) -> None:
-    for document in (f'{{"k":{text}}}', f'{{{text}:1}}', f'{{"a":[[{text}]]}}'):
+    for document in (f'{{"k":{text}}}', f"{{{text}:1}}", f'{{"a":[[{text}]]}}'):
         header = payment_with().replace(E30, _raw_token(document))
         with pytest.raises(EncodingError, match="lone surrogate"):
             parse_challenge(header)

@@ -382,7 +382,9 @@ QUOTED_PIECES = [
 # What a well-behaved server sends; mixed in so that a good share of the fuzzed challenges
 # parse and the round trip is exercised, not only the refusals.
 CLEAN_PIECES = ["a", "Z9", " ", "\t", "\xe9", "\u2014", "\U0001f600", '\\"', "\\\\", "\\u00e9"]
-clean_quoted = st.lists(st.sampled_from(CLEAN_PIECES), min_size=1, max_size=5).map(lambda p: '"' + "".join(p) + '"')
+clean_quoted = st.lists(st.sampled_from(CLEAN_PIECES), min_size=1, max_size=5).map(
+    lambda p: '"' + "".join(p) + '"'
+)
 hostile_quoted = st.lists(
     st.one_of(st.sampled_from(QUOTED_PIECES), st.text(max_size=3)), max_size=6
 ).map(lambda pieces: '"' + "".join(pieces) + '"')
@@ -432,10 +434,11 @@ REQUIRED_PARAMS = ("id", "realm", "method", "intent", "request")
 @st.composite
 def fuzzed_challenge_fields(draw: st.DrawFn) -> str:
     """A Payment challenge built from hostile pieces: usually complete, often refusable."""
-    names = [name for name in REQUIRED_PARAMS if draw(st.integers(0, 19))]
+    # Hypothesis favours small and boundary integers, so the rare branches test a middle value.
+    names = [name for name in REQUIRED_PARAMS if draw(st.integers(0, 19)) != 13]
     optional = sorted(set(PARAM_VALUES) - set(REQUIRED_PARAMS))
     # Mostly distinct names; a repeated one (a defect) now and then.
-    names += draw(st.lists(st.sampled_from(optional), unique=draw(st.integers(0, 5)) > 0))
+    names += draw(st.lists(st.sampled_from(optional), unique=draw(st.integers(0, 5)) != 3))
     names = draw(st.permutations(names))
     params = []
     for name in names:
@@ -445,7 +448,7 @@ def fuzzed_challenge_fields(draw: st.DrawFn) -> str:
     scheme = draw(st.sampled_from(["Payment ", "payment  ", "PAYMENT\t"]))
     text = scheme + joiner.join(params)
     # Sometimes damage it: a fragment dropped somewhere, or noise folded around it.
-    if draw(st.integers(0, 5)) == 0:
+    if draw(st.integers(0, 5)) == 3:
         at = draw(st.integers(0, len(text)))
         text = text[:at] + draw(st.sampled_from(FRAGMENTS + QUOTED_PIECES)) + text[at:]
     before = draw(st.sampled_from(["", 'Bearer realm="x", ', "Negotiate abc, "]))
@@ -459,7 +462,7 @@ fuzzed_headers = st.one_of(
 )
 
 
-@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(fuzzed_headers, min_size=1, max_size=3))
 def test_every_parsed_challenge_formats_back_to_an_equal_challenge(values: list[str]) -> None:
     for challenge in parse_challenges(values):

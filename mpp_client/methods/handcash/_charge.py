@@ -171,29 +171,29 @@ class HandCashCharge(PaymentMethod):
                 "paid; check the wallet's history",
                 challenge_id=challenge.id,
             ) from failed
-        record = _json_object(reply)
-        txid = record.get("transactionId") if record is not None else None
-        txid = txid if isinstance(txid, str) and _TXID.fullmatch(txid) else None
-        if reply.status in _REFUSED and record is not None and txid is None:
+        # Only what is needed is kept in this frame, never the parsed body: a traceback with
+        # captured locals would show it, and an error body may echo the app-secret header.
+        is_json, txid, fiat = _pay_answer(reply)
+        if reply.status in _REFUSED and is_json and txid is None:
             # HandCash's own answer (a JSON error) that it refused: nothing was debited.
             raise NothingSent(
-                f"HandCash declined the payment: {handcash_error_text(reply, self._connect.secrets)}",
+                f"HandCash declined the payment: {self._error_text(reply)}",
                 challenge_id=challenge.id,
             )
         if not 200 <= reply.status < 300:
             # A 5xx (or an unexpected 4xx) may come after HandCash debited the wallet.
             raise PaymentOutcomeUnknown(
-                f"HandCash failed while paying ({handcash_error_text(reply, self._connect.secrets)}, note {note!r}): "
+                f"HandCash failed while paying ({self._error_text(reply)}, note {note!r}): "
                 "the payment may have gone through",
                 challenge_id=challenge.id,
                 reference=txid,
             )
-        if record is None or txid is None:
+        if not is_json or txid is None:
             raise PaymentOutcomeUnknown(
                 f"HandCash accepted the payment (note {note!r}) but sent no transaction id",
                 challenge_id=challenge.id,
             )
-        self._check_sent(record, request, total, txid, challenge)
+        self._check_sent(fiat, request, total, txid, challenge)
         payload: dict[str, Any] = {"transactionId": txid}
         if request.external_id is not None:
             payload["externalId"] = request.external_id
@@ -205,7 +205,7 @@ class HandCashCharge(PaymentMethod):
         reply: HttpReply = yield self._connect.spendable_balances()
         if not 200 <= reply.status < 300:
             raise MethodError(
-                f"HandCash did not report the spendable balance: {handcash_error_text(reply, self._connect.secrets)}",
+                f"HandCash did not report the spendable balance: {self._error_text(reply)}",
                 challenge_id=challenge.id,
             )
         body = _json_object(reply)
@@ -241,13 +241,12 @@ class HandCashCharge(PaymentMethod):
 
     def _check_sent(
         self,
-        record: Mapping[str, Any],
+        fiat: object,
         request: HandCashChargeRequest,
         total: Decimal,
         txid: str,
         challenge: Challenge,
     ) -> None:
-        fiat = record.get("fiatEquivalent")
         if not isinstance(fiat, Mapping) or fiat.get("currencyCode") != (
             request.currency.code.upper()
         ):
@@ -288,7 +287,22 @@ class HandCashCharge(PaymentMethod):
             return LookupResult("settled", reference, detail="HandCash has the transaction")
         if reply.status == 404:
             return LookupResult("pending", reference, detail="HandCash does not know it (yet)")
-        return LookupResult("pending", reference, detail=handcash_error_text(reply, self._connect.secrets))
+        return LookupResult("pending", reference, detail=self._error_text(reply))
+
+    def _error_text(self, reply: HttpReply) -> str:
+        # The one way HandCash's words enter a message or the journal: scrubbed, capped.
+        return handcash_error_text(reply, self._connect.secrets)
+
+
+def _pay_answer(reply: HttpReply) -> tuple[bool, str | None, object]:
+    """Whether the pay answer is a JSON object, its transaction id (when well formed) and its
+    ``fiatEquivalent``."""
+    record = _json_object(reply)
+    if record is None:
+        return False, None, None
+    txid = record.get("transactionId")
+    txid = txid if isinstance(txid, str) and _TXID.fullmatch(txid) else None
+    return True, txid, record.get("fiatEquivalent")
 
 
 def _json_object(reply: HttpReply) -> Mapping[str, Any] | None:

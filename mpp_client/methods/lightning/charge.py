@@ -270,29 +270,38 @@ class LightningCharge(PaymentMethod):
                 reference=payment_hash,
             )
 
+        # Every failure is decided inside the handlers and raised after them, so the backend's
+        # own exception is neither ``__cause__`` nor ``__context__`` of what the caller gets:
+        # its traceback's frames hold the backend's raw answer (and, for a transport error,
+        # the request with its auth headers). Only its scrubbed ``reason`` is carried on.
+        failure: Exception | None = None
+        reported: str | None = None
         try:
             result = yield from self._payer.pay(invoice_text, self.max_fee_sats)
         except NothingSent as exc:
-            raise nothing_sent(exc.reason) from None
+            failure = nothing_sent(exc.reason)
         except PaymentReportedFailed as exc:
+            reported = exc.reason
+        except PaymentPending as exc:
+            failure = unknown(f"payment pending: {exc.reason}")
+        except Exception as exc:
+            if never_reached_backend(exc):
+                failure = nothing_sent(f"the backend could not be reached ({type(exc).__name__})")
+            else:
+                failure = unknown(
+                    f"no answer after asking to pay ({type(exc).__name__}); the payment may "
+                    "have been made"
+                )
+        if reported is not None:
             # The node's answer to the pay call is not proof enough: the amount is released
             # only when a lookup on the same node agrees that no part can still settle.
             if (yield from self._confirm_failed(payment_hash)):
-                raise nothing_sent(f"{exc.reason} (confirmed by a lookup)") from None
+                raise nothing_sent(f"{reported} (confirmed by a lookup)")
             raise unknown(
-                f"the backend reported a failure that a lookup did not confirm: {exc.reason}"
-            ) from None
-        except PaymentPending as exc:
-            raise unknown(f"payment pending: {exc.reason}") from None
-        except Exception as exc:
-            if never_reached_backend(exc):
-                raise nothing_sent(
-                    f"the backend could not be reached ({type(exc).__name__})"
-                ) from None
-            raise unknown(
-                f"no answer after asking to pay ({type(exc).__name__}); the payment may have "
-                "been made"
-            ) from None
+                f"the backend reported a failure that a lookup did not confirm: {reported}"
+            )
+        if failure is not None:
+            raise failure
         preimage = result.preimage.lower()
         if not preimage_matches(preimage, payment_hash):
             # The backend says it paid but gives no valid proof: money may be gone, and the

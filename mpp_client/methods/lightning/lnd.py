@@ -91,10 +91,11 @@ class LndRestPayer(LightningPayer):
     def identity(self) -> str:
         """``"lnd:<node id>"``, or ``"lnd:<macaroon fingerprint>@<host:port>"``."""
         if self._identity is None:
+            fingerprint = credential_fingerprint(self._macaroon.reveal())
             self._identity = (
                 f"lnd:{self._node_id}"
                 if self._node_id
-                else f"lnd:{credential_fingerprint(self._macaroon.reveal())}@{endpoint_name(self._url)}"
+                else f"lnd:{fingerprint}@{endpoint_name(self._url)}"
             )
         return self._identity
 
@@ -192,7 +193,10 @@ class LndRestPayer(LightningPayer):
             return LookupResult("settled", payment_hash, amount=amount)
         if status == "FAILED":
             return LookupResult(
-                "failed", payment_hash, amount=amount, detail=self._detail(payment.get("failure_reason"))
+                "failed",
+                payment_hash,
+                amount=amount,
+                detail=self._detail(payment.get("failure_reason")),
             )
         return LookupResult("pending", payment_hash, amount=amount, detail=self._detail(status, 40))
 

@@ -157,7 +157,8 @@ class NwcPayer(LightningPayer):
 
     def pay(self, invoice: str, max_fee_sats: int) -> Generator[Effect, Any, PayResult]:
         """``pay_invoice``; ``max_fee_sats`` cannot be sent (see module doc)."""
-        response = yield Await(lambda: self._call("pay_invoice", {"invoice": invoice}))
+        answer: _Answer = yield Await(lambda: self._exchange("pay_invoice", {"invoice": invoice}))
+        response = answer.data
         error = response.get("error")
         if isinstance(error, dict):
             code = str(error.get("code", "OTHER"))
@@ -183,7 +184,9 @@ class NwcPayer(LightningPayer):
         ``NOT_FOUND`` is ``pending``: many wallets look up only the invoices they issued, and
         a request still on a relay may arrive later, so it does not prove we never paid.
         """
-        response = yield Await(lambda: self._call("lookup_invoice", {"payment_hash": payment_hash}))
+        params = {"payment_hash": payment_hash}
+        answer: _Answer = yield Await(lambda: self._exchange("lookup_invoice", params))
+        response = answer.data
         error = response.get("error")
         if isinstance(error, dict):
             detail = error_text(str(error.get("code")), 40, secrets=self._secrets)
@@ -210,6 +213,11 @@ class NwcPayer(LightningPayer):
         return LookupResult("pending", payment_hash, amount=amount, detail=shown)
 
     # --- one request/response exchange over a relay --------------------------------------------
+
+    async def _exchange(self, method: str, params: dict[str, Any]) -> _Answer:
+        # Wrapped: the answer travels through the drivers' frames (their ``reply`` locals),
+        # and a wallet's error text may echo the connection secret.
+        return _Answer(await self._call(method, params))
 
     async def _call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         import websockets
@@ -337,6 +345,18 @@ class NwcPayer(LightningPayer):
             if not isinstance(answer, dict):
                 raise NwcError("the NWC wallet's answer is not a JSON object")
             return answer
+
+
+class _Answer:
+    """A wallet's decrypted answer; its repr hides the content (it may echo secrets)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return "NwcAnswer(<content hidden>)"
 
 
 def _frame(message: str | bytes) -> list[Any]:
