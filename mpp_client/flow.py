@@ -837,6 +837,7 @@ def _pay(
                 proof: PaymentProof = stop.value
                 return proof
             except PaymentOutcomeUnknown as unknown:
+                reply = error = None  # keep backend answers out of tracebacks' locals
                 raise attempt.unknown(unknown.reason) from unknown
             except NothingSent as nothing:
                 proof_kind: Proof | None = "nothing-sent" if attempt.left else None
@@ -845,6 +846,7 @@ def _pay(
                 _notify(config.hooks.on_failure, quote, nothing)
                 raise
             except Exception as failure:
+                reply = error = None
                 raise _failed_paying(method, quote, attempt, failure) from failure
             reply, error = None, None
             if isinstance(effect, Checkpoint):

@@ -52,6 +52,11 @@ def drive(
                 effect = flow.throw(error) if error is not None else flow.send(reply)
             except StopIteration as stop:
                 return stop.value  # type: ignore[no-any-return]
+            except BaseException:
+                # A traceback formatted with its frames' locals must not show the last answer
+                # a backend gave (an SDK object may carry what the backend echoed).
+                reply = error = None
+                raise
             reply, error = None, None
             if isinstance(effect, Checkpoint):
                 continue  # not I/O: only a flow that journals them cares
@@ -83,6 +88,11 @@ async def drive_async(
                 effect = flow.throw(error) if error is not None else flow.send(reply)
             except StopIteration as stop:
                 return stop.value  # type: ignore[no-any-return]
+            except BaseException:
+                # A traceback formatted with its frames' locals must not show the last answer
+                # a backend gave (an SDK object may carry what the backend echoed).
+                reply = error = None
+                raise
             reply, error = None, None
             if isinstance(effect, Checkpoint):
                 continue

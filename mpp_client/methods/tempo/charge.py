@@ -54,6 +54,7 @@ is challenge-bound and must not be changed).
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 import threading
@@ -305,7 +306,11 @@ class TempoCharge(PaymentMethod):
         self._chain_of: dict[str, int] = {}
         self._gas_price: dict[str, tuple[int, float]] = {}
         self._chain_offset: dict[str, tuple[int, float]] = {}
+        # Signing hash -> valid_before of every transaction signed in the last minute or so,
+        # and the same entries as a min-heap on valid_before, so dropping the expired ones
+        # costs O(log n) per payment instead of a scan of the whole registry.
         self._issued: dict[bytes, int] = {}
+        self._expiring: list[tuple[int, bytes]] = []
 
     def _token_table(
         self, tokens: Iterable[str | TempoToken] | None
@@ -717,13 +722,18 @@ class TempoCharge(PaymentMethod):
             # A minute of margin: the measured chain-clock offset may change between payments,
             # and keeping an entry too long only costs a second of window on a collision.
             horizon = now - 60
-            for stale in [h for h, until in self._issued.items() if until < horizon]:
+            expiring = self._expiring
+            while expiring and expiring[0][0] < horizon:
+                _, stale = heapq.heappop(expiring)
+                # A hash is only ever inserted once (never while present), so the heap entry
+                # and the registry entry always agree.
                 del self._issued[stale]
             for valid_before in range(latest, floor - 1, -1):
                 tx: TempoTransaction = build(valid_before)
                 digest = tx.signing_hash()
                 if digest not in self._issued:
                     self._issued[digest] = valid_before
+                    heapq.heappush(expiring, (valid_before, digest))
                     return tx, digest
         raise NothingSigned(
             "tempo: too many identical payments in flight from this account; nothing was signed"

@@ -8,6 +8,8 @@ was made for another challenge or realm.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from mpp_client.methods.tempo.keccak import keccak256
 
 __all__ = ["attribution_memo", "is_attribution_memo"]
@@ -16,22 +18,26 @@ _VERSION = b"\x01"
 _ANONYMOUS = b"\x00" * 10
 
 
-def _tag() -> bytes:
-    return keccak256(b"mpp")[:4]
+@lru_cache(maxsize=1)
+def _head() -> bytes:
+    # Tag and version never change: hash once (lazily, so importing this module stays free).
+    return keccak256(b"mpp")[:4] + _VERSION
+
+
+# A payer talks to few realms and has one client id, but pays many challenges: the realm and
+# client fingerprints are cached (bounded, so a hostile stream of realms cannot grow memory);
+# only the challenge id is hashed per payment.
+@lru_cache(maxsize=256)
+def _fingerprint(value: str) -> bytes:
+    return keccak256(value.encode())[:10]
 
 
 def attribution_memo(realm: str, challenge_id: str, client_id: str | None = None) -> bytes:
     """The 32-byte attribution memo for paying ``challenge_id`` of ``realm``."""
-    client = keccak256(client_id.encode())[:10] if client_id else _ANONYMOUS
-    return (
-        _tag()
-        + _VERSION
-        + keccak256(realm.encode())[:10]
-        + client
-        + keccak256(challenge_id.encode())[:7]
-    )
+    client = _fingerprint(client_id) if client_id else _ANONYMOUS
+    return _head() + _fingerprint(realm) + client + keccak256(challenge_id.encode())[:7]
 
 
 def is_attribution_memo(memo: bytes) -> bool:
     """Whether a 32-byte memo has the MPP attribution tag and version."""
-    return len(memo) == 32 and memo[:5] == _tag() + _VERSION
+    return len(memo) == 32 and memo[:5] == _head()

@@ -135,39 +135,54 @@ class TempoTransaction:
     sponsored: bool = False
     access_list: tuple[tuple[bytes, tuple[bytes, ...]], ...] = ()
     key_authorization: SignedKeyAuthorization | None = None
-    _head: list[rlp.Item] = field(init=False, repr=False, compare=False)
+    # The RLP of fields 0..9 and of the tail, encoded once per transaction: the signing
+    # payload, the envelope and the fee payer's forms all share them, so only the two fee
+    # slots and the signature are encoded per form (and the signed form reuses the signing
+    # body byte for byte).
+    _head: bytes = field(init=False, repr=False, compare=False)
+    _tail: bytes = field(init=False, repr=False, compare=False)
+    _signing_body: bytes | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         if not self.calls:
             raise ValueError("a Tempo transaction needs at least one call")
-        head: list[rlp.Item] = [
-            _uint(self.chain_id),
-            _uint(self.max_priority_fee_per_gas),
-            _uint(self.max_fee_per_gas),
-            _uint(self.gas_limit),
-            [call.item() for call in self.calls],
-            [[address, list(keys)] for address, keys in self.access_list],
-            _uint(self.nonce_key),
-            _uint(self.nonce),
-            _uint(self.valid_before or 0),
-            _uint(self.valid_after or 0),
-        ]
-        object.__setattr__(self, "_head", head)
-
-    def _tail(self) -> list[rlp.Item]:
+        enc = rlp.encode
+        head = b"".join(
+            [
+                enc(_uint(self.chain_id)),
+                enc(_uint(self.max_priority_fee_per_gas)),
+                enc(_uint(self.max_fee_per_gas)),
+                enc(_uint(self.gas_limit)),
+                enc([call.item() for call in self.calls]),
+                enc([[address, list(keys)] for address, keys in self.access_list]),
+                enc(_uint(self.nonce_key)),
+                enc(_uint(self.nonce)),
+                enc(_uint(self.valid_before or 0)),
+                enc(_uint(self.valid_after or 0)),
+            ]
+        )
         # aa_authorization_list is always empty here, then the optional key authorization.
-        tail: list[rlp.Item] = [[]]
+        tail = _EMPTY_LIST
         if self.key_authorization is not None:
-            tail.append(self.key_authorization.item())
-        return tail
+            tail += enc(self.key_authorization.item())
+        object.__setattr__(self, "_head", head)
+        object.__setattr__(self, "_tail", tail)
+
+    def _body(self) -> bytes:
+        """RLP of the list the sender signs, without its list prefix."""
+        body = self._signing_body
+        if body is None:
+            if self.sponsored:
+                slots = _EMPTY_STRING + b"\x00"
+            else:
+                slots = rlp.encode(self.fee_token or b"") + _EMPTY_STRING
+            body = self._head + slots + self._tail
+            object.__setattr__(self, "_signing_body", body)
+        return body
 
     def signing_payload(self) -> bytes:
         """The bytes the sender's digest is taken over (``0x76 || rlp(...)``)."""
-        if self.sponsored:
-            slots: list[rlp.Item] = [b"", b"\x00"]
-        else:
-            slots = [self.fee_token or b"", b""]
-        return bytes((TX_TYPE,)) + rlp.encode([*self._head, *slots, *self._tail()])
+        return _typed(TX_TYPE, self._body())
 
     def signing_hash(self) -> bytes:
         """The 32-byte digest the sender signs."""
@@ -178,23 +193,45 @@ class TempoTransaction:
 
         ``fee_payer_signature`` (65 bytes ``r || s || v``) is the sponsor's co-signature.
         """
+        if fee_payer_signature is None and not self.sponsored:
+            # Same fields as the signing payload, then the signature.
+            return _typed(TX_TYPE, self._body() + rlp.encode(signature))
         if fee_payer_signature is not None:
             r, s, v = fee_payer_signature[:32], fee_payer_signature[32:64], fee_payer_signature[64]
             payer_slot: rlp.Item = [_uint(v - 27 if v >= 27 else v), _strip(r), _strip(s)]
         else:
-            payer_slot = b"\x00" if self.sponsored else b""
-        body = [*self._head, self.fee_token or b"", payer_slot, *self._tail(), signature]
-        return bytes((TX_TYPE,)) + rlp.encode(body)
+            payer_slot = b"\x00"
+        body = (
+            self._head
+            + rlp.encode(self.fee_token or b"")
+            + rlp.encode(payer_slot)
+            + self._tail
+            + rlp.encode(signature)
+        )
+        return _typed(TX_TYPE, body)
 
     def fee_payer_signing_hash(self, sender: bytes) -> bytes:
         """The digest a fee payer signs to sponsor this transaction from ``sender``."""
-        body = [*self._head, self.fee_token or b"", sender, *self._tail()]
-        return keccak256(bytes((FEE_PAYER_TYPE,)) + rlp.encode(body))
+        body = self._head + rlp.encode(self.fee_token or b"") + rlp.encode(sender) + self._tail
+        return keccak256(_typed(FEE_PAYER_TYPE, body))
 
     def fee_payer_envelope(self, sender: bytes, signature: bytes) -> bytes:
         """The ``0x78`` hand-off a sponsoring server co-signs (not broadcastable itself)."""
-        body = [*self._head, b"", sender, *self._tail(), signature]
-        return bytes((FEE_PAYER_TYPE,)) + rlp.encode(body)
+        body = self._head + _EMPTY_STRING + rlp.encode(sender) + self._tail + rlp.encode(signature)
+        return _typed(FEE_PAYER_TYPE, body)
+
+
+_EMPTY_STRING = b"\x80"  # rlp(b"")
+_EMPTY_LIST = b"\xc0"  # rlp([])
+
+
+def _typed(tx_type: int, body: bytes) -> bytes:
+    """``tx_type || rlp-list-prefix(body) || body`` (``body``: the items' encodings, joined)."""
+    length = len(body)
+    if length < 56:
+        return bytes((tx_type, 0xC0 + length)) + body
+    size = _uint(length)
+    return bytes((tx_type, 0xF7 + len(size))) + size + body
 
 
 def _strip(value: bytes) -> bytes:
