@@ -3,8 +3,8 @@ limits the owner sets.
 
 The public API is re-exported here. Payment methods live in ``mpp_client.methods.<name>`` behind
 install extras, the wire format in ``mpp_client.protocol``, test helpers in
-``mpp_client.testing``. Names whose modules need an optional dependency (``PaymentSession``
-needs ``requests``) are imported on first use, so ``import mpp_client`` stays light.
+``mpp_client.testing``. Every name but the exceptions is imported on first use (``PaymentSession``
+also needs ``requests``), so ``import mpp_client`` stays light.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from mpp_client.clock import Clock
-from mpp_client.driver import payment_of, receipt_of
 from mpp_client.errors import (
     AlreadyPaid,
     BudgetExceeded,
@@ -44,16 +42,18 @@ from mpp_client.errors import (
     UnreplayableBody,
     UnresolvedPayments,
 )
-from mpp_client.flow import Payment, PaymentHooks
-from mpp_client.guard import PaymentOptions
-from mpp_client.lifecycle import PaymentState
-from mpp_client.methods.base import PaymentMethod, PaymentProof, Quote
-from mpp_client.money import SAT, Currency, Money
-from mpp_client.protocol import Challenge, Credential, Problem, Receipt
-from mpp_client.transport import AsyncPaymentTransport, PaymentTransport
 
 if TYPE_CHECKING:
+    from mpp_client.clock import Clock
+    from mpp_client.driver import payment_of, receipt_of
+    from mpp_client.flow import Payment, PaymentHooks
+    from mpp_client.guard import PaymentOptions
+    from mpp_client.lifecycle import PaymentState
+    from mpp_client.methods.base import PaymentMethod, PaymentProof, Quote
+    from mpp_client.money import SAT, Currency, Money
+    from mpp_client.protocol import Challenge, Credential, Problem, Receipt
     from mpp_client.requests_session import PaymentSession
+    from mpp_client.transport import AsyncPaymentTransport, PaymentTransport
     from mpp_client.wallet import Limit, SpendPolicy, Wallet, usd
 
 __version__ = "0.1.0"
@@ -113,11 +113,33 @@ __all__ = [
     "usd",
 ]
 
+# Everything but the exceptions is imported on first use: the flow, the protocol parser, the
+# runners (asyncio, tenacity) and the transports cost more to import than httpx itself, and a
+# program that only names an exception, or never meets a 402, should not pay for them.
 _LAZY = {
+    "AsyncPaymentTransport": "mpp_client.transport",
+    "Challenge": "mpp_client.protocol",
+    "Clock": "mpp_client.clock",
+    "Credential": "mpp_client.protocol",
+    "Currency": "mpp_client.money",
     "Limit": "mpp_client.wallet",
+    "Money": "mpp_client.money",
+    "Payment": "mpp_client.flow",
+    "PaymentHooks": "mpp_client.flow",
+    "PaymentMethod": "mpp_client.methods.base",
+    "PaymentOptions": "mpp_client.guard",
+    "PaymentProof": "mpp_client.methods.base",
     "PaymentSession": "mpp_client.requests_session",
+    "PaymentState": "mpp_client.lifecycle",
+    "PaymentTransport": "mpp_client.transport",
+    "Problem": "mpp_client.protocol",
+    "Quote": "mpp_client.methods.base",
+    "Receipt": "mpp_client.protocol",
+    "SAT": "mpp_client.money",
     "SpendPolicy": "mpp_client.wallet",
     "Wallet": "mpp_client.wallet",
+    "payment_of": "mpp_client.driver",
+    "receipt_of": "mpp_client.driver",
     "usd": "mpp_client.wallet",
 }
 

@@ -21,14 +21,15 @@ import inspect
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Generator
 from typing import Any, ClassVar, TypeVar
 
 import httpx
 import tenacity
 
-from mpp_client.effects import Await, Checkpoint, HttpCall, HttpReply, Sleep
+from mpp_client.effects import Await, HttpCall, HttpReply, Sleep
 from mpp_client.errors import EffectFailed
+from mpp_client.trampoline import drive, drive_async
 
 __all__ = ["AsyncRunner", "SyncRunner", "TransportFailed", "run_async", "run_sync"]
 
@@ -280,7 +281,7 @@ class SyncRunner:
 
     def run(self, gen: Generator[Any, Any, T]) -> T:
         """Drive ``gen`` to completion; ``Checkpoint`` effects are acknowledged with ``None``."""
-        return _drive_sync(gen, self.perform)
+        return drive(gen, self.perform)
 
     def close(self) -> None:
         if self._owns_client and self._client is not None:
@@ -363,60 +364,12 @@ class AsyncRunner:
         raise TypeError(f"cannot perform {type(effect).__name__}")
 
     async def run(self, gen: Generator[Any, Any, T]) -> T:
-        return await _drive_async(gen, self.perform)
+        return await drive_async(gen, self.perform)
 
     async def aclose(self) -> None:
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None
-
-
-def _drive_sync(gen: Generator[Any, Any, T], perform: Callable[[Any], Any]) -> T:
-    reply: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            effect = gen.throw(error) if error is not None else gen.send(reply)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        except BaseException:
-            # This frame is in the traceback of what the generator raised; ``reply`` may be a
-            # backend's raw answer (an NWC response echoing secrets) that a traceback with
-            # captured locals would print. Cleared, then the same exception goes on unchanged.
-            reply = error = None
-            raise
-        reply, error = None, None
-        if isinstance(effect, Checkpoint):
-            continue
-        try:
-            reply = perform(effect)
-        except Exception as exc:  # thrown into the generator, which decides what it means
-            error = exc
-
-
-async def _drive_async(
-    gen: Generator[Any, Any, T], perform: Callable[[Any], Coroutine[Any, Any, Any]]
-) -> T:
-    reply: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            effect = gen.throw(error) if error is not None else gen.send(reply)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        except BaseException:
-            # This frame is in the traceback of what the generator raised; ``reply`` may be a
-            # backend's raw answer (an NWC response echoing secrets) that a traceback with
-            # captured locals would print. Cleared, then the same exception goes on unchanged.
-            reply = error = None
-            raise
-        reply, error = None, None
-        if isinstance(effect, Checkpoint):
-            continue
-        try:
-            reply = await perform(effect)
-        except Exception as exc:
-            error = exc
 
 
 def run_sync(gen: Generator[Any, Any, T], client: httpx.Client | None = None) -> T:

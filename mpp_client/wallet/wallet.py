@@ -180,6 +180,8 @@ class Wallet:
         )
         self.keystore = keystore
         self.approve = approve
+        # (quote, origin, options, approval reasons) of the last ``check``, for ``reserve``.
+        self._looked: tuple[Quote, str, PaymentOptions, list[str]] | None = None
         self.prices = prices
         self.journal.recover()
         for method in self.methods:
@@ -203,7 +205,7 @@ class Wallet:
     def check(self, quote: Quote, context: PaymentContext, options: PaymentOptions) -> None:
         """Raise a ``PolicyViolation`` subclass if ``quote`` would be refused now (budgets as
         the journal stands, active ``budget`` scopes, allowlists, pins). Writes nothing."""
-        assess(
+        result = assess(
             self.policy,
             quote,
             context,
@@ -213,6 +215,12 @@ class Wallet:
             scopes=active_budgets(),
             approver=self.approve is not None,
         )
+        if self.approve is not None:
+            # The flow checks the quote it chose just before reserving it: remember what this
+            # look said about approval, so reserve need not assess (and read the running
+            # totals) a second time before the hold's own atomic assessment. Advisory only:
+            # the hold re-assesses everything and refuses an unapproved payment itself.
+            self._looked = (quote, context.origin, options, result.approval)
 
     def reserve(
         self, quote: Quote, context: PaymentContext, options: PaymentOptions
@@ -225,7 +233,16 @@ class Wallet:
         # Without an approval callback the atomic check below is the only one needed; with
         # one, a first look refuses early (before bothering anyone) and says whether to ask.
         needs_approval = False
-        if approve is not None:
+        looked, self._looked = self._looked, None
+        if (
+            approve is not None
+            and looked is not None
+            and looked[0] is quote
+            and looked[1] == context.origin
+            and looked[2] is options
+        ):
+            needs_approval = self.policy.approve_above is None or bool(looked[3])
+        elif approve is not None:
             first = assess(
                 self.policy,
                 quote,

@@ -606,7 +606,6 @@ class TempoCharge(PaymentMethod):
         latest = now + int(self.expiry_window)
         if plan.expires_at is not None:
             latest = min(latest, plan.expires_at)
-        sender = address_bytes(self.signer.address)
         tx, digest = self._unique_transaction(
             now,
             latest,
@@ -627,7 +626,7 @@ class TempoCharge(PaymentMethod):
         valid_before = tx.valid_before if tx.valid_before is not None else latest
         signature = self.signer.sign_hash(digest)
         if plan.sponsored:
-            raw = tx.fee_payer_envelope(sender, signature)
+            raw = tx.fee_payer_envelope(address_bytes(self.signer.address), signature)
             # The final hash depends on the sponsor's signature; until the receipt names it,
             # the sender's signing hash identifies this payment. The prefix keeps lookup from
             # reading "no transaction with this hash" as "never mined".

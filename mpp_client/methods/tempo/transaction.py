@@ -23,6 +23,7 @@ fee in token base units is ``gas_used * gas_price / 10**12``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from mpp_client.methods.tempo import rlp
 from mpp_client.methods.tempo.keccak import keccak256
@@ -146,25 +147,37 @@ class TempoTransaction:
     def __post_init__(self) -> None:
         if not self.calls:
             raise ValueError("a Tempo transaction needs at least one call")
-        enc = rlp.encode
+        # Hand-inlined RLP for the flat fields (the generic encoder's recursion and type tests
+        # cost ~1 µs an item); tests pin the bytes against ``rlp.encode``.
         head = b"".join(
             [
-                enc(_uint(self.chain_id)),
-                enc(_uint(self.max_priority_fee_per_gas)),
-                enc(_uint(self.max_fee_per_gas)),
-                enc(_uint(self.gas_limit)),
-                enc([call.item() for call in self.calls]),
-                enc([[address, list(keys)] for address, keys in self.access_list]),
-                enc(_uint(self.nonce_key)),
-                enc(_uint(self.nonce)),
-                enc(_uint(self.valid_before or 0)),
-                enc(_uint(self.valid_after or 0)),
+                _enc_uint(self.chain_id),
+                _enc_uint(self.max_priority_fee_per_gas),
+                _enc_uint(self.max_fee_per_gas),
+                _enc_uint(self.gas_limit),
+                _list(
+                    b"".join(
+                        [
+                            _list(
+                                _enc_bytes(call.to) + _enc_uint(call.value) + _enc_bytes(call.data)
+                            )
+                            for call in self.calls
+                        ]
+                    )
+                ),
+                rlp.encode([[address, list(keys)] for address, keys in self.access_list])
+                if self.access_list
+                else _EMPTY_LIST,
+                _enc_uint(self.nonce_key),
+                _enc_uint(self.nonce),
+                _enc_uint(self.valid_before or 0),
+                _enc_uint(self.valid_after or 0),
             ]
         )
         # aa_authorization_list is always empty here, then the optional key authorization.
         tail = _EMPTY_LIST
         if self.key_authorization is not None:
-            tail += enc(self.key_authorization.item())
+            tail += rlp.encode(self.key_authorization.item())
         object.__setattr__(self, "_head", head)
         object.__setattr__(self, "_tail", tail)
 
@@ -223,6 +236,42 @@ class TempoTransaction:
 
 _EMPTY_STRING = b"\x80"  # rlp(b"")
 _EMPTY_LIST = b"\xc0"  # rlp([])
+
+
+# Cached: most fields (chain id, gas limit, fee, nonce lane, the current second's
+# valid_before) repeat from one payment to the next, and a C-level cache hit is cheaper than
+# the encoding. Bounded, so it never grows with the number of payments.
+@lru_cache(maxsize=1024)
+def _enc_uint(value: int) -> bytes:
+    """``rlp.encode(rlp.uint(value))``, without the generic encoder."""
+    if value < 0x80:
+        if value < 0:
+            raise ValueError("RLP integers are unsigned")
+        return bytes((value,)) if value else _EMPTY_STRING
+    size = (value.bit_length() + 7) // 8
+    if size >= 56:
+        return rlp.encode(_uint(value))
+    return bytes((0x80 + size,)) + value.to_bytes(size, "big")
+
+
+def _enc_bytes(value: bytes) -> bytes:
+    """``rlp.encode(value)`` for a byte string."""
+    length = len(value)
+    if length == 1 and value[0] < 0x80:
+        return bytes(value)
+    if length < 56:
+        return bytes((0x80 + length,)) + value
+    size = _uint(length)
+    return bytes((0xB7 + len(size),)) + size + value
+
+
+def _list(body: bytes) -> bytes:
+    """The RLP list whose items' encodings, joined, are ``body``."""
+    length = len(body)
+    if length < 56:
+        return bytes((0xC0 + length,)) + body
+    size = _uint(length)
+    return bytes((0xF7 + len(size),)) + size + body
 
 
 def _typed(tx_type: int, body: bytes) -> bytes:
