@@ -69,6 +69,8 @@ class PeerServer:
                     if self.process.stderr
                     else ""
                 )
+                if self.process.stderr:
+                    self.process.stderr.close()
                 raise RuntimeError(f"{name} server exited: {err[-2000:]}")
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
