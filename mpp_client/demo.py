@@ -8,8 +8,9 @@ It starts a local Tempo chain (anvil ``--network tempo``) and an mppx 0.11 MPP s
 paid requests through ``PaymentTransport`` inside a 0.14 USD budget: some are paid, the ones
 that would break the budget are refused before anything is signed. A budget counts what each
 payment can cost at most: the amount plus, when you pay the network fee, the most that fee can
-be (0.03 USD per payment at the method's defaults, 0.0375 for a split in two). It prints what was paid,
-the receipts, and what is left, and stops everything it started (also on Ctrl-C or errors).
+be (0.03 USD per payment at the method's defaults, 0.0375 for a split in two). It prints what
+was paid, the receipts, and what is left, and stops everything it started (also on Ctrl-C or
+errors).
 Run it from a checkout of the repository (the server script is ``tests/peers/mppx_server.mjs``).
 """
 

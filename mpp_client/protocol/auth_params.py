@@ -187,6 +187,10 @@ def _scan_well_formed(value: str) -> list[RawChallenge] | None:
     current: RawChallenge | None = None
     params: dict[str, str] = {}
     after_scheme = False
+    # One search of the whole value instead of one per parameter: a quoted string without a
+    # backslash is a substring of the value, so it can only hold an unsafe character if the
+    # value does. Unquoted text (``\\uXXXX`` escapes can make any character) is still checked.
+    clean = _UNSAFE(value) is None
     for name, quoted, bare, scheme, space, junk in _ELEMENTS(value):
         if name:
             after_scheme = False
@@ -196,8 +200,13 @@ def _scan_well_formed(value: str) -> list[RawChallenge] | None:
             if name in params:
                 current.defect = current.defect or f"duplicate {name} parameter"
             elif quoted:
-                text = quoted if "\\" not in quoted else unquote(quoted)
-                if _UNSAFE(text):
+                if "\\" not in quoted:
+                    text = quoted
+                    unsafe = not clean and _UNSAFE(text) is not None
+                else:
+                    text = unquote(quoted)
+                    unsafe = _UNSAFE(text) is not None
+                if unsafe:
                     current.defect = current.defect or _unsafe_defect(name)
                 params[name] = text
             else:
