@@ -26,6 +26,7 @@ from mpp_client.guard import PaymentOptions
 from mpp_client.methods.base import Payee, PaymentContext, Quote
 from mpp_client.money import Currency, Money
 from mpp_client.protocol import Challenge
+from mpp_client.trampoline import drive
 from mpp_client.wallet import DEFAULT_LIMITS, Limit, SpendPolicy, SqliteJournal, Wallet, usd
 
 STABLE = Currency("0x20c0", 6, network="eip155:4217", symbol="pathUSD", usd_pegged=True)
@@ -40,12 +41,8 @@ def one_payment(wallet: Wallet, n: int) -> float:
     options = PaymentOptions()
     start = time.perf_counter()
     wallet.check(quote, ctx, options)
-    gen = wallet.reserve(quote, ctx, options)
-    try:
-        next(gen)
-        raise AssertionError("no approval callback: reserve must not yield")
-    except StopIteration as done:
-        reservation = done.value
+    # The hold is a JournalWrite effect (run in a worker thread by async drivers): run inline.
+    reservation = drive(wallet.reserve(quote, ctx, options), lambda effect: effect.function())
     reservation.signed("0xtx")
     reservation.sent("fingerprint", "0xtx")
     reservation.settled({"status": "success"}, "0xtx")

@@ -263,24 +263,26 @@ class Wallet:
                     challenge=quote.challenge,
                 )
             approved = True
-        yield from self._settle_expired()
-        # The hold (a write transaction and its commit) runs as an effect: async drivers run it
-        # in a worker thread, off the event loop.
-        hold: WalletReservation = yield JournalWrite(
-            lambda: self._hold(quote, context, options, scopes, approved)
-        )
-        return hold
+        # The hold (the breaker, a write transaction and its commit) runs as an effect: async
+        # drivers run it in a worker thread, off the event loop.
+        def hold() -> WalletReservation:
+            return self._hold(quote, context, options, scopes, approved)
 
-    def _settle_expired(self) -> Generator[Effect, Any, None]:
-        """When the circuit breaker would refuse, first look up the unknown payments whose
-        authorization has expired (a Tempo transaction past ``valid_before``): the method can
-        now prove them settled or void, so a wallet is not blocked by credentials a server
-        refused and can no longer use."""
-        if self.max_unknown is None:
-            return
-        unresolved = self.journal.unresolved()
-        if len(unresolved) < self.max_unknown:
-            return
+        try:
+            held: WalletReservation = yield JournalWrite(hold)
+        except UnresolvedPayments as tripped:
+            # Rare: before refusing, see whether expired credentials can now be proven void.
+            if not (yield from self._settle_expired(tripped.entry_ids)):
+                raise
+            held = yield JournalWrite(hold)
+        return held
+
+    def _settle_expired(self, unresolved: Sequence[str]) -> Generator[Effect, Any, bool]:
+        """Look up the unknown payments whose authorization has expired (a Tempo transaction
+        past ``valid_before``): the method can now prove them settled or void, so a wallet is
+        not blocked by credentials a server refused and can no longer use. Returns whether any
+        was resolved."""
+        resolved = False
         now = utcnow(self.clock)
         by_name = {m.name: m for m in self.methods}
         for entry_id in unresolved[:_LAZY_LOOKUPS]:
@@ -297,7 +299,9 @@ class Wallet:
             except Exception:
                 log.info("payment %s: lookup failed; it stays unknown", entry_id)
                 continue
-            apply_lookup(self.journal, record, combine(results))
+            outcome = apply_lookup(self.journal, record, combine(results))
+            resolved = resolved or outcome.outcome in ("settled", "failed")
+        return resolved
 
     def _hold(
         self,
