@@ -18,7 +18,13 @@ from mpp_client.mcp.challenges import (
 )
 
 if TYPE_CHECKING:
-    from mpp_client.mcp.client import STDIO_SCHEME, PaidToolResult, PaymentSession, stdio_server
+    from mpp_client.mcp.client import (
+        STDIO_SCHEME,
+        PaidToolResult,
+        PaymentSession,
+        paying_http_client,
+        stdio_server,
+    )
 
 __all__ = [
     "CREDENTIAL_META_KEY",
@@ -31,10 +37,13 @@ __all__ = [
     "PaidToolResult",
     "PaymentSession",
     "payment_capability",
+    "paying_http_client",
     "stdio_server",
 ]
 
-_CLIENT = frozenset({"STDIO_SCHEME", "PaidToolResult", "PaymentSession", "stdio_server"})
+_CLIENT = frozenset(
+    {"STDIO_SCHEME", "PaidToolResult", "PaymentSession", "paying_http_client", "stdio_server"}
+)
 
 
 def __getattr__(name: str) -> Any:

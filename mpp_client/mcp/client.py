@@ -22,17 +22,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, urlsplit
 
+import httpx2
 import mcp_types as types
 from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, RequestParamsMeta
 
-from mpp_client.driver import build_config, url_origin
+from mpp_client.driver import PAYMENT_KEY, build_config, url_origin
 from mpp_client.errors import MethodError
 from mpp_client.flow import (
     Payment,
@@ -70,7 +71,13 @@ if TYPE_CHECKING:
     from mpp_client.methods.base import PaymentMethod
     from mpp_client.wallet import Wallet
 
-__all__ = ["STDIO_SCHEME", "PaidToolResult", "PaymentSession", "stdio_server"]
+__all__ = [
+    "STDIO_SCHEME",
+    "PaidToolResult",
+    "PaymentSession",
+    "paying_http_client",
+    "stdio_server",
+]
 
 logger = logging.getLogger("mpp_client")
 
@@ -405,3 +412,111 @@ def _error_head(error: MCPError, challenges: McpChallenges) -> ResponseHead:
     # -32603 (a processor failure) and anything else: the settlement is unknown.
     body = problem_body("internal-payment-error", 500, detail=f"{error.code}: {error.message}")
     return ResponseHead(500, (_PROBLEM,), body)
+
+
+def paying_http_client(
+    wallet: Wallet | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: httpx2.Timeout | None = None,
+    **options: Any,
+) -> httpx2.AsyncClient:
+    """An ``httpx2.AsyncClient`` (the HTTP client of mcp 2.x) whose requests go through an
+    ``AsyncPaymentTransport``: for ``streamable_http_client(url, http_client=...)``, so a 402
+    answered to the HTTP POST itself (by the server or a proxy in front of it, with
+    ``WWW-Authenticate: Payment``) is paid by the same wallet, policy, budgets and journal::
+
+        async with (
+            paying_http_client(wallet) as http,
+            streamable_http_client(url, http_client=http) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            paying = PaymentSession(session, server=url, wallet=wallet)  # the -32042 path
+
+    ``options`` are ``AsyncPaymentTransport``'s (``methods=``, ``guard=``, ``hooks=``,
+    ``inner=`` an ``httpx.AsyncBaseTransport``, ...); ``headers`` and ``timeout`` are the
+    client's (default: the MCP SDK's 30 s, and 300 s to read a stream). A payment the wallet
+    refuses (or whose outcome is unknown) cannot be raised through the SDK's transport task:
+    the request gets a JSON-RPC error instead (``MCPError`` code -32603, ``data.mppError``
+    naming the ``mpp_client`` error class); the journal and hooks have the details. Close the
+    client (``async with``/``aclose()``): the SDK does not close a client it was given.
+    """
+    from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
+
+    from mpp_client.transport import AsyncPaymentTransport
+
+    payer = AsyncPaymentTransport(wallet=wallet, **options)
+    if timeout is None:
+        timeout = httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT)
+    return httpx2.AsyncClient(
+        transport=_Httpx2Bridge(payer), headers=dict(headers or {}), timeout=timeout
+    )
+
+
+class _Httpx2Bridge(httpx2.AsyncBaseTransport):
+    """An httpx2 transport sending through an httpx one (``AsyncPaymentTransport``); the
+    response body streams through unread (SSE)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        import httpx
+
+        from mpp_client.errors import MppError
+
+        extensions = {k: v for k, v in request.extensions.items() if k == "timeout"}
+        outgoing = httpx.Request(
+            request.method,
+            str(request.url),
+            headers=request.headers.raw,
+            content=await request.aread(),
+            extensions=extensions,
+        )
+        try:
+            response = await self._inner.handle_async_request(outgoing)
+        except httpx.TransportError as exc:
+            error = getattr(httpx2, type(exc).__name__, httpx2.TransportError)
+            raise error(str(exc), request=request) from exc
+        except MppError as exc:
+            logger.warning("HTTP-level MCP payment not completed: %s: %s", type(exc).__name__, exc)
+            return _refused(request, exc)
+        kept = ("http_version", "reason_phrase", PAYMENT_KEY)
+        return httpx2.Response(
+            response.status_code,
+            headers=response.headers.raw,
+            stream=_Httpx2Body(response),
+            extensions={k: v for k, v in response.extensions.items() if k in kept},
+        )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _Httpx2Body(httpx2.AsyncByteStream):
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._response.is_stream_consumed:  # the transport read it (a 402 it answered)
+            yield self._response.content
+            return
+        async for chunk in self._response.aiter_raw():
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+def _refused(request: httpx2.Request, exc: Exception) -> httpx2.Response:
+    """A JSON-RPC error answering the request whose HTTP-level payment was not made (the SDK
+    takes it as the request's answer; ``id`` is set back to the request's by the SDK)."""
+    status = getattr(getattr(exc, "response", None), "status_code", 402)
+    error = {
+        "code": -32603,
+        "message": f"HTTP-level payment not completed: {type(exc).__name__}: {exc}",
+        "data": {"mppError": type(exc).__name__, "httpStatus": status},
+    }
+    return httpx2.Response(
+        402, json={"jsonrpc": "2.0", "id": None, "error": error}, request=request
+    )

@@ -45,3 +45,16 @@ def test_requests_session(name, tmp_path):
     assert "200 {'report': 'paid'}" in out
     assert "receipt: Receipt(status='success'" in out
     assert "refused, nothing paid" in out
+
+
+def test_mcp_agent_pays_paid_tools_within_its_budget(tmp_path):
+    out = run("mcp_agent.py", tmp_path)
+
+    assert "tools: caps, free, internal," in out
+    assert "quote: 0.001000 tUSD, allowed=True" in out
+    assert "free: free -> free" in out
+    assert "paid: paid 0.001000 tUSD (receipt test-ref-" in out
+    assert "paid_meta: paid 0.001000 tUSD (receipt test-ref-" in out
+    assert "paid_iserror: refused, nothing paid: 0.001000 tUSD does not fit budget 'task-1'" in out
+    assert "journal (2 settled):" in out
+    assert out.count("settled  0.001000 tUSD mcp-stdio://paid-test/tools/") == 2
