@@ -14,10 +14,10 @@ be pending) before anything is released; any other error leaves the outcome unkn
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Generator
 from typing import Any
 
+from mpp_client.clock import SYSTEM_CLOCK, Clock
 from mpp_client.effects import Effect, HttpCall, HttpReply
 from mpp_client.errors import NothingSent
 from mpp_client.methods.base import LookupResult
@@ -50,7 +50,8 @@ class ClnRestPayer(LightningPayer):
 
     ``node_id`` is sent as the ``nodeid`` header that clnrest versions before 24.08 require,
     and names the node in ``identity`` (without it: the URL plus a one-way fingerprint of the
-    rune). ``retry_for_seconds`` bounds how long CLN keeps trying routes.
+    rune). ``retry_for_seconds`` bounds how long CLN keeps trying routes. ``clock``: the time
+    a lookup compares attempt times with (``mpp_client.clock``; default the system clock).
     """
 
     name = "cln"
@@ -62,6 +63,7 @@ class ClnRestPayer(LightningPayer):
         *,
         node_id: str | None = None,
         retry_for_seconds: int = 60,
+        clock: Clock | None = None,
     ) -> None:
         text = reveal(rune)
         if not isinstance(text, str) or not text or any(c in text for c in "\r\n"):
@@ -72,6 +74,7 @@ class ClnRestPayer(LightningPayer):
         self._rune: Secret[str] = self._secrets.add(text)
         self._node_id = node_id
         self._retry_for = retry_for_seconds
+        self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self._identity: str | None = None
 
     @property
@@ -146,13 +149,18 @@ class ClnRestPayer(LightningPayer):
         (this node never sent it) or only failed attempts that a retrying ``pay`` can no longer
         follow up -> failed; anything else -> pending."""
         pays = yield from self._listpays(payment_hash)
-        return _verdict(payment_hash, pays, retrying_until=self._retry_for + _RETRY_SLACK_SECONDS)
+        return _verdict(
+            payment_hash,
+            pays,
+            retrying_until=self._retry_for + _RETRY_SLACK_SECONDS,
+            now=self._clock.time(),
+        )
 
     def confirm_failed(self, payment_hash: str) -> Generator[Effect, Any, bool]:
         """After ``pay`` itself answered a failure, that command has ended: no new attempt can
         follow, so failed attempts (or none) with none pending are the proof."""
         pays = yield from self._listpays(payment_hash)
-        return _verdict(payment_hash, pays, retrying_until=None).status == "failed"
+        return _verdict(payment_hash, pays, retrying_until=None, now=0.0).status == "failed"
 
     def _listpays(self, payment_hash: str) -> Generator[Effect, Any, list[dict[str, Any]] | None]:
         reply: HttpReply = yield HttpCall.json_post(
@@ -172,7 +180,11 @@ class ClnRestPayer(LightningPayer):
 
 
 def _verdict(
-    payment_hash: str, pays: list[dict[str, Any]] | None, *, retrying_until: int | None
+    payment_hash: str,
+    pays: list[dict[str, Any]] | None,
+    *,
+    retrying_until: int | None,
+    now: float,
 ) -> LookupResult:
     if pays is None:
         return LookupResult("pending", payment_hash, detail="listpays gave no readable answer")
@@ -187,7 +199,7 @@ def _verdict(
     if retrying_until is not None:
         created = [_seconds(p.get("created_at")) for p in pays]
         times = [t for t in created if t is not None]
-        if len(times) != len(created) or time.time() - max(times) < retrying_until:
+        if len(times) != len(created) or now - max(times) < retrying_until:
             # A `pay` command may be between two attempts: "all failed" is not final yet.
             return LookupResult("pending", payment_hash, detail="pay may still be retrying")
     return LookupResult("failed", payment_hash, detail="every attempt failed")
