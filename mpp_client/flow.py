@@ -544,12 +544,15 @@ class _Attempt:
         _notify(self.config.hooks.on_failure, self.quote, error)
         return self.outcome("rejected", problem=problem, error=error)
 
-    def unknown(self, reason: str, problem: Problem | None = None) -> PaymentOutcomeUnknown:
-        """Record the outcome as unknown (held) and return the error that says so."""
+    def unknown(
+        self, reason: str, problem: Problem | None = None, *, reference: str | None = None
+    ) -> PaymentOutcomeUnknown:
+        """Record the outcome as unknown (held) and return the error that says so
+        (``reference``: the method's, when it named one before its proof existed)."""
         self.reservation.unknown(reason)
         self.final = True
         error = PaymentOutcomeUnknown(
-            reason, challenge_id=self.quote.challenge.id, reference=self.reference
+            reason, challenge_id=self.quote.challenge.id, reference=self.reference or reference
         )
         error.journal_id = self.reservation.id
         error.problem = problem
@@ -838,7 +841,7 @@ def _pay(
                 return proof
             except PaymentOutcomeUnknown as unknown:
                 reply = error = None  # keep backend answers out of tracebacks' locals
-                raise attempt.unknown(unknown.reason) from unknown
+                raise attempt.unknown(unknown.reason, reference=unknown.reference) from unknown
             except NothingSent as nothing:
                 proof_kind: Proof | None = "nothing-sent" if attempt.left else None
                 reservation.failed(nothing.reason, money_moved=False, proof=proof_kind)

@@ -11,6 +11,14 @@ Failure knobs: ``fail_pay_with`` refuses a pay request before debiting (``fail_p
 with a non-JSON body, as a proxy in between would); ``debit_then_fail_with`` debits the wallet
 and then answers that status (an upstream timeout after the payment); ``drop_transaction_id``
 debits and answers 200 without the id; ``pay_delay`` debits, then stalls the answer.
+
+Hosted payment requests: a merchant (the handcash-mpp fake) registers one with
+``create_payment_request``; a simulated person pays it with ``complete_payment_request``
+(called by the test, e.g. from the wallet's approval hook), or a business wallet pays it with
+the signed ``POST /v3/wallet/transactions/send/paymentRequest {paymentRequestId}`` (the shape
+of the legacy SDK's ``payPaymentRequest``; the live service's behaviour is unverified). Either
+way the merchant's ``on_paid`` callback stands in for HandCash's webhook. ``mount`` serves the
+whole API below a path prefix (a proxy), which the signature then covers.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 APP_ID = "fake-app-id"
 APP_SECRET = "fake-app-secret-value"
@@ -69,20 +77,47 @@ class FakeHandCashCloud:
     pay_delay: float = 0.0
     seen: list[Seen] = field(default_factory=list)
     payments: dict[str, Payment] = field(default_factory=dict)
+    #: payment request id -> {"amount_usd", "paid_by", "transaction_id", "on_paid"}
+    payment_requests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Serve the API below this prefix (e.g. ``"/handcash"``); ``""`` at the root.
+    mount: str = ""
     _nonces: set[tuple[str, str]] = field(default_factory=set)
     _lock: Any = field(default_factory=threading.Lock)
 
     def pay_calls(self) -> list[Seen]:
         return [s for s in self.seen if s.path == "/v3/connect/wallet/pay"]
 
+    def create_payment_request(
+        self, request_id: str, amount_usd: str, on_paid: Any
+    ) -> dict[str, Any]:
+        """A merchant's ``POST /v3/paymentRequests`` (called in-process by the merchant fake)."""
+        with self._lock:
+            entry = {"amount_usd": amount_usd, "paid_by": None, "transaction_id": None}
+            entry["on_paid"] = on_paid
+            self.payment_requests[request_id] = entry
+        return entry
+
+    def complete_payment_request(self, request_id: str, payer: str = "person") -> str:
+        """A person pays the hosted request on HandCash's page: the webhook fires."""
+        with self._lock:
+            entry = self.payment_requests[request_id]
+            if entry["paid_by"] is not None:
+                raise ValueError("payment request already paid")
+            entry["paid_by"] = payer
+            entry["transaction_id"] = secrets.token_hex(32)
+        entry["on_paid"](request_id, entry["transaction_id"])
+        return str(entry["transaction_id"])
+
     def app(self) -> Starlette:
-        return Starlette(
-            routes=[
-                Route("/v3/connect/wallet/pay", self._endpoint, methods=["POST"]),
-                Route("/v3/connect/wallet/payment", self._endpoint, methods=["GET"]),
-                Route("/v3/connect/wallet/spendableBalances", self._endpoint, methods=["GET"]),
-            ]
-        )
+        routes: list[Any] = [
+            Route("/v3/connect/wallet/pay", self._endpoint, methods=["POST"]),
+            Route("/v3/connect/wallet/payment", self._endpoint, methods=["GET"]),
+            Route("/v3/connect/wallet/spendableBalances", self._endpoint, methods=["GET"]),
+            Route("/v3/wallet/transactions/send/paymentRequest", self._endpoint, methods=["POST"]),
+        ]
+        if self.mount:
+            return Starlette(routes=[Mount(self.mount, routes=routes)])
+        return Starlette(routes=routes)
 
     async def _endpoint(self, request: Request) -> Response:
         body = await request.body()
@@ -107,6 +142,8 @@ class FakeHandCashCloud:
         if problem is not None:
             return self._error(401, problem)
         public_key = h["oauth-publickey"]
+        if seen.path.endswith("/send/paymentRequest"):
+            return self._pay_payment_request(seen, public_key)
         if seen.path.endswith("/spendableBalances"):
             left = self.limits.get(public_key, Decimal(0))
             return _json({"items": [{"spendableBalance": left, "currencyCode": "USD"}]})
@@ -155,6 +192,27 @@ class FakeHandCashCloud:
             return "Nonce already used"
         self._nonces.add((h["oauth-publickey"], nonce))
         return None
+
+    def _pay_payment_request(self, seen: Seen, public_key: str) -> Response:
+        try:
+            request_id = json.loads(seen.body)["paymentRequestId"]
+        except (ValueError, KeyError, TypeError):
+            return self._error(400, "paymentRequestId is required")
+        entry = self.payment_requests.get(request_id)
+        if entry is None:
+            return self._error(404, "Payment request not found")
+        if entry["paid_by"] is not None:
+            return self._error(409, "Payment request already paid")
+        left = self.limits.get(public_key, Decimal(0))
+        amount = Decimal(entry["amount_usd"])
+        if amount > left:
+            return self._error(403, "Spending limit exceeded")
+        self.limits[public_key] = left - amount
+        entry["paid_by"] = public_key
+        entry["transaction_id"] = secrets.token_hex(32)
+        # The webhook fires outside the lock would be nicer; the merchant fake takes its own.
+        entry["on_paid"](request_id, entry["transaction_id"])
+        return _json({"transactionId": entry["transaction_id"]})
 
     def _pay(self, seen: Seen, public_key: str) -> Response:
         if seen.headers.get("content-type") != "application/json":

@@ -10,10 +10,15 @@ the preview ``Stripe-Version``, form encoding, unknown parameters, an ``Idempote
 every POST with replay (``Idempotent-Replayed: true``) and a mismatch error, and for tokens:
 currency, max amount, expiry, single use (``deactivated_reason: consumed``) and revocation.
 
-Objects have the shapes of stripe-python 16.1.0b1: an issued token has ``status`` and
-``next_action`` and takes no ``customer``; a granted token (test helper) has neither, and shows
-``payment_method_details`` instead of ``payment_method``; ``usage_details.amount_captured`` is
-``{currency, value}`` (``null`` before any capture). A declined card (``pm_card_chargeDeclined``)
+Parameters and objects follow ONE fixture, ``tests/stripe/shapes.json`` (facts read from the
+stripe-python 16.1.0b1 preview types): a parameter the published API does not list is refused
+with Stripe's ``Received unknown parameter`` error, a missing required one with ``Missing
+required param``, and every token has exactly the fields listed there. So an issued token has
+``status`` and ``next_action`` and takes no ``customer``; the test helper takes ``customer`` but
+no ``seller_details``; a granted token has no ``status`` and shows ``payment_method_details``
+instead of ``payment_method``; ``usage_details.amount_captured`` is ``{currency, value}``
+(``null`` before any capture). ``tests/stripe/test_stripe_shapes.py`` checks the fake and the
+client against the fixture. A declined card (``pm_card_chargeDeclined``)
 fails the PaymentIntent with a 402 ``card_error`` and leaves the token active and unused.
 
 Knobs: ``revoke_fails_with`` / ``retrieve_fails_with`` answer revoke / retrieve with that error
@@ -26,9 +31,11 @@ import base64
 import hashlib
 import itertools
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -39,22 +46,38 @@ from starlette.routing import Route
 
 PREVIEW_VERSION = "2026-07-29.preview"
 
-_ISSUED_FIELDS = {
-    "payment_method",
-    "usage_limits[currency]",
-    "usage_limits[max_amount]",
-    "usage_limits[expires_at]",
-    "seller_details[network_business_profile]",
-    "seller_details[external_id]",
-}
-_GRANT_FIELDS = {
-    "payment_method",
-    "customer",
-    "usage_limits[currency]",
-    "usage_limits[max_amount]",
-    "usage_limits[expires_at]",
-    "seller_details[network_id]",
-}
+SHAPES: dict[str, Any] = json.loads(Path(__file__).with_name("shapes.json").read_text())
+ISSUE = "issued_token.create"
+TEST_GRANT = "test_helpers.granted_token.create"
+
+
+def param_allowed(name: str, request: str) -> bool:
+    """Whether the published API lists form parameter ``name`` for ``request`` (a shapes key).
+
+    ``a[*]`` in the fixture stands for any key of a map (or index of a list) ``a``."""
+    for listed in SHAPES["requests"][request]["params"]:
+        if listed == name:
+            return True
+        if listed.endswith("[*]") and re.fullmatch(re.escape(listed[:-3]) + r"\[[^\[\]]*\]", name):
+            return True
+    return False
+
+
+def shape_problem(form: list[tuple[str, str]], request: str) -> tuple[str, str] | None:
+    """The error Stripe would give ``form`` for ``request``: ``(message, param)`` or ``None``."""
+    names = [name for name, _ in form]
+    for name in names:
+        if not param_allowed(name, request):
+            return f"Received unknown parameter: {name}", name
+    shape = SHAPES["requests"][request]
+    present = {name for name, value in form if value != ""}
+    for name, need in shape["params"].items():
+        if need == "required" and name not in present:
+            return f"Missing required param: {name}.", name
+    for obj in shape["required_objects"]:
+        if not any(name.startswith(obj + "[") for name in present):
+            return f"Missing required param: {obj}.", obj
+    return None
 
 
 @dataclass
@@ -75,8 +98,6 @@ class FakeStripe:
 
     keys: set[str] = field(default_factory=lambda: {"sk_test_fake_payer_and_seller"})
     clock: Any = time.time
-    #: The test helper rejects seller_details like older API versions did.
-    grant_rejects_seller_details: bool = False
     revoke_fails_with: int | None = None
     retrieve_fails_with: int | None = None
     calls: list[Call] = field(default_factory=list)
@@ -201,25 +222,16 @@ class FakeStripe:
         if path.endswith("/revoke"):
             return self._revoke(request.path_params["id"])
         if path.endswith("/issued_tokens"):
-            return self._create_token(call, _ISSUED_FIELDS, "shared_payment.issued_token")
+            return self._create_token(call, ISSUE, "shared_payment.issued_token")
         if path.endswith("/granted_tokens"):
-            allowed = set(_GRANT_FIELDS)
-            if self.grant_rejects_seller_details:
-                allowed.discard("seller_details[network_id]")
-            return self._create_token(call, allowed, "shared_payment.granted_token")
+            return self._create_token(call, TEST_GRANT, "shared_payment.granted_token")
         return self._payment_intent(call)
 
-    def _create_token(self, call: Call, allowed: set[str], object_name: str) -> Response:
+    def _create_token(self, call: Call, request: str, object_name: str) -> Response:
         form = dict(call.form)
-        for name, _ in call.form:
-            if name not in allowed:
-                return self.error(400, f"Received unknown parameter: {name}", param=name)
-        required = ["payment_method", "usage_limits[currency]", "usage_limits[max_amount]"]
-        if object_name.endswith("issued_token"):
-            required += ["usage_limits[expires_at]", "seller_details[network_business_profile]"]
-        for name in required:
-            if not form.get(name):
-                return self.error(400, f"Missing required param: {name}.", param=name)
+        problem = shape_problem(call.form, request)
+        if problem is not None:
+            return self.error(400, problem[0], param=problem[1])
         try:
             max_amount = int(form["usage_limits[max_amount]"])
             expires_at = int(form.get("usage_limits[expires_at]") or self.clock() + 3600)
@@ -242,7 +254,11 @@ class FakeStripe:
             "usage_details": {"amount_captured": None},
             "deactivated_at": None,
             "deactivated_reason": None,
-            "shared_metadata": {},
+            "shared_metadata": {
+                name[len("shared_metadata[") : -1]: value
+                for name, value in call.form
+                if name.startswith("shared_metadata[")
+            },
             "risk_details": None,
         }
         if object_name.endswith("issued_token"):
@@ -250,6 +266,9 @@ class FakeStripe:
                 "payment_method": payment_method,
                 "status": "active",
                 "next_action": None,
+                "return_url": form.get("return_url"),
+                "setup_future_usage": form.get("setup_future_usage"),
+                "use_stripe_sdk": form.get("use_stripe_sdk") == "true" or None,
                 "seller_details": {
                     "network_business_profile": form.get(
                         "seller_details[network_business_profile]"
@@ -261,11 +280,17 @@ class FakeStripe:
                 token["status"] = "requires_action"
                 token["next_action"] = {
                     "type": "redirect_to_url",
-                    "redirect_to_url": {"url": "https://hooks.stripe.com/3d_secure/fake"},
+                    "redirect_to_url": {
+                        "url": "https://hooks.stripe.com/3d_secure/fake",
+                        "return_url": form.get("return_url") or "",
+                    },
+                    "use_stripe_sdk": None,
                 }
         else:
             token["payment_method_details"] = {"type": "card", "card": {"brand": "visa"}}
             token["agent_details"] = None
+        # The fixture is the contract: a field it does not list must never be invented here.
+        assert set(token) == set(SHAPES["objects"][object_name]["fields"]), sorted(token)
         self.tokens[token_id] = token
         self.payment_methods[token_id] = payment_method
         return JSONResponse(token, headers={"request-id": "req_fake"})

@@ -101,7 +101,6 @@ def test_test_mode_mints_one_token_limited_to_the_charge(make_stripe, fake_strip
         ("usage_limits[currency]", "usd"),
         ("usage_limits[max_amount]", "2500"),
         ("usage_limits[expires_at]", str(int(now.timestamp()) + 120)),
-        ("seller_details[network_id]", "profile_seller_123"),
     ]
     assert call.headers["stripe-version"] == PREVIEW_VERSION
     assert (
@@ -185,14 +184,23 @@ def test_token_needing_customer_action_raises_and_is_revoked(make_stripe, fake_s
     assert fake_stripe.calls[-1].headers["idempotency-key"].startswith("mpp-client-revoke-")
 
 
-def test_old_test_helper_without_seller_details_gets_a_plain_retry(make_stripe, fake_stripe):
-    fake_stripe.grant_rejects_seller_details = True
-    proof, _ = pay(make_stripe(), stripe_challenge())
-    first, second = fake_stripe.calls
-    assert first.status == 400 and second.status == 200
-    assert "seller_details[network_id]" not in dict(second.form)
-    assert first.headers["idempotency-key"] != second.headers["idempotency-key"]
-    assert proof.payload["spt"] in fake_stripe.tokens
+def test_test_helper_is_called_right_the_first_time(make_stripe, fake_stripe):
+    # The published test helper has no seller_details: one call, accepted, nothing retried.
+    proof, _ = pay(make_stripe(customer="cus_1"), stripe_challenge(externalId="order-9"))
+    [call] = fake_stripe.calls
+    assert call.status == 200
+    assert not [name for name, _ in call.form if name.startswith("seller_details")]
+    assert proof.payload == {"spt": proof.reference, "externalId": "order-9"}
+
+
+def test_a_refused_token_creation_is_not_retried(make_stripe, fake_stripe):
+    # Whatever Stripe refuses (here a parameter it does not know) is refused once: no second
+    # call with other parameters, which would need another idempotency key.
+    method = make_stripe(payment_method="pm_card_visa")
+    method.payment_method = ""  # a missing required parameter
+    with pytest.raises(MethodError, match="Missing required param: payment_method"):
+        pay(method, stripe_challenge())
+    assert len(fake_stripe.calls) == 1 and fake_stripe.tokens == {}
 
 
 def test_stripe_error_is_a_method_error_without_the_key(make_stripe, fake_stripe):

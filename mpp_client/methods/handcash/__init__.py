@@ -10,7 +10,16 @@ Example::
 """
 
 from mpp_client.methods.handcash._charge import HandCashCharge
-from mpp_client.methods.handcash._compat import COMPAT_ID_PREFIX, COMPAT_INTENT, HandCashCompatSite
+from mpp_client.methods.handcash._compat import (
+    COMPAT_ID_PREFIX,
+    COMPAT_INTENT,
+    DEFAULT_RECEIPT_PATH,
+    ApprovalHook,
+    HandCashCompatSite,
+    HandCashPaymentRequired,
+    HostedPay,
+    HostedPayment,
+)
 from mpp_client.methods.handcash._connect import DEFAULT_BASE_URL
 from mpp_client.methods.handcash._request import (
     HandCashChargeRequest,
@@ -23,10 +32,15 @@ __all__ = [
     "COMPAT_ID_PREFIX",
     "COMPAT_INTENT",
     "DEFAULT_BASE_URL",
+    "DEFAULT_RECEIPT_PATH",
+    "ApprovalHook",
     "ConnectSigner",
     "HandCashCharge",
     "HandCashChargeRequest",
     "HandCashCompatSite",
+    "HandCashPaymentRequired",
+    "HostedPay",
+    "HostedPayment",
     "Receiver",
     "SignedHeaders",
     "parse_charge_request",

@@ -32,7 +32,12 @@ from mpp_client.methods.base import (
     Quote,
     refuse_if_expiring,
 )
-from mpp_client.methods.handcash._compat import COMPAT_INTENT, CompatMode, HandCashCompatSite
+from mpp_client.methods.handcash._compat import (
+    COMPAT_INTENT,
+    CompatMode,
+    HandCashCompatSite,
+    HostedPay,
+)
 from mpp_client.methods.handcash._connect import (
     DEFAULT_BASE_URL,
     HandCashConnect,
@@ -64,7 +69,9 @@ class HandCashCharge(PaymentMethod):
     never sent). Quotes are in minor units of the challenge currency (US cents for ``usd``);
     HandCash converts to BSV at its rate. ``check_spendable`` first reads the app's remaining
     spending limit and refuses, paying nothing, when the charge does not fit. ``compat_sites``
-    lists the ``handcash-mpp`` sites whose non-MPP 402s may be paid (see ``HandCashCompatSite``).
+    lists the ``handcash-mpp`` sites whose non-MPP 402s may be paid (see ``HandCashCompatSite``);
+    ``hosted_pay`` (a ``HostedPay``) lets their ``hosted_pay`` 402s be paid by a person through
+    an approval hook (or, opt-in and unverified, by a business wallet), waiting for the receipt.
 
     Outcomes of ``pay``: ``NothingSent`` only when nothing can have been debited (the spending
     limit did not fit, HandCash could not be reached, or HandCash answered the pay request with
@@ -85,6 +92,7 @@ class HandCashCharge(PaymentMethod):
         base_url: str = DEFAULT_BASE_URL,
         check_spendable: bool = True,
         compat_sites: Iterable[HandCashCompatSite] = (),
+        hosted_pay: HostedPay | None = None,
         expiry_margin: timedelta = timedelta(seconds=10),
         timeout: float = 20.0,
         clock: Callable[[], datetime] | None = None,
@@ -96,7 +104,7 @@ class HandCashCharge(PaymentMethod):
         )
         self.check_spendable = check_spendable
         self.expiry_margin = expiry_margin
-        self._compat = CompatMode(compat_sites)
+        self._compat = CompatMode(compat_sites, hosted=hosted_pay, connect=self._connect)
 
     def __repr__(self) -> str:
         return (

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from mpp_client.effects import HttpCall, HttpReply
 from mpp_client.methods.handcash._json import dump_json
@@ -21,6 +21,9 @@ __all__ = ["DEFAULT_BASE_URL", "PAY_PATH", "HandCashConnect", "handcash_error_te
 
 DEFAULT_BASE_URL = "https://cloud.handcash.io"
 PAY_PATH = "/v3/connect/wallet/pay"
+#: Business wallets (``HandCashMinter.payPaymentRequest`` in the legacy SDK). UNVERIFIED against
+#: the live service, in particular for another app's payment request.
+PAY_PAYMENT_REQUEST_PATH = "/v3/wallet/transactions/send/paymentRequest"
 PAYMENT_PATH = "/v3/connect/wallet/payment"
 SPENDABLE_PATH = "/v3/connect/wallet/spendableBalances"
 
@@ -64,7 +67,11 @@ class HandCashConnect:
         now: datetime | None,
         retry_safe: bool,
     ) -> HttpCall:
-        signed = self.signer.sign(method, path, body, now=now)
+        url = self.base_url + path
+        # @handcash/sdk signs ``new URL(request.url).pathname``: the whole path of the URL it
+        # sends, so a base URL with a path (a proxy mount) is part of what is signed.
+        signed_path = urlsplit(url).path or "/"
+        signed = self.signer.sign(method, signed_path, body, now=now)
         headers = {
             "app-id": self.app_id,
             "app-secret": self._app_secret.reveal(),
@@ -72,13 +79,24 @@ class HandCashConnect:
         }
         if body:
             headers["content-type"] = "application/json"
-        url = self.base_url + path + (f"?{urlencode(dict(query))}" if query else "")
+        if query:
+            url += f"?{urlencode(dict(query))}"
         return HttpCall(method, url, headers, body, self.timeout, retry_safe)
 
     def pay(self, body: Mapping[str, Any], *, now: datetime | None = None) -> HttpCall:
         """``POST /v3/connect/wallet/pay``. Never retried once it may have arrived: HandCash
         has no idempotency key, so a resend could pay twice."""
         return self._call("POST", PAY_PATH, dump_json(body), query=None, now=now, retry_safe=False)
+
+    def pay_payment_request(
+        self, payment_request_id: str, *, now: datetime | None = None
+    ) -> HttpCall:
+        """``POST /v3/wallet/transactions/send/paymentRequest {paymentRequestId}`` (business
+        wallets; unverified against the live service). Never retried: it may pay."""
+        body = dump_json({"paymentRequestId": payment_request_id})
+        return self._call(
+            "POST", PAY_PAYMENT_REQUEST_PATH, body, query=None, now=now, retry_safe=False
+        )
 
     def payment(self, transaction_id: str, *, now: datetime | None = None) -> HttpCall:
         """``GET /v3/connect/wallet/payment?transactionId=...`` (the query is not signed)."""
