@@ -263,6 +263,7 @@ class Wallet:
                     challenge=quote.challenge,
                 )
             approved = True
+
         # The hold (the breaker, a write transaction and its commit) runs as an effect: async
         # drivers run it in a worker thread, off the event loop.
         def hold() -> WalletReservation:
