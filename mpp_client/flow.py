@@ -850,7 +850,10 @@ def _pay(
                 raise
             except Exception as failure:
                 reply = error = None
-                raise _failed_paying(method, quote, attempt, failure) from failure
+                reported = _failed_paying(method, quote, attempt, failure)
+                if reported is failure:
+                    raise
+                raise reported from failure
             reply, error = None, None
             if isinstance(effect, Checkpoint):
                 yield from _checkpoint(attempt, effect)
