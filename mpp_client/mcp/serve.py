@@ -191,6 +191,14 @@ def _kind(exc: Exception) -> str:
     return "InvalidArgument" if isinstance(exc, _Refused) else type(exc).__name__
 
 
+class _Prepared(httpx.Client):
+    """A client for one tool call, with the request parts already checked."""
+
+    def __init__(self, verb: str, pairs: Any, content: bytes | None, **client_options: Any) -> None:
+        super().__init__(**client_options)
+        self.verb, self.pairs, self.content = verb, pairs, content
+
+
 @dataclass
 class WalletTools:
     """The four tools over one wallet (opened as ``mpp fetch`` opens it).
@@ -275,6 +283,32 @@ class WalletTools:
             raise _Refused(str(exc).replace("--max-amount", "max_amount")) from None
         return verb, pairs, content, limit
 
+    def _prepare(
+        self,
+        url: str,
+        method: str,
+        headers: dict[str, str] | None,
+        body: str | None,
+        max_amount: str | None,
+    ) -> _Prepared | tuple[dict[str, Any], bool]:
+        """A client paying within the (re-read) policy and the model's lower maximum, with the
+        checked request parts; or the refusal to return as the tool's result."""
+        try:
+            verb, pairs, content, limit = self._request_parts(
+                url, method, headers, body, max_amount
+            )
+            self._refresh_policy()
+        except (_Refused, ConfigError) as exc:
+            return _refusal(url, str(exc), _kind(exc)), True
+        return _Prepared(
+            verb,
+            pairs,
+            content,
+            transport=_transport(self.wallet, limit, None),
+            timeout=httpx.Timeout(self.timeout),
+            follow_redirects=False,
+        )
+
     # --- fetch ----------------------------------------------------------------------------------
 
     def fetch(
@@ -286,27 +320,20 @@ class WalletTools:
         max_amount: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """The ``fetch`` tool: (result, is_error)."""
-        try:
-            verb, pairs, content, limit = self._request_parts(
-                url, method, headers, body, max_amount
+        prepared = self._prepare(url, method, headers, body, max_amount)
+        if isinstance(prepared, tuple):
+            return prepared
+        with prepared as client:
+            request = client.build_request(
+                prepared.verb, url, headers=prepared.pairs, content=prepared.content
             )
-            self._refresh_policy()
-        except (_Refused, ConfigError) as exc:
-            return _refusal(url, str(exc), _kind(exc)), True
-        transport = _transport(self.wallet, limit, None)
-        with httpx.Client(
-            transport=transport, timeout=httpx.Timeout(self.timeout), follow_redirects=False
-        ) as client:
-            request = client.build_request(verb, url, headers=pairs, content=content)
             try:
                 response = client.send(request, stream=True)
             except MppError as error:
                 return _error_result(url, error), True
             except httpx.HTTPError as exc:
                 # Raised before any credential left: after one, the flow raises an MppError.
-                return _refusal(
-                    url, f"request failed: {type(exc).__name__}: {exc}", type(exc).__name__
-                ), True
+                return _request_failed(url, exc)
             try:
                 return self._deliver(url, response)
             finally:
@@ -364,16 +391,13 @@ class WalletTools:
         max_amount: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """The ``quote`` tool (``mpp fetch --dry-run``): (result, is_error)."""
-        try:
-            verb, pairs, content, limit = self._request_parts(
-                url, method, headers, body, max_amount
+        prepared = self._prepare(url, method, headers, body, max_amount)
+        if isinstance(prepared, tuple):
+            return prepared
+        with prepared as client:
+            request = client.build_request(
+                prepared.verb, url, headers=prepared.pairs, content=prepared.content
             )
-            self._refresh_policy()
-        except (_Refused, ConfigError) as exc:
-            return _refusal(url, str(exc), _kind(exc)), True
-        transport = _transport(self.wallet, limit, None)
-        with httpx.Client(transport=transport, timeout=httpx.Timeout(self.timeout)) as client:
-            request = client.build_request(verb, url, headers=pairs, content=content)
             request.extensions = {**request.extensions, "mpp": PaymentOptions(dry_run=True)}
             try:
                 response = client.send(request)
@@ -391,9 +415,7 @@ class WalletTools:
             except MppError as error:
                 return _error_result(url, error), True
             except httpx.HTTPError as exc:
-                return _refusal(
-                    url, f"request failed: {type(exc).__name__}: {exc}", type(exc).__name__
-                ), True
+                return _request_failed(url, exc)
             else:
                 result = _dry_run_result(url, response)
         data = _quote_data(result)
@@ -492,6 +514,11 @@ def _payment_sentence(payment: Payment, moved: bool | None) -> str:
         said = "Money may have moved; the amount stays held until the owner reconciles."
     reason = str(payment.error).rstrip(".")
     return f"The payment of {amount} was {payment.status}: {reason}. {said}"
+
+
+def _request_failed(url: str, exc: httpx.HTTPError) -> tuple[dict[str, Any], bool]:
+    """The tool result for a request that failed in transport before anything was paid."""
+    return _refusal(url, f"request failed: {type(exc).__name__}: {exc}", type(exc).__name__), True
 
 
 def _refusal(url: str | None, message: str, kind: str) -> dict[str, Any]:
