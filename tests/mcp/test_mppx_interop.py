@@ -13,20 +13,23 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
-from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from mpp_client.mcp import PaymentSession, stdio_server
 from mpp_client.mcp.challenges import CREDENTIAL_META_KEY, RECEIPT_META_KEY
-from mpp_client.methods.tempo import PATH_USD, LocalKeySigner, TempoCharge
-from mpp_client.money import Currency, Money
+from mpp_client.methods.tempo import LocalKeySigner
+from mpp_client.money import Money
 from mpp_client.testing.anvil import AnvilChain
 from mpp_client.wallet import Wallet
+from tests.mcp.chain_payer import (
+    Payer,
+    RecordingSession,
+    path_usd,
+    payer,  # noqa: F401  (fixture)
+)
 from tests.peers.fixtures import (
     MPPX_MODULES,
     REPO,
@@ -39,7 +42,6 @@ from tests.peers.fixtures import (
 pytestmark = [pytest.mark.chain, pytest.mark.peer]
 
 SCRIPT = REPO / "tests" / "peers" / "mppx_mcp_server.mjs"
-FUNDING = 1_000_000  # 1.00 pathUSD
 CHARGE = 10_000  # the `premium` tool charges 0.01
 BOTH = pytest.mark.parametrize("transport", ["http", "stdio"])
 
@@ -74,36 +76,6 @@ def mppx_mcp(anvil: AnvilChain) -> Iterator[McpPeer]:  # noqa: F811
         server.stop()
 
 
-class RecordingSession(ClientSession):
-    """The SDK's session, remembering the credentials sent in ``params._meta``."""
-
-    credentials: list[dict[str, Any]]
-
-    async def call_tool(self, *args: Any, **kwargs: Any) -> Any:
-        meta = kwargs.get("meta") or {}
-        if CREDENTIAL_META_KEY in meta:
-            self.credentials.append(meta[CREDENTIAL_META_KEY])
-        return await super().call_tool(*args, **kwargs)
-
-
-@dataclass
-class Payer:
-    signer: LocalKeySigner
-    wallet: Wallet
-
-
-@pytest.fixture
-def payer(anvil: AnvilChain, tmp_path: Path) -> Iterator[Payer]:  # noqa: F811
-    signer = LocalKeySigner.generate()
-    anvil.fund(signer.address, FUNDING)
-    method = TempoCharge(signer, chain_id=anvil.chain_id, rpc_url=anvil.rpc_url)
-    wallet = Wallet([method], journal=tmp_path / "journal.sqlite3")
-    try:
-        yield Payer(signer, wallet)
-    finally:
-        wallet.close()
-
-
 @asynccontextmanager
 async def connect(
     peer: McpPeer, transport: str, wallet: Wallet
@@ -128,15 +100,11 @@ async def connect(
             yield paying, session
 
 
-def path_usd() -> Currency:
-    return Currency(PATH_USD.address, 6, network="eip155:31337", symbol="pathUSD", usd_pegged=True)
-
-
 @BOTH
 async def test_a_paid_mppx_tool_settles_on_chain_and_is_journaled(
     anvil: AnvilChain,  # noqa: F811
     mppx_mcp: McpPeer,
-    payer: Payer,
+    payer: Payer,  # noqa: F811  (the fixture)
     transport: str,
 ) -> None:
     before = anvil.balance_of(mppx_mcp.recipient)
@@ -178,7 +146,7 @@ async def test_a_paid_mppx_tool_settles_on_chain_and_is_journaled(
 async def test_each_call_pays_a_new_challenge_and_mppx_refuses_a_replay(
     anvil: AnvilChain,  # noqa: F811
     mppx_mcp: McpPeer,
-    payer: Payer,
+    payer: Payer,  # noqa: F811  (the fixture)
 ) -> None:
     before = anvil.balance_of(mppx_mcp.recipient)
     async with connect(mppx_mcp, "http", payer.wallet) as (paying, session):
