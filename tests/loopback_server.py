@@ -14,14 +14,21 @@ import uvicorn
 
 
 @contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Yield ``http://127.0.0.1:<port>`` while ``app`` is served."""
+def serve(app: Any, *, lifespan: bool = False) -> Iterator[str]:
+    """Yield ``http://127.0.0.1:<port>`` while ``app`` is served. ``lifespan``: run the app's
+    startup and shutdown (an MCP session manager lives in them)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on" if lifespan else "off",
+        access_log=False,
+        timeout_graceful_shutdown=1,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
     thread.daemon = True

@@ -3,18 +3,15 @@ Streamable HTTP (uvicorn on 127.0.0.1, in a thread), and wallets journaling to a
 
 from __future__ import annotations
 
-import asyncio
-import socket
+import contextlib
 import sys
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -22,33 +19,16 @@ from mcp.client.streamable_http import streamable_http_client
 from mpp_client.mcp import PaymentSession, stdio_server
 from mpp_client.testing import TestMethod
 from mpp_client.wallet import Wallet
+from tests import loopback_server as loopback
 from tests.mcp.paid_server import PaidTools, http_app
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
+def serve(app: Any) -> contextlib.AbstractContextManager[str]:
     """``http://127.0.0.1:<port>`` while ``app`` runs (lifespan on: the MCP session manager
     runs in it)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="error", lifespan="on", access_log=False, timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
-    thread.daemon = True
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    return loopback.serve(app, lifespan=True)
 
 
 @dataclass
