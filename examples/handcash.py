@@ -42,8 +42,11 @@ def main() -> None:
         response = client.get(args.url)
     payment = payment_of(response)
     print(f"HTTP {response.status_code}")
-    if payment is not None:
+    if payment is not None and payment.status == "paid" and payment.quote is not None:
         print(f"paid {payment.quote.amount}; transaction {payment.reference}")
+    elif payment is not None:
+        # "unknown" is not "unpaid": the amount stays held until `mpp journal reconcile`.
+        raise SystemExit(f"not paid: {payment.status} ({payment.refusal or payment.error})")
 
 
 if __name__ == "__main__":

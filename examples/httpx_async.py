@@ -29,7 +29,13 @@ async def main(base: str) -> None:
         responses = await asyncio.gather(*(client.get(f"{base}/item/{n}") for n in range(5)))
     for response in responses:
         payment = payment_of(response)
-        paid = payment.quote.amount if payment else "nothing"
+        paid = (
+            payment.quote.amount
+            if payment is not None and payment.status == "paid" and payment.quote is not None
+            else "nothing"
+            if payment is None
+            else f"nothing ({payment.status})"
+        )
         print(f"{response.url.path}: HTTP {response.status_code}, paid {paid}")
     print(f"{len(wallet.payments(state='settled'))} payments settled")
 

@@ -33,14 +33,16 @@ def main() -> None:
         response = client.get(f"{base}/report")
         payment = payment_of(response)  # None when nothing was paid
         print(response.status_code, response.text)
-        if payment is not None:
+        if payment is not None and payment.status == "paid" and payment.quote is not None:
             print(f"paid {payment.quote.amount} to {payment.quote.payees[0].address}")
             print(f"receipt: {payment.receipt}")
+        elif payment is not None:  # "unknown": held until the journal entry is resolved
+            print(f"not paid: {payment.status}, journal entry {payment.journal_id}")
 
         # Quote first, pay later: a dry run returns the 402 with the quote attached.
         quoted = client.get(f"{base}/report", extensions={"mpp": PaymentOptions(dry_run=True)})
         quote = payment_of(quoted)
-        if quote is not None:
+        if quote is not None and quote.status == "quoted" and quote.quote is not None:
             print(f"dry run: would pay {quote.quote.amount}, allowed={quote.allowed}")
 
         # The spend policy refuses before anything is signed.

@@ -38,9 +38,15 @@ def main() -> None:
         response = client.get(args.url)
     payment = payment_of(response)
     print(f"HTTP {response.status_code}")
-    if payment is not None:
-        print(f"paid {payment.quote.amount} (+ at most {payment.quote.max_fee} routing fee)")
-        print(f"payment hash {payment.reference}")
+    if payment is None:
+        return
+    if payment.status != "paid" or payment.quote is None:
+        # An unknown outcome may still settle: the invoice stays held (and is never paid
+        # twice) until `mpp journal reconcile` asks the node.
+        raise SystemExit(f"{payment.status}: {payment.refusal or payment.error}; hash "
+                         f"{payment.reference}")  # fmt: skip
+    print(f"paid {payment.quote.amount} (+ at most {payment.quote.max_fee} routing fee)")
+    print(f"payment hash {payment.reference}")
 
 
 if __name__ == "__main__":

@@ -44,8 +44,11 @@ def main() -> None:
         response = client.get(args.url)
     payment = payment_of(response)
     print(f"HTTP {response.status_code}")
-    if payment is not None:
+    status = "free" if payment is None else payment.status
+    if payment is not None and payment.quote is not None and status == "paid":
         print(f"paid {payment.quote.amount}; payment hash {payment.reference}")
+    elif status != "free":
+        raise SystemExit(f"not paid ({status}); see `mpp journal list` for what is held")
 
 
 if __name__ == "__main__":

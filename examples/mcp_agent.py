@@ -69,8 +69,9 @@ async def run_agent(wallet: Wallet, params: StdioServerParameters) -> None:
 
             # Price the first paid step without paying (nothing is signed or journaled).
             quoted = await paying.call_tool("paid", {}, options=PaymentOptions(dry_run=True))
-            if quoted.payment is not None:
-                print(f"quote: {quoted.payment.quote.amount}, allowed={quoted.payment.allowed}")
+            priced = quoted.payment
+            if priced is not None and priced.quote is not None:
+                print(f"quote: {priced.quote.amount}, allowed={priced.allowed}")
 
             with wallet.budget(usd("0.0025"), label="task-1"):
                 for tool, arguments in PLAN:
@@ -85,7 +86,7 @@ async def run_agent(wallet: Wallet, params: StdioServerParameters) -> None:
                     payment = called.payment
                     if payment is None:
                         print(f"{tool}: free -> {text_of(called.result)}")
-                    elif payment.status == "paid":
+                    elif payment.status == "paid" and payment.quote is not None:
                         receipt = payment.receipt  # the server's, or None (it is optional)
                         ref = receipt.reference if receipt is not None else payment.reference
                         print(

@@ -39,6 +39,9 @@ def main() -> None:
     payment = payment_of(response)
     print(f"HTTP {response.status_code}")
     if payment is not None:
+        if payment.status != "paid" or payment.quote is None:
+            # A token the seller may hold stays counted until it is proven unused.
+            raise SystemExit(f"{payment.status}: {payment.refusal or payment.error}")
         print(f"paid {payment.quote.amount} with token {payment.reference}")
 
 

@@ -22,7 +22,7 @@ from mpp_client.methods.tempo import LocalKeySigner, TempoCharge
 from mpp_client.wallet import Limit, SpendPolicy, open_keystore, usd
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", help="a paid URL of the MPP server")
     parser.add_argument("--rpc-url", required=True, help="the chain's JSON-RPC endpoint")
@@ -41,13 +41,25 @@ def main() -> None:
         response = client.get(args.url)
     payment = payment_of(response)
     print(f"HTTP {response.status_code}: {response.text[:200]}")
-    if payment is not None:
-        print(f"paid {payment.quote.amount} from {signer.address}")
-        for payee in payment.quote.payees:
-            print(f"  to {payee.address}: {payee.amount} base units (6 decimals)")
-        if payment.receipt is not None:
-            print(f"receipt: {payment.receipt.status}, transaction {payment.receipt.reference}")
+    if payment is None:
+        print("nothing to pay: the server did not ask for a payment")
+        return 0
+    if payment.status != "paid":
+        # An error answer after the credential left is not a proof that nothing was paid: the
+        # amount stays held until `mpp journal reconcile` (or wallet.reconcile()) settles it.
+        print(f"not paid: {payment.status} ({payment.refusal or payment.error or 'no detail'})")
+        if payment.status in ("unknown", "rejected", "denied"):
+            print(f"journal entry {payment.journal_id}: the amount stays held; transaction "
+                  f"{payment.reference or '-'}")  # fmt: skip
+        return 1
+    assert payment.quote is not None  # a paid payment always has its quote
+    print(f"paid {payment.quote.amount} from {signer.address}")
+    for payee in payment.quote.payees:
+        print(f"  to {payee.address}: {payee.amount} base units (6 decimals)")
+    if payment.receipt is not None:
+        print(f"receipt: {payment.receipt.status}, transaction {payment.receipt.reference}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

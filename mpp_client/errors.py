@@ -30,7 +30,9 @@ Every error says what happened to the money. The tree::
     │   └── HumanActionRequired       the payer must act (e.g. a card needs 3-D Secure)
     ├── PaymentOutcomeUnknown         a credential left the process and no answer came back
     ├── KeyStoreError                 key storage is unavailable, locked or unsafe
-    └── JournalError                  the payment journal cannot be written or read
+    ├── JournalError                  the payment journal cannot be written or read
+    │   └── JournalUnavailable        its database is unreachable (a hold: nothing was paid)
+    └── MissingExtra                  an install extra is missing (also an ``ImportError``)
 
 ``money_moved`` is on every error and has three values: ``False`` (proven: no value moved and
 none can, the hold on the budgets is released), ``True`` (value left: the amount counts as
@@ -61,8 +63,10 @@ __all__ = [
     "HumanActionRequired",
     "InsecureOrigin",
     "JournalError",
+    "JournalUnavailable",
     "KeyStoreError",
     "MethodError",
+    "MissingExtra",
     "MppError",
     "NoPayableChallenge",
     "NotAllowed",
@@ -334,3 +338,34 @@ class KeyStoreError(MppError):
 
 class JournalError(MppError):
     """The payment journal cannot be written or read."""
+
+
+class JournalUnavailable(JournalError):
+    """The journal's database could not be reached, or went away before a write was confirmed
+    (``PostgresJournal``). Raised by a hold: the payment was refused and nothing was signed.
+    Raised by a later step: that step did not happen, and an entry whose credential may have
+    left stays held until it is reconciled."""
+
+
+class MissingExtra(MppError, ImportError):
+    """A feature needs an install extra that is not installed; raised when the object that needs
+    it is built (or its module imported), never in the middle of a payment: nothing was signed.
+
+    ``extra`` is the extra to install (``"tempo"``), ``name`` the missing module, ``feature``
+    what needed it. The message says how to install it from a checkout and from a wheel (see
+    ``mpp_client.extras``).
+    """
+
+    money_moved: bool | None = False
+
+    def __init__(self, extra: str, module: str, feature: str) -> None:
+        from mpp_client import __version__
+
+        super().__init__(
+            f"{feature} needs the {extra!r} extra (module {module!r} is not installed): "
+            f"run  pip install -e '.[{extra}]'  in a checkout of mpp_client, or  pip install "
+            f"'dist/mpp_client-{__version__}-py3-none-any.whl[{extra}]'  with a built wheel",
+            name=module,
+        )
+        self.extra = extra
+        self.feature = feature

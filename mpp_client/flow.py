@@ -414,6 +414,11 @@ def _attempt(
         attempt.result = attempt.outcome("paid", receipt=receipt, reference=reference)
         return head, False
     problem = _problem(head)
+    if head.status == 410:
+        try:
+            method.on_gone(quote, proof)
+        except Exception:
+            logger.exception("%s.on_gone raised; ignored", method.name)
     if resent:
         # The answer to a resend says nothing about the first send: a single-use server
         # answers a replay with 402 "already used" after it took the payment.

@@ -23,8 +23,14 @@ import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-import requests
-from requests.cookies import extract_cookies_to_jar
+try:
+    import requests
+    from requests.cookies import extract_cookies_to_jar
+except ImportError:
+    from mpp_client.extras import require_extra
+
+    require_extra("requests", "PaymentSession")  # MissingExtra, naming the extra to install
+    raise
 
 from mpp_client.driver import build_config, url_origin
 from mpp_client.errors import MppError
@@ -51,7 +57,7 @@ if TYPE_CHECKING:
     from mpp_client.methods.base import PaymentMethod
     from mpp_client.wallet import Wallet
 
-__all__ = ["PaymentSession"]
+__all__ = ["PaymentResponse", "PaymentSession"]
 
 # Set while one logical request (its redirects and paid retry included) is in flight, so the
 # nested Session.send calls made by requests for redirect hops pass straight through.
@@ -146,6 +152,25 @@ def _head(response: requests.Response, body: bytes) -> ResponseHead:
     return ResponseHead(response.status_code, pairs, body)
 
 
+class PaymentResponse(requests.Response):
+    """What every ``PaymentSession`` request returns: a ``requests.Response`` whose
+    ``mpp_payment`` is the ``Payment`` made for it, or ``None`` when no 402 was met (the same as
+    ``mpp_client.payment_of(response)``)."""
+
+    mpp_payment: Payment | None = None
+
+
+def _with_payment(response: requests.Response, payment: Payment | None) -> PaymentResponse:
+    # requests builds its Response objects deep inside the adapter; giving the one returned
+    # to the caller the subclass (same layout, no new slots) is what lets ``mpp_payment`` be
+    # typed and always present, whatever adapter is mounted.
+    if not isinstance(response, PaymentResponse):
+        response.__class__ = PaymentResponse
+    assert isinstance(response, PaymentResponse)
+    response.mpp_payment = payment
+    return response
+
+
 class PaymentSession(requests.Session):
     """A ``requests.Session`` that pays 402 challenges (same options as ``PaymentTransport``).
 
@@ -186,13 +211,78 @@ class PaymentSession(requests.Session):
         *args: Any,
         mpp: PaymentOptions | None = None,
         **kwargs: Any,
-    ) -> requests.Response:
+    ) -> PaymentResponse:
         """As ``requests.Session.request``, plus ``mpp=PaymentOptions(...)`` for this call."""
         token = _OPTIONS.set(mpp)
         try:
-            return super().request(method, url, *args, **kwargs)
+            response = super().request(method, url, *args, **kwargs)
         finally:
             _OPTIONS.reset(token)
+        return _with_payment(response, getattr(response, "mpp_payment", None))
+
+    # The verbs, typed with ``mpp=`` so a caller's ``session.get(url, mpp=...)`` and
+    # ``response.mpp_payment`` check under mypy --strict (requests' stubs know neither).
+
+    def get(
+        self, url: str | bytes, *, mpp: PaymentOptions | None = None, **kwargs: Any
+    ) -> PaymentResponse:
+        """``GET`` (redirects followed), paying a 402 under ``mpp`` options."""
+        kwargs.setdefault("allow_redirects", True)
+        return self.request("GET", url, mpp=mpp, **kwargs)
+
+    def options(
+        self, url: str | bytes, *, mpp: PaymentOptions | None = None, **kwargs: Any
+    ) -> PaymentResponse:
+        """``OPTIONS`` (redirects followed), paying a 402 under ``mpp`` options."""
+        kwargs.setdefault("allow_redirects", True)
+        return self.request("OPTIONS", url, mpp=mpp, **kwargs)
+
+    def head(
+        self, url: str | bytes, *, mpp: PaymentOptions | None = None, **kwargs: Any
+    ) -> PaymentResponse:
+        """``HEAD`` (redirects not followed, as requests does), paying a 402 under ``mpp``."""
+        kwargs.setdefault("allow_redirects", False)
+        return self.request("HEAD", url, mpp=mpp, **kwargs)
+
+    def post(
+        self,
+        url: str | bytes,
+        data: Any = None,
+        json: Any = None,
+        *,
+        mpp: PaymentOptions | None = None,
+        **kwargs: Any,
+    ) -> PaymentResponse:
+        """``POST``, paying a 402 under ``mpp`` options (the body is replayed byte-identically)."""
+        return self.request("POST", url, data=data, json=json, mpp=mpp, **kwargs)
+
+    def put(
+        self,
+        url: str | bytes,
+        data: Any = None,
+        *,
+        mpp: PaymentOptions | None = None,
+        **kwargs: Any,
+    ) -> PaymentResponse:
+        """``PUT``, paying a 402 under ``mpp`` options."""
+        return self.request("PUT", url, data=data, mpp=mpp, **kwargs)
+
+    def patch(
+        self,
+        url: str | bytes,
+        data: Any = None,
+        *,
+        mpp: PaymentOptions | None = None,
+        **kwargs: Any,
+    ) -> PaymentResponse:
+        """``PATCH``, paying a 402 under ``mpp`` options."""
+        return self.request("PATCH", url, data=data, mpp=mpp, **kwargs)
+
+    def delete(
+        self, url: str | bytes, *, mpp: PaymentOptions | None = None, **kwargs: Any
+    ) -> PaymentResponse:
+        """``DELETE``, paying a 402 under ``mpp`` options."""
+        return self.request("DELETE", url, mpp=mpp, **kwargs)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         if _IN_FLIGHT.get():
@@ -252,8 +342,10 @@ class PaymentSession(requests.Session):
             try:
                 # Not following redirects here: a redirect after paying is the server's
                 # answer to the payment, and what follows it is fetched unpaid below.
+                # Streamed, so that a metered event stream is not read before its hook is
+                # in place (read below unless the caller asked for stream=True).
                 answer = super(PaymentSession, self).send(
-                    retry, **{**kwargs, "allow_redirects": False}
+                    retry, **{**kwargs, "allow_redirects": False, "stream": True}
                 )
                 content = b""
                 if needs_body(answer.status_code):
@@ -268,6 +360,15 @@ class PaymentSession(requests.Session):
         except MppError as failure:
             failure.request, failure.response = original, last
             raise
+        if last is not first_402:
+            if payment is not None and payment.status == "paid":
+                if last.headers.get("content-type", "")[:17].lower() == "text/event-stream":
+                    from mpp_client.session.stream import attach_requests
+
+                    runner = self._mpp_runner
+                    attach_requests(last, hop, payment, self._mpp_config, runner.perform, self)
+            if not kwargs.get("stream", False):
+                last.content  # noqa: B018 - read now, as requests does without stream=True
         return self._finish(last, original, first_402, payment, kwargs)
 
     def _finish(
@@ -289,7 +390,7 @@ class PaymentSession(requests.Session):
             hops = [response, *self.resolve_redirects(response, original, **rest)]
             response = hops.pop()
             response.history = hops
-        response.mpp_payment = payment  # type: ignore[attr-defined]
+        response = _with_payment(response, payment)
         if response is not first_402:
             response.history = [*first_402.history, first_402, *response.history]
         return response

@@ -296,6 +296,15 @@ def _after_hop(
         response.extensions[PAYMENT_KEY] = carried
 
 
+def _metered(response: httpx.Response, payment: Payment | None) -> bool:
+    """Whether a paid answer is an event stream a session method may meter
+    (``mpp_client.session.stream``; imported only then)."""
+    if payment is None or payment.status != "paid":
+        return False
+    content_type: str = response.headers.get("content-type", "")
+    return content_type[:17].lower() == "text/event-stream"
+
+
 def _annotate(error: MppError, request: httpx.Request, response: httpx.Response) -> MppError:
     error.request = request
     error.response = response
@@ -415,6 +424,11 @@ class PaymentTransport(httpx.BaseTransport):
             payment = drive(flow, self._runner.perform, send)
         except MppError as failure:
             raise _annotate(failure, request, last) from failure.__cause__
+        if _metered(last, payment):
+            from mpp_client.session.stream import attach_httpx_sync
+
+            config = self._options.config
+            attach_httpx_sync(last, request, payment, config, self._runner.perform, self._inner)
         return _finish(last, request, pinned, payment)
 
     def close(self) -> None:
@@ -503,6 +517,11 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
             payment = await drive_async(flow, self._runner.perform, send)
         except MppError as failure:
             raise _annotate(failure, request, last) from failure.__cause__
+        if _metered(last, payment):
+            from mpp_client.session.stream import attach_httpx_async
+
+            config = self._options.config
+            attach_httpx_async(last, request, payment, config, self._runner.perform, self._inner)
         return _finish(last, request, pinned, payment)
 
     async def aclose(self) -> None:

@@ -6,6 +6,7 @@ payment journal.
     mpp wallet create NAME        a new Tempo wallet (key in the OS keyring or encrypted file)
     mpp budget show | set         caps, allowlists, approval threshold
     mpp journal list | show | unknown | reconcile | resolve | export
+    mpp report [--html FILE]      spend per day, origin, method and cap
     mpp demo                      the README demo on a local Tempo chain
     mpp mcp serve                 the wallet as MCP tools for agent hosts (stdio, --http)
 
@@ -21,16 +22,20 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mpp_client.cli import budget, demo, fetch, journal, mcp, wallets
-from mpp_client.cli.config import ConfigError, http_url_problem
+from mpp_client.cli import budget, demo, fetch, journal, mcp, report, wallets
+from mpp_client.cli.config import ConfigError, http_url_problem, suggestion
 from mpp_client.cli.exit_codes import ExitCode
 from mpp_client.cli.invocation import Invocation
 from mpp_client.cli.max_amount import parse_amount_limit
+from mpp_client.cli.notices import LibraryWarnings
 from mpp_client.cli.output import Output
 from mpp_client.cli.secret_input import SecretInputError
 from mpp_client.errors import JournalError, KeyStoreError, MppError
+
+if TYPE_CHECKING:
+    from mpp_client.clock import Clock
 
 __all__ = ["build_parser", "main"]
 
@@ -51,12 +56,30 @@ configuration: $MPP_CONFIG or <config dir>/mpp-client/config.toml; see docs/cli.
 """
 
 
+class UsageError(Exception):
+    """A command line argparse refused: the ``message`` and the ``usage`` of the (sub)command."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.usage = usage
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that exits with ``ExitCode.USAGE`` (2) and our prefix on errors."""
+    """argparse whose errors ``main`` reports (exit ``ExitCode.USAGE``, 2; as JSON with
+    ``--json``), and which suggests the closest command or choice for a mistyped one."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(int(ExitCode.USAGE), f"mpp: {message}\n")
+        raise UsageError(message, self.format_usage())
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        choices = action.choices
+        if choices is not None and value not in choices:
+            names = ", ".join(map(repr, choices))
+            raise argparse.ArgumentError(
+                action,
+                f"invalid choice: {value!r}{suggestion(str(value), choices)} (choose from {names})",
+            )
 
 
 def _output_flags(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -180,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     wallets.register(commands)
     budget.register(commands)
     journal.register(commands)
+    report.register(commands)
     demo.register(commands)
     mcp.register(commands)
     for name, sub in commands.choices.items():
@@ -200,42 +224,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``mpp`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+def _json_requested(arguments: Sequence[str]) -> bool:
+    """Whether the command line asks for JSON output, before it is parsed (for its own usage
+    errors): ``--json`` anywhere except after ``fetch``, where it is curl's request body."""
+    if os.environ.get("MPP_OUTPUT", "").lower() == "json":
+        return True
+    for arg in arguments:
+        if arg == "fetch":
+            return False
+        if arg == "--json":
+            return True
+    return False
+
+
+def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int:
+    """Run ``mpp`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code. ``clock``:
+    where every "now" and "today" comes from (tests pass a ``ManualClock``)."""
     parser = build_parser()
     arguments = list(argv) if argv is not None else sys.argv[1:]
+    early = Output(json_mode=_json_requested(arguments))
     if (bad := _undecodable(arguments)) is not None:
         parser.print_usage(sys.stderr)
-        sys.stderr.write(
-            f"mpp: argument {bad} is not valid UTF-8 (for binary request data use -d @FILE)\n"
+        return early.fail(
+            f"argument {bad} is not valid UTF-8 (for binary request data use -d @FILE)",
+            ExitCode.USAGE,
+            "usage",
         )
-        return ExitCode.USAGE
     try:
         args = parser.parse_args(arguments)
-    except SystemExit as exit_:
+    except UsageError as exc:
+        sys.stderr.write(exc.usage)
+        return early.fail(exc.message, ExitCode.USAGE, "usage")
+    except SystemExit as exit_:  # --help, --version
         return int(exit_.code) if isinstance(exit_.code, int) else int(ExitCode.USAGE)
     json_mode = bool(args.json_output) or os.environ.get("MPP_OUTPUT", "").lower() == "json"
     output = Output(json_mode=json_mode, quiet=bool(getattr(args, "quiet", False)))
-    invocation = Invocation(args, output)
+    invocation = Invocation(args, output) if clock is None else Invocation(args, output, clock)
+    with LibraryWarnings(output, unknown_notice=bool(getattr(args, "unknown_notice", False))):
+        return _run(invocation)
+
+
+def _run(invocation: Invocation) -> int:
+    output = invocation.output
     try:
-        return int(args.run(invocation))
+        return int(invocation.args.run(invocation))
     except ConfigError as exc:
-        output.error(str(exc))
-        return ExitCode.USAGE
+        return output.fail(str(exc), ExitCode.USAGE, "usage")
     except SecretInputError as exc:
-        output.error(str(exc))
-        return ExitCode.USAGE
+        return output.fail(str(exc), ExitCode.USAGE, "usage")
     except (KeyStoreError, JournalError) as exc:
-        output.error(str(exc))
-        return ExitCode.ERROR
+        return output.fail(str(exc), ExitCode.ERROR, type(exc).__name__)
     except MppError as exc:
         from mpp_client.cli.exit_codes import exit_code_for
 
-        output.error(str(exc))
-        return exit_code_for(exc)
+        return output.fail(str(exc), exit_code_for(exc), type(exc).__name__)
     except KeyboardInterrupt:
-        output.error("interrupted")
-        return 130
+        return output.fail("interrupted", 130, "interrupted")
     except BrokenPipeError:
         # The reader went away (e.g. `mpp journal export | head`): not an error of ours.
         sys.stderr.close()

@@ -32,6 +32,7 @@ from mpp_client.wallet import (
 from mpp_client.wallet.keystore import default_keystore_path
 
 if TYPE_CHECKING:
+    from mpp_client.clock import Clock
     from mpp_client.methods.base import PaymentMethod
     from mpp_client.wallet import Approval
 
@@ -87,9 +88,7 @@ def open_store(config: Config) -> KeyStore:
         return EncryptedFileKeyStore(path, prompt=False)
 
     def passphrase() -> str:
-        import getpass
-
-        from mpp_client.cli.secret_input import terminal_available
+        from mpp_client.cli.secret_input import ask_passphrase, terminal_available
 
         if Path(path).exists():
             if not terminal_available():
@@ -97,7 +96,7 @@ def open_store(config: Config) -> KeyStore:
                     "no terminal to ask for the key file passphrase: set "
                     "MPP_KEYSTORE_PASSPHRASE_FILE (or MPP_KEYSTORE_PASSPHRASE)"
                 )
-            return getpass.getpass(f"Passphrase for {path}: ")
+            return ask_passphrase(path)
         return read_new_passphrase(path)
 
     return EncryptedFileKeyStore(path, passphrase=passphrase)
@@ -458,9 +457,11 @@ def open_wallet(
     wallet_names: list[str] | None = None,
     with_methods: bool = True,
     approve: Approval | None = None,
+    clock: Clock | None = None,
 ) -> Wallet:
     """A ``Wallet`` with the configured policy, journal and prices; with the methods of the
-    chosen wallets when ``with_methods`` (journal and budget commands need none)."""
+    chosen wallets when ``with_methods`` (journal and budget commands need none). ``clock``:
+    the wallet's and the journal's clock (default: the system clock)."""
     policy = load_policy(config)
     cached: list[KeyStore] = []
 
@@ -492,6 +493,7 @@ def open_wallet(
         prefer=config.prefer,
         approve=approve,
         prices=_prices(config),
+        clock=clock,
     )
     holder.append(wallet)
     return wallet

@@ -1,36 +1,41 @@
-"""``mpp budget``: show the spend policy with what each limit has used, and change it.
+"""``mpp budget``: show the spend policy with what each limit has used, change it, and trust a
+payee change that payee pinning refused.
 
 The policy lives in ``policy.toml`` next to the config file, in the format
 ``SpendPolicy.from_toml`` reads (so the same file works from Python). Without the file the
 wallet's safe defaults apply. ``mpp budget set`` writes the whole policy to the file.
+
+Payee pins (trust on first use: the payees, token and chain an origin was first paid with, per
+method) live in the journal. ``mpp budget trust ORIGIN --method M --payee ADDR`` adds payees to
+an origin's pin (``--token`` / ``--network`` replace the pinned token or chain), after a
+confirmation on the terminal or ``--yes``.
 """
 
 from __future__ import annotations
 
 import argparse
 from decimal import Decimal
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mpp_client.cli.accounts import load_policy
 from mpp_client.cli.config import ConfigError, dump_toml, write_private
 from mpp_client.cli.exit_codes import ExitCode
-from mpp_client.cli.output import table
-from mpp_client.errors import PriceUnavailable
+from mpp_client.cli.output import money_json, printable, table
+from mpp_client.cli.secret_input import ask_on_terminal, terminal_available
 from mpp_client.money import Money
+from mpp_client.report.caps import SCOPES, cap_usage
 from mpp_client.wallet import USD_PEGGED, Limit, SpendPolicy, StaticPrices
-from mpp_client.wallet.policy import Window, parse_cap, parse_origin
-from mpp_client.wallet.prices import is_usd_cap, usd_value
+from mpp_client.wallet.policy import Pin, Window, parse_cap, parse_origin
+from mpp_client.wallet.prices import is_usd_cap
 
 if TYPE_CHECKING:
     from mpp_client.cli.invocation import Invocation
-    from mpp_client.wallet.policy import Ledger
 
-__all__ = ["money_text", "policy_mapping", "register"]
+__all__ = ["money_text", "policy_mapping", "register", "trust_command"]
 
 _WINDOWS: tuple[Window, ...] = ("payment", "call", "hour", "day", "lifetime")
-_SCOPES = ("origin", "payee", "method", "currency", "network")
+_SCOPES = SCOPES
 
 
 def register(commands: Any) -> None:
@@ -39,7 +44,30 @@ def register(commands: Any) -> None:
     )
     sub = parser.add_subparsers(dest="budget_command", metavar="COMMAND", required=True)
     show = sub.add_parser("show", help="every limit with what it has used and what is left")
-    show.set_defaults(run=run_show)
+    show.set_defaults(run=run_show, unknown_notice=True)
+
+    trust = sub.add_parser(
+        "trust",
+        help="accept a new payee (or token, chain) for an origin that payee pinning refused",
+        description="Payee pinning remembers the payees, token and chain each origin was "
+        "first paid with (per payment method) and refuses a change. When you know the "
+        "change is right (the merchant added a payee, e.g. a split payment), add it to the "
+        "pin: the next payment is checked against the new pin. Asks for confirmation on "
+        "the terminal, or give --yes.",
+    )
+    trust.add_argument("origin", type=_origin_argument, help="scheme://host[:port]")
+    trust.add_argument("--method", required=True, help="the payment method (e.g. tempo)")
+    trust.add_argument(
+        "--payee",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a payee to trust for this origin (repeatable; added to the pinned ones)",
+    )
+    trust.add_argument("--token", help="the new token (currency code) to pin instead")
+    trust.add_argument("--network", help="the new chain / network to pin instead")
+    trust.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    trust.set_defaults(run=run_trust)
 
     change = sub.add_parser(
         "set",
@@ -170,83 +198,41 @@ def format_cap(money: Money) -> str:
     return str(money)
 
 
-def _used(limit: Limit, ledger: Ledger, prices: StaticPrices | None) -> Fraction | None:
-    if limit.per in ("payment", "call"):
-        return None
-    since = ledger.now() - limit.window_seconds if limit.window_seconds else None
-    rows = ledger.held_totals(
-        since=since, origin=limit.origin, method=limit.method, payee=limit.payee
-    )
-    total = Fraction(0)
-    for currency, amount in rows:
-        if not amount or not limit.selects(currency):
-            continue
-        money = Money(amount, currency)
-        if limit.in_usd:
-            total += usd_value(money, prices)
-        else:
-            total += Fraction(amount, 10**currency.decimals)
-    return total
-
-
-def _fraction_text(value: Fraction, cap: Money) -> str:
-    decimals = cap.currency.decimals
-    exact = Decimal(value.numerator) / Decimal(value.denominator)
-    quantized = exact.quantize(Decimal(1).scaleb(-decimals)) if decimals else exact
-    return format_cap(Money(int(quantized.scaleb(decimals)), cap.currency))
-
-
 def run_show(inv: Invocation) -> int:
     from mpp_client.cli.accounts import open_wallet
 
     config = inv.config
     policy = load_policy(config)
     source = str(config.policy_path) if config.policy_path.exists() else "built-in defaults"
-    with open_wallet(config, with_methods=False) as wallet:
-        ledger = wallet.journal.ledger()
+    with open_wallet(config, with_methods=False, clock=inv.clock) as wallet:
         prices = wallet.prices if isinstance(wallet.prices, StaticPrices) else None
-        rows: list[dict[str, str]] = []
-        limits: list[dict[str, Any]] = []
-        for limit in policy.limits:
-            try:
-                used = _used(limit, ledger, prices)
-            except PriceUnavailable:
-                used = None
-            cap_units = Fraction(limit.cap.amount, 10**limit.cap.currency.decimals)
-            scope = ", ".join(
-                f"{k}={getattr(limit, k)}" for k in _SCOPES if getattr(limit, k) is not None
-            )
-            used_text = "-" if used is None else _fraction_text(used, limit.cap)
-            left_text = (
-                "-"
-                if used is None
-                else _fraction_text(max(cap_units - used, Fraction(0)), limit.cap)
-            )
-            rows.append(
-                {
-                    "rule": limit.rule,
-                    "per": limit.per,
-                    "cap": format_cap(limit.cap),
-                    "used": used_text,
-                    "left": left_text,
-                    "scope": scope or "all",
-                }
-            )
-            limits.append(
-                {
-                    "rule": limit.rule,
-                    "per": limit.per,
-                    "cap": money_text(limit.cap),
-                    "cap_base_units": limit.cap.amount,
-                    "cap_currency": limit.cap.currency.code,
-                    "cap_decimals": limit.cap.currency.decimals,
-                    "scope": {
-                        k: getattr(limit, k) for k in _SCOPES if getattr(limit, k) is not None
-                    },
-                    "used": None if used is None else str(used_text),
-                    "left": None if used is None else str(left_text),
-                }
-            )
+        usages = cap_usage(policy, wallet.journal.ledger(), prices)
+    rows: list[dict[str, str]] = []
+    limits: list[dict[str, Any]] = []
+    for usage in usages:
+        scope = ", ".join(f"{k}={v}" for k, v in usage.scope.items())
+        rows.append(
+            {
+                "rule": usage.rule,
+                "per": usage.per,
+                "cap": format_cap(usage.cap),
+                "used": "-" if usage.used is None else format_cap(usage.used),
+                "left": "-" if usage.left is None else format_cap(usage.left),
+                "scope": scope or "all",
+            }
+        )
+        limits.append(
+            {
+                "rule": usage.rule,
+                "per": usage.per,
+                "cap": money_json(usage.cap),
+                "scope": usage.scope,
+                # Base units of the cap's currency (used rounded up, left down, when prices
+                # make them fractional); null for per-payment caps or a missing price.
+                "used": None if usage.used is None else money_json(usage.used),
+                "left": None if usage.left is None else money_json(usage.left),
+            }
+        )
     data = {
         "source": source,
         "limits": limits,
@@ -255,7 +241,8 @@ def run_show(inv: Invocation) -> int:
         "payees": None if policy.payees is None else sorted(policy.payees),
         "methods": None if policy.methods is None else sorted(policy.methods),
         "pin_payees": policy.pin_payees,
-        "approve_above": None if policy.approve_above is None else money_text(policy.approve_above),
+        "on_payee_change": policy.on_payee_change,
+        "approve_above": None if policy.approve_above is None else money_json(policy.approve_above),
     }
     lines = [f"spend policy: {source}", ""]
     lines.append(
@@ -271,6 +258,70 @@ def run_show(inv: Invocation) -> int:
     approve = format_cap(policy.approve_above) if policy.approve_above else "never"
     lines.append(f"ask above:       {approve}")
     inv.output.result(data, "\n".join(lines))
+    return ExitCode.OK
+
+
+# --- trust --------------------------------------------------------------------------------------
+
+
+def trust_command(origin: str, method: str, payees: list[str]) -> str:
+    """The ``mpp budget trust`` command line that adds ``payees`` to ``origin``'s pin."""
+    import shlex
+
+    parts = ["mpp", "budget", "trust", origin, "--method", method]
+    for payee in payees:
+        parts += ["--payee", payee]
+    return shlex.join(parts)
+
+
+def run_trust(inv: Invocation) -> int:
+    from mpp_client.cli.accounts import open_wallet
+
+    args, out = inv.args, inv.output
+    payees = [p.strip() for p in args.payee if p.strip()]
+    if not payees and not args.token and not args.network:
+        raise ConfigError("nothing to trust: give --payee ADDRESS (or --token / --network)")
+    origin: str = args.origin
+    with open_wallet(inv.config, with_methods=False, clock=inv.clock) as wallet:
+        pin = wallet.journal.ledger().pin(origin, args.method)
+        if pin is None:
+            raise ConfigError(
+                f"{origin} has no pin for {args.method} yet: its first payment pins what it "
+                "pays, nothing to trust"
+            )
+        new = Pin(
+            pin.payees | frozenset(payees),
+            args.token or pin.token,
+            args.network if args.network is not None else pin.network,
+        )
+        changes = [f"payee {p}" for p in payees if p not in pin.payees]
+        if new.token != pin.token:
+            changes.append(f"token {pin.token} -> {new.token}")
+        if new.network != pin.network:
+            changes.append(f"chain {pin.network} -> {new.network}")
+        data: dict[str, Any] = {
+            "origin": origin,
+            "method": args.method,
+            "changed": bool(changes),
+            "payees": sorted(new.payees),
+            "token": new.token,
+            "network": new.network,
+        }
+        if not changes:
+            out.result(data, f"nothing changed: {origin} ({args.method}) already trusts that")
+            return ExitCode.OK
+        if not args.yes:
+            if not terminal_available():
+                raise ConfigError("confirm with --yes (there is no terminal to ask on)")
+            question = printable(
+                f"Trust {', '.join(changes)} for {origin} ({args.method})? Payments to it "
+                "will no longer be refused by payee pinning"
+            )
+            if not ask_on_terminal(question):
+                return out.fail("not trusted: the pin is unchanged", ExitCode.ERROR, "declined")
+        with wallet.journal.atomic() as tx:
+            tx.set_pin(origin, args.method, new)
+    out.result(data, printable(f"{origin} ({args.method}): now trusted: {'; '.join(changes)}"))
     return ExitCode.OK
 
 

@@ -4,11 +4,14 @@
 throwaway wallet, paid requests under a spending cap, then what was paid and what is left;
 everything is stopped at the end and nothing touches your own wallets or journal).
 
-``mpp demo serve`` starts the same chain and server and keeps them running: it adds a wallet
-named ``demo`` to your configuration (a new key in your key store, funded with 1.00 pathUSD on
-the local chain) so that, in another terminal, ``mpp fetch --wallet demo URL`` pays the local
-server and ``mpp journal list`` shows the payments. Ctrl-C stops everything and removes the
-``demo`` wallet (its key is worthless off the local chain); the journal entries stay.
+``mpp demo serve`` starts the same chain and server and keeps them running, with a
+configuration of its own in a new temporary directory: one wallet named ``demo`` (a new key in
+your key store, funded with 1.00 pathUSD on the local chain), its own journal and the default
+spend policy. It prints the ``export MPP_CONFIG=... MPP_JOURNAL=...`` line that points another
+terminal at it, so ``mpp fetch URL`` pays the local server and ``mpp journal list`` or
+``mpp report`` show the demo's payments, never your own. Your configuration and journal are
+not touched. Ctrl-C stops everything, deletes the demo's key from the key store (it is
+worthless off the local chain) and removes the directory.
 """
 
 from __future__ import annotations
@@ -17,12 +20,16 @@ import argparse
 import contextlib
 import importlib
 import inspect
+import shlex
+import shutil
 import signal
+import tempfile
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mpp_client.cli.accounts import open_store, secret_entry
-from mpp_client.cli.config import WalletEntry
+from mpp_client.cli.config import Config, WalletEntry
 from mpp_client.cli.exit_codes import ExitCode
 
 if TYPE_CHECKING:
@@ -42,7 +49,8 @@ def register(commands: Any) -> None:
         help="run the README demo on a local Tempo chain (`mpp demo serve` to keep it up)",
         description="Without arguments: runs mpp_client.demo (local Tempo chain, mppx server, "
         "paid requests within a budget; stops everything at the end). `mpp demo serve` keeps "
-        "a local chain and server running with a funded `demo` wallet for `mpp fetch`. "
+        "a local chain and server running with a funded `demo` wallet and a configuration "
+        "and journal of its own (never yours) for `mpp fetch`. "
         "Needs the tempo extra, anvil (scripts/install-anvil.sh) and mppx "
         "(scripts/install-mppx.sh).",
     )
@@ -106,6 +114,18 @@ def _serve(inv: Invocation, demo: ModuleType) -> int:
     server: Any = None
     entry: WalletEntry | None = None
     store = open_store(config)
+    # The demo's own configuration and journal: payments to the local chain never land in the
+    # owner's journal (or count against their caps), and their config is never rewritten. The
+    # key store is the owner's (where the key goes is their choice), so its settings are kept.
+    home = Path(tempfile.mkdtemp(prefix="mpp-demo-"))
+    journal = home / "journal.sqlite3"
+    own = Config(
+        path=home / "config.toml",
+        journal=str(journal),
+        keystore=config.keystore,
+        keystore_file=config.keystore_file,
+    )
+    env = {"MPP_CONFIG": str(own.path), "MPP_JOURNAL": str(journal)}
     try:
         out.info("Starting a local Tempo chain (anvil --network tempo) ...")
         # Mining every second keeps the chain clock with the wall clock while the demo idles.
@@ -119,40 +139,52 @@ def _serve(inv: Invocation, demo: ModuleType) -> int:
         entry = WalletEntry(
             DEMO_WALLET,
             "tempo",
-            f"tempo/{DEMO_WALLET}",
+            f"tempo/{home.name}",  # never the entry of an own wallet named demo
             {"chain_id": chain.chain_id, "rpc_url": chain.rpc_url, "address": key.address},
         )
         store.set(
             secret_entry(entry, "private-key"),
             Secret(key.export_private_key(), SecretKind.TEMPO_PRIVATE_KEY),
         )
-        config.wallets[DEMO_WALLET] = entry
-        config.default_wallet = config.default_wallet or DEMO_WALLET
-        config.save()
+        own.wallets[DEMO_WALLET] = entry
+        own.default_wallet = DEMO_WALLET
+        own.save()
         data = {
             "url": url,
             "wallet": DEMO_WALLET,
             "address": key.address,
             "rpc_url": chain.rpc_url,
             "merchant": merchant,
+            "partner": partner,
+            "config": str(own.path),
+            "journal": str(journal),
+            "env": env,
         }
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         out.result(
             data,
             f"""
 A local Tempo chain and an MPP server are running. Wallet `{DEMO_WALLET}` ({key.address})
-holds 1.00 pathUSD on the local chain. In another terminal try:
+holds 1.00 pathUSD on the local chain. It has its own configuration and journal (your own
+wallets, policy and journal are not used). In another terminal:
 
-  mpp fetch --wallet {DEMO_WALLET} --dry-run {url}/paid     # what it costs, nothing paid
-  mpp fetch --wallet {DEMO_WALLET} {url}/paid               # pays 0.01 pathUSD
-  mpp fetch --wallet {DEMO_WALLET} -v {url}/split           # a split payment, with details
+  export {exports}
+  mpp fetch --dry-run {url}/paid     # what it costs, nothing paid
+  mpp fetch {url}/paid               # pays 0.01 pathUSD to the merchant
+  mpp fetch -v {url}/split           # refused: a second payee (payee pinning)
+  mpp fetch --accept-payee -v {url}/split   # asks you, then pays both
   mpp wallet show {DEMO_WALLET} --balance
-  mpp journal list
+  mpp journal list --today
+  mpp report
+
+(Without a terminal, trust the second payee with
+  mpp budget trust {url} --method tempo --payee {partner} --yes)
 
 From Python (a checkout of the repository):
 
   python examples/tempo_charge.py {url}/paid --rpc-url {chain.rpc_url}
 
-Press Ctrl-C to stop the chain and the server (the `{DEMO_WALLET}` wallet is removed).""",
+Press Ctrl-C to stop the chain and the server (the demo's key and directory are removed).""",
         )
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -169,10 +201,7 @@ Press Ctrl-C to stop the chain and the server (the `{DEMO_WALLET}` wallet is rem
         if chain is not None:
             chain.stop()
         if entry is not None:
-            config.wallets.pop(DEMO_WALLET, None)
-            if config.default_wallet == DEMO_WALLET:
-                config.default_wallet = next(iter(config.wallets), None)
-            config.save()
             with contextlib.suppress(KeyError):
                 store.delete(secret_entry(entry, "private-key"))
-        out.info("Stopped the server and the chain; removed the demo wallet.")
+        shutil.rmtree(home, ignore_errors=True)
+        out.info("Stopped the server and the chain; removed the demo wallet and its journal.")

@@ -23,9 +23,11 @@ from mpp_client.cli.exit_codes import ExitCode, exit_code_for
 from mpp_client.cli.max_amount import AmountLimit, CappedGuard, parse_amount_limit
 from mpp_client.cli.output import Progress, format_money, printable, short
 from mpp_client.cli.secret_input import ask_on_terminal, terminal_available
-from mpp_client.driver import payment_of
+from mpp_client.driver import payment_of, url_origin
 from mpp_client.errors import (
     MppError,
+    NoPayableChallenge,
+    PayeeChanged,
     PaymentFailed,
     PaymentOutcomeUnknown,
     PaymentRefused,
@@ -121,7 +123,13 @@ def register(commands: Any) -> None:
         metavar="NAME",
         help="pay with this wallet only (repeatable; default: every configured wallet)",
     )
-    parser.set_defaults(run=run)
+    parser.add_argument(
+        "--accept-payee",
+        action="store_true",
+        help="when payee pinning refuses a new payee, token or chain for this origin, ask on "
+        "the terminal whether to pay and trust it (instead of refusing)",
+    )
+    parser.set_defaults(run=run, unknown_notice=True)
 
 
 # --- building the request -----------------------------------------------------------------------
@@ -239,17 +247,86 @@ def describe_challenge(challenge: Challenge) -> str:
     return " ".join(fields)
 
 
-def _approval(progress: Progress) -> Any:
-    """Ask on the terminal before payments the policy sends for approval."""
+def _approval(
+    progress: Progress, wallet: Wallet | None = None, *, only_changes: bool = False
+) -> Any:
+    """Ask on the terminal before payments the policy sends for approval (with ``wallet``:
+    naming what changed from the origin's payee pin). ``only_changes`` (``--accept-payee``
+    without an approval threshold, where the wallet would ask about every payment): ask only
+    when the payment changes the pin, pass the others."""
 
     def approve(quote: Quote, context: PaymentContext) -> bool:
         payees = ", ".join(p.address for p in quote.payees)
-        with progress.pause():
-            return ask_on_terminal(
-                printable(f"Pay {format_money(quote.exposure)} to {payees} for {context.url}?")
-            )
+        changed = _pin_changes(wallet, quote, context.origin) if wallet is not None else []
+        if only_changes and not changed:
+            return True
+        note = f" ({'; '.join(changed)}: trusted from now on if you say yes)" if changed else ""
+        # ask_on_terminal stops the spinner while the question is shown (output.prompting).
+        return ask_on_terminal(
+            printable(f"Pay {format_money(quote.exposure)} to {payees} for {context.url}?{note}")
+        )
 
     return approve
+
+
+def _pin_changes(wallet: Wallet, quote: Quote, origin: str) -> list[str]:
+    """What ``quote`` changes in ``origin``'s payee pin (empty: nothing, or no pin yet)."""
+    pin = wallet.journal.ledger().pin(origin.rstrip("/").lower(), quote.method)
+    if pin is None:
+        return []
+    changes = [f"new payee {p.address}" for p in quote.payees if p.address not in pin.payees]
+    if quote.amount.currency.code != pin.token:
+        changes.append(f"token {pin.token} -> {quote.amount.currency.code}")
+    if quote.network != pin.network:
+        changes.append(f"chain {pin.network} -> {quote.network}")
+    return changes
+
+
+def _pin_refusal(error: MppError) -> PayeeChanged | None:
+    if isinstance(error, PayeeChanged):
+        return error
+    if isinstance(error, NoPayableChallenge):
+        return next((e for e in error.errors if isinstance(e, PayeeChanged)), None)
+    return None
+
+
+def trust_hint(error: MppError, wallet: Wallet, url: str) -> str | None:
+    """For a refusal by payee pinning: the commands that accept the change (``mpp fetch
+    --accept-payee`` for this request, ``mpp budget trust`` for good), with the values filled
+    in when the wallet's method can price the challenge again (no network, nothing signed)."""
+    from mpp_client.cli.budget import trust_command
+    from mpp_client.clock import utcnow
+    from mpp_client.methods.base import PaymentContext
+
+    refusal = _pin_refusal(error)
+    if refusal is None:
+        return None
+    origin = url_origin(url)
+    challenge = refusal.challenge
+    command = f"mpp budget trust {origin} --method METHOD --payee ADDRESS"
+    if challenge is not None:
+        context = PaymentContext(
+            origin=origin, url=url, http_method="GET", now=utcnow(wallet.clock)
+        )
+        method = next((m for m in wallet.methods if m.name == challenge.method), None)
+        command = f"mpp budget trust {origin} --method {challenge.method} --payee ADDRESS"
+        try:
+            quote = method.quote(challenge, context) if method is not None else None
+        except MppError:
+            quote = None
+        if quote is not None:
+            pin = wallet.journal.ledger().pin(origin, quote.method)
+            known = pin.payees if pin is not None else frozenset()
+            new = [p.address for p in quote.payees if p.address not in known]
+            command = trust_command(origin, quote.method, new)
+            if pin is not None and quote.amount.currency.code != pin.token:
+                command += f" --token {quote.amount.currency.code}"
+            if pin is not None and quote.network != pin.network and quote.network:
+                command += f" --network {quote.network}"
+    return (
+        "If you expected this change, `mpp fetch --accept-payee URL` asks you to confirm it "
+        f"and pays, or `{command}` trusts it for every later payment."
+    )
 
 
 # --- reporting ----------------------------------------------------------------------------------
@@ -274,7 +351,7 @@ def payment_data(payment: Payment, wallet: Wallet) -> dict[str, Any]:
         "challenge_id": quote.challenge.id,
         "reference": payment.reference,
         "journal_id": payment.journal_id,
-        "credential_fingerprint": record.fingerprint if record else None,
+        "fingerprint": record.fingerprint if record else None,
         "receipt": None
         if receipt is None
         else {
@@ -303,6 +380,32 @@ def _error_data(error: MppError, code: ExitCode) -> dict[str, Any]:
         if getattr(error, name, None) is not None:
             data[name] = getattr(error, name)
     return data
+
+
+def network_problem(exc: httpx.HTTPError, url: str, timeout: float) -> str:
+    """A sentence naming the host (and the timeout, for a timeout) of a request that failed
+    before an answer came; nothing was paid (no answer, no 402)."""
+    try:
+        target = exc.request.url
+        host = target.host + (f":{target.port}" if target.port else "")
+    except RuntimeError:  # no request attached
+        parts = httpx.URL(url)
+        host = parts.host + (f":{parts.port}" if parts.port else "")
+    host = printable(host)
+    if isinstance(exc, httpx.TimeoutException):
+        what = {
+            httpx.ConnectTimeout: "connecting",
+            httpx.ReadTimeout: "waiting for the answer",
+            httpx.WriteTimeout: "sending the request",
+            httpx.PoolTimeout: "waiting for a connection",
+        }.get(type(exc), "waiting")
+        return (
+            f"request to {host} timed out after {timeout:g} s {what} (--max-time {timeout:g}); "
+            "nothing was paid"
+        )
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect to {host}: {printable(exc) or type(exc).__name__}; nothing was paid"
+    return f"request to {host} failed: {type(exc).__name__}: {printable(exc)}"
 
 
 def explain(error: MppError) -> str:
@@ -391,8 +494,29 @@ def run(inv: Invocation) -> int:
         return _dry_run(inv, method, headers, body, limit)
     progress = Progress(enabled=not (out.json or args.silent or out.quiet))
     narrator = Narrator(progress, verbose=args.verbose, stream=out.err)
-    approve = _approval(progress) if terminal_available() and not out.json else None
-    wallet = open_wallet(inv.config, wallet_names=args.wallet, approve=None)
+    wallet = open_wallet(inv.config, wallet_names=args.wallet, approve=None, clock=inv.clock)
+    only_changes = (
+        args.accept_payee
+        and wallet.policy.approve_above is None
+        and wallet.policy.on_payee_change == "refuse"
+    )
+    approve = (
+        _approval(progress, wallet, only_changes=only_changes)
+        if terminal_available() and not out.json
+        else None
+    )
+    if args.accept_payee:
+        if approve is None:
+            wallet.close()
+            return out.fail(
+                "--accept-payee asks on the terminal and there is none (or --json is set): "
+                "use `mpp budget trust ORIGIN --method METHOD --payee ADDRESS --yes` instead",
+                ExitCode.USAGE,
+                "usage",
+            )
+        # Payee, token and chain changes go to the approval prompt instead of being refused;
+        # a yes stores the new pin (SpendPolicy.on_payee_change="approve").
+        wallet.policy = wallet.policy.replace(on_payee_change="approve")
     policy = wallet.policy
     policy_needs_approval = policy.approve_above is not None or policy.on_payee_change == "approve"
     if approve is not None and policy_needs_approval:
@@ -418,21 +542,25 @@ def run(inv: Invocation) -> int:
         except MppError as error:
             progress.stop()
             code = exit_code_for(error)
+            hint = trust_hint(error, wallet, args.url)
             if out.json:
-                out.result({"url": args.url, "error": _error_data(error, code)})
+                data = _error_data(error, code)
+                if hint:
+                    data["hint"] = hint
+                out.result({"url": args.url, "error": data})
             else:
-                out.error(explain(error))
+                out.error(explain(error) + (f"\n{hint}" if hint else ""))
             return code
         except httpx.HTTPError as exc:
             progress.stop()
-            message = f"request failed: {type(exc).__name__}: {printable(exc)}"
+            message = network_problem(exc, args.url, args.max_time)
             if out.json:
                 out.result(
                     {
                         "url": args.url,
                         "error": {
                             "type": type(exc).__name__,
-                            "message": str(exc),
+                            "message": message,
                             "exit_code": 1,
                             "money_moved": False,
                         },
@@ -690,7 +818,7 @@ def _quote_data(result: DryRun) -> dict[str, Any]:
             "currency": currency.code,
             "decimals": currency.decimals,
             "amount_display": format_money(quote.amount),
-            "price_display": format_money(quote.exposure),
+            "exposure_display": format_money(quote.exposure),
             "payees": [{"address": p.address, "amount": p.amount} for p in quote.payees],
             "expires": None if quote.expires is None else quote.expires.isoformat(),
             "network": quote.network,

@@ -7,16 +7,19 @@ from dataclasses import dataclass, field
 
 from mpp_client.cli.config import Config
 from mpp_client.cli.output import Output
+from mpp_client.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["Invocation"]
 
 
 @dataclass
 class Invocation:
-    """What every command gets: ``args``, ``output`` and the (lazily loaded) ``config``."""
+    """What every command gets: ``args``, ``output``, the (lazily loaded) ``config`` and the
+    ``clock`` every "now" and "today" comes from (tests pass a ``ManualClock`` to ``main``)."""
 
     args: argparse.Namespace
     output: Output
+    clock: Clock = SYSTEM_CLOCK
     _config: Config | None = field(default=None, repr=False)
 
     @property

@@ -14,15 +14,19 @@ to have moved nothing; ``proof`` says how).
 
 from __future__ import annotations
 
+import argparse
+import re
 import sys
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, get_args
 
 from mpp_client.cli.accounts import open_wallet
 from mpp_client.cli.config import ConfigError
 from mpp_client.cli.exit_codes import ExitCode
-from mpp_client.cli.output import format_money, short, table
+from mpp_client.cli.output import format_money, printable, short, table
 from mpp_client.cli.secret_input import ask_on_terminal, terminal_available
-from mpp_client.money import Money
+from mpp_client.money import Currency, Money
+from mpp_client.report.model import money_status, timezone_label
 from mpp_client.wallet import PaymentRecord, PaymentState
 
 if TYPE_CHECKING:
@@ -43,7 +47,26 @@ def register(commands: Any) -> None:
     lst.add_argument("--origin", help="only payments to this origin (scheme://host[:port])")
     lst.add_argument("--method", help="only this payment method")
     lst.add_argument("--last", type=int, metavar="N", help="only the N most recent")
-    lst.set_defaults(run=run_list)
+    lst.add_argument(
+        "--since",
+        type=_moment_argument,
+        metavar="WHEN",
+        help="only payments made at or after WHEN: a date (YYYY-MM-DD, from 00:00 local "
+        "time) or a time (YYYY-MM-DDTHH:MM[:SS][+HH:MM|Z]; without an offset: local time)",
+    )
+    lst.add_argument(
+        "--until",
+        type=_moment_argument,
+        metavar="WHEN",
+        help="only payments made before WHEN: a date includes that whole day; a time as "
+        "for --since",
+    )
+    lst.add_argument(
+        "--today",
+        action="store_true",
+        help="only payments made today (local time; the same as --since TODAY'S DATE)",
+    )
+    lst.set_defaults(run=run_list, unknown_notice=True)
 
     show = sub.add_parser("show", help="one payment in full (receipt included)")
     show.add_argument("id", help="the entry id (a unique prefix is enough)")
@@ -102,15 +125,57 @@ def register(commands: Any) -> None:
     export.set_defaults(run=run_export)
 
 
-def money_status(record: PaymentRecord) -> str:
-    """What the entry means for the budgets: ``held`` (reserved, the outcome not final),
-    ``spent`` (settled, or failed after the value moved) or ``released`` (proven: nothing
-    moved)."""
-    if not record.held:
-        return "released"
-    if record.state == "settled" or (record.state == "failed" and record.money_moved):
-        return "spent"
-    return "held"
+# --- dates: parsed exactly, in the local time zone unless an offset is written -----------------
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?$"
+)
+
+
+def _moment_argument(text: str) -> date | datetime:
+    """``YYYY-MM-DD`` (a calendar day) or an ISO 8601 time; anything else is refused, never
+    guessed (``03/04/2026``, ``2026-3-4``, ``20260304`` are usage errors)."""
+    value = text.strip()
+    try:
+        if _DATE.match(value):
+            return date.fromisoformat(value)
+        if _DATETIME.match(value):
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return moment if moment.tzinfo else moment.astimezone()  # naive: local time
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM[:SS][+HH:MM|Z])"
+    )
+
+
+def _local_midnight(day: date) -> datetime:
+    # Through the local zone's rules for that day (daylight saving time included).
+    return datetime.combine(day, time(0)).astimezone()
+
+
+def _window(inv: Invocation) -> tuple[datetime | None, datetime | None]:
+    """``[since, until)`` from --since, --until and --today (aware datetimes)."""
+    args = inv.args
+    since: datetime | None = None
+    until: datetime | None = None
+    if args.today:
+        if args.since is not None or args.until is not None:
+            raise ConfigError("--today cannot be combined with --since or --until")
+        today = datetime.fromtimestamp(inv.clock.time(), UTC).astimezone().date()
+        return _local_midnight(today), _local_midnight(today + timedelta(days=1))
+    if isinstance(args.since, datetime):
+        since = args.since
+    elif isinstance(args.since, date):
+        since = _local_midnight(args.since)
+    if isinstance(args.until, datetime):
+        until = args.until
+    elif isinstance(args.until, date):
+        until = _local_midnight(args.until + timedelta(days=1))  # the whole day
+    if since is not None and until is not None and until <= since:
+        raise ConfigError("--until must be after --since")
+    return since, until
 
 
 def _row(record: PaymentRecord) -> dict[str, str]:
@@ -131,11 +196,28 @@ _COLUMNS = ["id", "created", "state", "money", "method", "amount", "origin", "re
 
 def run_list(inv: Invocation) -> int:
     args = inv.args
-    with open_wallet(inv.config, with_methods=False) as wallet:
+    since, until = _window(inv)
+    with open_wallet(inv.config, with_methods=False, clock=inv.clock) as wallet:
         records = wallet.payments(state=args.state, origin=args.origin, method=args.method)
+    if since is not None:
+        records = [r for r in records if r.created_at >= since]
+    if until is not None:
+        records = [r for r in records if r.created_at < until]
     if args.last is not None:
         records = records[-args.last :] if args.last > 0 else []
-    text = table([_row(r) for r in records], _COLUMNS) if records else "no payments in the journal"
+    zone = timezone_label(datetime.fromtimestamp(inv.clock.time(), UTC).astimezone())
+    window = ""
+    if since is not None or until is not None:
+        start = "the start" if since is None else f"{since.astimezone():%Y-%m-%d %H:%M}"
+        end = "now" if until is None else f"{until.astimezone():%Y-%m-%d %H:%M}"
+        window = f" from {start} to {end}"
+    if records:
+        text = table([_row(r) for r in records], _COLUMNS) + f"\n\ntimes in {zone}"
+    else:
+        text = f"no payments in the journal{window}"
+        window = ""
+    if window:
+        text += f"; payments{window} (end excluded)"
     inv.output.result([r.to_dict() for r in records], text)
     return ExitCode.OK
 
@@ -153,12 +235,108 @@ def _lookup(wallet: Wallet, entry_id: str) -> PaymentRecord:
     return wallet.journal.get(entry_id) or _find(wallet.payments(), entry_id)
 
 
+def _when(value: datetime | None) -> str | None:
+    return (
+        None
+        if value is None
+        else f"{value.astimezone():%Y-%m-%d %H:%M:%S %Z} ({value.isoformat()})"
+    )
+
+
+def _value_lines(value: Any, indent: str) -> list[str]:
+    """A JSON value (a receipt) as ``key  value`` lines, nested keys indented."""
+    if isinstance(value, dict):
+        lines: list[str] = []
+        width = max((len(str(k)) for k in value), default=0)
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and item:
+                lines.append(f"{indent}{printable(key)}")
+                lines += _value_lines(item, indent + "  ")
+            else:
+                lines.append(f"{indent}{printable(key):<{width}}  {_scalar(item)}")
+        return lines
+    if isinstance(value, list):
+        out: list[str] = []
+        for item in value:
+            if isinstance(item, (dict, list)):
+                out.append(f"{indent}-")
+                out += _value_lines(item, indent + "  ")
+            else:
+                out.append(f"{indent}- {_scalar(item)}")
+        return out
+    return [f"{indent}{_scalar(value)}"]
+
+
+def _scalar(value: Any) -> str:
+    if value is None or value == {} or value == []:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return printable(value)
+
+
 def _details(record: PaymentRecord) -> str:
-    data = record.to_dict()
-    data["money"] = money_status(record)
-    shown = {key: value for key, value in data.items() if value not in (None, "", [])}
-    width = max(len(key) for key in shown)
-    return "\n".join(f"{key:<{width}}  {value}" for key, value in shown.items())
+    """The entry as labelled lines: amounts with their currency, times local and UTC, payees
+    and the receipt one field per line (never a Python repr)."""
+    currency = record.amount.currency
+    fields: list[tuple[str, str | None]] = [
+        ("id", record.id),
+        ("state", record.state),
+        ("money", money_status(record)),
+        ("created", _when(record.created_at)),
+        ("updated", _when(record.updated_at)),
+        ("origin", printable(record.origin)),
+        ("url", printable(record.url)),
+        ("request", printable(record.http_method)),
+        ("method", f"{printable(record.method)}/{printable(record.intent)}"),
+        ("amount", f"{format_money(record.amount)} ({record.amount.amount} base units)"),
+        (
+            "reserved",
+            f"{format_money(Money(record.exposure, currency))} ({record.exposure} base units)",
+        ),
+        ("max fee", None if record.max_fee is None else format_money(record.max_fee)),
+        ("currency", _currency_text(currency)),
+        ("network", printable(record.network) if record.network else None),
+        ("realm", printable(record.realm) if record.realm else None),
+        ("challenge", printable(record.challenge_id)),
+        ("call", record.call_id or None),
+        ("label", printable(record.label) if record.label else None),
+        ("reference", printable(record.reference) if record.reference else None),
+        (
+            "receipt ref",
+            printable(record.receipt_reference) if record.receipt_reference else None,
+        ),
+        ("fingerprint", f"sha256:{record.fingerprint}" if record.fingerprint else None),
+        ("payer", printable(record.payer) if record.payer else None),
+        ("proof", record.proof),
+        (
+            "money moved",
+            None if record.money_moved is None else ("yes" if record.money_moved else "no"),
+        ),
+        ("expires", _when(record.expires)),
+        ("void after", _when(record.void_after)),
+        ("reason", printable(record.reason) if record.reason else None),
+    ]
+    shown = [(k, v) for k, v in fields if v]
+    width = max(len(k) for k, _ in [*shown, ("payees", "")])
+    lines = [f"{key:<{width}}  {value}" for key, value in shown]
+    if record.payees:
+        lines.append("payees")
+        for payee in record.payees:
+            lines.append(
+                f"  {printable(payee.address)}  {format_money(Money(payee.amount, currency))}"
+            )
+    if record.receipt:
+        lines.append("receipt")
+        lines += _value_lines(record.receipt, "  ")
+    return "\n".join(lines)
+
+
+def _currency_text(currency: Currency) -> str:
+    text = f"{printable(currency)} ({printable(currency.code)}, {currency.decimals} decimals"
+    if currency.network:
+        text += f", network {printable(currency.network)}"
+    return text + ")"
 
 
 def run_show(inv: Invocation) -> int:
@@ -264,8 +442,7 @@ def run_resolve(inv: Invocation) -> int:
                 "Record it as failed and RELEASE its amount back to your budgets?"
             )
             if not ask_on_terminal(question):
-                out.error("not resolved: the entry stays unknown")
-                return ExitCode.ERROR
+                return out.fail("not resolved: the entry stays unknown", ExitCode.ERROR, "declined")
         try:
             resolved = wallet.resolve(record.id, args.outcome, note)
         except ValueError as exc:

@@ -3,7 +3,7 @@
 Standard input/output by default (what agent hosts spawn); ``--http`` serves Streamable HTTP
 on 127.0.0.1 only, behind a bearer token (``$MPP_MCP_TOKEN``, or a random one printed on
 standard error). The tools and what they can and cannot do are in ``mpp_client.mcp.serve``.
-The MCP SDK is imported only when the command runs (``pip install 'mpp-client[mcp]'``).
+The MCP SDK is imported only when the command runs (the ``mcp`` extra).
 """
 
 from __future__ import annotations
@@ -111,10 +111,13 @@ def register(commands: Any) -> None:
 def run_serve(inv: Invocation) -> int:
     args = inv.args
     out = inv.output
+    from mpp_client.errors import MissingExtra
+    from mpp_client.extras import require_extra
+
     try:
-        import mcp  # noqa: F401 - the SDK is an optional extra
-    except ImportError:
-        out.error("`mpp mcp serve` needs the MCP SDK: pip install 'mpp-client[mcp]'")
+        require_extra("mcp", "`mpp mcp serve`")  # the SDK is an optional extra
+    except MissingExtra as exc:
+        out.error(str(exc))
         return ExitCode.ERROR
     from mpp_client.cli.accounts import load_policy
     from mpp_client.cli.fetch import _approval

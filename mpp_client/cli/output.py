@@ -13,12 +13,20 @@ import re
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, TextIO
 
 from mpp_client.money import Money
 
-__all__ = ["Output", "Progress", "format_money", "printable", "short"]
+__all__ = [
+    "Output",
+    "Progress",
+    "format_money",
+    "money_json",
+    "printable",
+    "prompting",
+    "short",
+]
 
 # What is never written to a terminal as it is. Realms, descriptions, problem details, receipt
 # fields, header values and backend error messages are chosen by servers and backends; a terminal
@@ -78,6 +86,18 @@ def format_money(money: Money) -> str:
     return f"{whole}.{frac.ljust(2, '0')} {money.currency}"
 
 
+def money_json(money: Money) -> dict[str, Any]:
+    """An amount in ``--json`` output: ``{"amount": base units (int), "currency": code,
+    "decimals": int, "amount_display": "0.01 pathUSD"}`` (the ``money`` definition of
+    ``mpp_client.cli.schema``)."""
+    return {
+        "amount": money.amount,
+        "currency": money.currency.code,
+        "decimals": money.currency.decimals,
+        "amount_display": format_money(money),
+    }
+
+
 def short(text: str | None, keep: int = 10) -> str:
     """``0x1234…cdef``: enough of a long identifier to recognise it."""
     if text is None:
@@ -85,11 +105,31 @@ def short(text: str | None, keep: int = 10) -> str:
     return text if len(text) <= 2 * keep + 1 else f"{text[:keep]}…{text[-6:]}"
 
 
+# Spinners running now: a prompt (``prompting``) stops them all, whoever started them.
+_RUNNING: list[Progress] = []
+_RUNNING_LOCK = threading.Lock()
+
+
+@contextmanager
+def prompting() -> Iterator[None]:
+    """Stop every running spinner (its line cleared) while a prompt is shown, and start them
+    again afterwards. Every prompt ``mpp`` shows runs inside it: a passphrase asked for in the
+    middle of a payment, an approval, a confirmation; a spinner redrawing the line would hide
+    the question or the typed answer."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    with ExitStack() as stack:
+        for progress in running:
+            stack.enter_context(progress.halted())
+        yield
+
+
 class Progress:
     """A spinner with a message on standard error, drawn only when it is a terminal.
 
     ``update`` changes the message (the payment hooks call it); ``pause`` clears the line while
-    something else (a prompt, a ``-v`` line) is written.
+    something else (a ``-v`` line) is written; ``halted`` (and ``prompting`` for every spinner)
+    stops it while a prompt is shown.
     """
 
     FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -110,6 +150,13 @@ class Progress:
         self._stop.clear()
         self._thread = threading.Thread(target=self._spin, name="mpp-progress", daemon=True)
         self._thread.start()
+        with _RUNNING_LOCK:
+            _RUNNING.append(self)
+
+    @property
+    def spinning(self) -> bool:
+        """Whether the spinner thread is drawing now."""
+        return self._thread is not None
 
     def update(self, message: str) -> None:
         with self._lock:
@@ -135,8 +182,23 @@ class Progress:
             self._stop.set()
             self._thread.join()
             self._thread = None
+            with _RUNNING_LOCK:
+                if self in _RUNNING:
+                    _RUNNING.remove(self)
         with self._lock:
             self._clear()
+
+    @contextmanager
+    def halted(self) -> Iterator[None]:
+        """Stopped (thread ended, line cleared) inside the block, running again after it if it
+        was running before."""
+        was = self._thread is not None
+        self.stop()
+        try:
+            yield
+        finally:
+            if was:
+                self.start(self._message)
 
     @contextmanager
     def pause(self) -> Iterator[None]:
@@ -154,20 +216,21 @@ class Output:
         self.out: TextIO = sys.stdout
         self.err: TextIO = sys.stderr
 
-    def result(self, data: Any, text: str | None = None) -> None:
+    def result(self, data: Any, text: str | None = None, *, escaped: bool = False) -> None:
         """Print the command's result: ``data`` as JSON, or ``text`` for humans.
 
         JSON is written with ``ensure_ascii`` (json.dumps' default): every control character and
         everything beyond ASCII is a ``\\uXXXX`` escape, so no server string reaches the
         terminal raw. ``text`` keeps its line breaks and tabs; anything else unprintable in it is
-        escaped (see :func:`printable`).
+        escaped (see :func:`printable`), unless ``escaped``: the caller escaped every foreign
+        string itself and the text carries its own styling (``mpp report``'s colours).
         """
         if self.json:
             self.out.write(
                 json.dumps(data, indent=2, sort_keys=True, default=str, ensure_ascii=True) + "\n"
             )
         elif text is not None:
-            text = printable(text, keep_lines=True)
+            text = text if escaped else printable(text, keep_lines=True)
             self.out.write(text if text.endswith("\n") or not text else text + "\n")
         self.out.flush()
 
@@ -183,8 +246,20 @@ class Output:
         self.err.flush()
 
     def error(self, message: str) -> None:
+        """An error line on standard error (``mpp: ...``)."""
         self.err.write(f"mpp: {printable(message, keep_lines=True)}\n")
         self.err.flush()
+
+    def fail(self, message: str, code: int, kind: str = "error", **extra: Any) -> int:
+        """A command failed: the error line on standard error and, with ``--json``, the
+        ``{"error": {"type", "message", "exit_code", ...}}`` document on standard output (the
+        ``error`` definition of ``mpp_client.cli.schema``). Returns ``code``."""
+        self.error(message)
+        if self.json:
+            self.result(
+                {"error": {"type": kind, "message": message, "exit_code": int(code), **extra}}
+            )
+        return int(code)
 
 
 def table(rows: Sequence[Mapping[str, str]], columns: Sequence[str]) -> str:

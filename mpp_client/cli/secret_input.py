@@ -11,15 +11,20 @@ import os
 import sys
 from collections.abc import Callable
 
+from mpp_client.cli.output import prompting
 from mpp_client.wallet import Secret
 
 __all__ = [
     "SecretInputError",
     "ask_on_terminal",
+    "ask_passphrase",
     "read_new_passphrase",
     "read_secret",
     "terminal_available",
 ]
+
+# Every prompt below runs inside ``prompting()``: a spinner (``mpp fetch``'s progress) is
+# stopped and its line cleared while the question is on the terminal.
 
 
 class SecretInputError(Exception):
@@ -52,13 +57,20 @@ def read_secret(
     elif sys.stdin is not None and not sys.stdin.isatty():
         value = sys.stdin.readline().rstrip("\r\n")
     elif terminal_available():
-        value = prompt_function(prompt)
+        with prompting():
+            value = prompt_function(prompt)
     else:
         raise SecretInputError("no terminal to prompt on and nothing on standard input")
     value = value.strip()
     if not value:
         raise SecretInputError("the secret is empty")
     return Secret(value, kind)
+
+
+def ask_passphrase(path: str) -> str:
+    """Ask for the passphrase of the existing key file ``path`` (hidden, on the terminal)."""
+    with prompting():
+        return getpass.getpass(f"Passphrase for {path}: ")
 
 
 def read_new_passphrase(path: str) -> str:
@@ -68,10 +80,11 @@ def read_new_passphrase(path: str) -> str:
             "no terminal to ask for a key file passphrase: set MPP_KEYSTORE_PASSPHRASE_FILE "
             "(or MPP_KEYSTORE_PASSPHRASE)"
         )
-    first = getpass.getpass(f"New passphrase for the key file {path}: ")
-    if not first:
-        raise SecretInputError("the passphrase is empty")
-    again = getpass.getpass("Repeat the passphrase: ")
+    with prompting():
+        first = getpass.getpass(f"New passphrase for the key file {path}: ")
+        if not first:
+            raise SecretInputError("the passphrase is empty")
+        again = getpass.getpass("Repeat the passphrase: ")
     if first != again:
         raise SecretInputError("the passphrases do not match")
     return first
@@ -82,6 +95,7 @@ def ask_on_terminal(question: str) -> bool:
     anything but ``y``/``yes`` is no, and so is having no terminal."""
     try:
         with (
+            prompting(),
             open("/dev/tty", "w", encoding="utf-8") as out,
             open("/dev/tty", encoding="utf-8") as answer,
         ):

@@ -24,7 +24,7 @@ from mpp_client.cli.accounts import (
 )
 from mpp_client.cli.config import ConfigError, WalletEntry, http_url_problem, valid_name
 from mpp_client.cli.exit_codes import ExitCode
-from mpp_client.cli.output import format_money, table
+from mpp_client.cli.output import money_json, table
 from mpp_client.cli.secret_input import ask_on_terminal, read_secret, terminal_available
 from mpp_client.money import Currency, Money
 from mpp_client.wallet import Secret, SecretKind
@@ -104,6 +104,7 @@ def register(commands: Any) -> None:
 # argparse types: a bad value is a usage error (exit 2) before a key is made or stored.
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_BALANCE_TIMEOUT = 15.0  # seconds per RPC call of `wallet show --balance`
 _MAX_INT = 2**62
 
 
@@ -362,7 +363,7 @@ def run_show(inv: Invocation) -> int:
         balances = _balances(entry)
         data["balances"] = balances
         for item in balances:
-            lines.append(f"balance  {item['display']}")
+            lines.append(f"balance  {item['amount_display']}")
     inv.output.result(data, "\n".join(lines))
     return ExitCode.OK
 
@@ -388,26 +389,27 @@ def _balances(entry: WalletEntry) -> list[dict[str, Any]]:
     if not isinstance(address, str):
         raise ConfigError(f"[wallets.{entry.name}] needs the account address")
     out: list[dict[str, Any]] = []
-    with httpx.Client(timeout=15.0) as client:
+    with httpx.Client(timeout=_BALANCE_TIMEOUT) as client:
         for index, token in enumerate(tokens):
             call = {"to": token.address, "data": "0x" + balance_of_data(address).hex()}
             body = {"jsonrpc": "2.0", "id": index, "method": "eth_call", "params": [call, "latest"]}
             try:
                 answer = client.post(str(url), json=body).json()
                 amount = int(answer["result"], 16)
+            except httpx.TimeoutException:
+                raise ConfigError(
+                    f"cannot read the balance from {url}: no answer within {_BALANCE_TIMEOUT:g} s"
+                ) from None
             except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
                 raise ConfigError(
                     f"cannot read the balance from {url}: {type(exc).__name__}"
                 ) from None
             currency = Currency(token.address, token.decimals, symbol=token.symbol)
-            display = format_money(Money(amount, currency))
             out.append(
                 {
                     "token": token.address,
                     "symbol": token.symbol,
-                    "amount": amount,
-                    "decimals": token.decimals,
-                    "display": display,
+                    **money_json(Money(amount, currency)),
                 }
             )
     return out

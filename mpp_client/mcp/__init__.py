@@ -48,6 +48,9 @@ _CLIENT = frozenset(
 
 def __getattr__(name: str) -> Any:
     if name in _CLIENT:
+        from mpp_client.extras import require_extra
+
+        require_extra("mcp", f"mpp_client.mcp.{name}")
         from mpp_client.mcp import client
 
         return getattr(client, name)

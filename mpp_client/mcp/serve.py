@@ -42,8 +42,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import httpx
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+
+try:
+    from mcp.types import CallToolResult, TextContent, ToolAnnotations
+    from pydantic import Field
+except ImportError:
+    from mpp_client.extras import require_extra
+
+    require_extra("mcp", "mpp mcp serve")  # MissingExtra, naming the extra to install
+    raise
 
 from mpp_client.cli.accounts import load_policy, open_wallet
 from mpp_client.cli.config import Config, ConfigError

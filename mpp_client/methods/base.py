@@ -26,13 +26,15 @@ import abc
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from mpp_client.effects import Effect
 from mpp_client.errors import ChallengeExpired
+from mpp_client.methods.config import MethodConfigError
 from mpp_client.money import Money
 
 if TYPE_CHECKING:
+    from mpp_client.methods.config import SecretField, SecretLoader
     from mpp_client.protocol import Challenge, Receipt
 
 __all__ = [
@@ -152,6 +154,21 @@ class PaymentMethod(abc.ABC):
     name: str
     #: The challenge intents this pays, e.g. ``frozenset({"charge"})``.
     intents: frozenset[str]
+    #: One line saying what a configured wallet of this method pays with (``mpp wallet``).
+    config_summary: ClassVar[str] = ""
+
+    @classmethod
+    def config_secrets(cls, settings: Mapping[str, object]) -> tuple[SecretField, ...]:
+        """The secrets ``from_config`` reads for a wallet with these ``settings`` (see
+        ``mpp_client.methods.config``). Default: none."""
+        return ()
+
+    @classmethod
+    def from_config(cls, settings: Mapping[str, object], secrets: SecretLoader) -> Self:
+        """Build the method from a configured wallet's ``settings`` (plain values) and its
+        ``secrets`` (read only when needed); ``MethodConfigError`` names a bad setting. Methods
+        that can be configured override this (see ``mpp_client.methods.config``)."""
+        raise MethodConfigError(f"{cls.__name__} cannot be built from configuration")
 
     def synthesize_challenges(
         self, origin: str, headers: Mapping[str, str], body: bytes
@@ -209,13 +226,20 @@ class PaymentMethod(abc.ABC):
         """Called after the server accepted the payment (optional hook for methods)."""
         return None
 
+    def on_gone(self, quote: Quote, proof: PaymentProof) -> None:
+        """Called when the server answered the paid request 410 Gone: what the credential
+        named (a session's channel) no longer exists there, so a method that keeps sessions
+        stops reusing it. The payment's outcome is recorded by the flow as usual."""
+        return None
+
 
 def refuse_if_expiring(
-    expires: datetime | None, now: datetime, margin: timedelta, challenge: Challenge
+    expires: datetime | None, now: datetime, margin: float, challenge: Challenge
 ) -> None:
-    """Raise ``ChallengeExpired`` when ``expires`` is within ``margin`` of ``now`` (methods
-    that need more time than the flow's own margin, e.g. to create a token, call this)."""
-    if expires is not None and now >= expires - margin:
+    """Raise ``ChallengeExpired`` when ``expires`` is within ``margin`` seconds of ``now``
+    (methods that need more time than the flow's own margin, e.g. to create a token, call
+    this with their ``expiry_margin``)."""
+    if expires is not None and now >= expires - timedelta(seconds=margin):
         raise ChallengeExpired(
             f"the challenge expires at {expires.isoformat()}, too soon to pay",
             challenge=challenge,

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -158,6 +158,24 @@ class Challenge:
         )
 
 
+_NEW = object.__new__
+# Challenge has slots and no __post_init__: setting every field is all its __init__ does. The
+# unpacking fails at import if a field is added without a setter here.
+(
+    _SET_ID,
+    _SET_REALM,
+    _SET_METHOD,
+    _SET_INTENT,
+    _SET_REQUEST,
+    _SET_REQUEST_DATA,
+    _SET_EXPIRES,
+    _SET_DIGEST,
+    _SET_DESCRIPTION,
+    _SET_OPAQUE,
+    _SET_HEADER,
+) = (getattr(Challenge, f.name).__set__ for f in fields(Challenge))
+
+
 def _check_writable(id_: str, method: str, intent: str, header: str | None) -> None:
     if not id_:
         raise FormatError("challenge id is empty")
@@ -175,6 +193,13 @@ def challenge_from_params(params: Mapping[str, str]) -> Challenge:
     Raises :class:`~mpp_client.errors.ParseError` when a required parameter is missing or a
     value breaks the rules of protocol README §2, §3 and §10.
     """
+    return _from_params(params, scanned=False)
+
+
+def _from_params(params: Mapping[str, str], *, scanned: bool) -> Challenge:
+    # scanned: the values come from auth_params.scan, which already marked every challenge
+    # holding an unsafe character defective (parse_challenges skips those), so the per-value
+    # search below would only repeat it.
     try:
         id_ = params["id"]
         realm = params["realm"]
@@ -187,7 +212,7 @@ def challenge_from_params(params: Mapping[str, str]) -> Challenge:
         raise ParseError("challenge id is empty")
     # The scanner refuses these characters in headers already; a credential's echo arrives as
     # JSON, which can carry anything, and must not yield a challenge that cannot be written.
-    for name in _FREE_TEXT:
+    for name in () if scanned else _FREE_TEXT:
         value = params.get(name)
         if value is not None and has_unsafe_character(value):
             raise ParseError(
@@ -206,19 +231,21 @@ def challenge_from_params(params: Mapping[str, str]) -> Challenge:
     header = params.get("header")
     if header is not None and not is_token(header):
         raise ParseError("challenge header is not an HTTP header name")
-    return Challenge(
-        id_,
-        realm,
-        method,
-        intent,
-        request,
-        data,
-        expires,
-        params.get("digest"),
-        params.get("description"),
-        params.get("opaque"),
-        header,
-    )
+    # The frozen dataclass's __init__ sets each field through object.__setattr__ (~0.3 us a
+    # field); the slot descriptors set the same fields at a third of the cost.
+    challenge = _NEW(Challenge)
+    _SET_ID(challenge, id_)
+    _SET_REALM(challenge, realm)
+    _SET_METHOD(challenge, method)
+    _SET_INTENT(challenge, intent)
+    _SET_REQUEST(challenge, request)
+    _SET_REQUEST_DATA(challenge, data)
+    _SET_EXPIRES(challenge, expires)
+    _SET_DIGEST(challenge, params.get("digest"))
+    _SET_DESCRIPTION(challenge, params.get("description"))
+    _SET_OPAQUE(challenge, params.get("opaque"))
+    _SET_HEADER(challenge, header)
+    return challenge
 
 
 def parse_challenges(values: Iterable[str]) -> list[Challenge]:
@@ -236,7 +263,7 @@ def parse_challenges(values: Iterable[str]) -> list[Challenge]:
             if raw.scheme != "payment" or raw.defect is not None:
                 continue
             try:
-                challenges.append(challenge_from_params(raw.params))
+                challenges.append(_from_params(raw.params, scanned=True))
             except ParseError:
                 continue
     return challenges
@@ -259,7 +286,7 @@ def parse_challenge(value: str) -> Challenge:
         raise ParseError("not a Payment challenge")
     if raw.defect is not None:
         raise ParseError(f"malformed Payment challenge: {raw.defect}")
-    return challenge_from_params(raw.params)
+    return _from_params(raw.params, scanned=True)
 
 
 def compute_challenge_id(

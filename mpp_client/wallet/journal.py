@@ -70,6 +70,7 @@ __all__ = [
     "PaymentState",
     "SqliteJournal",
     "default_journal_path",
+    "open_journal",
     "write_csv",
     "write_jsonl",
 ]
@@ -95,6 +96,20 @@ def default_journal_path() -> str:
     else:
         base = os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
     return os.path.join(base, "mpp-client", "journal.sqlite3")
+
+
+def open_journal(
+    target: str | os.PathLike[str], *, clock: Clock | Callable[[], float] | None = None
+) -> Journal:
+    """The journal ``target`` names: a ``postgresql://`` or ``postgres://`` URL opens a
+    ``PostgresJournal`` (the ``postgres`` extra; psycopg is imported only then), anything else
+    is an SQLite file (or ``":memory:"``)."""
+    text = os.fspath(target)
+    if text.lower().startswith(("postgresql://", "postgres://")):
+        from mpp_client.wallet.postgres import PostgresJournal
+
+        return PostgresJournal(text, clock=clock)
+    return SqliteJournal(text, clock=clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1072,6 +1087,13 @@ _OPTIONAL_TEXT_COLUMNS = (
 )  # fmt: skip
 
 
+class _Row(Protocol):
+    """A stored row read by column name: ``sqlite3.Row``, or a dict of another store's row
+    (``PostgresJournal`` decodes its rows with the same functions)."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
 class _Unreadable(Exception):
     """A stored value that does not decode: ``column`` and why."""
 
@@ -1111,14 +1133,14 @@ def _text(value: Any) -> bool:
     return True
 
 
-def _integer(row: sqlite3.Row, column: str) -> int:
+def _integer(row: _Row, column: str) -> int:
     value = row[column]
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Unreadable(column, f"not an integer: {_shown(value)}")
     return value
 
 
-def _time(row: sqlite3.Row, column: str) -> datetime:
+def _time(row: _Row, column: str) -> datetime:
     value = row[column]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _Unreadable(column, f"not a timestamp: {_shown(value)}")
@@ -1128,14 +1150,14 @@ def _time(row: sqlite3.Row, column: str) -> datetime:
         raise _Unreadable(column, f"not a timestamp: {_shown(value)}") from None
 
 
-def _json(row: sqlite3.Row, column: str) -> Any:
+def _json(row: _Row, column: str) -> Any:
     try:
         return json.loads(row[column])
     except _DECODE_ERRORS:
         raise _Unreadable(column, "not JSON") from None
 
 
-def _payees(row: sqlite3.Row) -> tuple[Payee, ...]:
+def _payees(row: _Row) -> tuple[Payee, ...]:
     data = _json(row, "payees")
     if not isinstance(data, list):
         raise _Unreadable("payees", "not a list")
@@ -1150,7 +1172,7 @@ def _payees(row: sqlite3.Row) -> tuple[Payee, ...]:
     return tuple(payees)
 
 
-def _currency(row: sqlite3.Row) -> Currency:
+def _currency(row: _Row) -> Currency:
     decimals = _integer(row, "currency_decimals")
     try:
         return Currency(
@@ -1164,7 +1186,43 @@ def _currency(row: sqlite3.Row) -> Currency:
         raise _Unreadable("currency_decimals", str(exc)) from None
 
 
-def _record(row: sqlite3.Row) -> PaymentRecord:
+def _stored_currency(row: _Row) -> Currency:
+    """A row of table currencies (id, code, decimals, network, symbol, usd_pegged)."""
+    try:
+        return Currency(
+            row["code"],
+            row["decimals"],
+            network=row["network"],
+            symbol=row["symbol"],
+            usd_pegged=bool(row["usd_pegged"]),
+        )
+    except _DECODE_ERRORS as exc:
+        # Its payments' holds could not be matched to any cap: refuse to count budgets at all
+        # rather than leave them out.
+        raise JournalError(
+            f"the payment journal's currency {row['id']} is damaged ({exc}); "
+            "budgets cannot be counted"
+        ) from None
+
+
+def _stored_pin(row: _Row, origin: str, method: str) -> Pin:
+    """A row of table pins (payees, token, network)."""
+    try:
+        payees = json.loads(row["payees"])
+        if not isinstance(payees, list) or not all(isinstance(p, str) for p in payees):
+            raise ValueError("not a list of addresses")
+        if not isinstance(row["token"], str):
+            raise ValueError("no token")
+    except _DECODE_ERRORS:
+        # Refusing is the safe answer: treating it as no pin would trust new payees.
+        raise JournalError(
+            f"the payment journal's payee pin for {origin} ({method}) is damaged; "
+            "delete that row of table pins to pin again on the next payment"
+        ) from None
+    return Pin(frozenset(payees), row["token"], row["network"])
+
+
+def _record(row: _Row) -> PaymentRecord:
     """The entry in ``row``; ``_Unreadable`` names the first column that does not decode."""
     for column in _TEXT_COLUMNS:
         if not _text(row[column]):
@@ -1228,7 +1286,7 @@ def _record(row: sqlite3.Row) -> PaymentRecord:
     )
 
 
-def _damage(row: sqlite3.Row, problem: _Unreadable) -> DamagedEntry:
+def _damage(row: _Row, problem: _Unreadable) -> DamagedEntry:
     entry_id, state = row["id"], row["state"]
     return DamagedEntry(
         seq=int(row["seq"]),
@@ -1308,25 +1366,7 @@ class _SqliteLedger:
             rows = self._conn.execute(
                 "SELECT id, code, decimals, network, symbol, usd_pegged FROM currencies"
             ).fetchall()
-            known = []
-            for row in rows:
-                try:
-                    currency = Currency(
-                        row["code"],
-                        row["decimals"],
-                        network=row["network"],
-                        symbol=row["symbol"],
-                        usd_pegged=bool(row["usd_pegged"]),
-                    )
-                except _DECODE_ERRORS as exc:
-                    # Its payments' holds could not be matched to any cap: refuse to count
-                    # budgets at all rather than leave them out.
-                    raise JournalError(
-                        f"the payment journal's currency {row['id']} is damaged ({exc}); "
-                        "budgets cannot be counted"
-                    ) from None
-                known.append((row["id"], currency))
-            self._known = known
+            self._known = [(row["id"], _stored_currency(row)) for row in rows]
         return self._known
 
     def _currency_id(self, currency: Currency) -> int:
@@ -1472,21 +1512,7 @@ class _SqliteLedger:
             "SELECT payees, token, network FROM pins WHERE origin=? AND method=?",
             (origin, method),
         ).fetchone()
-        if row is None:
-            return None
-        try:
-            payees = json.loads(row["payees"])
-            if not isinstance(payees, list) or not all(isinstance(p, str) for p in payees):
-                raise ValueError("not a list of addresses")
-            if not isinstance(row["token"], str):
-                raise ValueError("no token")
-        except _DECODE_ERRORS:
-            # Refusing is the safe answer: treating it as no pin would trust new payees.
-            raise JournalError(
-                f"the payment journal's payee pin for {origin} ({method}) is damaged; "
-                "delete that row of table pins to pin again on the next payment"
-            ) from None
-        return Pin(frozenset(payees), row["token"], row["network"])
+        return None if row is None else _stored_pin(row, origin, method)
 
     def insert(self, payment: NewPayment) -> str:
         if payment.reference is not None:

@@ -44,7 +44,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final, NoReturn
 
-from mpp_client.errors import KeyStoreError
+from mpp_client.errors import KeyStoreError, MissingExtra
+from mpp_client.extras import require_extra
 
 __all__ = [
     "EncryptedFileKeyStore",
@@ -165,7 +166,11 @@ def keyring_problem(backend: Any = None) -> str | None:
         import keyring
         from keyring.backends import chainer
     except ImportError:
-        return "the keyring package is not installed (pip install 'mpp-client[keyring]')"
+        try:
+            require_extra("keyring", "the OS keyring")
+        except MissingExtra as exc:
+            return str(exc)
+        raise
     if backend is None:
         try:
             backend = keyring.get_keyring()
@@ -357,12 +362,7 @@ class EncryptedFileKeyStore(KeyStore):
         scrypt_n: int = DEFAULT_SCRYPT_N,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
-        try:
-            import cryptography  # noqa: F401
-        except ImportError:
-            raise KeyStoreError(
-                "the encrypted key file needs cryptography (pip install 'mpp-client[keyring]')"
-            ) from None
+        require_extra("keyring", "the encrypted key file", modules=("cryptography",))
         if (
             not _is_int(scrypt_n)
             or scrypt_n < 2**10

@@ -33,8 +33,8 @@ from mpp_client.wallet.journal import (
     NewPayment,
     PaymentRecord,
     PaymentState,
-    SqliteJournal,
     default_journal_path,
+    open_journal,
     write_csv,
     write_jsonl,
 )
@@ -134,11 +134,13 @@ class Wallet:
     ``methods``: payment methods, tried in ``prefer`` order (``"tempo"`` or ``"tempo/charge"``)
     then the server's order. ``policy``: the ``SpendPolicy`` (default: ``SpendPolicy()``, whose
     safe limits are in ``DEFAULT_LIMITS``). ``journal``: a ``Journal``, a file path, ``":memory:"``
-    for a throwaway one, or ``None`` for ``default_journal_path()``. ``keystore``: where method
-    secrets live (optional; methods may be given keys directly). ``approve``: a callback that
-    must say yes before each payment (or only those the policy marks, see
-    ``SpendPolicy.approve_above``). ``prices``: dollar prices for caps written in USD over
-    currencies that are not pegged (without it those payments are refused). ``max_unknown``:
+    for a throwaway one, a ``postgresql://`` URL for a journal a fleet shares
+    (``PostgresJournal``), or ``None`` for ``$MPP_JOURNAL_URL``, else
+    ``default_journal_path()``. ``keystore``: where method secrets live (optional; methods may
+    be given keys directly). ``approve``: a callback that must say yes before each payment (or
+    only those the policy marks, see ``SpendPolicy.approve_above``). ``prices``: dollar prices
+    for caps written in USD over currencies that are not pegged (without it those payments are
+    refused). ``max_unknown``:
     the circuit breaker: while this many payments have an unknown outcome, new payments are
     refused with ``UnresolvedPayments`` until ``reconcile()`` or ``resolve()`` settles them
     (default 3: a server or backend that keeps losing answers costs at most three held
@@ -172,9 +174,10 @@ class Wallet:
         self.max_unknown = max_unknown
         self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         if journal is None:
-            journal = default_journal_path()
+            # A fleet's shared database ($MPP_JOURNAL_URL) wins over the local file.
+            journal = os.environ.get("MPP_JOURNAL_URL") or default_journal_path()
         self.journal: Journal = (
-            SqliteJournal(journal, clock=self.clock)
+            open_journal(journal, clock=self.clock)
             if isinstance(journal, (str, os.PathLike))
             else journal
         )
@@ -186,6 +189,10 @@ class Wallet:
         self.journal.recover()
         for method in self.methods:
             method.use_history(self.already_paid)
+            # Session methods keep their channel records in this journal's database.
+            use_journal = getattr(method, "use_journal", None)
+            if callable(use_journal):
+                use_journal(self.journal, self.clock)
         unknown = self.unknown_payments()
         if unknown:
             log.warning(
@@ -194,6 +201,8 @@ class Wallet:
                 "(Wallet.resolve) settles them",
                 len(unknown),
                 ", ".join(record.id for record in unknown[:10]),
+                # The CLI shows its own note instead (once, on the commands that pay or count).
+                extra={"mpp_unknown_payments": len(unknown)},
             )
 
     def __repr__(self) -> str:

@@ -21,8 +21,11 @@ def test_budget_show_lists_the_safe_defaults_with_what_was_used(mpp, server, bas
     assert set(rules) == {
         "default.usd.payment", "default.usd.day", "default.sat.payment", "default.sat.day"
     }  # fmt: skip
-    assert rules["default.usd.day"]["used"] == "$0.001"
-    assert rules["default.usd.day"]["left"] == "$9.999"
+    # Money in JSON: base units of the cap's currency (6-decimal dollars) with the currency.
+    day = rules["default.usd.day"]
+    assert day["used"]["amount"] == 1000 and day["used"]["decimals"] == 6
+    assert day["left"]["amount"] == 9_999_000 and day["cap"]["amount"] == 10_000_000
+    assert day["used"]["currency"] == day["cap"]["currency"] == "usd"
 
 
 def test_budget_set_writes_a_policy_file_the_library_reads(mpp):

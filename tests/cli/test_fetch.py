@@ -188,7 +188,7 @@ def test_json_output_is_one_document_with_the_payment(mpp, server, base_url):
     payment = data["payment"]
     assert payment["status"] == "paid" and payment["amount"] == 1000
     assert payment["receipt"]["challenge_id"] == server.accepted[0].challenge.id
-    assert len(payment["credential_fingerprint"]) == 64
+    assert len(payment["fingerprint"]) == 64
 
 
 def test_a_rejected_payment_exits_5_and_keeps_the_amount_held(mpp, server, base_url):
@@ -250,7 +250,25 @@ def test_a_connection_error_exits_1(mpp):
     result = mpp("fetch", f"http://127.0.0.1:{port}/paid")
 
     assert result.returncode == 1
-    assert "request failed" in result.stderr
+    assert f"cannot connect to 127.0.0.1:{port}" in result.stderr
+    assert "nothing was paid" in result.stderr
+
+
+def test_a_timeout_names_the_host_and_the_timeout(mpp):
+    # A listening socket that never answers: the connection is made, the answer never comes.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        port = sock.getsockname()[1]
+        result = mpp("fetch", "--max-time", "0.5", f"http://127.0.0.1:{port}/paid")
+        code, data = mpp.json("fetch", "--max-time", "0.5", f"http://127.0.0.1:{port}/paid")
+
+    assert result.returncode == 1
+    assert f"request to 127.0.0.1:{port} timed out after 0.5 s" in result.stderr
+    assert "(--max-time 0.5)" in result.stderr
+    assert code == 1 and data["error"]["exit_code"] == 1
+    assert f"127.0.0.1:{port}" in data["error"]["message"]
+    assert data["error"]["money_moved"] is False
 
 
 def test_no_progress_indicator_when_stderr_is_not_a_terminal(mpp, server, base_url):

@@ -35,7 +35,7 @@ def test_resolve_settled_keeps_the_amount_spent(mpp, server, base_url):
     assert mpp.json("journal", "unknown")[1] == []
     _, budget = mpp.json("budget", "show")
     day = {limit["rule"]: limit for limit in budget["limits"]}["default.usd.day"]
-    assert day["used"] == "$0.001"
+    assert day["used"]["amount"] == 1000  # base units of 6-decimal dollars
 
 
 def test_resolve_failed_needs_yes_without_a_terminal(mpp, server, base_url):
@@ -56,7 +56,7 @@ def test_resolve_failed_needs_yes_without_a_terminal(mpp, server, base_url):
     assert data["entry"]["money_moved"] is False and data["entry"]["amount"] == 1000
     _, budget = mpp.json("budget", "show")
     day = {limit["rule"]: limit for limit in budget["limits"]}["default.usd.day"]
-    assert day["used"] == "$0.00"
+    assert day["used"]["amount"] == 0
 
 
 def test_resolve_failed_asks_on_the_terminal(mpp, server, base_url, terminal):

@@ -34,7 +34,7 @@ def test_wallet_show_reads_the_balance_from_the_chain(mpp, funded):
 
     assert code == 0
     path_usd = next(b for b in data["balances"] if b["token"] == PATH_USD.address)
-    assert path_usd["amount"] == 2_000_000 and path_usd["display"] == "2.00 pathUSD"
+    assert path_usd["amount"] == 2_000_000 and path_usd["amount_display"] == "2.00 pathUSD"
 
 
 def test_dry_run_quotes_the_pympp_offer_without_signing(mpp, funded, anvil, pympp_server,

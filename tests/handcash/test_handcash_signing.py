@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from mpp_client.methods.handcash import ConnectSigner, signing_payload
-from mpp_client.methods.handcash._json import dump_json
-from mpp_client.methods.handcash._signing import js_iso_timestamp
+from mpp_client.methods.handcash.json_text import dump_json
+from mpp_client.methods.handcash.signing import js_iso_timestamp
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "sdk_signatures.json").read_text())
 _N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

@@ -54,7 +54,7 @@ def setup(
         payer,
         network=network,
         max_fee_sats=10,
-        expiry_margin_seconds=30,
+        expiry_margin=30,
         already_paid=already_paid,
         max_amount_sats=max_amount_sats,
     )

@@ -185,7 +185,7 @@ def test_silent_wallet_is_outcome_unknown_after_timeout_and_request_expires(serv
     service.answer(invoice.text, {"silent": True})
     started = time.monotonic()
     with pytest.raises(PaymentOutcomeUnknown):
-        pay_through_charge(NwcPayer(service.uri(), timeout_seconds=1.5), invoice)
+        pay_through_charge(NwcPayer(service.uri(), timeout=1.5), invoice)
     assert time.monotonic() - started < 10
     (request,) = service.requests()
     (expiration,) = [t for t in request["tags"] if t[0] == "expiration"]

@@ -159,7 +159,7 @@ async def test_stdio_tools_pay_within_the_policy_and_never_change_it(
 
         budget_before = _data(await client.call_tool("budget", {}))
         assert budget_before["read_only"] is True
-        assert budget_before["approve_above"] == "0.003 USD"
+        assert budget_before["approve_above"]["amount_display"] == "0.003 USD"
         assert {limit["per"] for limit in budget_before["limits"]} >= {"payment", "day"}
 
         # quote: price and verdict, nothing paid or journaled.
@@ -229,9 +229,9 @@ async def test_stdio_tools_pay_within_the_policy_and_never_change_it(
         assert [(x["rule"], x["cap"]) for x in budget_after["limits"]] == [
             (x["rule"], x["cap"]) for x in budget_before["limits"]
         ]
-        assert budget_after["approve_above"] == "0.003 USD"
+        assert budget_after["approve_above"]["amount_display"] == "0.003 USD"
         day = next(x for x in budget_after["limits"] if x["rule"] == "default.usd.day")
-        assert day["used"] == "$0.001"
+        assert day["used"]["amount"] == 1000  # base units of 6-decimal dollars
     assert policy_file.read_bytes() == policy_before
 
 

@@ -28,6 +28,7 @@ PUBLIC_API = [
     "KeyStoreError",
     "Limit",
     "MethodError",
+    "MissingExtra",
     "Money",
     "MppError",
     "NoPayableChallenge",

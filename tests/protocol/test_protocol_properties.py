@@ -654,12 +654,28 @@ def _scanned(raws: list[auth_params.RawChallenge]) -> list[tuple[str, dict[str, 
     )
 )
 def test_the_well_formed_fast_path_gives_what_the_careful_scan_gives(value: str) -> None:
+    careful = _scanned(auth_params._scan_any(value))
     fast = auth_params._scan_well_formed(value)
     if fast is not None:
-        assert _scanned(fast) == _scanned(auth_params._scan_any(value))
+        assert _scanned(fast) == careful
+    quoted = auth_params._scan_all_quoted(value)
+    if quoted is not None:
+        assert _scanned(quoted) == careful
 
 
 def test_the_fast_path_takes_well_formed_values_and_leaves_junk_to_the_careful_scan() -> None:
     assert auth_params._scan_well_formed(f'{VALID}, Bearer realm="x", {VALID}') is not None
     assert auth_params._scan_well_formed(VALID + ', d="a "b" c"') is None
     assert auth_params._scan_well_formed("Negotiate abc, " + VALID) is None
+
+
+def test_the_all_quoted_path_takes_the_usual_shape_only() -> None:
+    assert auth_params._scan_all_quoted(f'{VALID}, Bearer realm="x", {VALID}') is not None
+    assert auth_params._scan_all_quoted(VALID + ', d="a "b" c"') is None
+    assert auth_params._scan_all_quoted(VALID + ", n=1") is None
+    [escaped] = auth_params._scan_all_quoted(VALID + ', d="a \\"b\\" \\\\ \\u00e9"') or []
+    assert escaped.params["d"] == 'a "b" \\ \u00e9'
+    [unsafe] = auth_params._scan_all_quoted(VALID + ', d="\\u001b[2J"') or []
+    assert unsafe.defect is not None
+    assert auth_params._scan_all_quoted(VALID + ', d="a\\"') is None
+    assert auth_params._scan_all_quoted('Payment id="a" realm="b"') is None

@@ -9,8 +9,9 @@ Example::
     handcash = HandCashCharge(app_id=..., app_secret=..., auth_token=...)
 """
 
-from mpp_client.methods.handcash._charge import HandCashCharge
-from mpp_client.methods.handcash._compat import (
+from mpp_client.methods.handcash.api import DEFAULT_BASE_URL
+from mpp_client.methods.handcash.charge import HandCashCharge
+from mpp_client.methods.handcash.compat import (
     COMPAT_ID_PREFIX,
     COMPAT_INTENT,
     DEFAULT_RECEIPT_PATH,
@@ -20,13 +21,12 @@ from mpp_client.methods.handcash._compat import (
     HostedPay,
     HostedPayment,
 )
-from mpp_client.methods.handcash._connect import DEFAULT_BASE_URL
-from mpp_client.methods.handcash._request import (
+from mpp_client.methods.handcash.request import (
     HandCashChargeRequest,
     Receiver,
     parse_charge_request,
 )
-from mpp_client.methods.handcash._signing import ConnectSigner, SignedHeaders, signing_payload
+from mpp_client.methods.handcash.signing import ConnectSigner, SignedHeaders, signing_payload
 
 __all__ = [
     "COMPAT_ID_PREFIX",

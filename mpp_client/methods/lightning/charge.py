@@ -33,6 +33,7 @@ from mpp_client.errors import (
     PaymentOutcomeUnknown,
     PaymentRefused,
 )
+from mpp_client.extras import require_extra
 from mpp_client.methods.base import (
     LookupResult,
     Payee,
@@ -45,6 +46,9 @@ from mpp_client.methods.lightning.invoice import (
     Invoice,
     InvoiceError,
     LightningNetwork,
+    check_amount,
+    check_network,
+    check_payment_hash,
     decode_invoice,
 )
 from mpp_client.methods.lightning.payer import (
@@ -57,9 +61,10 @@ from mpp_client.methods.lightning.payer import (
 from mpp_client.money import SAT, Money
 
 if TYPE_CHECKING:
+    from mpp_client.methods.config import SecretField, SecretLoader
     from mpp_client.protocol import Challenge
 
-__all__ = ["LightningCharge"]
+__all__ = ["LightningCharge", "check_expiry", "pay_invoice"]
 
 _NETWORKS: frozenset[str] = frozenset({"mainnet", "testnet", "signet", "regtest"})
 _AMOUNT = re.compile(r"[1-9][0-9]{0,17}")
@@ -72,8 +77,8 @@ class LightningCharge(PaymentMethod):
     ``network`` is the Lightning network this wallet is on (``"mainnet"``, ``"testnet"``,
     ``"signet"`` or ``"regtest"``). ``max_fee_sats`` is the most routing fee one payment may
     cost, in satoshis; it is passed to the backend and counted in the quote (``max_fee``) so the
-    spend policy sees amount plus fee. ``expiry_margin_seconds`` is how long the invoice and
-    the challenge must still be valid when the quote is made, so the payment can complete.
+    spend policy sees amount plus fee. ``expiry_margin`` is how many seconds the invoice
+    and the challenge must still be valid when the quote is made, so the payment can complete.
     ``already_paid(payment_hash)`` answers whether this wallet paid that hash before (the
     wallet's journal provides it); such an invoice is refused. ``max_amount_sats`` optionally
     caps one invoice (in satoshis, before fees) independently of any wallet policy.
@@ -88,22 +93,23 @@ class LightningCharge(PaymentMethod):
         *,
         network: LightningNetwork = "mainnet",
         max_fee_sats: int = 100,
-        expiry_margin_seconds: int = 30,
+        expiry_margin: float = 30.0,
         already_paid: Callable[[str], bool] | None = None,
         max_amount_sats: int | None = None,
     ) -> None:
+        require_extra("lightning", "LightningCharge")
         if network not in _NETWORKS:
             raise ValueError(f"unknown Lightning network {network!r}")
         if isinstance(max_fee_sats, bool) or not isinstance(max_fee_sats, int) or max_fee_sats < 0:
             raise ValueError("max_fee_sats must be a non-negative int of satoshis")
-        if expiry_margin_seconds < 0:
-            raise ValueError("expiry_margin_seconds must not be negative")
+        if expiry_margin < 0:
+            raise ValueError("expiry_margin must not be negative (seconds)")
         if max_amount_sats is not None and max_amount_sats <= 0:
             raise ValueError("max_amount_sats must be positive")
         self._payer = payer
         self.network: LightningNetwork = network
         self.max_fee_sats = max_fee_sats
-        self.expiry_margin = timedelta(seconds=expiry_margin_seconds)
+        self.expiry_margin = expiry_margin
         self._already_paid = already_paid
         self.max_amount_sats = max_amount_sats
 
@@ -112,6 +118,62 @@ class LightningCharge(PaymentMethod):
             f"LightningCharge(payer={self._payer!r}, network={self.network!r}, "
             f"max_fee_sats={self.max_fee_sats})"
         )
+
+    # --- from configuration (mpp_client.methods.config) -------------------------------------
+
+    config_summary = "Bitcoin over Lightning through NWC, LND, CLN, phoenixd or LNbits"
+
+    @classmethod
+    def config_secrets(cls, settings: Mapping[str, object]) -> tuple[SecretField, ...]:
+        """One secret, ``secret``: what the ``backend`` setting's node or wallet needs."""
+        from mpp_client.methods.config import SecretField
+        from mpp_client.wallet.keystore import SecretKind
+
+        prompts = {
+            "nwc": ("NWC connection URI (nostr+walletconnect://...)", SecretKind.LIGHTNING_NWC_URI),
+            "lnd": ("LND admin macaroon (hex)", SecretKind.LIGHTNING_MACAROON),
+            "cln": ("Core Lightning rune", SecretKind.LIGHTNING_RUNE),
+            "phoenixd": ("phoenixd HTTP password", SecretKind.LIGHTNING_API_KEY),
+            "lnbits": ("LNbits admin key", SecretKind.LIGHTNING_API_KEY),
+        }
+        backend = settings.get("backend", "nwc")
+        prompt, kind = prompts.get(str(backend), ("Lightning backend secret", SecretKind.OTHER))
+        return (SecretField("secret", prompt, kind),)
+
+    @classmethod
+    def from_config(cls, settings: Mapping[str, object], secrets: SecretLoader) -> LightningCharge:
+        """From settings ``backend`` (``nwc`` default, ``lnd``, ``cln``, ``phoenixd``,
+        ``lnbits``), ``url`` (all but NWC), ``network`` (default mainnet) and
+        ``max_fee_sats`` (default 100). The wallet's journal answers ``already_paid``."""
+        from mpp_client.methods import lightning
+        from mpp_client.methods.config import MethodConfigError, Settings
+
+        read = Settings(settings)
+        backend = read.text("backend", "nwc")
+        url = read.text("url")
+        makers: dict[str, Callable[[str, str], LightningPayer]] = {
+            "lnd": lightning.LndRestPayer,
+            "cln": lightning.ClnRestPayer,
+            "phoenixd": lightning.PhoenixdPayer,
+            "lnbits": lightning.LnbitsPayer,
+        }
+        if backend != "nwc" and backend not in makers:
+            raise MethodConfigError(f"unknown lightning backend {backend!r}")
+        if backend != "nwc" and url is None:
+            raise MethodConfigError(f"the {backend} backend needs url")
+        network = read.text("network", "mainnet")
+        max_fee_sats = read.integer("max_fee_sats", 100) or 0
+        value = secrets("secret").reveal()
+        try:
+            payer = (
+                lightning.NwcPayer(value)
+                if backend == "nwc" or url is None
+                else makers[str(backend)](url, value)
+            )
+            return cls(payer, network=network, max_fee_sats=max_fee_sats)  # type: ignore[arg-type]
+        except ValueError:
+            # Backend constructors validate the secret: their messages are not repeated.
+            raise MethodConfigError(f"the {backend} settings or secret are not valid") from None
 
     # --- before paying ------------------------------------------------------------------------
 
@@ -186,57 +248,20 @@ class LightningCharge(PaymentMethod):
     def _check_amount(
         self, invoice: Invoice, amount_sats: int, refuse: Callable[[str], PaymentRefused]
     ) -> None:
-        if invoice.amount_msat is None:
-            raise refuse("lightning: the invoice has no amount (amountless invoices are refused)")
-        if invoice.amount_sat is None:
-            raise refuse(
-                f"lightning: the invoice amount {invoice.amount_msat} msat is not whole sats"
-            )
-        if invoice.amount_sat != amount_sats:
-            raise refuse(
-                f"lightning: the invoice asks {invoice.amount_sat} sat but the challenge "
-                f"amount is {amount_sats} sat"
-            )
+        check_amount(invoice, amount_sats, refuse, field="amount")
 
     def _check_network(
         self, invoice: Invoice, declared: object, refuse: Callable[[str], PaymentRefused]
     ) -> None:
-        if not isinstance(declared, str) or declared not in _NETWORKS:
-            raise refuse(f"lightning: unknown methodDetails.network {_short(declared)}")
-        if invoice.network != declared:
-            raise refuse(
-                f"lightning: the invoice is for {invoice.network} but the challenge says {declared}"
-            )
-        if invoice.network != self.network:
-            raise refuse(
-                f"lightning: the invoice is for {invoice.network} but this wallet pays on "
-                f"{self.network}"
-            )
+        check_network(invoice, declared, self.network, refuse, field="methodDetails.network")
 
     def _check_payment_hash(
         self, invoice: Invoice, declared: object, refuse: Callable[[str], PaymentRefused]
     ) -> None:
-        if declared is None:
-            return
-        if not isinstance(declared, str) or not _HASH.fullmatch(declared):
-            raise refuse("lightning: methodDetails.paymentHash is not 64 hex characters")
-        if declared.lower() != invoice.payment_hash:
-            raise refuse("lightning: methodDetails.paymentHash differs from the invoice's")
+        check_payment_hash(invoice, declared, refuse, field="methodDetails.paymentHash")
 
     def _check_expiry(self, invoice: Invoice, challenge: Challenge, now: datetime) -> datetime:
-        now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
-        expires = invoice.expires_at
-        challenge_expires = _challenge_expires(challenge)
-        if challenge_expires is not None and challenge_expires < expires:
-            expires = challenge_expires
-        if expires - now < self.expiry_margin:
-            which = "challenge" if expires is challenge_expires else "invoice"
-            raise ChallengeExpired(
-                f"lightning: the {which} expires at {expires.isoformat()}, within the "
-                f"{int(self.expiry_margin.total_seconds())} s safety margin",
-                challenge=challenge,
-            )
-        return expires
+        return check_expiry(invoice, challenge, now, self.expiry_margin)
 
     # --- paying -------------------------------------------------------------------------------
 
@@ -249,7 +274,6 @@ class LightningCharge(PaymentMethod):
         invoice_text = str(quote.details["invoice"])
         payment_hash = str(quote.details["payment_hash"])
         challenge_id = quote.challenge.id
-        name = self._payer.name
         # Checked again right before paying: another request may have paid it since the quote.
         if self._already_paid is not None and self._already_paid(payment_hash):
             raise PaymentRefused(
@@ -257,68 +281,12 @@ class LightningCharge(PaymentMethod):
                 challenge=quote.challenge,
             )
         yield Checkpoint("broadcast", payment_hash)
-
-        def unknown(reason: str) -> PaymentOutcomeUnknown:
-            return PaymentOutcomeUnknown(
-                f"lightning ({name}): {reason}", challenge_id=challenge_id, reference=payment_hash
-            )
-
-        def nothing_sent(reason: str) -> NothingSent:
-            return NothingSent(
-                f"lightning ({name}): nothing was paid: {reason}",
-                challenge_id=challenge_id,
-                reference=payment_hash,
-            )
-
-        # Every failure is decided inside the handlers and raised after them, so the backend's
-        # own exception is neither ``__cause__`` nor ``__context__`` of what the caller gets:
-        # its traceback's frames hold the backend's raw answer (and, for a transport error,
-        # the request with its auth headers). Only its scrubbed ``reason`` is carried on.
-        failure: Exception | None = None
-        reported: str | None = None
-        try:
-            result = yield from self._payer.pay(invoice_text, self.max_fee_sats)
-        except NothingSent as exc:
-            failure = nothing_sent(exc.reason)
-        except PaymentReportedFailed as exc:
-            reported = exc.reason
-        except PaymentPending as exc:
-            failure = unknown(f"payment pending: {exc.reason}")
-        except Exception as exc:
-            if never_reached_backend(exc):
-                failure = nothing_sent(f"the backend could not be reached ({type(exc).__name__})")
-            else:
-                failure = unknown(
-                    f"no answer after asking to pay ({type(exc).__name__}); the payment may "
-                    "have been made"
-                )
-        if reported is not None:
-            # The node's answer to the pay call is not proof enough: the amount is released
-            # only when a lookup on the same node agrees that no part can still settle.
-            if (yield from self._confirm_failed(payment_hash)):
-                raise nothing_sent(f"{reported} (confirmed by a lookup)")
-            raise unknown(
-                f"the backend reported a failure that a lookup did not confirm: {reported}"
-            )
-        if failure is not None:
-            raise failure
-        preimage = result.preimage.lower()
-        if not preimage_matches(preimage, payment_hash):
-            # The backend says it paid but gives no valid proof: money may be gone, and the
-            # server would reject this preimage. Surface it, never pay again.
-            raise unknown(
-                "the backend returned a preimage that does not hash to the invoice's payment hash"
-            )
+        preimage = yield from pay_invoice(
+            self._payer, invoice_text, payment_hash, self.max_fee_sats, challenge_id=challenge_id
+        )
         return PaymentProof(
             payload={"preimage": preimage}, reference=payment_hash, money_moved=True
         )
-
-    def _confirm_failed(self, payment_hash: str) -> Generator[Effect, Any, bool]:
-        try:
-            return (yield from self._payer.confirm_failed(payment_hash))
-        except Exception:
-            # A lookup that fails proves nothing: the outcome stays unknown.
-            return False
 
     def lookup(
         self, reference: str, *, void_after: datetime | None = None
@@ -333,6 +301,103 @@ class LightningCharge(PaymentMethod):
         if not _HASH.fullmatch(reference):
             raise ValueError("a Lightning payment reference is a 64-hex payment hash")
         return (yield from self._payer.lookup(reference.lower()))
+
+
+def check_expiry(
+    invoice: Invoice, challenge: Challenge, now: datetime, margin_seconds: float
+) -> datetime:
+    """The earlier of the invoice's and the challenge's expiry; ``ChallengeExpired`` when it is
+    less than ``margin_seconds`` away from ``now`` (the payment could not complete)."""
+    now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+    expires = invoice.expires_at
+    challenge_expires = _challenge_expires(challenge)
+    if challenge_expires is not None and challenge_expires < expires:
+        expires = challenge_expires
+    if expires - now < timedelta(seconds=margin_seconds):
+        which = "challenge" if expires is challenge_expires else "invoice"
+        raise ChallengeExpired(
+            f"lightning: the {which} expires at {expires.isoformat()}, within the "
+            f"{margin_seconds:g} s safety margin",
+            challenge=challenge,
+        )
+    return expires
+
+
+def pay_invoice(
+    payer: LightningPayer,
+    invoice_text: str,
+    payment_hash: str,
+    max_fee_sats: int,
+    *,
+    challenge_id: str,
+) -> Generator[Effect, Any, str]:
+    """Pay ``invoice_text`` through ``payer`` and return its preimage (64 lower-case hex, a
+    secret), checked against ``payment_hash``. The caller has already written the
+    ``broadcast`` checkpoint.
+
+    Raises ``NothingSent`` only when the backend proves nothing was paid, and
+    ``PaymentOutcomeUnknown`` whenever the payment may have left.
+    """
+    name = payer.name
+
+    def unknown(reason: str) -> PaymentOutcomeUnknown:
+        return PaymentOutcomeUnknown(
+            f"lightning ({name}): {reason}", challenge_id=challenge_id, reference=payment_hash
+        )
+
+    def nothing_sent(reason: str) -> NothingSent:
+        return NothingSent(
+            f"lightning ({name}): nothing was paid: {reason}",
+            challenge_id=challenge_id,
+            reference=payment_hash,
+        )
+
+    # Every failure is decided inside the handlers and raised after them, so the backend's
+    # own exception is neither ``__cause__`` nor ``__context__`` of what the caller gets:
+    # its traceback's frames hold the backend's raw answer (and, for a transport error,
+    # the request with its auth headers). Only its scrubbed ``reason`` is carried on.
+    failure: Exception | None = None
+    reported: str | None = None
+    try:
+        result = yield from payer.pay(invoice_text, max_fee_sats)
+    except NothingSent as exc:
+        failure = nothing_sent(exc.reason)
+    except PaymentReportedFailed as exc:
+        reported = exc.reason
+    except PaymentPending as exc:
+        failure = unknown(f"payment pending: {exc.reason}")
+    except Exception as exc:
+        if never_reached_backend(exc):
+            failure = nothing_sent(f"the backend could not be reached ({type(exc).__name__})")
+        else:
+            failure = unknown(
+                f"no answer after asking to pay ({type(exc).__name__}); the payment may "
+                "have been made"
+            )
+    if reported is not None:
+        # The node's answer to the pay call is not proof enough: the amount is released
+        # only when a lookup on the same node agrees that no part can still settle.
+        if (yield from _confirm_failed(payer, payment_hash)):
+            raise nothing_sent(f"{reported} (confirmed by a lookup)")
+        raise unknown(f"the backend reported a failure that a lookup did not confirm: {reported}")
+    if failure is not None:
+        raise failure
+    preimage = result.preimage.lower()
+    if not preimage_matches(preimage, payment_hash):
+        # The backend says it paid but gives no valid proof: money may be gone, and the
+        # server would reject this preimage. Surface it, never pay again.
+        raise unknown(
+            "the backend returned a preimage that does not hash to the invoice's payment hash"
+        )
+    return preimage
+
+
+def _confirm_failed(payer: LightningPayer, payment_hash: str) -> Generator[Effect, Any, bool]:
+    try:
+        return (yield from payer.confirm_failed(payment_hash))
+    except Exception:
+        # A lookup that fails proves nothing: the outcome stays unknown.
+        return False
 
 
 def _challenge_expires(challenge: Challenge) -> datetime | None:

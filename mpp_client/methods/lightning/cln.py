@@ -22,10 +22,12 @@ from mpp_client.effects import Effect, HttpCall, HttpReply
 from mpp_client.errors import NothingSent
 from mpp_client.methods.base import LookupResult
 from mpp_client.methods.lightning.payer import (
+    CreatedInvoice,
     LightningPayer,
     PaymentPending,
     PaymentReportedFailed,
     PayResult,
+    Received,
     credential_fingerprint,
     endpoint_name,
 )
@@ -161,6 +163,60 @@ class ClnRestPayer(LightningPayer):
         follow, so failed attempts (or none) with none pending are the proof."""
         pays = yield from self._listpays(payment_hash)
         return _verdict(payment_hash, pays, retrying_until=None, now=0.0).status == "failed"
+
+    # --- receiving (Lightning sessions) ---------------------------------------------------------
+
+    receives_amountless = True
+
+    def create_amountless_invoice(
+        self, memo: str, expiry_seconds: int
+    ) -> Generator[Effect, Any, CreatedInvoice]:
+        """``POST /v1/invoice`` with ``amount_msat: "any"``; the rune must allow ``invoice``."""
+        reply: HttpReply = yield HttpCall.json_post(
+            f"{self._url}/v1/invoice",
+            {
+                "amount_msat": "any",
+                "label": f"mpp-refund-{secrets.token_hex(8)}",
+                "description": memo,
+                "expiry": expiry_seconds,
+            },
+            headers=self._headers(),
+            timeout=30,
+        )
+        data = reply_object(reply)
+        invoice = data.get("bolt11") if data else None
+        payment_hash = data.get("payment_hash") if data else None
+        if reply.status >= 300 or not isinstance(invoice, str) or not isinstance(payment_hash, str):
+            error = data.get("error", data) if data else {}
+            message = error.get("message", "") if isinstance(error, dict) else ""
+            raise NothingSent(
+                f"Core Lightning did not create an invoice (HTTP {reply.status}) "
+                f"{self._detail(message)}"
+            )
+        return CreatedInvoice(invoice, payment_hash.lower())
+
+    def lookup_received(self, payment_hash: str) -> Generator[Effect, Any, Received]:
+        """``POST /v1/listinvoices``: ``paid`` -> received (``amount_received_msat``);
+        ``unpaid``/``expired`` -> unpaid; anything else -> unknown."""
+        reply: HttpReply = yield HttpCall.json_post(
+            f"{self._url}/v1/listinvoices",
+            {"payment_hash": payment_hash},
+            headers=self._headers(),
+            timeout=15,
+            retry_safe=True,
+        )
+        data = reply_object(reply)
+        invoices = data.get("invoices") if data else None
+        if reply.status >= 300 or not isinstance(invoices, list) or len(invoices) != 1:
+            return Received("unknown", payment_hash, detail=f"HTTP {reply.status}")
+        found = invoices[0] if isinstance(invoices[0], dict) else {}
+        status = found.get("status")
+        if status == "paid":
+            amount = found.get("amount_received_msat")
+            return Received("received", payment_hash, amount if isinstance(amount, int) else None)
+        if status in ("unpaid", "expired"):
+            return Received("unpaid", payment_hash, detail=str(status))
+        return Received("unknown", payment_hash, detail=self._detail(status, 40))
 
     def _listpays(self, payment_hash: str) -> Generator[Effect, Any, list[dict[str, Any]] | None]:
         reply: HttpReply = yield HttpCall.json_post(

@@ -9,15 +9,20 @@ swapped for a faster one without touching the checks.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, NoReturn
 
 __all__ = [
+    "NETWORKS",
     "NETWORK_BY_PREFIX",
     "Invoice",
     "InvoiceError",
     "LightningNetwork",
+    "check_amount",
+    "check_network",
+    "check_payment_hash",
     "decode_invoice",
 ]
 
@@ -30,6 +35,9 @@ NETWORK_BY_PREFIX: dict[str, LightningNetwork] = {
     "tbs": "signet",
     "bcrt": "regtest",
 }
+
+#: The network names a challenge or this client's configuration may use.
+NETWORKS: frozenset[str] = frozenset(NETWORK_BY_PREFIX.values())
 
 # The amount part of the human-readable prefix, read exactly (the bolt11 package goes through
 # Decimal and int(), which silently drops a sub-millisatoshi remainder such as ``lnbc1p``).
@@ -126,3 +134,73 @@ def _exact_amount_msat(digits: str | None, multiplier: str) -> int | None:
     if pico_btc % _PICO_BTC_PER_MSAT:
         raise InvoiceError("the invoice amount is not a whole number of millisatoshis")
     return pico_btc // _PICO_BTC_PER_MSAT
+
+
+# --- the checks a challenge's invoice must pass before it is paid (charge and session) ---------
+
+#: Raises the caller's refusal (``PaymentRefused`` with the challenge) with this reason.
+Refuse = Callable[[str], BaseException]
+
+
+def _refuse(refuse: Refuse, reason: str) -> NoReturn:
+    raise refuse(reason)
+
+
+def check_amount(invoice: Invoice, amount_sats: int, refuse: Refuse, *, field: str) -> None:
+    """The invoice must ask exactly ``amount_sats`` whole satoshis (``field`` names the
+    challenge field it is compared with); amountless invoices are refused."""
+    if invoice.amount_msat is None:
+        _refuse(refuse, "lightning: the invoice has no amount (amountless invoices are refused)")
+    if invoice.amount_sat is None:
+        _refuse(
+            refuse, f"lightning: the invoice amount {invoice.amount_msat} msat is not whole sats"
+        )
+    if invoice.amount_sat != amount_sats:
+        _refuse(
+            refuse,
+            f"lightning: the invoice asks {invoice.amount_sat} sat but the challenge "
+            f"{field} is {amount_sats} sat",
+        )
+
+
+def check_network(
+    invoice: Invoice, declared: object, wallet_network: str, refuse: Refuse, *, field: str
+) -> None:
+    """The invoice's network must be the one the challenge declares (``field``) and the one
+    this wallet pays on."""
+    if not isinstance(declared, str) or declared not in NETWORKS:
+        _refuse(refuse, f"lightning: unknown {field} {short_value(declared)}")
+    if invoice.network != declared:
+        _refuse(
+            refuse,
+            f"lightning: the invoice is for {invoice.network} but the challenge says {declared}",
+        )
+    if invoice.network != wallet_network:
+        _refuse(
+            refuse,
+            f"lightning: the invoice is for {invoice.network} but this wallet pays on "
+            f"{wallet_network}",
+        )
+
+
+def check_payment_hash(
+    invoice: Invoice, declared: object, refuse: Refuse, *, field: str, required: bool = False
+) -> None:
+    """The challenge's payment hash (``field``; optional unless ``required``) must be the
+    invoice's."""
+    if declared is None and not required:
+        return
+    if not isinstance(declared, str) or len(declared) != 64 or not _is_hex(declared):
+        _refuse(refuse, f"lightning: {field} is not 64 hex characters")
+    if declared.lower() != invoice.payment_hash:
+        _refuse(refuse, f"lightning: {field} differs from the invoice's")
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def short_value(value: object) -> str:
+    """``repr(value)`` cut to 40 characters, for a refusal message about a server's field."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

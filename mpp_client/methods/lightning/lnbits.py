@@ -26,6 +26,7 @@ from mpp_client.methods.lightning.payer import (
     PaymentPending,
     PaymentReportedFailed,
     PayResult,
+    Received,
     credential_fingerprint,
     endpoint_name,
 )
@@ -44,7 +45,8 @@ class LnbitsPayer(LightningPayer):
     """Pays from an LNbits wallet at ``url`` with the wallet's ``admin_key`` (secret).
 
     ``wallet_id`` (not secret, shown in LNbits' wallet page) names the wallet in ``identity``;
-    without it the identity is the URL plus a one-way fingerprint of the key.
+    without it the identity is the URL plus a one-way fingerprint of the key. ``timeout``:
+    seconds one payment call may take.
     """
 
     name = "lnbits"
@@ -54,7 +56,7 @@ class LnbitsPayer(LightningPayer):
         url: str,
         admin_key: str | Secret[str],
         *,
-        timeout_seconds: float = 90,
+        timeout: float = 90.0,
         wallet_id: str | None = None,
     ) -> None:
         admin_key = reveal(admin_key)
@@ -68,7 +70,7 @@ class LnbitsPayer(LightningPayer):
         # Every error detail is scrubbed of the key (LNbits or a proxy may echo the header).
         self._secrets = Secrets()
         self._key: Secret[str] = self._secrets.add(admin_key)
-        self._timeout = timeout_seconds
+        self._timeout = timeout
         self._wallet_id = wallet_id
         self._identity: str | None = None
 
@@ -146,3 +148,33 @@ class LnbitsPayer(LightningPayer):
         if data.get("status") == "failed":
             return LookupResult("failed", payment_hash, detail="LNbits reports it failed")
         return LookupResult("pending", payment_hash)
+
+    # --- receiving (Lightning sessions) ---------------------------------------------------------
+
+    #: LNbits (1.6) refuses to create an invoice without an amount ("Amountless invoices not
+    #: supported.") and to pay one, so it cannot take a session's refund: a session paying
+    #: from LNbits needs another wallet to receive it (``LightningSession(receiver=...)``).
+    receives_amountless = False
+
+    def lookup_received(self, payment_hash: str) -> Generator[Effect, Any, Received]:
+        """``GET /api/v1/payments/{hash}`` of an incoming payment: ``paid`` -> received (its
+        amount in msat); not paid -> unpaid; anything else -> unknown."""
+        reply: HttpReply = yield HttpCall(
+            "GET",
+            f"{self._url}/api/v1/payments/{payment_hash}",
+            headers={"x-api-key": self._key.reveal()},
+            timeout=15,
+            retry_safe=True,
+        )
+        data = reply_object(reply)
+        if reply.status >= 300 or data is None:
+            return Received("unknown", payment_hash, detail=f"HTTP {reply.status}")
+        details = data.get("details")
+        amount = details.get("amount") if isinstance(details, dict) else None
+        if isinstance(amount, int) and amount < 0:
+            return Received("unknown", payment_hash, detail="an outgoing payment, not ours")
+        if data.get("paid") is True:
+            return Received("received", payment_hash, amount if isinstance(amount, int) else None)
+        if data.get("paid") is False:
+            return Received("unpaid", payment_hash)
+        return Received("unknown", payment_hash)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Generator
 from typing import Any
 
@@ -24,10 +25,12 @@ from mpp_client.effects import Effect, HttpCall, HttpReply
 from mpp_client.errors import NothingSent
 from mpp_client.methods.base import LookupResult
 from mpp_client.methods.lightning.payer import (
+    CreatedInvoice,
     LightningPayer,
     PaymentPending,
     PaymentReportedFailed,
     PayResult,
+    Received,
     credential_fingerprint,
     endpoint_name,
     never_reached_backend,
@@ -59,10 +62,11 @@ _NOT_INITIATED = ("isn't initiated", "not initiated")
 class LndRestPayer(LightningPayer):
     """Pays through LND's REST API at ``url`` (e.g. ``https://127.0.0.1:8080``).
 
-    ``macaroon_hex`` is the macaroon in hex (secret). ``timeout_seconds`` is how long LND may
-    try to route one payment; the HTTP call waits a little longer than that. ``node_id`` (the
-    node's 66-hex public key, ``lncli getinfo``) names the node in ``identity``; without it the
-    identity is the URL plus a one-way fingerprint of the macaroon.
+    ``macaroon_hex`` is the macaroon in hex (secret). ``timeout`` is how many seconds LND may
+    try to route one payment (sent to LND rounded up to whole seconds); the HTTP call waits a
+    little longer than that. ``node_id`` (the node's 66-hex public key, ``lncli getinfo``)
+    names the node in ``identity``; without it the identity is the URL plus a one-way
+    fingerprint of the macaroon.
     """
 
     name = "lnd"
@@ -72,7 +76,7 @@ class LndRestPayer(LightningPayer):
         url: str,
         macaroon_hex: str | Secret[str],
         *,
-        timeout_seconds: int = 60,
+        timeout: float = 60.0,
         node_id: str | None = None,
     ) -> None:
         try:
@@ -83,7 +87,9 @@ class LndRestPayer(LightningPayer):
         # Every error detail is scrubbed of these (LND or a proxy may echo the header).
         self._secrets = Secrets()
         self._macaroon: Secret[str] = self._secrets.add(macaroon_hex)
-        self._timeout = timeout_seconds
+        if timeout <= 0:
+            raise ValueError("timeout must be positive (seconds)")
+        self._timeout = math.ceil(timeout)
         self._node_id = _node_id(node_id)
         self._identity: str | None = None
 
@@ -199,6 +205,63 @@ class LndRestPayer(LightningPayer):
                 detail=self._detail(payment.get("failure_reason")),
             )
         return LookupResult("pending", payment_hash, amount=amount, detail=self._detail(status, 40))
+
+    # --- receiving (Lightning sessions) ---------------------------------------------------------
+
+    receives_amountless = True
+
+    def create_amountless_invoice(
+        self, memo: str, expiry_seconds: int
+    ) -> Generator[Effect, Any, CreatedInvoice]:
+        """``POST /v1/invoices`` with ``value`` 0 (AddInvoice: any amount may be paid); needs a
+        macaroon with ``invoices:write``."""
+        reply: HttpReply = yield HttpCall.json_post(
+            f"{self._url}/v1/invoices",
+            {"memo": memo, "value": "0", "expiry": str(expiry_seconds)},
+            headers=self._headers(),
+            timeout=30,
+        )
+        data = _json_object(reply.content)
+        invoice = data.get("payment_request") if data else None
+        r_hash = data.get("r_hash") if data else None
+        if reply.status >= 300 or not isinstance(invoice, str) or not isinstance(r_hash, str):
+            message = data.get("message", "") if data else ""
+            raise NothingSent(
+                f"LND did not create an invoice (HTTP {reply.status}) {self._detail(message)}"
+            )
+        try:
+            payment_hash = base64.b64decode(r_hash, altchars=b"-_", validate=False).hex()
+        except ValueError:
+            payment_hash = ""
+        return CreatedInvoice(invoice, payment_hash)
+
+    def lookup_received(self, payment_hash: str) -> Generator[Effect, Any, Received]:
+        """``GET /v1/invoice/{hash}``: ``SETTLED`` -> received (``amt_paid_msat``); ``OPEN`` or
+        ``CANCELED`` -> unpaid; anything else -> unknown."""
+        reply: HttpReply = yield HttpCall(
+            "GET",
+            f"{self._url}/v1/invoice/{payment_hash}",
+            headers=self._headers(),
+            timeout=15,
+            retry_safe=True,
+        )
+        data = _json_object(reply.content)
+        if reply.status >= 300 or data is None:
+            return Received("unknown", payment_hash, detail=f"HTTP {reply.status}")
+        state = data.get("state")
+        if state == "SETTLED":
+            return Received("received", payment_hash, _int_or_none(data.get("amt_paid_msat")))
+        if state in ("OPEN", "CANCELED"):
+            return Received("unpaid", payment_hash, detail=str(state))
+        return Received("unknown", payment_hash, detail=self._detail(state, 40))
+
+
+def _json_object(content: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _node_id(node_id: str | None) -> str | None:

@@ -30,13 +30,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from mpp_client.effects import Await, Effect
 from mpp_client.errors import NothingSent
+from mpp_client.extras import require_extra
 from mpp_client.methods.base import LookupResult
 from mpp_client.methods.lightning import nostr
 from mpp_client.methods.lightning.payer import (
+    CreatedInvoice,
     LightningPayer,
     PaymentPending,
     PaymentReportedFailed,
     PayResult,
+    Received,
     preimage_matches,
 )
 from mpp_client.methods.lightning.rest import error_text
@@ -120,7 +123,7 @@ class NwcConnection:
 class NwcPayer(LightningPayer):
     """Pays with NIP-47 ``pay_invoice`` and looks up with ``lookup_invoice``.
 
-    ``uri`` is the connection string (secret). ``timeout_seconds`` is how long to wait for the
+    ``uri`` is the connection string (secret). ``timeout`` is how many seconds to wait for the
     wallet's answer (the request expires then). ``encryption``: ``"auto"`` reads the wallet's
     info event; ``"nip44"`` or ``"nip04"`` force one.
     """
@@ -131,13 +134,14 @@ class NwcPayer(LightningPayer):
         self,
         uri: str | Secret[str],
         *,
-        timeout_seconds: float = 60,
+        timeout: float = 60.0,
         encryption: Literal["auto", "nip44", "nip04"] = "auto",
     ) -> None:
+        require_extra("nwc", "NwcPayer")
         self._connection = NwcConnection.parse(uri)
         # A wallet or relay that echoes what it got is scrubbed of the key in any form.
         self._secrets = Secrets(self._connection.secret)
-        self._timeout = timeout_seconds
+        self._timeout = timeout
         self._encryption_choice = encryption
         self._encryption: Encryption | None = None if encryption == "auto" else encryption
 
@@ -211,6 +215,45 @@ class NwcPayer(LightningPayer):
             return LookupResult("failed", payment_hash, amount=amount, detail="failed")
         shown = None if state is None else error_text(state, 40, secrets=self._secrets)
         return LookupResult("pending", payment_hash, amount=amount, detail=shown)
+
+    # --- receiving (Lightning sessions) ---------------------------------------------------------
+
+    #: NIP-47 ``make_invoice`` takes an ``amount``; this client asks for 0 (any amount), and a
+    #: session checks that the invoice it got back really has no amount before it pays.
+    receives_amountless = True
+
+    def create_amountless_invoice(
+        self, memo: str, expiry_seconds: int
+    ) -> Generator[Effect, Any, CreatedInvoice]:
+        """``make_invoice`` with ``amount`` 0; a wallet that refuses raises ``NothingSent``."""
+        params = {"amount": 0, "description": memo, "expiry": expiry_seconds}
+        answer: _Answer = yield Await(lambda: self._exchange("make_invoice", params))
+        response = answer.data
+        error = response.get("error")
+        result = response.get("result")
+        invoice = result.get("invoice") if isinstance(result, dict) else None
+        if isinstance(error, dict) or not isinstance(invoice, str):
+            code = error.get("code", "") if isinstance(error, dict) else "no invoice"
+            shown = error_text(code, 40, secrets=self._secrets)
+            raise NothingSent(f"the NWC wallet did not create an invoice ({shown})")
+        payment_hash = result.get("payment_hash") if isinstance(result, dict) else None
+        return CreatedInvoice(invoice, str(payment_hash or "").lower())
+
+    def lookup_received(self, payment_hash: str) -> Generator[Effect, Any, Received]:
+        """``lookup_invoice`` of our incoming invoice: settled -> received (``amount`` msat);
+        ``pending``/``expired`` -> unpaid; anything else -> unknown."""
+        params = {"payment_hash": payment_hash}
+        answer: _Answer = yield Await(lambda: self._exchange("lookup_invoice", params))
+        result = answer.data.get("result")
+        if not isinstance(result, dict) or result.get("type") not in (None, "incoming"):
+            return Received("unknown", payment_hash, detail="no incoming invoice in the answer")
+        amount = result.get("amount")
+        amount_msat = amount if isinstance(amount, int) and not isinstance(amount, bool) else None
+        if result.get("settled_at") or result.get("state") == "settled":
+            return Received("received", payment_hash, amount_msat)
+        if result.get("state") in ("pending", "expired"):
+            return Received("unpaid", payment_hash, detail=str(result.get("state")))
+        return Received("unknown", payment_hash)
 
     # --- one request/response exchange over a relay --------------------------------------------
 

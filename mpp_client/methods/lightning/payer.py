@@ -22,6 +22,11 @@ A backend is two effect generators (see ``mpp_client.effects``):
 ``identity``
     A stable, non-secret name of the paying node or wallet, recorded with each payment so that
     reconciliation never trusts another backend's "no such payment".
+``receives_amountless`` / ``create_amountless_invoice`` / ``lookup_received``
+    Receiving, for Lightning sessions (the server refunds to an invoice without an amount).
+    ``receives_amountless`` says, without any I/O, whether the backend's API can issue such an
+    invoice, so a session refuses BEFORE a deposit is paid; ``lookup_received`` says whether
+    an invoice of ours was paid and how much arrived, where the backend can tell.
 
 REST backends yield ``HttpCall`` only; NWC and Spark yield ``Await``.
 """
@@ -32,18 +37,21 @@ import abc
 import hashlib
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from mpp_client.effects import Effect
-from mpp_client.errors import EffectFailed, MethodError
+from mpp_client.errors import EffectFailed, MethodError, PaymentRefused
 from mpp_client.methods.base import LookupResult
 
 __all__ = [
+    "CannotReceive",
+    "CreatedInvoice",
     "LightningPayer",
     "PayResult",
     "PaymentPending",
     "PaymentReportedFailed",
+    "Received",
     "credential_fingerprint",
     "endpoint_name",
     "never_reached_backend",
@@ -63,6 +71,40 @@ class PayResult:
     def __repr__(self) -> str:
         # The preimage is the proof of payment, a bearer secret: never shown.
         return f"PayResult(payment_hash={self.payment_hash!r}, fee_msat={self.fee_msat})"
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedInvoice:
+    """An invoice this wallet issued: the BOLT11 text (not secret: it is meant to be handed
+    out) and its payment hash (64 lower-case hex)."""
+
+    invoice: str
+    payment_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What a backend says about an invoice it issued.
+
+    ``status``: ``"received"`` (paid to this wallet; ``amount_msat`` is what arrived, when the
+    backend says), ``"unpaid"`` (the backend definitely shows it open, expired or cancelled,
+    with nothing received) or ``"unknown"`` (the backend cannot tell, or did not answer).
+    """
+
+    status: Literal["received", "unpaid", "unknown"]
+    payment_hash: str
+    amount_msat: int | None = None
+    detail: str | None = None
+
+    @property
+    def amount_sat(self) -> int | None:
+        """``amount_msat`` in whole satoshis (rounded down), or ``None``."""
+        return None if self.amount_msat is None else self.amount_msat // 1000
+
+
+class CannotReceive(PaymentRefused):
+    """This wallet backend cannot issue the invoice a session needs (an amountless invoice for
+    the refund). Raised before anything is paid."""
 
 
 class PaymentPending(MethodError):
@@ -107,6 +149,24 @@ class LightningPayer(abc.ABC):
     @abc.abstractmethod
     def lookup(self, payment_hash: str) -> Generator[Effect, Any, LookupResult]:
         """What became of the payment of ``payment_hash`` (64 lower-case hex)."""
+
+    #: Whether this backend's API can issue an invoice without an amount (for a session's
+    #: refund). A class fact, known without I/O; ``False`` by default.
+    receives_amountless: bool = False
+
+    def create_amountless_invoice(
+        self, memo: str, expiry_seconds: int
+    ) -> Generator[Effect, Any, CreatedInvoice]:
+        """Issue an invoice without an amount, valid for ``expiry_seconds`` seconds, whose
+        payments arrive in this wallet. Backends that cannot raise ``CannotReceive``."""
+        raise CannotReceive(f"{self.name}: this wallet backend cannot issue amountless invoices")
+        yield  # pragma: no cover - a generator like every implementation
+
+    def lookup_received(self, payment_hash: str) -> Generator[Effect, Any, Received]:
+        """Whether the invoice with ``payment_hash`` (issued by this wallet) was paid, and how
+        much arrived. Default: ``unknown`` (the backend cannot tell)."""
+        return Received("unknown", payment_hash, detail=f"{self.name} cannot look invoices up")
+        yield  # pragma: no cover
 
     def confirm_failed(self, payment_hash: str) -> Generator[Effect, Any, bool]:
         """After ``pay`` raised ``PaymentReportedFailed``: whether the node PROVES that the

@@ -23,10 +23,12 @@ from mpp_client.effects import Effect, HttpCall, HttpReply
 from mpp_client.errors import NothingSent
 from mpp_client.methods.base import LookupResult
 from mpp_client.methods.lightning.payer import (
+    CreatedInvoice,
     LightningPayer,
     PaymentPending,
     PaymentReportedFailed,
     PayResult,
+    Received,
     credential_fingerprint,
     endpoint_name,
     preimage_matches,
@@ -45,13 +47,11 @@ __all__ = ["PhoenixdPayer"]
 
 class PhoenixdPayer(LightningPayer):
     """Pays through phoenixd at ``url`` (default port 9740) with its ``http-password``
-    (secret)."""
+    (secret). ``timeout``: seconds one payment call may take."""
 
     name = "phoenixd"
 
-    def __init__(
-        self, url: str, password: str | Secret[str], *, timeout_seconds: float = 90
-    ) -> None:
+    def __init__(self, url: str, password: str | Secret[str], *, timeout: float = 90.0) -> None:
         text: str = reveal(password)
         if not text:
             raise ValueError("password must not be empty")
@@ -61,7 +61,7 @@ class PhoenixdPayer(LightningPayer):
         self._secrets = Secrets()
         self._secrets.add(text)
         self._authorization: Secret[str] = self._secrets.add(f"Basic {token}", also=[token])
-        self._timeout = timeout_seconds
+        self._timeout = timeout
         # phoenixd is one wallet per instance: the URL plus a fingerprint of its password (a
         # reinstalled phoenixd at the same URL has a new password, and a new wallet).
         self._identity = f"phoenixd:{credential_fingerprint(text)}@{endpoint_name(self._url)}"
@@ -137,3 +137,52 @@ class PhoenixdPayer(LightningPayer):
                 "settled", payment_hash, amount=sent if isinstance(sent, int) else None
             )
         return LookupResult("pending", payment_hash)
+
+    # --- receiving (Lightning sessions) ---------------------------------------------------------
+
+    receives_amountless = True
+
+    def create_amountless_invoice(
+        self, memo: str, expiry_seconds: int
+    ) -> Generator[Effect, Any, CreatedInvoice]:
+        """``POST /createinvoice`` without ``amountSat`` (any amount may be paid)."""
+        reply: HttpReply = yield HttpCall(
+            "POST",
+            f"{self._url}/createinvoice",
+            headers={
+                "authorization": self._authorization.reveal(),
+                "content-type": "application/x-www-form-urlencoded",
+            },
+            content=urlencode({"description": memo, "expirySeconds": expiry_seconds}).encode(),
+            timeout=30,
+        )
+        data = reply_object(reply)
+        invoice = data.get("serialized") if data else None
+        payment_hash = data.get("paymentHash") if data else None
+        if reply.status >= 300 or not isinstance(invoice, str) or not isinstance(payment_hash, str):
+            raise NothingSent(
+                f"phoenixd did not create an invoice ({reply_detail(reply, self._secrets)})"
+            )
+        return CreatedInvoice(invoice, payment_hash.lower())
+
+    def lookup_received(self, payment_hash: str) -> Generator[Effect, Any, Received]:
+        """``GET /payments/incoming/{hash}``: ``isPaid`` -> received (``receivedSat``); a
+        readable answer that is not paid -> unpaid; anything else -> unknown."""
+        reply: HttpReply = yield HttpCall(
+            "GET",
+            f"{self._url}/payments/incoming/{payment_hash}",
+            headers={"authorization": self._authorization.reveal()},
+            timeout=15,
+            retry_safe=True,
+        )
+        data = reply_object(reply)
+        if reply.status >= 300 or data is None:
+            return Received("unknown", payment_hash, detail=f"HTTP {reply.status}")
+        if data.get("isPaid") is True:
+            sats = data.get("receivedSat")
+            return Received(
+                "received", payment_hash, sats * 1000 if isinstance(sats, int) else None
+            )
+        if data.get("isPaid") is False:
+            return Received("unpaid", payment_hash)
+        return Received("unknown", payment_hash)

@@ -18,17 +18,21 @@ prove nothing was paid. A ``FAILED`` payment is confirmed by a lookup; an error 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Generator
 from typing import Any, Literal
 
 from mpp_client.effects import Await, Effect, Sleep
 from mpp_client.errors import NothingSent
+from mpp_client.extras import require_extra
 from mpp_client.methods.base import LookupResult
 from mpp_client.methods.lightning.payer import (
+    CreatedInvoice,
     LightningPayer,
     PaymentPending,
     PaymentReportedFailed,
     PayResult,
+    Received,
     credential_fingerprint,
 )
 from mpp_client.methods.lightning.rest import error_text
@@ -91,8 +95,9 @@ class SparkPayer(LightningPayer):
 
     Either give ``mnemonic`` (secret), ``network`` and, on mainnet, ``api_key`` (secret) plus a
     ``storage_dir`` for the SDK's database (connected on first use), or ``sdk=`` an already
-    connected ``BreezSdk``. ``completion_timeout_seconds`` is how long ``send_payment`` waits
-    for completion; ``poll_seconds`` and ``max_polls`` bound the polling after that.
+    connected ``BreezSdk``. ``completion_timeout`` is how many seconds ``send_payment`` waits
+    for completion (whole seconds, rounded up, as the SDK takes them); ``poll_seconds`` and
+    ``max_polls`` bound the polling after that.
     ``account`` (not secret, e.g. the wallet's identity public key from ``get_info``) names
     the wallet in ``identity``; without it a one-way fingerprint of the mnemonic does. Give it
     with ``sdk=``, which carries no mnemonic.
@@ -108,11 +113,13 @@ class SparkPayer(LightningPayer):
         api_key: str | Secret[str] | None = None,
         storage_dir: str | None = None,
         sdk: Any = None,
-        completion_timeout_seconds: int = 30,
+        completion_timeout: float = 30.0,
         poll_seconds: float = 2.0,
         max_polls: int = 30,
         account: str | None = None,
     ) -> None:
+        if sdk is None:
+            require_extra("spark", "SparkPayer")
         if sdk is None and (mnemonic is None or storage_dir is None):
             raise ValueError("give mnemonic= and storage_dir= (or a connected sdk=)")
         if sdk is None and network == "mainnet" and not api_key:
@@ -123,7 +130,7 @@ class SparkPayer(LightningPayer):
         self._api_key: Secret[str] | None = None if api_key is None else Secret(api_key)
         self._network = network
         self._storage_dir = storage_dir
-        self._completion_timeout = completion_timeout_seconds
+        self._completion_timeout = math.ceil(completion_timeout)
         self._poll_seconds = poll_seconds
         self._max_polls = max_polls
         if account is not None and (not account or any(c in account for c in "/\r\n ")):
@@ -251,6 +258,67 @@ class SparkPayer(LightningPayer):
         sdk = await self._connected()
         response = await sdk.list_payments(
             breez.ListPaymentsRequest(type_filter=[breez.PaymentType.SEND], limit=200)
+        )
+        return list(response.payments)
+
+    # --- receiving (Lightning sessions) ---------------------------------------------------------
+
+    receives_amountless = True
+
+    def create_amountless_invoice(
+        self, memo: str, expiry_seconds: int
+    ) -> Generator[Effect, Any, CreatedInvoice]:
+        """``receive_payment`` of a BOLT11 invoice with no ``amount_sats``."""
+        invoice: str = yield Await(lambda: self._receive(memo, expiry_seconds))
+        from mpp_client.methods.lightning.invoice import InvoiceError, decode_invoice
+
+        try:
+            payment_hash = decode_invoice(invoice).payment_hash
+        except InvoiceError:
+            payment_hash = ""
+        return CreatedInvoice(invoice, payment_hash)
+
+    async def _receive(self, memo: str, expiry_seconds: int) -> str:
+        import breez_sdk_spark as breez
+
+        try:
+            sdk = await self._connected()
+            response = await sdk.receive_payment(
+                breez.ReceivePaymentRequest(
+                    payment_method=breez.ReceivePaymentMethod.BOLT11_INVOICE(
+                        description=memo,
+                        amount_sats=None,
+                        expiry_secs=expiry_seconds,
+                        payment_hash=None,
+                        receiver_identity_public_key=None,
+                    )
+                )
+            )
+        except Exception as exc:
+            raise NothingSent(f"Spark did not create an invoice ({type(exc).__name__})") from None
+        return str(response.payment_request)
+
+    def lookup_received(self, payment_hash: str) -> Generator[Effect, Any, Received]:
+        """Scan recent incoming payments: a completed one with this hash -> received (its
+        ``amount`` in sats); none -> unknown (the local store may lag)."""
+        payments = yield Await(self._recent_receives)
+        for payment in payments:
+            outcome = spark_outcome(payment)
+            if outcome.payment_hash == payment_hash and outcome.status == "settled":
+                amount = getattr(payment, "amount", None)
+                return Received(
+                    "received",
+                    payment_hash,
+                    int(amount) * 1000 if isinstance(amount, int) else None,
+                )
+        return Received("unknown", payment_hash, detail="no completed Spark receive with this hash")
+
+    async def _recent_receives(self) -> list[Any]:
+        import breez_sdk_spark as breez
+
+        sdk = await self._connected()
+        response = await sdk.list_payments(
+            breez.ListPaymentsRequest(type_filter=[breez.PaymentType.RECEIVE], limit=200)
         )
         return list(response.payments)
 

@@ -10,10 +10,10 @@ Needs nothing beyond httpx (the extra ``stripe`` is empty). Example::
 See ``docs/methods/stripe.md``.
 """
 
-from mpp_client.methods.stripe._api import STRIPE_PREVIEW_VERSION
-from mpp_client.methods.stripe._charge import StripeCharge, StripeRetryRefused
-from mpp_client.methods.stripe._currency import stripe_currency
-from mpp_client.methods.stripe._request import StripeChargeRequest, parse_charge_request
+from mpp_client.methods.stripe.api import STRIPE_PREVIEW_VERSION
+from mpp_client.methods.stripe.charge import StripeCharge, StripeRetryRefused
+from mpp_client.methods.stripe.currency import stripe_currency
+from mpp_client.methods.stripe.request import StripeChargeRequest, parse_charge_request
 
 __all__ = [
     "STRIPE_PREVIEW_VERSION",

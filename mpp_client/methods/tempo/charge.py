@@ -75,6 +75,7 @@ from mpp_client.errors import (
     PaymentOutcomeUnknown,
     PaymentRefused,
 )
+from mpp_client.extras import require_extra
 from mpp_client.methods.base import (
     LookupResult,
     Payee,
@@ -106,6 +107,7 @@ from mpp_client.methods.tempo.transaction import (
 from mpp_client.money import Currency, Money
 
 if TYPE_CHECKING:
+    from mpp_client.methods.config import SecretField, SecretLoader
     from mpp_client.protocol import Challenge
 
 __all__ = [
@@ -214,10 +216,11 @@ class TempoCharge(PaymentMethod):
     ``TempoToken``); default: the known USD stablecoins of each chain. ``modes``: allowed modes
     in order of preference (default ``("pull",)``; add ``"push"`` to broadcast yourself when a
     challenge allows it). ``expiry_window``: seconds a signed transaction stays valid (default
-    25; anvil and pre-T11 chains refuse more than 30). ``min_validity``: refuse challenges that
-    expire within this many seconds. ``gas_limit``: fixed gas limit (default: 750 000 + 250 000
-    per transfer; a first payment from a new account to a new holder needs ~300 000, and
-    servers check the limit against the node's estimate, which anvil puts at ~0.5-0.8 M).
+    25; anvil and pre-T11 chains refuse more than 30). ``expiry_margin``: refuse challenges that
+    expire within this many seconds (default 3). ``gas_limit``: fixed gas limit (default:
+    750 000 + 250 000 per transfer; a first payment from a new account to a new holder needs
+    ~300 000, and servers check the limit against the node's estimate, which anvil puts at
+    ~0.5-0.8 M).
     ``max_fee_per_gas``: refuse to sign when the chain's gas price is above this (default
     30 gwei, atto-dollars per gas); never signs more than this per gas unit. Together they
     bound the network fee a payment can cost (0.03 USD at the defaults), which the budgets
@@ -227,8 +230,9 @@ class TempoCharge(PaymentMethod):
     ``proof_realms``: realms for which zero-amount proofs may be signed besides the request's
     own host. ``gas_price_ttl``: seconds a fetched gas price is reused. ``chain_time_ttl``:
     seconds a measured difference between the chain's and the local clock is reused (keep it
-    short: an idle dev chain falls one more second behind every second). ``rpc_timeout`` and
-    ``receipt_timeout``: seconds. ``clock``: the clock every cache and receipt poll is timed by
+    short: an idle dev chain falls one more second behind every second). ``timeout``: seconds
+    one RPC call may take; ``receipt_timeout``: seconds a pushed transaction's receipt is
+    polled for in all. ``clock``: the clock every cache and receipt poll is timed by
     (default: the system clock; see ``mpp_client.clock``).
 
     Exposure: when the payer pays the network fee, ``Quote.max_fee`` is the most it can cost,
@@ -250,7 +254,7 @@ class TempoCharge(PaymentMethod):
         tokens: Iterable[str | TempoToken] | None = None,
         modes: Sequence[Mode] = ("pull",),
         expiry_window: float = 25.0,
-        min_validity: float = 3.0,
+        expiry_margin: float = 3.0,
         gas_limit: int | None = None,
         max_fee_per_gas: int = DEFAULT_MAX_FEE_PER_GAS,
         fee_token: str | None = None,
@@ -258,10 +262,11 @@ class TempoCharge(PaymentMethod):
         proof_realms: Iterable[str] = (),
         gas_price_ttl: float = 30.0,
         chain_time_ttl: float = 5.0,
-        rpc_timeout: float = 10.0,
+        timeout: float = 10.0,
         receipt_timeout: float = 30.0,
         clock: Clock | None = None,
     ) -> None:
+        require_extra("tempo", "TempoCharge")
         self.signer = signer
         self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self.chain_ids: frozenset[int] = frozenset(
@@ -286,7 +291,7 @@ class TempoCharge(PaymentMethod):
         if not 1 <= expiry_window <= 3600:
             raise ValueError("expiry_window: 1 to 3600 seconds")
         self.expiry_window = expiry_window
-        self.min_validity = min_validity
+        self.expiry_margin = expiry_margin
         if gas_limit is not None and gas_limit < 21_000:
             raise ValueError("gas_limit: at least 21000")
         self.gas_limit = gas_limit
@@ -298,7 +303,7 @@ class TempoCharge(PaymentMethod):
         self.proof_realms = frozenset(proof_realms)
         self.gas_price_ttl = gas_price_ttl
         self.chain_time_ttl = chain_time_ttl
-        self.rpc_timeout = rpc_timeout
+        self.timeout = timeout
         self.receipt_timeout = receipt_timeout
         # Per-endpoint caches and the in-flight hash registry, shared by every thread and
         # event loop that pays through this object.
@@ -311,6 +316,49 @@ class TempoCharge(PaymentMethod):
         # costs O(log n) per payment instead of a scan of the whole registry.
         self._issued: dict[bytes, int] = {}
         self._expiring: list[tuple[int, bytes]] = []
+
+    config_summary = "TIP-20 stablecoins on Tempo (a secp256k1 key)"
+
+    @classmethod
+    def config_secrets(cls, settings: Mapping[str, object]) -> tuple[SecretField, ...]:
+        """One secret, ``private-key`` (hex), read at the first signature."""
+        from mpp_client.methods.config import SecretField
+        from mpp_client.wallet.keystore import SecretKind
+
+        kind = SecretKind.TEMPO_PRIVATE_KEY
+        return (SecretField("private-key", "Tempo private key (hex)", kind),)
+
+    @classmethod
+    def from_config(cls, settings: Mapping[str, object], secrets: SecretLoader) -> TempoCharge:
+        """From settings ``address`` (required: the paying account, so no key is read to
+        know it), ``root_account`` (for an access key), ``chain_id`` (default 4217),
+        ``rpc_url``, ``tokens``, ``modes`` and ``fee_token``, as in the constructor."""
+        from mpp_client.methods.config import MethodConfigError, Settings
+        from mpp_client.methods.tempo.keystore_signer import KeyStoreSigner
+
+        read = Settings(settings)
+        address = read.required_text("address", "the account address")
+        chain_id = read.integer("chain_id", 4217)
+        # Not `or 4217`: chain_id = 0 must never become mainnet.
+        if chain_id is None or chain_id <= 0:
+            raise MethodConfigError("chain_id must be a positive integer")
+        signer = KeyStoreSigner(
+            lambda: secrets("private-key"), address, root_account=read.text("root_account")
+        )
+        modes = read.texts("modes") or ["pull"]
+        try:
+            return cls(
+                signer,
+                chain_id=chain_id,
+                rpc_url=read.text("rpc_url"),
+                tokens=read.texts("tokens"),
+                modes=modes,  # type: ignore[arg-type]  # checked by the constructor
+                fee_token=read.text("fee_token"),
+            )
+        except MethodConfigError:
+            raise
+        except ValueError as exc:  # the constructor's messages name the option, never a key
+            raise MethodConfigError(str(exc)) from None
 
     def _token_table(
         self, tokens: Iterable[str | TempoToken] | None
@@ -365,7 +413,7 @@ class TempoCharge(PaymentMethod):
 
         expires = _expires_of(challenge)
         now = context.now.timestamp()
-        if expires is not None and expires.timestamp() - now < self.min_validity:
+        if expires is not None and expires.timestamp() - now < self.expiry_margin:
             raise ChallengeExpired(
                 f"tempo charge: the challenge expires at {expires.isoformat()}, too soon to pay",
                 challenge=challenge,
@@ -654,7 +702,7 @@ class TempoCharge(PaymentMethod):
     def _check_endpoint_chain(self, plan: ChargePlan) -> Generator[Effect, Any, None]:
         chain = self._chain_of.get(plan.rpc_url)
         if chain is None:
-            raw = yield from rpc_call(plan.rpc_url, "eth_chainId", [], timeout=self.rpc_timeout)
+            raw = yield from rpc_call(plan.rpc_url, "eth_chainId", [], timeout=self.timeout)
             chain = int(raw, 16)
             with self._lock:
                 self._chain_of[plan.rpc_url] = chain
@@ -669,7 +717,7 @@ class TempoCharge(PaymentMethod):
         now = self.clock.time()
         if cached is not None and 0 <= now - cached[1] < self.gas_price_ttl:
             return cached[0]
-        price = int((yield from rpc_call(url, "eth_gasPrice", [], timeout=self.rpc_timeout)), 16)
+        price = int((yield from rpc_call(url, "eth_gasPrice", [], timeout=self.timeout)), 16)
         with self._lock:
             self._gas_price[url] = (price, now)
         return price
@@ -696,7 +744,7 @@ class TempoCharge(PaymentMethod):
     def _latest_block_time(self, url: str) -> Generator[Effect, Any, int]:
         """The latest block's timestamp at ``url`` (Unix seconds, the chain's clock)."""
         block = yield from rpc_call(
-            url, "eth_getBlockByNumber", ["latest", False], timeout=self.rpc_timeout
+            url, "eth_getBlockByNumber", ["latest", False], timeout=self.timeout
         )
         if not isinstance(block, dict) or not isinstance(block.get("timestamp"), str):
             raise RpcError("eth_getBlockByNumber: the answer has no block timestamp")
@@ -792,7 +840,7 @@ class TempoCharge(PaymentMethod):
                 plan.rpc_url,
                 "eth_sendRawTransaction",
                 [raw_hex],
-                timeout=self.rpc_timeout,
+                timeout=self.timeout,
                 retry_safe=False,
             )
         except RpcError:
@@ -848,7 +896,7 @@ class TempoCharge(PaymentMethod):
         """The receipt of ``reference`` at ``url``, or ``None`` (not mined, or no answer)."""
         try:
             receipt = yield from rpc_call(
-                url, "eth_getTransactionReceipt", [reference], timeout=self.rpc_timeout
+                url, "eth_getTransactionReceipt", [reference], timeout=self.timeout
             )
         except (RpcError, EffectFailed):
             return None
@@ -875,14 +923,14 @@ class TempoCharge(PaymentMethod):
             return False, None
         try:
             receipt = yield from rpc_call(
-                url, "eth_getTransactionReceipt", [reference], timeout=self.rpc_timeout
+                url, "eth_getTransactionReceipt", [reference], timeout=self.timeout
             )
             if isinstance(receipt, dict):
                 return False, receipt
             if receipt is not None:
                 return False, None
             known = yield from rpc_call(
-                url, "eth_getTransactionByHash", [reference], timeout=self.rpc_timeout
+                url, "eth_getTransactionByHash", [reference], timeout=self.timeout
             )
         except (RpcError, EffectFailed):
             return False, None
@@ -933,7 +981,7 @@ class TempoCharge(PaymentMethod):
         for url in self.rpc_urls.values():
             try:
                 receipt = yield from rpc_call(
-                    url, "eth_getTransactionReceipt", [reference], timeout=self.rpc_timeout
+                    url, "eth_getTransactionReceipt", [reference], timeout=self.timeout
                 )
             except (RpcError, EffectFailed) as error:
                 unreachable.append(f"{_host(url)}: {error.reason}")

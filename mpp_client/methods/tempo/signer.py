@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from mpp_client.extras import require_extra
 from mpp_client.methods.tempo.keccak import checksum_address, keccak256, normalize_address
 from mpp_client.secret import Secret
 
@@ -55,6 +56,7 @@ class Signer(Protocol):
 
 
 def _load_key(private_key: str | bytes) -> PrivateKey:
+    require_extra("tempo", "a Tempo signer", modules=("coincurve",))
     from coincurve import PrivateKey
 
     raw = (

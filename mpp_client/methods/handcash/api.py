@@ -13,8 +13,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from mpp_client.effects import HttpCall, HttpReply
-from mpp_client.methods.handcash._json import dump_json
-from mpp_client.methods.handcash._signing import ConnectSigner
+from mpp_client.methods.handcash.json_text import dump_json
+from mpp_client.methods.handcash.signing import ConnectSigner
 from mpp_client.secret import Secret, Secrets, scrub
 
 __all__ = ["DEFAULT_BASE_URL", "PAY_PATH", "HandCashConnect", "handcash_error_text"]

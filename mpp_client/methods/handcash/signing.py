@@ -20,10 +20,13 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from coincurve import PrivateKey
-
+from mpp_client.extras import require_extra
 from mpp_client.secret import Secret, reveal
+
+if TYPE_CHECKING:
+    from coincurve import PrivateKey
 
 __all__ = ["ConnectSigner", "SignedHeaders", "js_iso_timestamp", "random_nonce", "signing_payload"]
 
@@ -83,6 +86,11 @@ class ConnectSigner:
         clock: Callable[[], datetime] | None = None,
         nonces: Callable[[], str] = random_nonce,
     ) -> None:
+        # coincurve is imported here, not with the package: a missing `handcash` extra is a
+        # MissingExtra when the method is built, and importing the package stays cheap.
+        require_extra("handcash", "HandCashCharge")
+        from coincurve import PrivateKey
+
         token = reveal(auth_token)
         if not isinstance(token, str) or not _HEX_KEY.fullmatch(token):
             raise ValueError("a HandCash auth token is 64 hexadecimal digits")

@@ -38,19 +38,21 @@ from mpp_client.methods.base import (
     Quote,
     refuse_if_expiring,
 )
-from mpp_client.methods.stripe._api import (
+from mpp_client.methods.config import MethodConfigError, SecretField, Settings
+from mpp_client.methods.stripe.api import (
     DEFAULT_API_BASE,
     STRIPE_PREVIEW_VERSION,
     StripeApi,
     object_path,
     stripe_error_text,
 )
-from mpp_client.methods.stripe._currency import stripe_currency
-from mpp_client.methods.stripe._request import StripeChargeRequest, parse_charge_request
+from mpp_client.methods.stripe.currency import stripe_currency
+from mpp_client.methods.stripe.request import StripeChargeRequest, parse_charge_request
 from mpp_client.money import Money
 from mpp_client.secret import Secret, reveal
 
 if TYPE_CHECKING:
+    from mpp_client.methods.config import SecretLoader
     from mpp_client.protocol import Challenge
 
 __all__ = ["StripeCharge", "StripeRetryRefused"]
@@ -117,7 +119,7 @@ class StripeCharge(PaymentMethod):
         stripe_version: str = STRIPE_PREVIEW_VERSION,
         api_base: str = DEFAULT_API_BASE,
         token_lifetime: timedelta = timedelta(hours=1),
-        expiry_margin: timedelta = timedelta(seconds=10),
+        expiry_margin: float = 10.0,
         timeout: float = 20.0,
     ) -> None:
         secret_key = reveal(secret_key)
@@ -146,6 +148,35 @@ class StripeCharge(PaymentMethod):
         self.payment_method_type = payment_method_type
         self.token_lifetime = token_lifetime
         self.expiry_margin = expiry_margin
+
+    config_summary = "cards through Stripe shared payment tokens"
+
+    @classmethod
+    def config_secrets(cls, settings: Mapping[str, object]) -> tuple[SecretField, ...]:
+        """One secret, ``secret-key``: the payer's Stripe secret or restricted key."""
+        from mpp_client.wallet.keystore import SecretKind
+
+        return (SecretField("secret-key", "Stripe secret key (sk_...)", SecretKind.STRIPE_KEY),)
+
+    @classmethod
+    def from_config(cls, settings: Mapping[str, object], secrets: SecretLoader) -> StripeCharge:
+        """From settings ``payment_method`` (required, ``pm_...``), ``customer``, ``account``
+        and ``api_base``; the key is read now (every quote needs its test/live mode)."""
+        read = Settings(settings)
+        payment_method = read.required_text("payment_method", 'payment_method = "pm_..."')
+        options: dict[str, Any] = {}
+        if api_base := read.text("api_base"):
+            options["api_base"] = api_base
+        try:
+            return cls(
+                secrets("secret-key").reveal(),
+                payment_method=payment_method,
+                customer=read.text("customer"),
+                account=read.text("account"),
+                **options,
+            )
+        except ValueError:
+            raise MethodConfigError("the Stripe settings are not valid") from None
 
     def __repr__(self) -> str:
         mode = "test" if self.test_mode else "live"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Generator, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -32,19 +32,20 @@ from mpp_client.methods.base import (
     Quote,
     refuse_if_expiring,
 )
-from mpp_client.methods.handcash._compat import (
+from mpp_client.methods.config import MethodConfigError, SecretField, SecretLoader, Settings
+from mpp_client.methods.handcash.api import (
+    DEFAULT_BASE_URL,
+    HandCashConnect,
+    handcash_error_text,
+)
+from mpp_client.methods.handcash.compat import (
     COMPAT_INTENT,
     CompatMode,
     HandCashCompatSite,
     HostedPay,
 )
-from mpp_client.methods.handcash._connect import (
-    DEFAULT_BASE_URL,
-    HandCashConnect,
-    handcash_error_text,
-)
-from mpp_client.methods.handcash._request import HandCashChargeRequest, parse_charge_request
-from mpp_client.methods.handcash._signing import ConnectSigner, random_nonce
+from mpp_client.methods.handcash.request import HandCashChargeRequest, parse_charge_request
+from mpp_client.methods.handcash.signing import ConnectSigner, random_nonce
 from mpp_client.money import Money
 from mpp_client.protocol import Challenge
 from mpp_client.secret import Secret
@@ -93,7 +94,7 @@ class HandCashCharge(PaymentMethod):
         check_spendable: bool = True,
         compat_sites: Iterable[HandCashCompatSite] = (),
         hosted_pay: HostedPay | None = None,
-        expiry_margin: timedelta = timedelta(seconds=10),
+        expiry_margin: float = 10.0,
         timeout: float = 20.0,
         clock: Callable[[], datetime] | None = None,
         nonces: Callable[[], str] = random_nonce,
@@ -105,6 +106,33 @@ class HandCashCharge(PaymentMethod):
         self.check_spendable = check_spendable
         self.expiry_margin = expiry_margin
         self._compat = CompatMode(compat_sites, hosted=hosted_pay, connect=self._connect)
+
+    config_summary = "HandCash Connect"
+
+    @classmethod
+    def config_secrets(cls, settings: Mapping[str, object]) -> tuple[SecretField, ...]:
+        """Two secrets: ``app-secret`` (your app's) and ``auth-token`` (the owner's)."""
+        from mpp_client.wallet.keystore import SecretKind
+
+        return (
+            SecretField("app-secret", "HandCash app secret", SecretKind.HANDCASH_TOKEN),
+            SecretField("auth-token", "HandCash auth token", SecretKind.HANDCASH_TOKEN),
+        )
+
+    @classmethod
+    def from_config(cls, settings: Mapping[str, object], secrets: SecretLoader) -> HandCashCharge:
+        """From settings ``app_id`` (required) and ``base_url``."""
+        read = Settings(settings)
+        app_id = read.required_text("app_id", "app_id")
+        try:
+            return cls(
+                app_id=app_id,
+                app_secret=secrets("app-secret").reveal(),
+                auth_token=secrets("auth-token").reveal(),
+                base_url=read.text("base_url") or DEFAULT_BASE_URL,
+            )
+        except ValueError:
+            raise MethodConfigError("the HandCash settings are not valid") from None
 
     def __repr__(self) -> str:
         return (

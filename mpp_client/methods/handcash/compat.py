@@ -52,7 +52,7 @@ from mpp_client.protocol import Challenge
 from mpp_client.secret import Secret, reveal
 
 if TYPE_CHECKING:
-    from mpp_client.methods.handcash._connect import HandCashConnect
+    from mpp_client.methods.handcash.api import HandCashConnect
 
 __all__ = [
     "COMPAT_ID_PREFIX",

@@ -1,0 +1,963 @@
+"""``TempoSession``: pay ``tempo``/``session`` challenges through a payment channel (README §14).
+
+The first request to a session endpoint opens a channel: ONE ``0x76`` transaction batching a
+TIP-20 ``approve`` of the escrow and the escrow's ``open`` (gas limit set explicitly: anvil's
+estimate ignores the calls), plus a first voucher prepaying one unit. The deposit is what can
+be lost, so it is what the wallet reserves: the open is an ordinary journal entry for the
+deposit (plus the network fee). Every later request, and every ``payment-need-voucher`` event
+of a metered event stream, is paid with a cumulative EIP-712 voucher, recorded durably in the
+journal's channel record (``mpp_client.wallet.channels``) BEFORE it is sent; a restart resumes
+from the highest. A stream that needs more than the deposit is topped up (an ``approve`` +
+``topUp`` transaction, reserved against the budgets like the open). ``close`` sends the final
+voucher, checks on chain that the channel is finalized, and only then returns the unspent
+deposit to the budgets.
+
+Refused before anything is signed: a chain or token not allowed (the checks of
+``TempoCharge``), an escrow not canonical for the chain (others only by ``escrows=``), a v2
+session (the channel reserve precompile: vouchers and ids are implemented in
+``mpp_client.methods.tempo.voucher``, the open is not), a deposit above ``max_deposit``, and on a
+stream a ``requiredCumulative`` above what the units received at the agreed price allow.
+
+Units on a stream: every event that reaches the reader (not a control event) is one unit.
+A server may ask for the next ``max_prepaid_units`` units in advance; asking for more than
+``base + price * (units received + max_prepaid_units)`` is refused (``SessionStreamError``)
+and the stream is closed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import secrets
+import threading
+import uuid
+from collections.abc import Collection, Generator, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from mpp_client.clock import SYSTEM_CLOCK, Clock, utcnow
+from mpp_client.effects import Checkpoint, Effect, HttpCall, HttpReply, JournalWrite
+from mpp_client.errors import (
+    BudgetExceeded,
+    EffectFailed,
+    MethodError,
+    NotAllowed,
+)
+from mpp_client.guard import PaymentOptions
+from mpp_client.methods.base import (
+    LookupResult,
+    Payee,
+    PaymentContext,
+    PaymentMethod,
+    PaymentProof,
+    Quote,
+)
+from mpp_client.methods.tempo.charge import (
+    DEFAULT_MAX_FEE_PER_GAS,
+    SIGNING_HASH_PREFIX,
+    InvalidChargeRequest,
+    NothingSigned,
+    TempoCharge,
+)
+from mpp_client.methods.tempo.escrow import (
+    CANONICAL_ESCROWS,
+    approve_data,
+    decode_channel,
+    get_channel_data,
+    open_data,
+    top_up_data,
+)
+from mpp_client.methods.tempo.keccak import is_address
+from mpp_client.methods.tempo.rpc import RpcError, rpc_call
+from mpp_client.methods.tempo.signer import Signer
+from mpp_client.methods.tempo.tip20 import TIP20_DECIMALS
+from mpp_client.methods.tempo.transaction import (
+    EXPIRING_NONCE_KEY,
+    Call,
+    TempoTransaction,
+    address_bytes,
+    tx_hash,
+)
+from mpp_client.methods.tempo.voucher import MAX_UINT128, channel_id_v1, voucher_digest
+from mpp_client.money import Money
+from mpp_client.protocol import Challenge, Credential, Receipt, parse_challenges, parse_receipt
+from mpp_client.session.base import (
+    SessionStreamError,
+    SideRequest,
+    StreamContext,
+    receipt_from_event,
+)
+from mpp_client.wallet.channels import ChannelRecord, ChannelStore, NewChannel, VoucherRegression
+
+if TYPE_CHECKING:
+    from mpp_client.session.sse import SseEvent
+
+__all__ = ["SessionPlan", "TempoSession"]
+
+log = logging.getLogger("mpp_client")
+
+_ZERO = "0x" + "0" * 40
+_ATTO_PER_BASE_UNIT = 10 ** (18 - TIP20_DECIMALS)
+#: Measured on anvil (Tempo T4): open 1,573,341 gas, topUp 258,196.
+DEFAULT_OPEN_GAS = 2_000_000
+DEFAULT_TOP_UP_GAS = 600_000
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPlan:
+    """What ``quote`` decided (kept in ``Quote.details["session"]``; never secrets).
+
+    ``action``: ``open`` or ``voucher``. Amounts in base units: ``price`` per unit,
+    ``increment`` what one paid request adds to the cumulative (``max(price,
+    minVoucherDelta)``), ``deposit`` of the channel (to open, or open), ``base`` the cumulative
+    signed before this request."""
+
+    action: str
+    chain_id: int
+    rpc_url: str
+    escrow: str
+    token: str
+    payee: str
+    price: int
+    increment: int
+    deposit: int
+    sponsored: bool
+    lookup_key: str
+    origin: str
+    unit_type: str | None
+    expires_at: int | None
+    channel_id: str | None = None
+    base: int = 0
+
+
+class TempoSession(PaymentMethod):
+    """Pays ``tempo``/``session`` (v1, escrow contract) challenges from one ``Signer``.
+
+    ``max_deposit`` (base units, required): the most one channel may hold, top-ups included.
+    ``deposit``: what to deposit when the server suggests nothing (default ``max_deposit``; a
+    ``suggestedDeposit`` is taken when it is lower than ``max_deposit``). ``top_up``: how much a
+    top-up adds at least (default: the current deposit, so it doubles; never past
+    ``max_deposit``). ``escrows``: escrow contracts allowed besides the canonical ones, per
+    chain id (an opt-in: a server's own escrow could be anything). ``max_prepaid_units``:
+    units a stream may be paid ahead (default 1).
+    ``chain_id``, ``rpc_url``, ``tokens``, ``expiry_window``, ``max_fee_per_gas``,
+    ``expiry_margin``, ``timeout``, ``clock``: as ``TempoCharge`` (the same checks).
+    ``open_gas_limit``/``top_up_gas_limit``: fixed gas limits (set explicitly: node estimates
+    of batched Tempo calls are unreliable). ``channels``: where channel records live (default:
+    the journal of the ``Wallet`` this method is given to).
+
+    The signer must make plain secp256k1 signatures (``sign_raw_hash``): vouchers are
+    EIP-712 messages checked by the escrow against the payer (an access key cannot sign them).
+    """
+
+    name = "tempo"
+    intents = frozenset({"session"})
+
+    def __init__(
+        self,
+        signer: Signer,
+        *,
+        max_deposit: int,
+        deposit: int | None = None,
+        top_up: int | None = None,
+        escrows: Mapping[int, Iterable[str]] | None = None,
+        max_prepaid_units: int = 1,
+        chain_id: int | Collection[int] = 4217,
+        rpc_url: str | Mapping[int, str] | None = None,
+        tokens: Iterable[str] | None = None,
+        expiry_window: float = 25.0,
+        expiry_margin: float = 3.0,
+        max_fee_per_gas: int = DEFAULT_MAX_FEE_PER_GAS,
+        open_gas_limit: int = DEFAULT_OPEN_GAS,
+        top_up_gas_limit: int = DEFAULT_TOP_UP_GAS,
+        timeout: float = 10.0,
+        channels: ChannelStore | str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if max_deposit <= 0 or max_deposit > MAX_UINT128:
+            raise ValueError("max_deposit: a positive amount in base units (uint128)")
+        if deposit is not None and not 0 < deposit <= max_deposit:
+            raise ValueError("deposit: positive and at most max_deposit")
+        if max_prepaid_units < 1:
+            raise ValueError("max_prepaid_units: at least 1")
+        self.signer = signer
+        self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        # The charge method holds the chain, token and RPC rules and caches: one set of checks.
+        self._charge = TempoCharge(
+            signer,
+            chain_id=chain_id,
+            rpc_url=rpc_url,
+            tokens=tokens,
+            expiry_window=expiry_window,
+            expiry_margin=expiry_margin,
+            max_fee_per_gas=max_fee_per_gas,
+            timeout=timeout,
+            clock=self.clock,
+        )
+        self.max_deposit = max_deposit
+        self.deposit = deposit
+        self.top_up = top_up
+        self.max_prepaid_units = max_prepaid_units
+        self.expiry_window = expiry_window
+        self.expiry_margin = expiry_margin
+        self.max_fee_per_gas = max_fee_per_gas
+        self.open_gas_limit = open_gas_limit
+        self.top_up_gas_limit = top_up_gas_limit
+        self.timeout = timeout
+        allowed: dict[int, set[str]] = {c: set(CANONICAL_ESCROWS.get(c, ())) for c in self.chains}
+        for chain, addresses in (escrows or {}).items():
+            for address in addresses:
+                if not is_address(address):
+                    raise ValueError(f"escrows: not an address: {address!r}")
+                allowed.setdefault(chain, set()).add(address.lower())
+        self.escrows: dict[int, frozenset[str]] = {c: frozenset(a) for c, a in allowed.items()}
+        self._store: ChannelStore | None = (
+            ChannelStore(channels, clock=self.clock) if isinstance(channels, str) else channels
+        )
+        # One voucher at a time per channel in this process (the store's compare-and-set
+        # serializes processes).
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    @property
+    def chains(self) -> frozenset[int]:
+        """The chain ids this method pays on."""
+        return self._charge.chain_ids
+
+    @property
+    def channels(self) -> ChannelStore:
+        """The channel records (``ValueError`` until a wallet or ``channels=`` provides them)."""
+        if self._store is None:
+            raise ValueError(
+                "TempoSession has no channel records: give it to a Wallet (its journal keeps "
+                "them) or pass channels=ChannelStore(path)"
+            )
+        return self._store
+
+    def use_journal(self, journal: Any, clock: Clock | None = None) -> None:
+        """Called by ``Wallet``: keep channel records in its journal's database (unless
+        ``channels=`` was given)."""
+        if self._store is None:
+            self._store = ChannelStore.for_journal(journal, clock=clock or self.clock)
+
+    def payer(self, network: str | None) -> str | None:
+        return self._charge.payer(network)
+
+    def __repr__(self) -> str:
+        return (
+            f"TempoSession(address={self.signer.address}, chains={sorted(self.chains)}, "
+            f"max_deposit={self.max_deposit})"
+        )
+
+    # --- quote -------------------------------------------------------------------------------
+
+    def quote(self, challenge: Challenge, context: PaymentContext) -> Quote:
+        """Check a session challenge and price it without I/O: a voucher on an open channel
+        costs nothing more (its deposit is held already); an open costs the deposit."""
+        request: Any = challenge.request_data
+
+        def refuse(reason: str) -> InvalidChargeRequest:
+            return InvalidChargeRequest(f"tempo session: {reason}", challenge=challenge)
+
+        if not isinstance(request, Mapping):
+            raise refuse("the request is not a JSON object")
+        details = request.get("methodDetails") or {}
+        if not isinstance(details, Mapping):
+            raise refuse("methodDetails is not an object")
+        protocol = details.get("sessionProtocol", "v1")
+        if protocol != "v1":
+            raise NotAllowed(
+                f"tempo session: protocol {str(protocol)[:8]!r} is not paid by this client "
+                "(v1 escrow sessions only; v2 needs the channel reserve precompile)",
+                rule="tempo.session_protocol",
+                challenge=challenge,
+            )
+        chain_id = self._charge._chain_for(details.get("chainId"), challenge)
+        token = self._charge._token_for(chain_id, request.get("currency"), challenge)
+        price = _amount(request.get("amount"), "amount", refuse)
+        if price <= 0:
+            raise refuse("the unit price (amount) must be positive")
+        payee = request.get("recipient")
+        if not is_address(payee) or str(payee).lower() == _ZERO:
+            raise refuse("recipient is not a valid address")
+        escrow = details.get("escrowContract")
+        if not is_address(escrow):
+            raise refuse("methodDetails.escrowContract is not an address")
+        escrow = str(escrow).lower()
+        if escrow not in self.escrows.get(chain_id, frozenset()):
+            raise NotAllowed(
+                f"tempo session: escrow {escrow} is not a canonical escrow of chain {chain_id} "
+                "(allow it with TempoSession(escrows={chain: [address]}))",
+                rule="tempo.escrow",
+                challenge=challenge,
+            )
+        min_delta = 0
+        if details.get("minVoucherDelta") is not None:
+            min_delta = _amount(details.get("minVoucherDelta"), "minVoucherDelta", refuse)
+        sponsored = details.get("feePayer", False)
+        if not isinstance(sponsored, bool):
+            raise refuse("methodDetails.feePayer is not a boolean")
+        expires = challenge.expires_at
+        if expires is not None and expires.timestamp() - context.now.timestamp() < (
+            self.expiry_margin
+        ):
+            from mpp_client.errors import ChallengeExpired
+
+            raise ChallengeExpired(
+                "tempo session: the challenge expires too soon to pay", challenge=challenge
+            )
+        unit_type = request.get("unitType")
+        increment = max(price, min_delta)
+        origin = context.origin.rstrip("/").lower()
+        key = "|".join(
+            [origin, str(payee).lower(), token.address, escrow, str(chain_id),
+             self.signer.address.lower()]
+        )  # fmt: skip
+        currency = self._charge._currency(chain_id, token.address)
+        rpc_url = self._charge.rpc_urls[chain_id]
+        common = SessionPlan(
+            action="open", chain_id=chain_id, rpc_url=rpc_url, escrow=escrow,
+            token=token.address, payee=str(payee).lower(), price=price, increment=increment,
+            deposit=0, sponsored=sponsored, lookup_key=key, origin=origin,
+            unit_type=unit_type if isinstance(unit_type, str) else None,
+            expires_at=math.floor(expires.timestamp()) if expires is not None else None,
+        )  # fmt: skip
+        channel = self._usable_channel(key, details.get("channelId"), increment)
+        unit_price = Money(price, currency)
+        if channel is not None:
+            plan = dataclasses.replace(
+                common, action="voucher", deposit=channel.deposit, channel_id=channel.id,
+                base=channel.highest_signed,
+            )  # fmt: skip
+            return Quote(
+                challenge=challenge,
+                method=self.name,
+                intent="session",
+                amount=Money(0, currency),
+                payees=(Payee(plan.payee, 0),),
+                expires=expires,
+                network=currency.network,
+                details={"session": plan, "unit_price": unit_price, "channel_id": channel.id,
+                         "deposit": Money(channel.deposit, currency)},
+                reference=None,
+            )  # fmt: skip
+        suggested = request.get("suggestedDeposit")
+        wanted = self.deposit or self.max_deposit
+        if suggested is not None:
+            wanted = min(_amount(suggested, "suggestedDeposit", refuse), self.max_deposit)
+        deposit = max(wanted, increment)
+        if deposit > self.max_deposit:
+            raise BudgetExceeded(
+                f"tempo session: one unit ({increment}) needs more than max_deposit "
+                f"({self.max_deposit})",
+                rule="tempo.max_deposit",
+                challenge=challenge,
+            )
+        plan = dataclasses.replace(common, deposit=deposit)
+        max_fee = None
+        if not sponsored:
+            fee = -(-self.open_gas_limit * self.max_fee_per_gas // _ATTO_PER_BASE_UNIT)
+            max_fee = Money(fee, currency)
+        return Quote(
+            challenge=challenge,
+            method=self.name,
+            intent="session",
+            amount=Money(deposit, currency),
+            payees=(Payee(plan.payee, deposit),),
+            expires=expires,
+            network=currency.network,
+            max_fee=max_fee,
+            details={"session": plan, "unit_price": unit_price,
+                     "deposit": Money(deposit, currency)},
+        )  # fmt: skip
+
+    def _usable_channel(self, key: str, named: object, increment: int) -> ChannelRecord | None:
+        if self._store is None:
+            return None
+        found = self._store.find(self.name, key)
+        if isinstance(named, str):
+            # The server names the channel it knows: prefer it when it is ours.
+            found.sort(key=lambda record: record.id != named.lower())
+        for record in found:
+            if record.remaining >= increment:
+                return record
+        return None
+
+    # --- pay ---------------------------------------------------------------------------------
+
+    def pay(self, quote: Quote, context: PaymentContext) -> Generator[Effect, Any, PaymentProof]:
+        """Open a channel (sign the open transaction and the first voucher) or sign the next
+        voucher on an open one; both are recorded in the channel record first."""
+        plan: SessionPlan = quote.details["session"]
+        source = f"did:pkh:eip155:{plan.chain_id}:{self.signer.address}"
+        if plan.action == "voucher":
+            assert plan.channel_id is not None
+            cumulative, signature = yield from self._next_voucher(
+                plan, plan.channel_id, lambda current: current + plan.increment
+            )
+            return PaymentProof(
+                payload={
+                    "action": "voucher",
+                    "channelId": plan.channel_id,
+                    "cumulativeAmount": str(cumulative),
+                    "signature": signature,
+                },
+                source=source,
+                reference=plan.channel_id,
+            )
+        return (yield from self._open(plan, quote, context, source))
+
+    def _open(
+        self, plan: SessionPlan, quote: Quote, context: PaymentContext, source: str
+    ) -> Generator[Effect, Any, PaymentProof]:
+        store = self.channels
+        salt = "0x" + secrets.token_bytes(32).hex()
+        channel_id = channel_id_v1(
+            payer=self.signer.address, payee=plan.payee, token=plan.token, salt=salt,
+            authorized_signer=_ZERO, escrow=plan.escrow, chain_id=plan.chain_id,
+        )  # fmt: skip
+        calls = (
+            Call(address_bytes(plan.token), 0, approve_data(plan.escrow, plan.deposit)),
+            Call(
+                address_bytes(plan.escrow),
+                0,
+                open_data(plan.payee, plan.token, plan.deposit, salt, _ZERO),
+            ),
+        )
+        raw, reference, valid_before = yield from self._sign_transaction(
+            plan, calls, self.open_gas_limit, context
+        )
+        first = plan.increment
+        signature = self._sign_voucher(plan, channel_id, first)
+        yield Checkpoint("signed", reference, void_after=datetime.fromtimestamp(valid_before, UTC))
+        record = NewChannel(
+            id=channel_id,
+            method=self.name,
+            origin=plan.origin,
+            payee=plan.payee,
+            currency=plan.token,
+            network=f"eip155:{plan.chain_id}",
+            lookup_key=plan.lookup_key,
+            details={"protocol": "v1", "escrow": plan.escrow, "chainId": plan.chain_id,
+                     "token": plan.token, "salt": salt, "authorizedSigner": _ZERO,
+                     "payer": self.signer.address.lower(), "price": str(plan.price),
+                     "unitType": plan.unit_type},
+            deposit=plan.deposit,
+            highest_signed=first,
+            voucher=signature,
+            deposit_ref=reference,
+        )  # fmt: skip
+        # Written (fsync) before the open can leave the process.
+        yield JournalWrite(lambda: store.open(record))
+        return PaymentProof(
+            payload={
+                "action": "open",
+                "type": "transaction",
+                "channelId": channel_id,
+                "transaction": "0x" + raw.hex(),
+                "cumulativeAmount": str(first),
+                "signature": signature,
+            },
+            source=source,
+            reference=reference,
+        )
+
+    def _sign_transaction(
+        self, plan: SessionPlan, calls: tuple[Call, ...], gas_limit: int, context: PaymentContext
+    ) -> Generator[Effect, Any, tuple[bytes, str, int]]:
+        """Sign ``calls`` in one ``0x76`` on the expiring-nonce lane; returns the bytes to send
+        (the ``0x78`` hand-off when sponsored), the reference and ``valid_before``."""
+        try:
+            gas_price = yield from self._charge._current_gas_price(plan.rpc_url)
+            offset = yield from self._charge._chain_time_offset(plan.rpc_url)
+        except (RpcError, EffectFailed) as error:
+            raise NothingSigned(f"tempo session: {error.reason}; nothing was signed") from error
+        if gas_price > self.max_fee_per_gas:
+            raise NothingSigned(
+                f"tempo session: gas price {gas_price} is above the allowed "
+                f"{self.max_fee_per_gas}; nothing was signed"
+            )
+        now = int(context.now.timestamp()) + offset
+        valid_before = now + int(self.expiry_window)
+        if plan.expires_at is not None:
+            valid_before = min(valid_before, plan.expires_at)
+        if valid_before < now + 2:
+            raise NothingSigned("tempo session: the challenge expires before a transaction could")
+        tx = TempoTransaction(
+            chain_id=plan.chain_id,
+            calls=calls,
+            gas_limit=gas_limit,
+            max_fee_per_gas=min(2 * gas_price, self.max_fee_per_gas),
+            nonce_key=EXPIRING_NONCE_KEY,
+            valid_before=valid_before,
+            fee_token=None if plan.sponsored else address_bytes(plan.token),
+            sponsored=plan.sponsored,
+        )
+        digest = tx.signing_hash()
+        signature = self.signer.sign_hash(digest)
+        if plan.sponsored:
+            raw = tx.fee_payer_envelope(address_bytes(self.signer.address), signature)
+            return raw, SIGNING_HASH_PREFIX + "0x" + digest.hex(), valid_before
+        raw = tx.encode(signature)
+        return raw, tx_hash(raw), valid_before
+
+    def _sign_voucher(self, plan: SessionPlan, channel_id: str, cumulative: int) -> str:
+        digest = voucher_digest("v1", plan.chain_id, plan.escrow, channel_id, cumulative)
+        return "0x" + self.signer.sign_raw_hash(digest).hex()
+
+    def _lock(self, channel_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(channel_id, threading.Lock())
+
+    def _next_voucher(
+        self, plan: SessionPlan, channel_id: str, target: Any
+    ) -> Generator[Effect, Any, tuple[int, str]]:
+        """Sign and durably record the voucher ``target(highest signed)`` (a compare-and-set
+        in the journal: a voucher is never signed twice for one amount nor ever lower)."""
+        store = self.channels
+
+        def write() -> tuple[int, str]:
+            with self._lock(channel_id):
+                for _ in range(16):
+                    record = store.get(channel_id)
+                    if record is None:
+                        raise NothingSigned(f"tempo session: no record of channel {channel_id}")
+                    cumulative = int(target(record.highest_signed))
+                    if cumulative > record.deposit:
+                        raise NothingSigned(
+                            f"tempo session: a voucher for {cumulative} would exceed the "
+                            f"deposit {record.deposit} of channel {channel_id}"
+                        )
+                    if cumulative == record.highest_signed and record.voucher:
+                        return cumulative, record.voucher  # an idempotent resend
+                    signature = self._sign_voucher(plan, channel_id, cumulative)
+                    try:
+                        stored = store.record_voucher(channel_id, cumulative, signature)
+                    except VoucherRegression:
+                        continue  # another process went higher meanwhile: recompute
+                    if stored.highest_signed == cumulative and stored.voucher == signature:
+                        return cumulative, signature
+                raise MethodError("tempo session: could not record a voucher (contention)")
+
+        result: tuple[int, str] = yield JournalWrite(write)
+        return result
+
+    # --- after the server answered -------------------------------------------------------------
+
+    def on_receipt(self, quote: Quote, proof: PaymentProof, receipt: Receipt | None) -> None:
+        plan = quote.details.get("session")
+        if not isinstance(plan, SessionPlan) or self._store is None:
+            return
+        channel_id = str(proof.payload.get("channelId", ""))
+        accepted = _accepted(receipt, channel_id)
+        if accepted is None:
+            log.warning("tempo session: the receipt for channel %s is missing or invalid; "
+                        "the accepted amount is not moved", channel_id)  # fmt: skip
+            return
+        self._store.accept(channel_id, accepted)
+
+    def on_gone(self, quote: Quote, proof: PaymentProof) -> None:
+        """410: the server no longer knows the channel (``channel-not-found``/``-finalized``):
+        it is evicted from reuse (its deposit stays held until a close or a forced close)."""
+        channel_id = proof.payload.get("channelId")
+        if isinstance(channel_id, str) and self._store is not None:
+            self._store.set_state(channel_id.lower(), "evicted")
+
+    def abandon(self, quote: Quote, proof: PaymentProof) -> Generator[Effect, Any, bool]:
+        """A refused open is a signed transaction the server still holds: void only once the
+        chain is past its ``valid_before`` without it (``TempoCharge``'s proof)."""
+        plan = quote.details.get("session")
+        if not isinstance(plan, SessionPlan) or plan.action != "open":
+            return False
+        result = yield from self.lookup(proof.reference or "", void_after=None)
+        return result.status == "failed"
+
+    def lookup(
+        self, reference: str, *, void_after: datetime | None = None
+    ) -> Generator[Effect, Any, LookupResult]:
+        """An open or top-up is a transaction: asked as ``TempoCharge`` asks; a voucher
+        (reference = channel id) is covered by the channel's deposit and is ``pending``."""
+        return (yield from self._charge.lookup(reference, void_after=void_after))
+
+    # --- streams -----------------------------------------------------------------------------
+
+    def stream_handler(self, context: StreamContext) -> _StreamHandler | None:
+        """Meter a paid event stream of this session (``mpp_client.session``)."""
+        quote = context.payment.quote
+        plan = quote.details.get("session") if quote is not None else None
+        if not isinstance(plan, SessionPlan) or self._store is None:
+            return None
+        proof_channel = plan.channel_id
+        if proof_channel is None:
+            found = self._store.find(self.name, plan.lookup_key, states=("open", "opening"))
+            proof_channel = found[0].id if found else None
+        if proof_channel is None:
+            return None
+        return _StreamHandler(self, plan, proof_channel, context)
+
+    # --- closing -------------------------------------------------------------------------------
+
+    def close(
+        self, url: str, channel_id: str | None = None, *, client: Any = None
+    ) -> ChannelRecord:
+        """Close a channel with its server at ``url`` (the session resource): send the final
+        voucher (the highest signed), check on chain that the channel is finalized, then
+        record the refund and return it to the budgets. ``channel_id`` defaults to the newest
+        open channel of ``url``'s origin. ``client``: an ``httpx.Client`` for the calls."""
+        from mpp_client.runner import SyncRunner
+        from mpp_client.trampoline import drive
+
+        runner = SyncRunner(client)
+        try:
+            return drive(self._close(url, channel_id), runner.perform)
+        finally:
+            runner.close()
+
+    async def aclose(
+        self, url: str, channel_id: str | None = None, *, client: Any = None
+    ) -> ChannelRecord:
+        """``close`` for async code (``client``: an ``httpx.AsyncClient``)."""
+        from mpp_client.runner import AsyncRunner
+        from mpp_client.trampoline import drive_async
+
+        runner = AsyncRunner(client)
+        try:
+            return await drive_async(self._close(url, channel_id), runner.perform)
+        finally:
+            await runner.aclose()
+
+    def _close(self, url: str, channel_id: str | None) -> Generator[Effect, Any, ChannelRecord]:
+        from mpp_client.driver import url_origin
+
+        store = self.channels
+        record = store.get(channel_id) if channel_id else None
+        if record is None:
+            origin = url_origin(url)
+            candidates = [
+                r for r in store.channels(method=self.name)
+                if r.origin == origin and r.state in ("open", "opening", "closing")
+            ]  # fmt: skip
+            record = candidates[-1] if candidates else None
+        if record is None:
+            raise ValueError(f"no open channel for {url}")
+        if record.state == "closed":
+            return record
+        challenge = yield from _fresh_challenge(url, record, {})
+        payload = {
+            "action": "close",
+            "channelId": record.id,
+            "cumulativeAmount": str(record.highest_signed),
+            "signature": record.voucher,
+        }
+        credential = Credential(challenge, payload, f"did:pkh:eip155:{_chain(record)}:"
+                                f"{self.signer.address}")  # fmt: skip
+        yield JournalWrite(lambda: store.set_state(record.id, "closing"))
+        reply: HttpReply = yield HttpCall(
+            "POST", url, {"authorization": credential.to_header()}, b"", timeout=60.0
+        )
+        if reply.status == 410:
+            yield JournalWrite(lambda: store.set_state(record.id, "evicted"))
+        elif reply.status >= 300:
+            raise MethodError(f"tempo session: the server answered the close with {reply.status}")
+        # Whatever the server said, the chain decides: finalized, and how much was settled.
+        result = yield from rpc_call(
+            _rpc_of(self, record),
+            "eth_call",
+            [{"to": record.details["escrow"], "data": "0x" + get_channel_data(record.id).hex()},
+             "latest"],
+            timeout=self.timeout,
+        )  # fmt: skip
+        onchain = decode_channel(str(result))
+        if not onchain.finalized:
+            raise MethodError(
+                f"tempo session: channel {record.id} is not finalized on chain; its deposit "
+                "stays held (close again, or force it with request_close/withdraw)"
+            )
+        paid, refund = onchain.settled, onchain.deposit - onchain.settled
+        closed: ChannelRecord = yield JournalWrite(
+            lambda: store.settle_close(record.id, paid=paid, refund=refund)
+        )
+        return closed
+
+
+def _chain(record: ChannelRecord) -> int:
+    return int(record.details["chainId"])
+
+
+def _rpc_of(method: TempoSession, record: ChannelRecord) -> str:
+    return method._charge.rpc_urls[_chain(record)]
+
+
+def _accepted(receipt: Receipt | None, channel_id: str) -> int | None:
+    """``acceptedCumulative`` of a session receipt for ``channel_id``, or ``None`` when the
+    receipt is not one (wrong method, another channel, not an amount)."""
+    if receipt is None or receipt.method != "tempo" or receipt.status != "success":
+        return None
+    extra = receipt.extra
+    named = extra.get("channelId", receipt.reference)
+    if not isinstance(named, str) or named.lower() != channel_id.lower():
+        return None
+    if receipt.reference.lower() != channel_id.lower():
+        return None
+    return _int_field(extra.get("acceptedCumulative"))
+
+
+def _int_field(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit() and len(value) <= 78:
+        return int(value)
+    return None
+
+
+def _amount(raw: object, where: str, refuse: Any) -> int:
+    value = _int_field(raw) if isinstance(raw, str) else None
+    if value is None or value > MAX_UINT128:
+        raise refuse(f"{where} must be a string of base-unit digits (uint128)")
+    return value
+
+
+def _fresh_challenge(
+    url: str, record: ChannelRecord, headers: Mapping[str, str]
+) -> Generator[Effect, Any, Challenge]:
+    """A fresh session challenge of ``url`` for the same payee, escrow and chain (``HEAD``
+    answers it with a 402 without starting a stream)."""
+    reply: HttpReply = yield HttpCall("HEAD", url, dict(headers), b"", timeout=30.0)
+    return _matching_challenge(reply, record)
+
+
+def _matching_challenge(reply: HttpReply, record: ChannelRecord) -> Challenge:
+    if reply.status != 402:
+        raise MethodError(f"tempo session: asked for a fresh challenge, got {reply.status}")
+    values = reply.headers.get("www-authenticate")
+    for challenge in parse_challenges([values] if values else []):
+        if challenge.method != "tempo" or challenge.intent != "session":
+            continue
+        request: Any = challenge.request_data
+        details = request.get("methodDetails") or {} if isinstance(request, Mapping) else {}
+        if (
+            isinstance(request, Mapping)
+            and str(request.get("recipient", "")).lower() == record.payee
+            and str(request.get("currency", "")).lower() == record.currency
+            and str(details.get("escrowContract", "")).lower() == record.details["escrow"]
+        ):
+            return challenge
+    raise MethodError("tempo session: the server offered no challenge for this channel")
+
+
+class _StreamHandler:
+    """Pays the ``payment-need-voucher`` events of one stream and keeps its final receipt."""
+
+    control_events = frozenset({"payment-need-voucher", "payment-receipt"})
+
+    def __init__(
+        self, method: TempoSession, plan: SessionPlan, channel_id: str, context: StreamContext
+    ) -> None:
+        self.method = method
+        self.plan = plan
+        self.channel_id = channel_id
+        self.context = context
+        self.challenge = context.payment.quote.challenge if context.payment.quote else None
+        # The cumulative signed before this request paid: what the stream's units add to.
+        self.base = plan.base if plan.action == "voucher" else 0
+        context.stream.details["channelId"] = channel_id
+
+    def on_event(self, event: SseEvent) -> Generator[Any, Any, None]:
+        if event.event == "payment-receipt":
+            yield from self._receipt(event.data)
+            return
+        yield from self._need_voucher(event.data)
+
+    def on_end(self, complete: bool) -> Generator[Any, Any, None]:
+        return
+        yield  # pragma: no cover
+
+    def _receipt(self, data: str) -> Generator[Any, Any, None]:
+        receipt = receipt_from_event(data)
+        accepted = _accepted(receipt, self.channel_id)
+        if accepted is None:
+            raise SessionStreamError(
+                "tempo session: the stream's final receipt is not one for this channel",
+                money_moved=None,
+            )
+        store = self.method.channels
+        yield JournalWrite(lambda: store.accept(self.channel_id, accepted))
+        self.context.stream.receipt = receipt
+        self.context.stream.details["acceptedCumulative"] = accepted
+
+    def _need_voucher(self, data: str) -> Generator[Any, Any, None]:
+        try:
+            need = json.loads(data)
+        except ValueError:
+            need = None
+        if not isinstance(need, dict):
+            raise SessionStreamError("tempo session: payment-need-voucher is not a JSON object")
+        named = need.get("channelId")
+        if not isinstance(named, str) or named.lower() != self.channel_id:
+            raise SessionStreamError(
+                "tempo session: the server asked for a voucher on another channel",
+                money_moved=None,
+            )
+        required = _int_field(need.get("requiredCumulative"))
+        if required is None:
+            raise SessionStreamError("tempo session: requiredCumulative is not an amount")
+        plan = self.plan
+        units = self.context.stream.data_events
+        allowed = self.base + plan.increment * (units + self.method.max_prepaid_units)
+        if required > allowed:
+            raise SessionStreamError(
+                f"tempo session: the server asked for a cumulative {required}, but {units} "
+                f"unit(s) at {plan.increment} each (plus {self.method.max_prepaid_units} paid "
+                f"ahead) allow at most {allowed}; refused, nothing more was signed",
+                money_moved=None,
+            )
+        store = self.method.channels
+        record = store.get(self.channel_id)
+        if record is None:
+            raise SessionStreamError("tempo session: the channel record is gone")
+        if required > record.deposit:
+            yield from self._top_up(record, required)
+        cumulative, signature = yield from self.method._next_voucher(
+            plan, self.channel_id, lambda current: max(current, required)
+        )
+        payload = {
+            "action": "voucher",
+            "channelId": self.channel_id,
+            "cumulativeAmount": str(cumulative),
+            "signature": signature,
+        }
+        reply = yield from self._send(payload)
+        if reply.status == 410:
+            yield JournalWrite(lambda: store.set_state(self.channel_id, "evicted"))
+            raise SessionStreamError(
+                "tempo session: the server no longer knows the channel (410); it is evicted",
+                money_moved=None,
+            )
+        if not 200 <= reply.status < 300:
+            raise SessionStreamError(
+                f"tempo session: the voucher for {cumulative} was answered {reply.status}",
+                money_moved=None,
+            )
+        receipt = _header_receipt(reply)
+        accepted = _accepted(receipt, self.channel_id)
+        if accepted is not None:
+            yield JournalWrite(lambda: store.accept(self.channel_id, accepted))
+        self.context.stream.details["highestSigned"] = cumulative
+
+    def _credential(self, payload: Mapping[str, Any], challenge: Challenge) -> str:
+        source = f"did:pkh:eip155:{self.plan.chain_id}:{self.method.signer.address}"
+        return Credential(challenge, payload, source).to_header()
+
+    def _challenge(self, fresh: bool) -> Generator[Any, Any, Challenge]:
+        challenge = self.challenge
+        now = utcnow(self.context.clock)
+        usable = (
+            challenge is not None
+            and not fresh
+            and (challenge.expires_at is None or (challenge.expires_at - now).total_seconds() > 5)
+        )
+        if usable:
+            assert challenge is not None
+            return challenge
+        reply: HttpReply = yield SideRequest("HEAD")
+        record = self.method.channels.get(self.channel_id)
+        assert record is not None
+        found = _matching_challenge(reply, record)
+        if not fresh:
+            self.challenge = found
+        return found
+
+    def _send(
+        self, payload: Mapping[str, Any], *, fresh: bool = False
+    ) -> Generator[Any, Any, HttpReply]:
+        challenge = yield from self._challenge(fresh)
+        # A bodyless POST: a GET would start another stream of the resource.
+        reply: HttpReply = yield SideRequest(
+            "POST", {"authorization": self._credential(payload, challenge)}
+        )
+        return reply
+
+    def _top_up(self, record: ChannelRecord, required: int) -> Generator[Any, Any, None]:
+        method, plan = self.method, self.plan
+        wanted = max(method.top_up or record.deposit, required - record.deposit)
+        amount = min(wanted, method.max_deposit - record.deposit)
+        if amount < required - record.deposit:
+            raise SessionStreamError(
+                f"tempo session: {required} needs a deposit above max_deposit "
+                f"({method.max_deposit}); refused",
+                money_moved=None,
+            )
+        challenge = yield from self._challenge(fresh=True)
+        currency = method._charge._currency(plan.chain_id, plan.token)
+        fee = -(-method.top_up_gas_limit * method.max_fee_per_gas // _ATTO_PER_BASE_UNIT)
+        quote = Quote(
+            challenge=challenge, method=method.name, intent="session",
+            amount=Money(amount, currency), payees=(Payee(plan.payee, amount),),
+            expires=challenge.expires_at, network=currency.network,
+            max_fee=None if plan.sponsored else Money(fee, currency),
+            details={"session": plan, "top_up": amount},
+        )  # fmt: skip
+        context = PaymentContext(
+            origin=self.context.origin, url=self.context.url, http_method="POST",
+            now=utcnow(self.context.clock), call_id=uuid.uuid4().hex,
+        )  # fmt: skip
+        guard = self.context.guard
+        guard.check(quote, context, PaymentOptions())
+        reservation = yield from guard.reserve(quote, context, PaymentOptions())
+        try:
+            calls = (
+                Call(address_bytes(plan.token), 0, approve_data(plan.escrow, amount)),
+                Call(address_bytes(plan.escrow), 0, top_up_data(self.channel_id, amount)),
+            )
+            raw, reference, valid_before = yield from method._sign_transaction(
+                plan, calls, method.top_up_gas_limit, context
+            )
+        except BaseException as exc:
+            reservation.failed(f"top-up not signed: {type(exc).__name__}", money_moved=False)
+            raise
+        void_after = datetime.fromtimestamp(valid_before, UTC)
+        yield JournalWrite(lambda: reservation.signed(reference, void_after=void_after))
+        payload = {
+            "action": "topUp",
+            "type": "transaction",
+            "channelId": self.channel_id,
+            "transaction": "0x" + raw.hex(),
+            "additionalDeposit": str(amount),
+        }
+        header = self._credential(payload, challenge)
+        from mpp_client.flow import fingerprint
+
+        yield JournalWrite(lambda: reservation.sent(fingerprint(header), reference))
+        try:
+            reply: HttpReply = yield SideRequest("POST", {"authorization": header})
+        except Exception as exc:
+            why = f"top-up send failed: {type(exc).__name__}"
+            yield JournalWrite(lambda: reservation.unknown(why))
+            raise SessionStreamError(
+                "tempo session: the top-up may have been sent; its outcome is unknown",
+                money_moved=None,
+            ) from exc
+        if not 200 <= reply.status < 300:
+            reason = f"the top-up was answered {reply.status}; the server holds the transaction"
+            yield JournalWrite(lambda: reservation.unknown(reason))
+            raise SessionStreamError(f"tempo session: {reason}", money_moved=None)
+        receipt = _header_receipt(reply)
+        yield JournalWrite(lambda: reservation.settled(receipt, reference, receipt_reference=None))
+        new_deposit = record.deposit + amount
+        store = method.channels
+        yield JournalWrite(lambda: store.topped_up(self.channel_id, new_deposit, reference))
+
+
+def _header_receipt(reply: HttpReply) -> Receipt | None:
+    value = reply.headers.get("payment-receipt")
+    if value is None:
+        return None
+    try:
+        return parse_receipt(value)
+    except Exception:
+        return None

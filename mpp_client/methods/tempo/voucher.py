@@ -1,0 +1,181 @@
+"""Tempo session vouchers and channel ids, for both session protocols (README §14).
+
+A voucher is an EIP-712 signature over ``Voucher(bytes32 channelId, uint<N> cumulativeAmount)``
+with the domain ``{name, version "1", chainId, verifyingContract: escrow}``:
+
+======  ============================  =========  ===========================================
+proto   domain name                   amounts    channel id = keccak256(abi.encode(...))
+======  ============================  =========  ===========================================
+v1      ``Tempo Stream Channel``      uint128    payer, payee, token, salt, authorizedSigner,
+                                                 escrow, chainId
+v2      ``TIP20 Channel Reserve``     uint96     payer, payee, operator, token, salt,
+                                                 authorizedSigner, expiringNonceHash, escrow,
+                                                 chainId
+======  ============================  =========  ===========================================
+
+Signatures are 65 bytes ``r || s || v`` (v 27/28) with a low ``s`` (``LocalKeySigner`` signs
+with libsecp256k1, which only makes low-s signatures); ``check_low_s`` refuses others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from mpp_client.methods.tempo.keccak import keccak256
+from mpp_client.methods.tempo.transaction import address_bytes
+
+__all__ = [
+    "MAX_UINT96",
+    "MAX_UINT128",
+    "ChannelDescriptor",
+    "SessionProtocol",
+    "channel_id_v1",
+    "channel_id_v2",
+    "check_low_s",
+    "expiring_nonce_hash",
+    "voucher_digest",
+]
+
+SessionProtocol = Literal["v1", "v2"]
+
+MAX_UINT96 = 2**96 - 1
+MAX_UINT128 = 2**128 - 1
+_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+_DOMAIN_TYPE = keccak256(
+    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+_VOUCHER_TYPE = {
+    "v1": keccak256(b"Voucher(bytes32 channelId,uint128 cumulativeAmount)"),
+    "v2": keccak256(b"Voucher(bytes32 channelId,uint96 cumulativeAmount)"),
+}
+_DOMAIN_NAME = {
+    "v1": keccak256(b"Tempo Stream Channel"),
+    "v2": keccak256(b"TIP20 Channel Reserve"),
+}
+_VERSION_1 = keccak256(b"1")
+_MAX = {"v1": MAX_UINT128, "v2": MAX_UINT96}
+_domains: dict[tuple[str, int, str], bytes] = {}
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def _address_word(address: str) -> bytes:
+    return b"\x00" * 12 + address_bytes(address)
+
+
+def _bytes32(value: str | bytes) -> bytes:
+    raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else value
+    if len(raw) != 32:
+        raise ValueError("a bytes32 value has 32 bytes")
+    return raw
+
+
+def domain_separator(protocol: SessionProtocol, chain_id: int, escrow: str) -> bytes:
+    """The EIP-712 domain separator of the escrow (cached per protocol, chain and escrow)."""
+    key = (protocol, chain_id, escrow.lower())
+    found = _domains.get(key)
+    if found is None:
+        found = keccak256(
+            _DOMAIN_TYPE
+            + _DOMAIN_NAME[protocol]
+            + _VERSION_1
+            + _word(chain_id)
+            + _address_word(escrow)
+        )
+        _domains[key] = found
+    return found
+
+
+def voucher_digest(
+    protocol: SessionProtocol, chain_id: int, escrow: str, channel_id: str | bytes, cumulative: int
+) -> bytes:
+    """The 32-byte EIP-712 digest a voucher signs (``cumulative`` in base units). Raises
+    ``ValueError`` when the amount does not fit the protocol's integer type."""
+    if not 0 <= cumulative <= _MAX[protocol]:
+        raise ValueError(f"a {protocol} voucher amount must fit its uint type")
+    struct = keccak256(_VOUCHER_TYPE[protocol] + _bytes32(channel_id) + _word(cumulative))
+    return keccak256(b"\x19\x01" + domain_separator(protocol, chain_id, escrow) + struct)
+
+
+def channel_id_v1(
+    *,
+    payer: str,
+    payee: str,
+    token: str,
+    salt: str | bytes,
+    authorized_signer: str,
+    escrow: str,
+    chain_id: int,
+) -> str:
+    """The v1 channel id (``0x`` + 64 lower-case hex), as the escrow's ``computeChannelId``."""
+    encoded = (
+        _address_word(payer)
+        + _address_word(payee)
+        + _address_word(token)
+        + _bytes32(salt)
+        + _address_word(authorized_signer)
+        + _address_word(escrow)
+        + _word(chain_id)
+    )
+    return "0x" + keccak256(encoded).hex()
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDescriptor:
+    """The v2 channel descriptor sent in every v2 payload (addresses ``0x`` hex, ``salt`` and
+    ``expiring_nonce_hash`` ``0x`` + 64 hex; ``authorized_signer`` zero means the payer)."""
+
+    payer: str
+    payee: str
+    operator: str
+    token: str
+    salt: str
+    authorized_signer: str
+    expiring_nonce_hash: str
+
+    def to_json(self) -> dict[str, str]:
+        """The descriptor object as it goes on the wire (lower-case hex)."""
+        return {
+            "payer": self.payer.lower(),
+            "payee": self.payee.lower(),
+            "operator": self.operator.lower(),
+            "token": self.token.lower(),
+            "salt": self.salt.lower(),
+            "authorizedSigner": self.authorized_signer.lower(),
+            "expiringNonceHash": self.expiring_nonce_hash.lower(),
+        }
+
+
+def channel_id_v2(descriptor: ChannelDescriptor, *, escrow: str, chain_id: int) -> str:
+    """The v2 channel id of ``descriptor`` at ``escrow`` (the precompile) on ``chain_id``."""
+    encoded = (
+        _address_word(descriptor.payer)
+        + _address_word(descriptor.payee)
+        + _address_word(descriptor.operator)
+        + _address_word(descriptor.token)
+        + _bytes32(descriptor.salt)
+        + _address_word(descriptor.authorized_signer)
+        + _bytes32(descriptor.expiring_nonce_hash)
+        + _address_word(escrow)
+        + _word(chain_id)
+    )
+    return "0x" + keccak256(encoded).hex()
+
+
+def expiring_nonce_hash(signing_payload: bytes, sender: str) -> str:
+    """v2: ``keccak256(encodeForSigning(openTx) || sender)``: the open transaction's sender
+    signing payload (``TempoTransaction.signing_payload()``) and the sender's address."""
+    return "0x" + keccak256(signing_payload + address_bytes(sender)).hex()
+
+
+def check_low_s(signature: bytes) -> None:
+    """Refuse a 65-byte signature whose ``s`` is in the upper half (a malleable copy) or whose
+    ``v`` is not 27/28."""
+    if len(signature) != 65:
+        raise ValueError("a voucher signature has 65 bytes")
+    if int.from_bytes(signature[32:64], "big") > _HALF_N or signature[64] not in (27, 28):
+        raise ValueError("the voucher signature is not low-s with v 27/28")

@@ -1,0 +1,487 @@
+"""``TempoSessionServer``: a Tempo session (v1, escrow contract) server for tests and demos.
+
+Written from the session spec (README §14), it does what a real server must: HMAC-bound
+challenges, ``open`` (broadcasts the payer's approve + open transaction and reads the channel
+back from the escrow), ``voucher`` (each cumulative amount checked against the escrow's own
+``getVoucherDigest`` and the channel's signer, low-s), ``topUp`` (broadcast, deposit read back),
+``close`` (the payee's ``close`` transaction on chain, receipt with ``txHash``), 410
+``channel-not-found``, and metered ``text/event-stream`` resources that pause with
+``event: payment-need-voucher`` when the accepted amount is used up and end with
+``event: payment-receipt``. State is kept in a JSON file, so a server started again on the
+same file (a restart) knows its channels.
+
+Routes (GET): ``/stream?n=<chunks>`` (SSE, one unit per chunk), ``/paid`` (one unit per
+request). ``HEAD`` of any route answers a fresh 402 challenge; a bodyless ``POST`` carrying a
+``voucher``/``topUp``/``close`` credential is answered 200 with a receipt and no body.
+
+Misbehaviour for tests: ``overcharge`` multiplies what the server asks per unit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from mpp_client.methods.tempo.escrow import (
+    close_data,
+    decode_channel,
+    get_channel_data,
+    get_voucher_digest_data,
+)
+from mpp_client.methods.tempo.signer import LocalKeySigner, recover_address
+from mpp_client.methods.tempo.voucher import check_low_s
+from mpp_client.protocol import (
+    Challenge,
+    Receipt,
+    compute_challenge_id,
+    format_timestamp,
+    parse_credential,
+)
+from mpp_client.testing.anvil import AnvilChain
+
+__all__ = ["TempoSessionServer"]
+
+PROBLEMS = "https://paymentauth.org/problems/"
+#: Longest a stream waits for a voucher before it ends (seconds).
+VOUCHER_WAIT = 60.0
+
+
+@dataclass
+class _Channel:
+    payer: str
+    signer: str
+    deposit: int
+    accepted: int = 0
+    spent: int = 0
+    units: int = 0
+    voucher: str = ""
+    closed: bool = False
+
+
+@dataclass
+class TempoSessionServer:
+    """A session server paying ``payee`` through ``escrow`` on ``chain`` (see the module
+    docstring). ``price`` is base units per unit; ``units_per_voucher`` how many units one
+    ``payment-need-voucher`` asks for. ``state_path``: the JSON state file (restarts)."""
+
+    chain: AnvilChain
+    escrow: str
+    token: str
+    payee: LocalKeySigner
+    price: int = 1_000
+    suggested_deposit: int = 100_000
+    units_per_voucher: int = 1
+    overcharge: int = 1
+    realm: str = "tempo-session.test"
+    state_path: str | None = None
+    challenge_ttl: float = 900.0
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    #: Every credential action seen, in order (``open``, ``voucher``, ``topUp``, ``close``).
+    actions: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.escrow = self.escrow.lower()
+        self.token = self.token.lower()
+        self._lock = threading.Condition()
+        self._channels: dict[str, _Channel] = {}
+        self._used: set[str] = set()
+        if self.state_path and os.path.exists(self.state_path):
+            with open(self.state_path, encoding="utf-8") as handle:
+                data = json.load(handle)
+            self._channels = {k: _Channel(**v) for k, v in data["channels"].items()}
+            self._used = set(data["used"])
+        self._httpd: ThreadingHTTPServer | None = None
+        self._sockets: set[Any] = set()
+
+    # --- state ---------------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        if not self.state_path:
+            return
+        data = {
+            "channels": {k: vars(v) for k, v in self._channels.items()},
+            "used": sorted(self._used),
+        }
+        tmp = self.state_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+        os.replace(tmp, self.state_path)
+
+    def channel(self, channel_id: str) -> _Channel | None:
+        """What the server knows of ``channel_id``."""
+        with self._lock:
+            return self._channels.get(channel_id.lower())
+
+    # --- challenges and receipts ---------------------------------------------------------------
+
+    def challenge(self) -> Challenge:
+        """A fresh session challenge (HMAC-bound id)."""
+        request = {
+            "amount": str(self.price),
+            "currency": self.token,
+            "recipient": self.payee.address.lower(),
+            "suggestedDeposit": str(self.suggested_deposit),
+            "unitType": "chunk",
+            "methodDetails": {
+                "chainId": self.chain.chain_id,
+                "escrowContract": self.escrow,
+                "sessionProtocol": "v1",
+            },
+        }
+        expires = format_timestamp(datetime.now(UTC) + timedelta(seconds=self.challenge_ttl))
+        draft = Challenge.create(
+            id="x", realm=self.realm, method="tempo", intent="session", request=request,
+            expires=expires,
+        )  # fmt: skip
+        challenge_id = compute_challenge_id(
+            self.secret, realm=self.realm, method="tempo", intent="session",
+            request=draft.request, expires=expires,
+        )  # fmt: skip
+        return Challenge.create(
+            id=challenge_id, realm=self.realm, method="tempo", intent="session",
+            request=request, expires=expires,
+        )  # fmt: skip
+
+    def _receipt(self, challenge_id: str, channel_id: str, tx: str | None = None) -> str:
+        state = self._channels[channel_id]
+        extra: dict[str, Any] = {
+            "intent": "session",
+            "channelId": channel_id,
+            "acceptedCumulative": str(state.accepted),
+            "spent": str(state.spent),
+            "units": state.units,
+        }
+        if tx:
+            extra["txHash"] = tx
+        return Receipt(
+            status="success", method="tempo", timestamp=format_timestamp(datetime.now(UTC)),
+            reference=channel_id, challenge_id=challenge_id, extra=extra,
+        ).encode()  # fmt: skip
+
+    # --- verification --------------------------------------------------------------------------
+
+    def _valid_challenge(self, echo: Challenge) -> bool:
+        expected = compute_challenge_id(
+            self.secret, realm=echo.realm, method=echo.method, intent=echo.intent,
+            request=echo.request, expires=echo.expires,
+        )  # fmt: skip
+        if echo.id != expected or echo.realm != self.realm:
+            return False
+        expires = echo.expires_at
+        return expires is None or expires > datetime.now(UTC)
+
+    def _onchain(self, channel_id: str) -> Any:
+        result = self.chain.rpc(
+            "eth_call",
+            {"to": self.escrow, "data": "0x" + get_channel_data(channel_id).hex()},
+            "latest",
+        )
+        return decode_channel(result)
+
+    def _check_voucher(self, channel_id: str, state: _Channel, cumulative: int, sig: str) -> str:
+        """``""`` when the voucher is good, else the problem type."""
+        if cumulative > state.deposit:
+            return "session/amount-exceeds-deposit"
+        raw = bytes.fromhex(sig.removeprefix("0x"))
+        try:
+            check_low_s(raw)
+        except ValueError:
+            return "session/invalid-signature"
+        data = get_voucher_digest_data(channel_id, cumulative)
+        digest = self.chain.rpc(
+            "eth_call", {"to": self.escrow, "data": "0x" + data.hex()}, "latest"
+        )
+        try:
+            signer = recover_address(bytes.fromhex(digest[2:]), raw).lower()
+        except ValueError:
+            return "session/invalid-signature"
+        if signer != state.signer:
+            return "session/signer-mismatch"
+        return ""
+
+    def _broadcast(self, raw: str) -> dict[str, Any] | None:
+        try:
+            receipt: dict[str, Any] = self.chain.rpc("eth_sendRawTransactionSync", raw)
+        except RuntimeError:
+            return None
+        return receipt if receipt.get("status") == "0x1" else None
+
+    # --- handling ------------------------------------------------------------------------------
+
+    def handle(self, method: str, target: str, headers: dict[str, str]) -> Any:
+        """One request: ``(status, headers, body)`` where body may be an iterator (a stream)."""
+        path = urlsplit(target).path
+        query = parse_qs(urlsplit(target).query)
+        value = headers.get("authorization", "")
+        if not value.lower().startswith("payment "):
+            return self._payment_required("payment-required")
+        try:
+            credential = parse_credential(value)
+        except Exception:
+            return self._payment_required("malformed-credential")
+        if not self._valid_challenge(credential.challenge):
+            return self._payment_required("invalid-challenge")
+        payload = credential.payload
+        action = payload.get("action")
+        channel_id = str(payload.get("channelId", "")).lower()
+        self.actions.append(str(action))
+        if action == "open":
+            problem = self._open(credential.challenge.id, payload, credential.source)
+        elif action == "topUp":
+            problem = self._top_up(credential.challenge.id, payload)
+        elif action in ("voucher", "close"):
+            problem = self._voucher(channel_id, payload)
+        else:
+            return self._payment_required("malformed-credential")
+        if problem:
+            status = (
+                410
+                if problem in ("session/channel-not-found", "session/channel-finalized")
+                else 402
+            )
+            return self._payment_required(problem, status=status)
+        tx = None
+        if action == "close":
+            tx = self._close(channel_id)
+            if tx is None:
+                return 500, [("content-type", "text/plain")], b"close failed"
+        receipt = self._receipt(credential.challenge.id, channel_id, tx)
+        paid = [("payment-receipt", receipt), ("cache-control", "private")]
+        if (method in ("HEAD", "POST") and action != "open") or action == "close":
+            return 200, paid, b""
+        if path == "/stream":
+            count = int(query.get("n", ["10"])[0])
+            return (
+                200,
+                [*paid, ("content-type", "text/event-stream")],
+                self._stream(channel_id, count, credential.challenge.id),
+            )
+        # A request/response resource: one unit per request.
+        with self._lock:
+            state = self._channels[channel_id]
+            if state.spent + self.price > state.accepted:
+                return self._payment_required("session/insufficient-balance")
+            state.spent += self.price
+            state.units += 1
+            self._save()
+            receipt = self._receipt(credential.challenge.id, channel_id)
+        return 200, [("payment-receipt", receipt), ("content-type", "text/plain")], b"paid content"
+
+    def _payment_required(self, problem: str, status: int = 402) -> Any:
+        body = json.dumps({"type": PROBLEMS + problem, "title": problem, "status": status}).encode()
+        headers = [("content-type", "application/problem+json"), ("cache-control", "no-store")]
+        if status == 402:
+            headers.append(("www-authenticate", self.challenge().to_header()))
+        return status, headers, body
+
+    def _open(self, challenge_id: str, payload: Any, source: str | None) -> str:
+        if payload.get("type") != "transaction" or challenge_id in self._used:
+            return "invalid-challenge" if challenge_id in self._used else "malformed-credential"
+        channel_id = str(payload.get("channelId", "")).lower()
+        if self._broadcast(str(payload.get("transaction"))) is None:
+            return "verification-failed"
+        onchain = self._onchain(channel_id)
+        if (
+            not onchain.exists
+            or onchain.payee != self.payee.address.lower()
+            or onchain.token != self.token
+            or onchain.finalized
+        ):
+            return "session/channel-not-found"
+        signer = onchain.authorized_signer
+        if signer == "0x" + "0" * 40:
+            signer = onchain.payer
+        with self._lock:
+            self._used.add(challenge_id)
+            self._channels[channel_id] = _Channel(onchain.payer, signer, onchain.deposit)
+            self._save()
+        return self._voucher(channel_id, payload)
+
+    def _top_up(self, challenge_id: str, payload: Any) -> str:
+        channel_id = str(payload.get("channelId", "")).lower()
+        state = self.channel(channel_id)
+        if state is None:
+            return "session/channel-not-found"
+        if challenge_id in self._used:
+            return "invalid-challenge"
+        if self._broadcast(str(payload.get("transaction"))) is None:
+            return "verification-failed"
+        onchain = self._onchain(channel_id)
+        with self._lock:
+            self._used.add(challenge_id)
+            state.deposit = onchain.deposit
+            self._save()
+            self._lock.notify_all()
+        return ""
+
+    def _voucher(self, channel_id: str, payload: Any) -> str:
+        state = self.channel(channel_id)
+        if state is None:
+            return "session/channel-not-found"
+        if state.closed:
+            return "session/channel-finalized"
+        raw = payload.get("cumulativeAmount")
+        if not isinstance(raw, str) or not raw.isdigit():
+            return "malformed-credential"
+        cumulative = int(raw)
+        if cumulative < state.accepted:
+            return "session/delta-too-small"
+        if cumulative == state.accepted and state.voucher:
+            return ""  # an idempotent resend
+        problem = self._check_voucher(channel_id, state, cumulative, str(payload.get("signature")))
+        if problem:
+            return problem
+        with self._lock:
+            if cumulative > state.accepted:
+                state.accepted = cumulative
+                state.voucher = str(payload.get("signature"))
+                self._save()
+            self._lock.notify_all()
+        return ""
+
+    def _close(self, channel_id: str) -> str | None:
+        state = self.channel(channel_id)
+        assert state is not None
+        signature = bytes.fromhex(state.voucher.removeprefix("0x"))
+        try:
+            receipt = self.chain.send(
+                self.payee,
+                [(self.escrow, close_data(channel_id, state.accepted, signature))],
+                fee_token=self.token,
+            )
+        except RuntimeError:
+            return None
+        with self._lock:
+            state.closed = True
+            self._save()
+        return str(receipt["transactionHash"])
+
+    def _stream(self, channel_id: str, count: int, challenge_id: str) -> Iterator[bytes]:
+        for index in range(count):
+            with self._lock:
+                state = self._channels[channel_id]
+                need = None
+                if state.spent + self.price > state.accepted:
+                    required = state.spent + self.price * self.units_per_voucher * self.overcharge
+                    need = {
+                        "channelId": channel_id,
+                        "requiredCumulative": str(required),
+                        "acceptedCumulative": str(state.accepted),
+                        "deposit": str(state.deposit),
+                    }
+            if need is not None:
+                yield b"event: payment-need-voucher\ndata: " + json.dumps(need).encode() + b"\n\n"
+                deadline = time.monotonic() + VOUCHER_WAIT
+                with self._lock:
+                    while state.spent + self.price > state.accepted:
+                        left = deadline - time.monotonic()
+                        if left <= 0 or self._httpd is None:
+                            return  # no voucher came (or the server stops): the stream ends
+                        self._lock.wait(min(left, 0.5))
+            with self._lock:
+                state.spent += self.price
+                state.units += 1
+                self._save()
+            yield f"id: {index}\ndata: chunk {index}\n\n".encode()
+        with self._lock:
+            receipt = self._receipt(challenge_id, channel_id)
+        document = json.loads(_b64decode(receipt))
+        yield b"event: payment-receipt\ndata: " + json.dumps(document).encode() + b"\n\n"
+
+    # --- serving -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def serve(self, port: int = 0) -> Iterator[str]:
+        """Serve on ``http://127.0.0.1:<port>`` in background threads; yields the base URL."""
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                server._sockets.add(self.connection)
+
+            def finish(self) -> None:
+                server._sockets.discard(self.connection)
+                with contextlib.suppress(OSError):
+                    super().finish()
+
+            def _any(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                if length:
+                    self.rfile.read(length)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, answer_headers, body = server.handle(self.command, self.path, headers)
+                self.send_response(status)
+                for name, value in answer_headers:
+                    self.send_header(name, value)
+                streaming = not isinstance(body, bytes)
+                if streaming:
+                    self.send_header("transfer-encoding", "chunked")
+                else:
+                    self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                try:
+                    if not streaming:
+                        self.wfile.write(body)
+                        return
+                    for chunk in body:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.flush()
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                except OSError:
+                    self.close_connection = True
+
+            do_GET = do_POST = do_HEAD = _any
+
+            def log_message(self, format: str, *args: Any) -> None:
+                if os.environ.get("MPP_SESSION_SERVER_LOG"):
+                    import sys
+                    sys.stderr.write("server: " + (format % args) + "\n")
+
+        httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        httpd.daemon_threads = True
+        httpd.allow_reuse_address = True
+        self._httpd = httpd
+        thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        finally:
+            self.stop()
+            thread.join(timeout=5)
+
+    def stop(self) -> None:
+        """Stop serving and drop every open connection (a crash, as a client sees it)."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        for sock in list(self._sockets):
+            with contextlib.suppress(OSError):
+                sock.shutdown(2)
+        with self._lock:
+            self._lock.notify_all()
+
+
+def _b64decode(value: str) -> bytes:
+    from mpp_client.protocol.base64url import b64url_decode
+
+    return b64url_decode(value)

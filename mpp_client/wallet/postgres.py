@@ -1,0 +1,1305 @@
+"""The PostgreSQL journal: one budget and one journal for a fleet of processes on many hosts.
+
+``PostgresJournal("postgresql://user@db.internal/payments")`` keeps every promise of the SQLite
+journal (``mpp_client.wallet.journal``) across machines:
+
+- **Check and hold in one transaction.** ``atomic()`` opens a transaction and takes one
+  transaction-level advisory lock of the journal before the policy reads anything, so the
+  re-check of every cap and the insert of the ``reserved`` entry are serialised across every
+  process of every host, exactly like SQLite's ``BEGIN IMMEDIATE``; each later statement of
+  the transaction sees everything committed before the lock was granted (READ COMMITTED takes
+  a snapshot per statement). Every change of the running totals takes the same lock, so two
+  writers never wait on each other's rows in opposite orders.
+- **Totals cost the same at a million rows.** Held exposure is kept in running totals (rows of
+  1 s, 1 min, 1 h and lifetime per currency and scope, table ``mpp_held_buckets``) written in
+  the transaction that holds or releases; a rolling window reads at most 59 + 59 + 24 of them
+  plus the payments of its first second.
+- **Every state is committed before the step it names.** ``advance`` returns after the
+  server's commit. ``sent`` and ``broadcast`` (the last writes before value can leave) and
+  lease claims are committed with ``synchronous_commit`` on: flushed to the server's WAL,
+  and with them every earlier write. The other steps commit without waiting for that flush
+  (``synchronous_commit`` off, like the SQLite journal's ``synchronous=NORMAL``): a server
+  crash may forget a reservation or a ``settled`` mark of the last moments, never a payment
+  that could have left; a forgotten hold fails its next step instead. A step before value
+  can move (``signed``, ``broadcast``, ``sent``) that cannot be recorded raises
+  ``JournalError`` instead of returning ``False``: the flow then stops before that step.
+- **The lifecycle's proof rule** is decided under the entry's row lock: releasing after
+  ``broadcast``/``sent``/``unknown`` without a ``Proof`` records ``unknown`` instead.
+
+Liveness across hosts: each journal object holds a lease (``mpp_leases``: host, pid, process
+start, heartbeat, expiry) that a background thread renews every ``lease_seconds / 3``; every
+hold renews it too. ``recover()`` (run by ``Wallet()`` and by the heartbeat thread) claims, in
+one transaction, the leases that expired without being claimed, and moves their in-flight
+entries like the SQLite journal does for a dead process (``reserved`` -> ``failed``, released;
+later states -> ``unknown``, held): whichever process claims first does it, exactly once. A
+process that finds its own lease claimed (it was paused past its expiry) takes a new one; the
+entries moved meanwhile refuse their next step (see above), so nothing is signed or sent for
+an entry another process already released.
+
+Faults. A connection that drops or a server that restarts before a hold commits refuses the
+payment (``JournalUnavailable``; nothing was signed). A lost commit acknowledgement is resolved
+by looking the written row up after reconnecting (by the entry id a hold inserted, by the write
+token an ``advance`` stored), behind the same lock the write held, so a commit still being
+processed is waited for, never guessed. ``advance`` reconnects and retries for up to
+``reconnect_timeout`` seconds; a hold whose commit cannot be confirmed at all is failed (it
+never signed anything) once the database answers again.
+
+psycopg 3 and psycopg-pool come with the ``postgres`` extra; this module is imported only when
+a ``postgresql://`` or ``postgres://`` journal is opened.
+"""
+
+from __future__ import annotations
+
+from mpp_client.extras import require_extra
+
+require_extra("postgres", "PostgresJournal", modules=("psycopg", "psycopg_pool"))
+
+import contextlib  # noqa: E402  (after the extra check: a missing extra is named, not a traceback)
+import json  # noqa: E402
+import logging  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+import weakref  # noqa: E402
+from collections.abc import Callable, Iterator, Sequence  # noqa: E402
+from datetime import datetime  # noqa: E402
+from typing import Any, TypeVar, get_args  # noqa: E402
+
+import psycopg  # noqa: E402
+import psycopg_pool  # noqa: E402
+from psycopg.conninfo import conninfo_to_dict  # noqa: E402
+from psycopg.rows import DictRow, dict_row  # noqa: E402
+
+from mpp_client.clock import SYSTEM_CLOCK, Clock  # noqa: E402
+from mpp_client.errors import AlreadyPaid, JournalError, JournalUnavailable  # noqa: E402
+from mpp_client.lifecycle import (  # noqa: E402
+    IN_FLIGHT_STATES,
+    PaymentState,
+    Proof,
+    allowed_sources,
+    holds,
+    on_restart,
+    release_needs_proof,
+)
+from mpp_client.money import Currency  # noqa: E402
+from mpp_client.wallet.journal import (  # noqa: E402
+    _PRUNE_AGE,
+    _PRUNE_EVERY,
+    _PRUNED_KEY,
+    _SCHEMA_TEXT,
+    _SPANS,
+    DamagedEntry,
+    JournalTransaction,
+    NewPayment,
+    PaymentRecord,
+    _bucket_scope,
+    _Change,
+    _damage,
+    _owner,
+    _receipt_data,
+    _record,
+    _stored_currency,
+    _stored_pin,
+    _Unreadable,
+)
+from mpp_client.wallet.policy import Ledger, Pin  # noqa: E402
+from mpp_client.wallet.postgres_schema import check_schema  # noqa: E402
+
+__all__ = ["PostgresJournal", "is_postgres_url", "shown_url"]
+
+log = logging.getLogger("mpp_client.wallet")
+
+Connection = psycopg.Connection[DictRow]
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+T = TypeVar("T")
+
+#: ``pg_advisory_xact_lock`` key of the journal's writers (a constant: "mpp-jrnl").
+WRITE_LOCK = 0x6D70_702D_6A72_6E6C
+_IN_FLIGHT = sorted(IN_FLIGHT_STATES)
+_RESOLVED = sorted(s for s in get_args(PaymentState) if s != "unknown")
+#: Steps written before value can move: one that cannot be recorded must stop the flow.
+_BEFORE_VALUE_MOVES = frozenset({"signed", "broadcast", "sent"})
+_MOVED = "('broadcast','sent','settled','unknown')"
+#: Steps committed with ``synchronous_commit`` on: the last writes before value can leave.
+_DURABLE = frozenset({"sent", "broadcast"})
+
+
+def is_postgres_url(target: object) -> bool:
+    """Whether a journal target names a PostgreSQL database (``postgresql://``, ``postgres://``)."""
+    return isinstance(target, str) and target.lower().startswith(("postgresql://", "postgres://"))
+
+
+def shown_url(url: str) -> str:
+    """``url`` without its password or options, for messages (``postgresql://user@host:port/db``)."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "postgresql://(an unreadable URL)"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return (
+        f"postgresql://{user}{parts.get('host') or 'localhost'}{port}/{parts.get('dbname') or ''}"
+    )
+
+
+def _problem(exc: BaseException) -> str:
+    # psycopg's messages name host and port, never the password; keep the first line.
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+_journals: weakref.WeakSet[PostgresJournal] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # Connections and the heartbeat thread must not cross a fork: the child opens its own (and
+    # takes its own lease); closing the parent's sockets from the child would end them.
+    for journal in list(_journals):
+        journal._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def _bucket_deltas(
+    created_at: float,
+    currency_id: int,
+    exposure: int,
+    origin: str,
+    method: str,
+    payees: Sequence[tuple[str, int]],
+    sign: int,
+) -> list[tuple[str, int, int, int, int]]:
+    """The running-total rows one held payment adds to (``sign`` 1) or takes from (-1), sorted
+    so every writer updates them in one order. Scopes as in the SQLite journal."""
+    second = math.floor(created_at)
+    amounts: dict[str, int] = {"": exposure, "o:" + origin: exposure, "m:" + method: exposure}
+    for address, amount in payees:
+        amounts["p:" + address] = amounts.get("p:" + address, 0) + amount
+    rows = []
+    for scope, amount in amounts.items():
+        rows.append((scope, currency_id, 0, 0, sign * amount))
+        for span in _SPANS:
+            rows.append((scope, currency_id, span, second - second % span, sign * amount))
+    return sorted(rows)
+
+
+_UPSERT_BUCKETS = (
+    "INSERT INTO mpp_held_buckets (scope, currency_id, span, start, total) "
+    "SELECT * FROM unnest(%s::text[], %s::integer[], %s::integer[], %s::bigint[], "
+    "%s::numeric[]) ON CONFLICT (scope, currency_id, span, start) "
+    "DO UPDATE SET total = mpp_held_buckets.total + EXCLUDED.total"
+)
+
+
+def _write_buckets(conn: Connection, rows: list[tuple[str, int, int, int, int]]) -> None:
+    if rows:
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        conn.execute(_UPSERT_BUCKETS, columns)
+
+
+class _PgLedger:
+    """Ledger queries on one connection (inside the hold's transaction, or autocommit reads)."""
+
+    def __init__(self, journal: PostgresJournal, conn: Connection, *, writing: bool) -> None:
+        self._journal = journal
+        self._conn = conn
+        self._writing = writing
+        self._now: float | None = None
+        self._pruned: int | None = None
+        self._pruned_read = False
+        #: Ids this transaction inserted (looked up after a lost commit acknowledgement).
+        self.inserted: list[str] = []
+        #: Currency ids this transaction made (cached once it commits).
+        self.new_currencies: dict[Any, int] = {}
+
+    def now(self) -> float:
+        # One instant per assessment, so every window of one check agrees.
+        if self._now is None:
+            self._now = self._journal._clock()
+        return self._now
+
+    def _pruned_before(self) -> int | None:
+        if not self._pruned_read:
+            row = self._conn.execute(
+                "SELECT value FROM mpp_meta WHERE key = %s", (_PRUNED_KEY,)
+            ).fetchone()
+            value = None if row is None else row["value"]
+            self._pruned = (
+                int(value) if isinstance(value, str) and _SCHEMA_TEXT.fullmatch(value) else None
+            )
+            self._pruned_read = True
+        return self._pruned
+
+    def held_totals(
+        self,
+        *,
+        since: float | None = None,
+        origin: str | None = None,
+        method: str | None = None,
+        payee: str | None = None,
+        call_id: str | None = None,
+        currencies: Callable[[Currency], bool] | None = None,
+    ) -> list[tuple[Currency, int]]:
+        scope = _bucket_scope(origin, method, payee) if call_id is None else None
+        if scope is not None and since is not None:
+            pruned = self._pruned_before()
+            if pruned is not None and math.floor(since) + 1 < pruned:
+                scope = None  # a window reaching before pruned totals: sum payment by payment
+        if scope is None:
+            total_sql, args = self._summed(since, origin, method, payee, call_id)
+        elif since is None:
+            total_sql = (
+                "(SELECT total FROM mpp_held_buckets WHERE scope = %(scope)s "
+                "AND currency_id = c.id AND span = 0 AND start = 0)"
+            )
+            args = {"scope": scope}
+        else:
+            total_sql, args = self._windowed(scope, since, origin, method, payee)
+        rows = self._conn.execute(
+            "SELECT c.id, c.code, c.decimals, c.network, c.symbol, c.usd_pegged, "  # noqa: S608
+            f"{total_sql} AS total FROM mpp_currencies c ORDER BY c.id",
+            args,
+        ).fetchall()
+        totals = []
+        for row in rows:
+            currency = _stored_currency(row)
+            if currencies is not None and not currencies(currency):
+                continue
+            total = int(row["total"] or 0)
+            if total:
+                totals.append((currency, total))
+        return totals
+
+    @staticmethod
+    def _windowed(
+        scope: str, since: float, origin: str | None, method: str | None, payee: str | None
+    ) -> tuple[str, dict[str, Any]]:
+        # Whole seconds, minutes and hours after ``since``; payments of the second ``since``
+        # falls in are summed one by one (a bucket holds whole seconds only).
+        second = math.floor(since) + 1
+        minute = -(-second // 60) * 60
+        hour = -(-minute // 3600) * 3600
+        sums = (
+            "COALESCE((SELECT SUM(total) FROM mpp_held_buckets WHERE scope = %(scope)s "
+            "AND currency_id = c.id AND span = {span} AND start >= {low}{high}), 0)"
+        )
+        edge, edge_args = _PgLedger._edge(origin, method, payee)
+        sql = " + ".join(
+            [
+                sums.format(span=3600, low="%(hour)s", high=""),
+                sums.format(span=60, low="%(minute)s", high=" AND start < %(hour)s"),
+                sums.format(span=1, low="%(second)s", high=" AND start < %(minute)s"),
+                f"COALESCE({edge}, 0)",
+            ]
+        )
+        args = {"scope": scope, "hour": hour, "minute": minute, "second": second,
+                "since": since, **edge_args}  # fmt: skip
+        return f"({sql})", args
+
+    @staticmethod
+    def _edge(
+        origin: str | None, method: str | None, payee: str | None
+    ) -> tuple[str, dict[str, Any]]:
+        where = (
+            "p.held = 1 AND p.currency_id = c.id AND p.created_at > %(since)s "
+            "AND p.created_at < %(second)s"
+        )
+        if payee is not None:
+            return (
+                "(SELECT SUM(y.amount) FROM mpp_payments p JOIN mpp_payment_payees y "  # noqa: S608
+                f"ON y.payment_id = p.id WHERE {where} AND y.address = %(payee)s)",
+                {"payee": payee},
+            )
+        args: dict[str, Any] = {}
+        if origin is not None:
+            where += " AND p.origin = %(origin)s"
+            args["origin"] = origin
+        if method is not None:
+            where += " AND p.method = %(method)s"
+            args["method"] = method
+        return f"(SELECT SUM(p.exposure) FROM mpp_payments p WHERE {where})", args  # noqa: S608
+
+    @staticmethod
+    def _summed(
+        since: float | None,
+        origin: str | None,
+        method: str | None,
+        payee: str | None,
+        call_id: str | None,
+    ) -> tuple[str, dict[str, Any]]:
+        """The held total summed payment by payment (scopes without running totals)."""
+        where = ["p.held = 1", "p.currency_id = c.id"]
+        args: dict[str, Any] = {}
+        if since is not None:
+            where.append("p.created_at > %(since)s")
+            args["since"] = since
+        for column, value in (("origin", origin), ("method", method), ("call_id", call_id)):
+            if value is not None:
+                where.append(f"p.{column} = %({column})s")
+                args[column] = value
+        if payee is None:
+            sql = "SELECT SUM(p.exposure) FROM mpp_payments p"
+        else:
+            sql = (
+                "SELECT SUM(y.amount) FROM mpp_payments p "
+                "JOIN mpp_payment_payees y ON y.payment_id = p.id"
+            )
+            where.append("y.address = %(payee)s")
+            args["payee"] = payee
+        return f"({sql} WHERE {' AND '.join(where)})", args
+
+    def held_count(self, call_id: str) -> int:
+        row = self._conn.execute(
+            "SELECT count(*) AS n FROM mpp_payments WHERE call_id = %s AND held = 1", (call_id,)
+        ).fetchone()
+        return int(row["n"]) if row else 0
+
+    def pin(self, origin: str, method: str) -> Pin | None:
+        row = self._conn.execute(
+            "SELECT payees, token, network FROM mpp_pins WHERE origin = %s AND method = %s",
+            (origin, method),
+        ).fetchone()
+        return None if row is None else _stored_pin(row, origin, method)
+
+    def insert(self, payment: NewPayment) -> str:
+        if not self._writing:
+            raise JournalError("a read-only ledger cannot write")
+        conn = self._conn
+        if payment.reference is not None:
+            # Under the journal's lock: two requests for one invoice cannot both pass.
+            row = conn.execute(
+                "SELECT id FROM mpp_payments WHERE reference = %s AND held = 1 LIMIT 1",
+                (payment.reference,),
+            ).fetchone()
+            if row is not None:
+                raise AlreadyPaid(
+                    f"payment reference {payment.reference} is already paid or being paid "
+                    f"(journal entry {row['id']}); it is never paid twice"
+                )
+        entry_id = uuid.uuid4().hex
+        now = self.now()
+        self._journal._prune(conn, now)
+        currency = payment.amount.currency
+        currency_id = self._journal._currency_id(conn, currency, self.new_currencies)
+        fee = payment.max_fee
+        payees = [(p.address, p.amount) for p in payment.payees]
+        values = {
+            "id": entry_id, "created_at": now, "updated_at": now, "call_id": payment.call_id,
+            "challenge_id": payment.challenge_id, "realm": payment.realm,
+            "origin": payment.origin, "url": payment.url, "http_method": payment.http_method,
+            "method": payment.method, "intent": payment.intent, "amount": payment.amount.amount,
+            "exposure": payment.exposure, "currency_code": currency.code,
+            "currency_decimals": currency.decimals, "currency_network": currency.network,
+            "currency_symbol": currency.symbol, "usd_pegged": int(currency.usd_pegged),
+            "currency_id": currency_id, "max_fee": None if fee is None else fee.amount,
+            "max_fee_currency": None if fee is None else fee.currency.code,
+            "network": payment.network,
+            "payees": json.dumps([{"address": a, "amount": m} for a, m in payees]),
+            "expires": None if payment.expires is None else payment.expires.isoformat(),
+            "label": payment.label, "owner": self._journal._lease_owner,
+            "payer": payment.payer, "reference": payment.reference, "write_id": entry_id,
+        }  # fmt: skip
+        buckets = _bucket_deltas(
+            now, currency_id, payment.exposure, payment.origin, payment.method, payees, 1
+        )
+        columns = ", ".join(values)
+        placeholders = ", ".join(f"%({name})s" for name in values)
+        # One round trip: the entry, its payees and its running totals.
+        conn.execute(
+            f"WITH p AS (INSERT INTO mpp_payments (state, held, {columns}) "  # noqa: S608
+            f"VALUES ('reserved', 1, {placeholders})), "
+            "y AS (INSERT INTO mpp_payment_payees (payment_id, address, amount) "
+            "SELECT %(id)s, a, m FROM unnest(%(addresses)s::text[], %(amounts)s::bigint[]) "
+            "AS t(a, m)) "
+            + _UPSERT_BUCKETS.replace("%s", "%({})s").format(
+                "b_scope", "b_currency", "b_span", "b_start", "b_total"
+            ),
+            {
+                **values,
+                "addresses": [a for a, _ in payees],
+                "amounts": [m for _, m in payees],
+                **dict(
+                    zip(
+                        ("b_scope", "b_currency", "b_span", "b_start", "b_total"),
+                        [list(c) for c in zip(*buckets, strict=True)],
+                        strict=True,
+                    )
+                ),
+            },
+        )
+        self.inserted.append(entry_id)
+        return entry_id
+
+    def set_pin(self, origin: str, method: str, pin: Pin) -> None:
+        self._conn.execute(
+            "INSERT INTO mpp_pins (origin, method, payees, token, network, pinned_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (origin, method) DO UPDATE SET "
+            "payees = EXCLUDED.payees, token = EXCLUDED.token, network = EXCLUDED.network, "
+            "pinned_at = EXCLUDED.pinned_at",
+            (origin, method, json.dumps(sorted(pin.payees)), pin.token, pin.network, self.now()),
+        )
+
+
+class _ReadLedger:
+    """Ledger reads outside any transaction (for ``check``, which takes no lock)."""
+
+    def __init__(self, journal: PostgresJournal) -> None:
+        self._journal = journal
+        self._now: float | None = None
+
+    def now(self) -> float:
+        if self._now is None:
+            self._now = self._journal._clock()
+        return self._now
+
+    def _read(self, work: Callable[[_PgLedger], T]) -> T:
+        def run(conn: Connection) -> T:
+            ledger = _PgLedger(self._journal, conn, writing=False)
+            ledger._now = self.now()
+            return work(ledger)
+
+        return self._journal._retrying(run, "read the payment journal")
+
+    def held_totals(
+        self,
+        *,
+        since: float | None = None,
+        origin: str | None = None,
+        method: str | None = None,
+        payee: str | None = None,
+        call_id: str | None = None,
+        currencies: Callable[[Currency], bool] | None = None,
+    ) -> list[tuple[Currency, int]]:
+        return self._read(
+            lambda ledger: ledger.held_totals(
+                since=since,
+                origin=origin,
+                method=method,
+                payee=payee,
+                call_id=call_id,
+                currencies=currencies,
+            )
+        )
+
+    def held_count(self, call_id: str) -> int:
+        return self._read(lambda ledger: ledger.held_count(call_id))
+
+    def pin(self, origin: str, method: str) -> Pin | None:
+        return self._read(lambda ledger: ledger.pin(origin, method))
+
+
+class PostgresJournal:
+    """A payment journal in a PostgreSQL database that processes on many hosts share.
+
+    ``url``: a libpq URL (``postgresql://user@host:5432/dbname``; a password is better kept in
+    ``~/.pgpass`` or ``$PGPASSWORD`` than in the URL). The database must have been prepared
+    with ``mpp journal migrate URL``: the journal refuses one without its tables or with an
+    older or newer layout, and never alters it by itself.
+
+    ``clock``: the journal clock (``Clock`` or a function of Unix seconds) for payment times and
+    rolling windows. ``lease_seconds``: how long this process's lease lasts without a
+    heartbeat (renewed every third of it): after that, another process may treat this one as
+    dead. Hosts' clocks only matter for it when ``lease_clock`` is given: by default leases
+    are stamped and judged by the database server's clock. ``lease_clock``: a clock (Unix
+    seconds) for lease stamps and expiry decisions instead (tests). ``pool_size``: most
+    connections this journal opens. ``reconnect_timeout``: seconds a write or read retries
+    through a lost connection before ``JournalUnavailable``. ``heartbeat``: run the lease
+    heartbeat thread (which also claims expired leases of other processes).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock | Callable[[], float] | None = None,
+        lease_seconds: float = 30.0,
+        lease_clock: Clock | Callable[[], float] | None = None,
+        pool_size: int = 4,
+        reconnect_timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        heartbeat: bool = True,
+    ) -> None:
+        if not is_postgres_url(url):
+            raise ValueError("a PostgresJournal needs a postgresql:// or postgres:// URL")
+        if lease_seconds <= 0 or pool_size < 1:
+            raise ValueError("lease_seconds must be positive and pool_size at least 1")
+        self._url = url
+        self.where = shown_url(url)
+        if clock is None:
+            clock = SYSTEM_CLOCK
+        self._clock: Callable[[], float] = clock.time if isinstance(clock, Clock) else clock
+        self._lease_clock: Callable[[], float] | None = (
+            lease_clock.time if isinstance(lease_clock, Clock) else lease_clock
+        )
+        self.lease_seconds = float(lease_seconds)
+        self._pool_size = pool_size
+        self._reconnect_timeout = reconnect_timeout
+        self._connect_timeout = connect_timeout
+        self._heartbeat_enabled = heartbeat
+        self._lock = threading.RLock()
+        self._hold_lock = threading.Lock()  # one hold of this process waits on the DB lock
+        self._pool: psycopg_pool.ConnectionPool[Connection] | None = None
+        self._pid = os.getpid()
+        self._owner_id: str | None = None
+        self._lease_written = False  # the lease row of ``_owner_id`` committed
+        self._beat: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._closed = False
+        self._currency_ids: dict[tuple[Any, ...], int] = {}
+        self._next_prune = -math.inf
+        self._warned: set[int] = set()
+        #: Holds whose commit could not be confirmed: failed once the database answers.
+        self._doubtful: set[str] = set()
+        _journals.add(self)
+        try:
+            with self._direct() as conn:
+                check_schema(conn, self.where, self.where)
+        except psycopg.OperationalError as exc:
+            raise JournalUnavailable(
+                f"cannot reach the PostgreSQL journal {self.where}: {_problem(exc)}"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"PostgresJournal({self.where!r})"
+
+    # --- connections ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _direct(self) -> Iterator[Connection]:
+        """One connection outside the pool (schema checks)."""
+        conn = psycopg.connect(
+            self._url,
+            autocommit=True,
+            row_factory=dict_row,
+            connect_timeout=math.ceil(self._connect_timeout),
+        )
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def _configure(self, conn: Connection) -> None:
+        # Only the steps before value can leave wait for the WAL flush (``_DURABLE``); they
+        # flush every earlier write with them. Set here so a server default cannot change it.
+        conn.execute("SET synchronous_commit TO off")
+        conn.execute("SET application_name TO 'mpp-client journal'")
+
+    def _get_pool(self) -> psycopg_pool.ConnectionPool[Connection]:
+        if self._closed:
+            raise JournalError("the payment journal is closed")
+        if os.getpid() != self._pid:
+            self._reset_after_fork()
+        with self._lock:
+            if self._pool is None:
+                self._pool = psycopg_pool.ConnectionPool(
+                    self._url,
+                    connection_class=psycopg.Connection[DictRow],
+                    kwargs={
+                        "autocommit": True,
+                        "row_factory": dict_row,
+                        "connect_timeout": str(math.ceil(self._connect_timeout)),
+                    },
+                    configure=self._configure,
+                    min_size=1,
+                    max_size=self._pool_size,
+                    timeout=self._reconnect_timeout,
+                    reconnect_timeout=max(self._reconnect_timeout, 60.0),
+                    name="mpp-journal",
+                    open=True,
+                )
+            return self._pool
+
+    def _reset_after_fork(self) -> None:
+        self._lock = threading.RLock()
+        self._hold_lock = threading.Lock()
+        self._pool = None  # the parent's: never used (nor closed) here
+        self._pid = os.getpid()
+        self._owner_id = None
+        self._lease_written = False
+        self._beat = None
+        self._stop = threading.Event()
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        with self._get_pool().connection() as conn:
+            yield conn
+
+    def _retrying(
+        self,
+        work: Callable[[Connection], T],
+        doing: str,
+        *,
+        again: Callable[[Connection], T] | None = None,
+    ) -> T:
+        """Run ``work`` on a pooled connection; through a lost connection (a restart, a drop)
+        reconnect and run ``again`` (default ``work``: it must be idempotent) until
+        ``reconnect_timeout`` has passed."""
+        deadline = time.monotonic() + self._reconnect_timeout
+        delay = 0.05
+        attempt = work
+        while True:
+            try:
+                with self._connection() as conn:
+                    return attempt(conn)
+            except psycopg.OperationalError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise JournalUnavailable(
+                        f"cannot {doing}: the PostgreSQL journal {self.where} is unreachable "
+                        f"({_problem(exc)})"
+                    ) from None
+                log.info("payment journal %s: %s; retrying", self.where, _problem(exc))
+            except psycopg.Error as exc:
+                raise JournalError(f"cannot {doing} ({self.where}): {_problem(exc)}") from None
+            attempt = again if again is not None else work
+            time.sleep(delay)  # backing off from a server that is restarting
+            delay = min(delay * 2, 0.5)
+
+    # --- leases --------------------------------------------------------------------------------
+
+    def _lease_now_sql(self) -> tuple[str, float | None]:
+        """SQL for the lease clock's now (the server's unless ``lease_clock`` was given)."""
+        if self._lease_clock is None:
+            return "extract(epoch FROM clock_timestamp())::float8", None
+        return "%(now)s::float8", self._lease_clock()
+
+    @property
+    def _lease_owner(self) -> str:
+        """This journal object's owner name (entries record it; its lease row is keyed by it)."""
+        if os.getpid() != self._pid:
+            self._reset_after_fork()
+        if self._owner_id is None:
+            self._owner_id = f"{_owner()}:{uuid.uuid4().hex[:12]}"
+        return self._owner_id
+
+    def _renew_lease(self, conn: Connection) -> bool:
+        """Extend this journal's lease inside the hold's transaction (under the journal's lock:
+        a claim cannot interleave); take a new one when there is none yet or it was claimed.
+        Returns whether a new lease was written (it exists once the transaction commits)."""
+        now_sql, now = self._lease_now_sql()
+        args: dict[str, Any] = {"ttl": self.lease_seconds, "now": now}
+        if self._owner_id is not None and self._lease_written:
+            row = conn.execute(
+                f"UPDATE mpp_leases SET heartbeat_at = {now_sql}, "  # noqa: S608
+                f"expires_at = {now_sql} + %(ttl)s WHERE owner = %(owner)s "
+                "AND claimed_by IS NULL RETURNING owner",
+                {**args, "owner": self._owner_id},
+            ).fetchone()
+            if row is not None:
+                return False
+            log.warning(
+                "payment journal %s: this process's lease %s was claimed by another process "
+                "(it was not renewed in time); taking a new one",
+                self.where,
+                self._owner_id,
+            )
+        self._owner_id = None
+        self._lease_written = False
+        host, pid, started = _owner().split(":", 2)
+        conn.execute(
+            "INSERT INTO mpp_leases (owner, host, pid, process_start, started_at, heartbeat_at, "  # noqa: S608
+            f"expires_at) VALUES (%(owner)s, %(host)s, %(pid)s, %(started)s, {now_sql}, "
+            f"{now_sql}, {now_sql} + %(ttl)s)",
+            {**args, "owner": self._lease_owner, "host": host, "pid": int(pid),
+             "started": started},
+        )  # fmt: skip
+        return True
+
+    def _start_heartbeat(self) -> None:
+        if not self._heartbeat_enabled or (self._beat is not None and self._beat.is_alive()):
+            return
+        self._stop = threading.Event()
+        self._beat = threading.Thread(
+            target=self._heartbeat, args=(self._stop,), name="mpp-journal-lease", daemon=True
+        )
+        self._beat.start()
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        while not stop.wait(self.lease_seconds / 3):
+            try:
+                self.heartbeat()
+                self.recover()
+            except Exception as exc:  # the next beat tries again; holds renew the lease too
+                log.warning("payment journal %s: lease heartbeat failed: %s", self.where, exc)
+
+    def heartbeat(self) -> None:
+        """Renew this process's lease now (the background thread does it every third of
+        ``lease_seconds``); also fails holds whose commit could not be confirmed."""
+
+        def beat(conn: Connection) -> None:
+            if self._owner_id is None or not self._lease_written:
+                return
+            now_sql, now = self._lease_now_sql()
+            conn.execute(
+                f"UPDATE mpp_leases SET heartbeat_at = {now_sql}, "  # noqa: S608
+                f"expires_at = {now_sql} + %(ttl)s WHERE owner = %(owner)s "
+                "AND claimed_by IS NULL",
+                {"owner": self._owner_id, "ttl": self.lease_seconds, "now": now},
+            )
+
+        self._retrying(beat, "renew the journal lease")
+        self._settle_doubtful()
+
+    # --- Journal -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[JournalTransaction]:
+        """A transaction under the journal's advisory lock (every writer of every host waits
+        for it); raising inside rolls it back. A lost connection before the commit refuses
+        with ``JournalUnavailable``: nothing was held, nothing may be signed."""
+        with self._hold_lock:
+            self._settle_doubtful()
+            pool = self._get_pool()
+            conn, new_lease = self._begin_hold(pool)
+            ledger = _PgLedger(self, conn, writing=True)
+            problem: str | None = None
+            try:
+                try:
+                    yield ledger
+                except psycopg.OperationalError as exc:
+                    raise JournalUnavailable(
+                        f"the PostgreSQL journal {self.where} went away before the payment "
+                        f"was held ({_problem(exc)}); nothing was paid"
+                    ) from None
+                except psycopg.Error as exc:
+                    raise JournalError(
+                        f"the payment journal {self.where} failed: {_problem(exc)}"
+                    ) from None
+                try:
+                    conn.execute("COMMIT")
+                except psycopg.OperationalError as exc:
+                    problem = _problem(exc)
+            except BaseException:
+                if new_lease:
+                    self._owner_id = None  # its row was rolled back with the transaction
+                with contextlib.suppress(psycopg.Error):
+                    if not conn.broken:
+                        conn.execute("ROLLBACK")
+                raise
+            finally:
+                pool.putconn(conn)
+            if problem is None:
+                self._committed(ledger, new_lease)
+                return
+            # The commit was sent and its answer lost: it may or may not have happened.
+            self._confirm_hold(ledger.inserted, problem)
+            self._committed(ledger, new_lease)
+
+    def _committed(self, ledger: _PgLedger, new_lease: bool) -> None:
+        self._currency_ids.update(ledger.new_currencies)
+        if new_lease:
+            self._lease_written = True
+            self._start_heartbeat()
+
+    def _begin_hold(self, pool: psycopg_pool.ConnectionPool[Connection]) -> tuple[Connection, bool]:
+        """A connection in a transaction holding the journal's lock, this journal's lease
+        renewed. Nothing is written before these succeed, so a pooled connection that turns
+        out dead (after a server restart) is replaced, within ``reconnect_timeout``."""
+        deadline = time.monotonic() + self._reconnect_timeout
+        delay = 0.05
+        while True:
+            try:
+                conn = pool.getconn()
+            except psycopg_pool.PoolTimeout as exc:
+                raise JournalUnavailable(
+                    f"cannot hold the payment: the PostgreSQL journal {self.where} is "
+                    f"unreachable ({_problem(exc)}); nothing was paid"
+                ) from None
+            try:
+                with conn.pipeline():  # one round trip
+                    conn.execute("BEGIN")
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                return conn, self._renew_lease(conn)
+            except psycopg.OperationalError as exc:
+                broken = conn.broken
+                with contextlib.suppress(psycopg.Error):
+                    if not broken:
+                        conn.execute("ROLLBACK")
+                pool.putconn(conn)
+                if not broken or time.monotonic() + delay > deadline:
+                    raise JournalUnavailable(
+                        f"cannot hold the payment: the PostgreSQL journal {self.where} is "
+                        f"unreachable ({_problem(exc)}); nothing was paid"
+                    ) from None
+            except BaseException as exc:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+                pool.putconn(conn)
+                if isinstance(exc, psycopg.Error):
+                    raise JournalError(
+                        f"cannot lock the payment journal {self.where}: {_problem(exc)}"
+                    ) from None
+                raise
+            time.sleep(delay)  # backing off from a server that is restarting
+            delay = min(delay * 2, 0.5)
+
+    def _confirm_hold(self, inserted: list[str], problem: str) -> None:
+        """After a lost commit acknowledgement: look the inserted entry up. Behind the journal's
+        lock, so a commit the server is still processing is waited for, never guessed."""
+        if not inserted:
+            raise JournalUnavailable(
+                f"the PostgreSQL journal {self.where} went away during a commit ({problem}); "
+                "nothing was paid"
+            )
+
+        def look(conn: Connection) -> bool:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                rows = conn.execute(
+                    "SELECT id FROM mpp_payments WHERE id = ANY(%s)", (inserted,)
+                ).fetchall()
+            return len(rows) == len(inserted)
+
+        try:
+            found = self._retrying(look, "confirm a hold")
+        except JournalError:
+            # Unknown whether it committed: fail it (it signed nothing) once the database is
+            # back, so a committed one does not hold budget for the rest of this process.
+            self._doubtful.update(inserted)
+            raise JournalUnavailable(
+                f"the PostgreSQL journal {self.where} went away during the commit of a hold "
+                f"({problem}) and cannot be asked whether it happened; nothing was paid"
+            ) from None
+        if not found:
+            raise JournalUnavailable(
+                f"the hold did not commit: the PostgreSQL journal {self.where} went away "
+                f"({problem}); nothing was paid"
+            )
+        log.info("payment journal %s: hold %s committed; its acknowledgement was lost",
+                 self.where, inserted[0])  # fmt: skip
+
+    def _settle_doubtful(self) -> None:
+        for entry_id in sorted(self._doubtful):
+            try:
+                self.advance(
+                    entry_id,
+                    "failed",
+                    reason="the hold's commit could not be confirmed; nothing was signed",
+                    money_moved=False,
+                )
+            except JournalError:
+                return  # still unreachable: next time
+            self._doubtful.discard(entry_id)
+
+    def ledger(self) -> Ledger:
+        return _ReadLedger(self)
+
+    def _currency_id(self, conn: Connection, currency: Currency, new: dict[Any, int]) -> int:
+        """The id of ``currency`` (made on first use). Ids found in this transaction go to
+        ``new``, cached only once it commits (a rolled-back row has no id to reuse)."""
+        key_parts = (currency.code, currency.decimals, currency.network, currency.symbol,
+                     currency.usd_pegged)  # fmt: skip
+        known = self._currency_ids.get(key_parts, new.get(key_parts))
+        if known is not None:
+            return known
+        key = json.dumps(list(key_parts))
+        conn.execute(
+            "INSERT INTO mpp_currencies (key, code, decimals, network, symbol, usd_pegged) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
+            (key, currency.code, currency.decimals, currency.network, currency.symbol,
+             int(currency.usd_pegged)),
+        )  # fmt: skip
+        row = conn.execute("SELECT id FROM mpp_currencies WHERE key = %s", (key,)).fetchone()
+        if row is None:
+            raise JournalError(f"the payment journal {self.where} lost a currency row")
+        new[key_parts] = int(row["id"])
+        return new[key_parts]
+
+    def _prune(self, conn: Connection, now: float) -> None:
+        """Delete running totals no window can reach any more (inside a hold), about hourly.
+        The watermark makes a window reaching further back sum payment by payment."""
+        if now < self._next_prune:
+            return
+        horizon = math.floor(now) - _PRUNE_AGE
+        row = conn.execute("SELECT value FROM mpp_meta WHERE key = %s", (_PRUNED_KEY,)).fetchone()
+        value = None if row is None else row["value"]
+        pruned_before = (
+            int(value) if isinstance(value, str) and _SCHEMA_TEXT.fullmatch(value) else None
+        )
+        if pruned_before is None or horizon >= pruned_before + _PRUNE_EVERY:
+            conn.execute("DELETE FROM mpp_held_buckets WHERE span > 0 AND start < %s", (horizon,))
+            conn.execute(
+                "INSERT INTO mpp_meta (key, value) VALUES (%s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                (_PRUNED_KEY, str(horizon)),
+            )
+            pruned_before = horizon
+        self._next_prune = pruned_before + _PRUNE_AGE + _PRUNE_EVERY
+
+    def advance(
+        self,
+        entry_id: str,
+        state: PaymentState,
+        *,
+        reference: str | None = None,
+        fingerprint: str | None = None,
+        receipt: Any = None,
+        reason: str | None = None,
+        money_moved: bool | None = None,
+        proof: Proof | None = None,
+        receipt_reference: str | None = None,
+        void_after: datetime | None = None,
+    ) -> bool:
+        allowed_sources(state)  # a state that does not exist is a ValueError
+        if state == "failed" and money_moved is None:
+            # "It failed, but we cannot tell whether value moved" is an unknown outcome.
+            state = "unknown"
+        receipt_text = None
+        if receipt is not None:
+            receipt_text = json.dumps(_receipt_data(receipt), default=str, sort_keys=True)
+        change = _Change(
+            reference=reference,
+            fingerprint=fingerprint,
+            receipt=receipt_text,
+            reason=reason,
+            moved=None if money_moved is None else int(money_moved),
+            proof=proof,
+            receipt_reference=receipt_reference,
+            void_after=None if void_after is None else void_after.timestamp(),
+        )
+        # The token this write stores: after a lost acknowledgement, finding it means the
+        # write committed.
+        token = uuid.uuid4().hex
+        doing = f"record that payment {entry_id} is {state}"
+        if state == "failed" and money_moved is False:
+            applied = self._retrying(
+                lambda conn: self._release(conn, entry_id, change, token), doing
+            )
+        else:
+            applied = self._retrying(
+                lambda conn: self._move(conn, entry_id, state, change, token),
+                doing,
+                again=lambda conn: self._move_again(conn, entry_id, state, change, token),
+            )
+        if not applied:
+            current = self.get(entry_id)
+            now = current.state if current else "a missing entry"
+            if state in _BEFORE_VALUE_MOVES:
+                # E.g. another process claimed the entry after this one's lease expired: the
+                # step must not happen when the journal does not say it did.
+                raise JournalError(
+                    f"payment {entry_id} is {now} in the journal {self.where}: cannot record it "
+                    f"as {state}, so that step does not happen"
+                )
+            log.warning("payment %s: ignored a move to %s from %s", entry_id, state, now)
+        return applied
+
+    def _move(
+        self, conn: Connection, entry_id: str, state: str, change: _Change, token: str
+    ) -> bool:
+        """A move that keeps the amount held (every move but a release): one statement, in a
+        flushed transaction for ``sent`` and ``broadcast`` (one round trip, pipelined)."""
+        if state not in _DURABLE or conn.info.transaction_status != _IDLE:
+            return self._update(conn, entry_id, state, change, token)
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            conn.execute("SET LOCAL synchronous_commit TO on")
+            cursor = self._update_cursor(conn, entry_id, state, change, token)
+            conn.execute("COMMIT")
+        return cursor.rowcount == 1
+
+    def _update(
+        self, conn: Connection, entry_id: str, state: str, change: _Change, token: str
+    ) -> bool:
+        return self._update_cursor(conn, entry_id, state, change, token).rowcount == 1
+
+    def _update_cursor(
+        self, conn: Connection, entry_id: str, state: str, change: _Change, token: str
+    ) -> psycopg.Cursor[DictRow]:
+        sources = sorted(allowed_sources(state))
+        held = int(holds(state, None if change.moved is None else bool(change.moved)))
+        return conn.execute(
+            "UPDATE mpp_payments SET state = %(state)s, held = %(held)s, updated_at = %(now)s, "
+            "reference = COALESCE(%(reference)s, reference), "
+            "fingerprint = COALESCE(%(fingerprint)s, fingerprint), "
+            "receipt = COALESCE(%(receipt)s, receipt), reason = COALESCE(%(reason)s, reason), "
+            "money_moved = COALESCE(%(moved)s, money_moved), proof = COALESCE(%(proof)s, proof), "
+            "receipt_reference = COALESCE(%(receipt_reference)s, receipt_reference), "
+            "void_after = COALESCE(%(void_after)s, void_after), write_id = %(token)s "
+            "WHERE id = %(id)s AND state = ANY(%(sources)s)",
+            {
+                "state": state, "held": held, "now": self._clock(), "reference": change.reference,
+                "fingerprint": change.fingerprint, "receipt": change.receipt,
+                "reason": change.reason, "moved": change.moved, "proof": change.proof,
+                "receipt_reference": change.receipt_reference, "void_after": change.void_after,
+                "token": token, "id": entry_id, "sources": sources,
+            },
+        )  # fmt: skip
+
+    def _move_again(
+        self, conn: Connection, entry_id: str, state: str, change: _Change, token: str
+    ) -> bool:
+        """After a lost connection: did the first try commit? Under the row's lock, so a write
+        the server is still finishing is waited for."""
+        with conn.transaction():
+            if state in _DURABLE:
+                conn.execute("SET LOCAL synchronous_commit TO on")
+            row = conn.execute(
+                "SELECT write_id FROM mpp_payments WHERE id = %s FOR UPDATE", (entry_id,)
+            ).fetchone()
+            if row is not None and row["write_id"] == token:
+                return True
+            return self._move(conn, entry_id, state, change, token)
+
+    def _release(self, conn: Connection, entry_id: str, change: _Change, token: str) -> bool:
+        """``failed`` with ``money_moved=False``: the hold is released only with a proof once
+        something may have left the process; the running totals follow, under the lock."""
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            row = conn.execute(
+                "SELECT state, held, write_id, created_at, currency_id, exposure, origin, method "
+                "FROM mpp_payments WHERE id = %s FOR UPDATE",
+                (entry_id,),
+            ).fetchone()
+            if row is None:
+                return False
+            if row["write_id"] == token:
+                return True  # the first try committed; its acknowledgement was lost
+            current = row["state"]
+            if current not in allowed_sources("failed"):
+                return False
+            if change.proof is None and release_needs_proof(current):
+                # A release without proof after something left the process: the outcome is
+                # unknown and the amount stays held.
+                unproven = _Change(**{**_fields(change), "moved": None})
+                applied = self._move(conn, entry_id, "unknown", unproven, token)
+                if applied:
+                    log.warning(
+                        "payment %s: not released without a proof; kept as unknown", entry_id
+                    )
+                return applied
+            self._move_released(conn, entry_id, row, change, token)
+            return True
+
+    def _move_released(
+        self, conn: Connection, entry_id: str, row: DictRow, change: _Change, token: str
+    ) -> None:
+        conn.execute(
+            "UPDATE mpp_payments SET state = 'failed', held = 0, updated_at = %(now)s, "
+            "reference = COALESCE(%(reference)s, reference), "
+            "fingerprint = COALESCE(%(fingerprint)s, fingerprint), "
+            "receipt = COALESCE(%(receipt)s, receipt), reason = COALESCE(%(reason)s, reason), "
+            "money_moved = 0, proof = COALESCE(%(proof)s, proof), "
+            "receipt_reference = COALESCE(%(receipt_reference)s, receipt_reference), "
+            "void_after = COALESCE(%(void_after)s, void_after), write_id = %(token)s "
+            "WHERE id = %(id)s",
+            {
+                "now": self._clock(), "reference": change.reference,
+                "fingerprint": change.fingerprint, "receipt": change.receipt,
+                "reason": change.reason, "proof": change.proof,
+                "receipt_reference": change.receipt_reference, "void_after": change.void_after,
+                "token": token, "id": entry_id,
+            },
+        )  # fmt: skip
+        if row["held"] == 1:
+            self._unhold(conn, entry_id, row)
+
+    def _unhold(self, conn: Connection, entry_id: str, row: DictRow) -> None:
+        """Take a released payment out of the running totals (under the journal's lock)."""
+        payees = conn.execute(
+            "SELECT address, amount FROM mpp_payment_payees WHERE payment_id = %s", (entry_id,)
+        ).fetchall()
+        _write_buckets(
+            conn,
+            _bucket_deltas(
+                row["created_at"], row["currency_id"], row["exposure"], row["origin"],
+                row["method"], [(p["address"], p["amount"]) for p in payees], -1,
+            ),
+        )  # fmt: skip
+
+    def get(self, entry_id: str) -> PaymentRecord | None:
+        found = self._select("WHERE id = %s", (entry_id,))
+        return found[0] if found else None
+
+    def payments(
+        self,
+        *,
+        state: PaymentState | Sequence[PaymentState] | None = None,
+        origin: str | None = None,
+        method: str | None = None,
+        reference: str | None = None,
+        label: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[PaymentRecord]:
+        where: list[str] = []
+        args: list[Any] = []
+        if state is not None:
+            states = [state] if isinstance(state, str) else list(state)
+            for name in states:
+                if name not in get_args(PaymentState):
+                    raise ValueError(f"unknown payment state {name!r}")
+            where.append("state = ANY(%s)")
+            args.append(states)
+        for column, value in (("origin", origin), ("method", method), ("reference", reference)):
+            if value is not None:
+                where.append(f"{column} = %s")
+                args.append(value)
+        if label is not None:
+            where.append("(label = %s OR label LIKE %s OR label LIKE %s)")
+            args.extend([label, f"{label}/%", f"%/{label}"])
+        if since is not None:
+            where.append("created_at >= %s")
+            args.append(since.timestamp())
+        if until is not None:
+            where.append("created_at < %s")
+            args.append(until.timestamp())
+        sql = ("WHERE " + " AND ".join(where)) if where else ""
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self._select(sql, tuple(args))
+
+    def already_paid(self, reference: str) -> bool:
+        def look(conn: Connection) -> bool:
+            row = conn.execute(
+                "SELECT 1 AS found FROM mpp_payments WHERE reference = %s AND (state IN "  # noqa: S608
+                f"{_MOVED} OR (state = 'failed' AND money_moved = 1)) LIMIT 1",
+                (reference,),
+            ).fetchone()
+            return row is not None
+
+        return self._retrying(look, "read the payment journal")
+
+    def unresolved(self) -> list[str]:
+        # ``unknown`` and any state this code does not know (a damaged row): nothing says how
+        # such a payment ended, so the breaker counts it (a partial index keeps it cheap).
+        def look(conn: Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT id FROM mpp_payments WHERE state <> ALL(%s) ORDER BY seq", (_RESOLVED,)
+            ).fetchall()
+            return [str(row["id"]) for row in rows]
+
+        return self._retrying(look, "read the payment journal")
+
+    def recover(self) -> list[PaymentRecord]:
+        """Claim the leases that expired unclaimed (their processes ended, or stopped renewing
+        them), and move their in-flight entries: ``reserved`` -> ``failed`` (released: nothing
+        was signed), later states -> ``unknown`` (held). One transaction under the journal's
+        lock, so each expired lease is claimed by exactly one process. Returns the entries that
+        became ``unknown`` here."""
+        ids = self._retrying(self._claim, "claim the entries of ended processes")
+        return [record for i in ids if (record := self.get(i)) is not None]
+
+    def _claim(self, conn: Connection) -> list[str]:
+        me = self._lease_owner
+        now_sql, now = self._lease_now_sql()
+        became_unknown: list[str] = []
+        with conn.transaction():
+            # A claim is flushed before anyone acts on it: it must never be made twice.
+            conn.execute("SET LOCAL synchronous_commit TO on")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            args = {"me": me, "now": now, "in_flight": _IN_FLIGHT}
+            owners = [
+                row["owner"]
+                for row in conn.execute(
+                    f"UPDATE mpp_leases SET claimed_by = %(me)s, claimed_at = {now_sql} "  # noqa: S608
+                    f"WHERE claimed_by IS NULL AND expires_at < {now_sql} AND owner <> %(me)s "
+                    "RETURNING owner",
+                    args,
+                ).fetchall()
+            ]
+            # Entries of owners that never held a lease here (a journal copied from SQLite):
+            # no process of theirs can be writing to this database.
+            owners += [
+                row["owner"]
+                for row in conn.execute(
+                    "INSERT INTO mpp_leases (owner, host, pid, process_start, started_at, "  # noqa: S608
+                    "heartbeat_at, expires_at, claimed_by, claimed_at) "
+                    f"SELECT DISTINCT p.owner, '', 0, '', {now_sql}, {now_sql}, {now_sql}, "
+                    f"%(me)s, {now_sql} FROM mpp_payments p WHERE p.state = ANY(%(in_flight)s) "
+                    "AND p.owner <> %(me)s AND NOT EXISTS "
+                    "(SELECT 1 FROM mpp_leases l WHERE l.owner = p.owner) "
+                    "ON CONFLICT (owner) DO NOTHING RETURNING owner",
+                    args,
+                ).fetchall()
+            ]
+            if not owners:
+                return []
+            rows = conn.execute(
+                "SELECT id, state, held, created_at, currency_id, exposure, origin, method "
+                "FROM mpp_payments WHERE owner = ANY(%s) AND state = ANY(%s) ORDER BY seq "
+                "FOR UPDATE",
+                (owners, _IN_FLIGHT),
+            ).fetchall()
+            token = uuid.uuid4().hex
+            for row in rows:
+                if on_restart(row["state"]) == "failed":
+                    # Nothing was signed (methods checkpoint before anything can move value).
+                    change = _Change(None, None, None,
+                                     "the paying process ended before anything was signed",
+                                     0, None, None, None)  # fmt: skip
+                    self._move_released(conn, row["id"], row, change, token)
+                else:
+                    conn.execute(
+                        "UPDATE mpp_payments SET state = 'unknown', updated_at = %s, "
+                        "reason = %s, write_id = %s WHERE id = %s",
+                        (self._clock(),
+                         f"the paying process ended after the payment was {row['state']} "
+                         "(its lease expired)", token, row["id"]),
+                    )  # fmt: skip
+                    became_unknown.append(row["id"])
+            log.info("payment journal %s: claimed %d expired lease(s): %d entries unknown",
+                     self.where, len(owners), len(became_unknown))  # fmt: skip
+        return became_unknown
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _rows(self, where: str, args: tuple[Any, ...]) -> list[DictRow]:
+        def read(conn: Connection) -> list[DictRow]:
+            return conn.execute(f"SELECT * FROM mpp_payments {where}", args).fetchall()  # noqa: S608
+
+        return self._retrying(read, f"read the payment journal {self.where}")
+
+    def _select(self, where: str, args: tuple[Any, ...]) -> list[PaymentRecord]:
+        records = []
+        for row in self._rows(where, args):
+            try:
+                records.append(_record(row))
+            except _Unreadable as problem:
+                entry = _damage(row, problem)
+                if entry.seq not in self._warned:
+                    self._warned.add(entry.seq)
+                    log.warning(
+                        "payment journal %s: entry %s (row %d) is damaged and skipped (%s)",
+                        self.where, entry.id, entry.seq, entry.problem,
+                    )  # fmt: skip
+        return records
+
+    def damaged(self) -> list[DamagedEntry]:
+        """Every entry that cannot be read back (oldest first); see ``SqliteJournal.damaged``."""
+        found = []
+        for row in self._rows("ORDER BY seq", ()):
+            try:
+                _record(row)
+            except _Unreadable as problem:
+                found.append(_damage(row, problem))
+        return found
+
+    def close(self) -> None:
+        """Stop the heartbeat, end this process's lease (other processes may claim what it left
+        in flight at once) and close the connections."""
+        with self._lock:
+            if self._closed:
+                return
+            self._stop.set()
+            pool, self._pool = self._pool, None
+            if pool is not None and os.getpid() == self._pid:
+                if self._owner_id is not None and self._lease_written:
+                    now_sql, now = self._lease_now_sql()
+                    with contextlib.suppress(psycopg.Error), pool.connection(timeout=2) as conn:
+                        conn.execute(
+                            f"UPDATE mpp_leases SET expires_at = {now_sql} "  # noqa: S608
+                            "WHERE owner = %(owner)s AND claimed_by IS NULL",
+                            {"owner": self._owner_id, "now": now},
+                        )
+                pool.close()
+            self._closed = True
+
+
+def _fields(change: _Change) -> dict[str, Any]:
+    return {name: getattr(change, name) for name in _Change.__slots__}

@@ -1,0 +1,180 @@
+"""The PostgreSQL journal keeps the SQLite journal's promises in one process: the lifecycle and
+its proof rule, exact windows from running totals, pins, references, and explicit schemas."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from mpp_client.errors import AlreadyPaid, BudgetExceeded, JournalError, PayeeChanged
+from mpp_client.guard import PaymentOptions
+from mpp_client.methods.base import Payee
+from mpp_client.runner import run_sync
+from mpp_client.wallet import Limit, SpendPolicy, Wallet, usd
+from mpp_client.wallet.journal import open_journal
+from mpp_client.wallet.postgres import PostgresJournal, shown_url
+
+from ..wallet.conftest import Clock, context, pay, quote
+
+
+@pytest.fixture
+def journal(pg_url):
+    made = PostgresJournal(pg_url, clock=Clock(), heartbeat=False)
+    yield made
+    made.close()
+
+
+def wallet_on(journal, **limits) -> Wallet:
+    policy = SpendPolicy(limits=tuple(Limit(usd(v), k) for k, v in limits.items()) or None,
+                         pin_payees=False)  # fmt: skip
+    return Wallet(policy=policy, journal=journal)
+
+
+def test_every_step_is_recorded_and_final_states_do_not_move_back(journal):
+    wallet = Wallet(journal=journal)
+    reservation = pay(wallet, quote(25_000), settle=False)
+    reservation.signed("0xabc")
+    reservation.sent("fp", "0xabc")
+    reservation.settled({"status": "success", "reference": "0xabc"}, "0xabc")
+    entry = journal.get(reservation.id)
+    assert (entry.state, entry.reference, entry.fingerprint) == ("settled", "0xabc", "fp")
+    assert entry.receipt == {"reference": "0xabc", "status": "success"}
+    assert entry.amount.amount == 25_000 and entry.held
+    assert journal.advance(reservation.id, "unknown", reason="late") is False
+    assert journal.get(reservation.id).state == "settled"
+    # A step before value moves that cannot be recorded stops the flow instead.
+    with pytest.raises(JournalError, match="cannot record it as sent"):
+        journal.advance(reservation.id, "sent", fingerprint="fp2")
+
+
+def test_a_release_after_the_credential_left_needs_a_proof(journal):
+    wallet = wallet_on(journal, day="1")
+    reservation = pay(wallet, quote(400_000), settle=False)
+    reservation.sent("fp", "0x1")
+    reservation.failed("server said no", money_moved=False)  # no proof: stays held
+    entry = journal.get(reservation.id)
+    assert (entry.state, entry.held, entry.money_moved) == ("unknown", True, None)
+    with pytest.raises(BudgetExceeded):
+        wallet.check(quote(600_001), context(), PaymentOptions())
+    assert journal.unresolved() == [reservation.id]
+    reservation.failed("void", money_moved=False, proof="credential-void")
+    entry = journal.get(reservation.id)
+    assert (entry.state, entry.held, entry.proof) == ("failed", False, "credential-void")
+    assert journal.unresolved() == []
+    wallet.check(quote(1_000_000), context(), PaymentOptions())  # the hold was released
+
+
+def test_a_payment_that_never_left_is_released_without_proof(journal):
+    wallet = wallet_on(journal, day="1")
+    reservation = pay(wallet, quote(1_000_000), settle=False)
+    with pytest.raises(BudgetExceeded):
+        wallet.check(quote(1), context(), PaymentOptions())
+    reservation.failed("method refused before signing", money_moved=False)
+    assert journal.get(reservation.id).held is False
+    wallet.check(quote(1_000_000), context(), PaymentOptions())
+
+
+def test_already_paid_and_references_are_never_paid_twice(journal):
+    wallet = Wallet(journal=journal)
+    first = quote(1_000)
+    first = type(first)(**{**{f: getattr(first, f) for f in first.__dataclass_fields__},
+                           "reference": "hash-1"})  # fmt: skip
+    reservation = run_sync(wallet.reserve(first, context(), PaymentOptions()))
+    assert not journal.already_paid("hash-1")
+    reservation.sent("fp", "hash-1")
+    assert journal.already_paid("hash-1")
+    again = type(first)(**{**{f: getattr(first, f) for f in first.__dataclass_fields__}})
+    with pytest.raises(AlreadyPaid):
+        run_sync(wallet.reserve(again, context(), PaymentOptions()))
+
+
+def test_windows_lifetimes_origins_and_payees_are_exact_at_the_edge(pg_url):
+    clock = Clock(1_800_000_000.5)
+    journal = PostgresJournal(pg_url, clock=clock, heartbeat=False)
+    policy = SpendPolicy(
+        limits=(
+            Limit(usd("1"), "day"),
+            Limit(usd("3"), "lifetime"),
+        ),
+        pin_payees=False,
+    )
+    wallet = Wallet(policy=policy, journal=journal)
+    pay(wallet, quote(900_000))  # at t
+    clock.now += 86_399.9  # one tenth of a second before it leaves the window
+    with pytest.raises(BudgetExceeded, match="day"):
+        wallet.check(quote(100_001), context(), PaymentOptions())
+    wallet.check(quote(100_000), context(), PaymentOptions())
+    clock.now += 0.2  # it left the window
+    wallet.check(quote(1_000_000), context(), PaymentOptions())
+    pay(wallet, quote(1_000_000))
+    clock.now += 86_401
+    pay(wallet, quote(1_000_000))
+    clock.now += 86_401
+    with pytest.raises(BudgetExceeded, match="lifetime"):
+        wallet.check(quote(100_001), context(), PaymentOptions())
+    wallet.check(quote(100_000), context(), PaymentOptions())  # exactly $3 in all
+    journal.close()
+
+
+def test_origin_and_payee_scopes_use_their_own_totals(journal):
+    policy = SpendPolicy(
+        limits=(
+            Limit(usd("100"), "day"),
+            Limit(usd("0.5"), "day", origin="https://b.example"),
+            Limit(usd("0.7"), "day", payee="0xsplit"),
+        ),
+        pin_payees=False,
+    )
+    wallet = Wallet(policy=policy, journal=journal)
+    pay(wallet, quote(400_000), context("https://b.example"))
+    with pytest.raises(BudgetExceeded):
+        wallet.check(quote(100_001), context("https://b.example"), PaymentOptions())
+    wallet.check(quote(400_000), context("https://c.example"), PaymentOptions())
+    split = quote(600_000, payees=(Payee("0xsplit", 500_000), Payee("0xother", 100_000)))
+    pay(wallet, split, context("https://c.example"))
+    with pytest.raises(BudgetExceeded):
+        wallet.check(quote(200_001, payee="0xsplit"), context("https://c.example"),
+                     PaymentOptions())  # fmt: skip
+    wallet.check(quote(200_000, payee="0xsplit"), context("https://c.example"), PaymentOptions())
+
+
+def test_payee_pins_are_shared(pg_url):
+    first = Wallet(journal=PostgresJournal(pg_url, heartbeat=False))
+    pay(first, quote(1_000, payee="0xfirst"))
+    second = Wallet(journal=PostgresJournal(pg_url, heartbeat=False))
+    with pytest.raises(PayeeChanged):
+        second.check(quote(1_000, payee="0xsomeone-else"), context(), PaymentOptions())
+    first.close()
+    second.close()
+
+
+def test_a_database_without_the_journal_or_with_another_version_is_refused(pg, pg_url):
+    with pytest.raises(JournalError, match="mpp journal migrate") as refused:
+        PostgresJournal(pg.create_schema("never_migrated"))
+    assert "no payment journal" in str(refused.value)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE mpp_meta SET value = '99' WHERE key = 'schema'")
+    with pytest.raises(JournalError, match="newer than this mpp-client"):
+        PostgresJournal(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE mpp_meta SET value = '0' WHERE key = 'schema'")
+    with pytest.raises(JournalError, match="older than this.*mpp journal migrate"):
+        PostgresJournal(pg_url)
+
+
+def test_urls_select_the_journal_and_passwords_are_never_shown(pg, pg_url, monkeypatch):
+    journal = open_journal(pg_url.replace("postgresql://", "postgres://"))
+    assert isinstance(journal, PostgresJournal)
+    journal.close()
+    monkeypatch.setenv("MPP_JOURNAL_URL", pg_url)
+    wallet = Wallet()
+    assert isinstance(wallet.journal, PostgresJournal)
+    wallet.close()
+    secret = f"postgresql://bob:hunter2@127.0.0.1:{pg.port}/nowhere?sslmode=disable"
+    assert shown_url(secret) == f"postgresql://bob@127.0.0.1:{pg.port}/nowhere"
+    with pytest.raises(JournalError) as refused:
+        PostgresJournal(secret, connect_timeout=2)
+    assert "hunter2" not in str(refused.value) and "hunter2" not in repr(refused.value)
+    assert refused.value.__cause__ is None and refused.value.__context__ is None or (
+        "hunter2" not in str(refused.value.__context__)
+    )

@@ -1,0 +1,110 @@
+"""Session records: the voucher compare-and-set, across threads and processes, and secrets."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from pathlib import Path
+
+import pytest
+
+from mpp_client.errors import JournalError
+from mpp_client.wallet.channels import ChannelStore, NewChannel, VoucherRegression
+from mpp_client.wallet.journal import SqliteJournal
+
+
+def new(channel_id: str = "0xabc", deposit: int = 1_000_000) -> NewChannel:
+    return NewChannel(
+        id=channel_id, method="tempo", origin="http://127.0.0.1:1", payee="0xpayee",
+        currency="0xtoken", network="eip155:31337", lookup_key="k",
+        details={"escrow": "0xescrow"}, deposit=deposit, highest_signed=10, voucher="0xsig10",
+        deposit_ref="0xopen",
+    )  # fmt: skip
+
+
+def test_vouchers_only_go_up_and_equal_is_idempotent(tmp_path: Path) -> None:
+    store = ChannelStore(tmp_path / "j.sqlite3")
+    store.open(new())
+    assert store.record_voucher("0xabc", 20, "0xsig20").highest_signed == 20
+    again = store.record_voucher("0xabc", 20, "0xother")
+    assert again.voucher == "0xsig20"  # the stored signature wins: never two for one amount
+    with pytest.raises(VoucherRegression):
+        store.record_voucher("0xabc", 15, "0xsig15")
+    with pytest.raises(JournalError):
+        store.record_voucher("0xabc", 2_000_000, "0xbig")  # above the deposit
+    record = store.get("0xabc")
+    assert record is not None and record.highest_signed == 20
+    store.accept("0xabc", 50)  # never above what was signed
+    record = store.get("0xabc")
+    assert record is not None and record.highest_accepted == 20 and record.state == "open"
+    store.accept("0xabc", 5)  # never down
+    assert store.get("0xabc").highest_accepted == 20  # type: ignore[union-attr]
+    assert [r.id for r in store.find("tempo", "k")] == ["0xabc"]
+
+
+def test_secrets_are_never_listed(tmp_path: Path) -> None:
+    store = ChannelStore(tmp_path / "j.sqlite3")
+    store.open(new())
+    store.set_secret("0xabc", "preimage-" + "ab" * 16)
+    record = store.get("0xabc")
+    assert record is not None
+    shown = repr(record) + repr(record.to_dict()) + repr(store.channels())
+    assert "preimage" not in shown and "0xsig10" not in shown
+    secret = store.secret("0xabc")
+    assert secret is not None and "preimage" not in repr(secret)
+    assert secret.reveal().startswith("preimage-")
+
+
+def test_a_journal_in_memory_shares_its_database() -> None:
+    journal = SqliteJournal(":memory:")
+    store = ChannelStore.for_journal(journal)
+    store.open(new())
+    assert store.get("0xabc") is not None
+    tables = journal._conn().execute("SELECT name FROM sqlite_master").fetchall()
+    assert "channels" in {row[0] for row in tables}
+
+
+def _race(path: str, start: int, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    store = ChannelStore(path)
+    won = 0
+    for amount in range(start, 400, 2):
+        try:
+            if store.record_voucher("0xabc", amount, f"0x{amount}").highest_signed == amount:
+                won += 1
+        except VoucherRegression:
+            pass
+    results.put(won)
+
+
+def test_one_writer_per_channel_across_threads_and_processes(tmp_path: Path) -> None:
+    path = str(tmp_path / "j.sqlite3")
+    ChannelStore(path).open(new())
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    procs = [context.Process(target=_race, args=(path, s, results)) for s in (11, 12)]
+    for proc in procs:
+        proc.start()
+    store = ChannelStore(path)
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def thread(start: int) -> None:
+        for amount in range(start, 400, 3):
+            try:
+                got = store.record_voucher("0xabc", amount, f"0x{amount}").highest_signed
+            except VoucherRegression:
+                continue
+            with lock:
+                seen.append(got)
+
+    threads = [threading.Thread(target=thread, args=(s,)) for s in (13, 14)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for proc in procs:
+        proc.join(30)
+        assert proc.exitcode == 0
+    final = store.get("0xabc")
+    assert final is not None
+    assert final.highest_signed == 399 and final.voucher == "0x399"
