@@ -51,6 +51,23 @@ def _free_port() -> int:
 def check_tools() -> str:
     """The path of ``node`` when anvil, node and mppx are installed; exits with what to run
     otherwise."""
+    if not SERVER_SCRIPT.is_file():
+        # Installed from a wheel: the MPP server script and the tool installers live in the
+        # repository, not in the package. Say so, once, with the steps.
+        raise SystemExit(
+            "The demo needs a checkout of the mpp_client repository (its MPP server script "
+            "tests/peers/mppx_server.mjs and the scripts that install anvil and mppx are not "
+            "in the installed package). In a checkout run:\n"
+            "  pip install -e '.[tempo]'\n"
+            "  bash scripts/install-anvil.sh && bash scripts/install-mppx.sh  # Node.js 18+\n"
+            "  mpp demo"
+        )
+    try:
+        from mpp_client.extras import require_extra
+
+        require_extra("tempo", "The demo")
+    except ImportError as missing:
+        raise SystemExit(str(missing)) from None
     problems = []
     try:
         find_anvil()
@@ -61,8 +78,6 @@ def check_tools() -> str:
         problems.append("node (Node.js >= 18) is not on PATH")
     if not (MPPX_MODULES / "mppx" / "package.json").is_file():
         problems.append("mppx: run  bash scripts/install-mppx.sh")
-    if not SERVER_SCRIPT.is_file():
-        problems.append(f"{SERVER_SCRIPT} is missing: run the demo from a repository checkout")
     if problems:
         raise SystemExit("The demo needs:\n  " + "\n  ".join(problems))
     assert node is not None

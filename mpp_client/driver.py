@@ -12,11 +12,11 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-from mpp_client.clock import Clock
-from mpp_client.flow import FlowConfig, Payment, PaymentHooks, origin_of
-from mpp_client.guard import PaymentGuard, PaymentOptions
-
+# The flow, the guard and the clock are imported where they are used, not here: the transports
+# import this module, and a program that never meets a 402 should not load the flow.
 if TYPE_CHECKING:
+    from mpp_client.flow import FlowConfig, Payment, PaymentHooks
+    from mpp_client.guard import PaymentGuard, PaymentOptions
     from mpp_client.methods.base import PaymentMethod
     from mpp_client.protocol import Receipt
     from mpp_client.wallet import Wallet
@@ -34,7 +34,11 @@ PIN_KEY = "mpp.pin"
 # redirect chain (and a guard against paying a second time within it).
 CARRY_KEY = "mpp.carry"
 
-_NO_OPTIONS = PaymentOptions()
+#: Largest request body (bytes) buffered so it can be replayed on the paid retry. A larger
+#: streaming body is sent unbuffered, and a 402 for it is refused before anything is signed.
+DEFAULT_BODY_CAP = 8 * 1024 * 1024
+#: Largest 402 body (bytes) read for an RFC 9457 problem or a compatibility challenge.
+MAX_402_BODY = 64 * 1024
 
 
 def build_config(
@@ -52,6 +56,9 @@ def build_config(
     A ``wallet`` brings its methods, preference and policy. ``methods`` alone get a ``Wallet``
     with the default (safe) policy. ``guard`` replaces the wallet's policy entirely (tests).
     """
+    from mpp_client.clock import Clock
+    from mpp_client.flow import FlowConfig
+
     if wallet is not None:
         if methods or guard is not None:
             raise TypeError("pass either wallet= or methods=/guard=, not both")
@@ -83,9 +90,11 @@ def build_config(
 
 def options_from(extensions: Any) -> PaymentOptions:
     """The ``PaymentOptions`` a request carries (``extensions["mpp"]``), or the defaults."""
+    from mpp_client.guard import PaymentOptions
+
     options = extensions.get(OPTIONS_KEY) if extensions else None
     if options is None:
-        return _NO_OPTIONS
+        return PaymentOptions()
     if not isinstance(options, PaymentOptions):
         raise TypeError('request.extensions["mpp"] must be a mpp_client.PaymentOptions')
     return options
@@ -93,6 +102,8 @@ def options_from(extensions: Any) -> PaymentOptions:
 
 def url_origin(url: str) -> str:
     """The origin of an absolute URL."""
+    from mpp_client.flow import origin_of
+
     parts = urlsplit(url)
     return origin_of(parts.scheme.lower(), (parts.hostname or "").lower(), parts.port)
 
@@ -127,10 +138,15 @@ def payment_of(response: Any) -> Payment | None:
     ``payment.quote.amount`` what was paid (base units of its currency).
     """
     extensions = getattr(response, "extensions", None)
-    if isinstance(extensions, dict):
-        found = extensions.get(PAYMENT_KEY)
-        if isinstance(found, Payment):
-            return found
+    found = extensions.get(PAYMENT_KEY) if isinstance(extensions, dict) else None
+    if found is None:
+        found = getattr(response, "mpp_payment", None)
+        if found is None:
+            return None  # nothing was paid: no need to load the flow to say so
+    from mpp_client.flow import Payment
+
+    if isinstance(found, Payment):
+        return found
     found = getattr(response, "mpp_payment", None)
     return found if isinstance(found, Payment) else None
 

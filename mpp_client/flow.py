@@ -33,6 +33,10 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from mpp_client.clock import SYSTEM_CLOCK, Clock, utcnow
+
+# The request-body and 402-body limits live with the drivers, which import without the flow.
+from mpp_client.driver import DEFAULT_BODY_CAP as DEFAULT_BODY_CAP
+from mpp_client.driver import MAX_402_BODY as MAX_402_BODY
 from mpp_client.effects import Await, Checkpoint, JournalWrite, Sleep
 from mpp_client.errors import (
     BudgetExceeded,
@@ -83,11 +87,6 @@ __all__ = [
 
 logger = logging.getLogger("mpp_client")
 
-#: Largest request body (bytes) buffered so it can be replayed on the paid retry. A larger
-#: streaming body is sent unbuffered, and a 402 for it is refused before anything is signed.
-DEFAULT_BODY_CAP = 8 * 1024 * 1024
-#: Largest 402 body (bytes) read for an RFC 9457 problem or a compatibility challenge.
-MAX_402_BODY = 64 * 1024
 #: Longest ``Retry-After`` (seconds) the flow waits before paying a fresh challenge.
 MAX_RETRY_AFTER = 10.0
 

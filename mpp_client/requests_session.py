@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,29 +33,17 @@ except ImportError:
     require_extra("requests", "PaymentSession")  # MissingExtra, naming the extra to install
     raise
 
-from mpp_client.driver import build_config, url_origin
+from mpp_client.driver import DEFAULT_BODY_CAP, MAX_402_BODY, build_config, url_origin
 from mpp_client.errors import MppError
-from mpp_client.flow import (
-    DEFAULT_BODY_CAP,
-    MAX_402_BODY,
-    Payment,
-    PaymentHooks,
-    RequestFacts,
-    ResponseHead,
-    Send,
-    SendFailed,
-    needs_body,
-    payment_flow,
-)
-from mpp_client.guard import PaymentOptions
-from mpp_client.runner import SyncRunner
-from mpp_client.trampoline import drive
 
+# As in mpp_client.transport: the flow, the runner and the trampoline load on the first 402.
 if TYPE_CHECKING:
     import httpx
 
-    from mpp_client.guard import PaymentGuard
+    from mpp_client.flow import Payment, PaymentHooks, ResponseHead, Send
+    from mpp_client.guard import PaymentGuard, PaymentOptions
     from mpp_client.methods.base import PaymentMethod
+    from mpp_client.runner import SyncRunner
     from mpp_client.wallet import Wallet
 
 __all__ = ["PaymentResponse", "PaymentSession"]
@@ -139,6 +128,8 @@ def _bounded_content(response: requests.Response) -> bytes:
 
 
 def _head(response: requests.Response, body: bytes) -> ResponseHead:
+    from mpp_client.flow import ResponseHead
+
     raw_headers = getattr(getattr(response, "raw", None), "headers", None)
     if raw_headers is not None and hasattr(raw_headers, "getlist"):
         # urllib3 keeps repeated WWW-Authenticate fields apart; requests joins them.
@@ -202,7 +193,22 @@ class PaymentSession(requests.Session):
             allow_insecure_http=allow_insecure_http,
         )
         self._mpp_body_cap = body_cap
-        self._mpp_runner = SyncRunner(io_client)
+        self._mpp_io_client = io_client
+        self._mpp_runner_made: SyncRunner | None = None
+        self._mpp_runner_lock = threading.Lock()
+
+    @property
+    def _mpp_runner(self) -> SyncRunner:
+        """The effect runner, made on the first 402 (it loads tenacity and asyncio)."""
+        runner = self._mpp_runner_made
+        if runner is None:
+            with self._mpp_runner_lock:
+                runner = self._mpp_runner_made
+                if runner is None:
+                    from mpp_client.runner import SyncRunner
+
+                    runner = self._mpp_runner_made = SyncRunner(self._mpp_io_client)
+        return runner
 
     def request(
         self,
@@ -307,6 +313,10 @@ class PaymentSession(requests.Session):
         body: _Body,
         kwargs: dict[str, Any],
     ) -> requests.Response:
+        from mpp_client.flow import RequestFacts, SendFailed, needs_body, payment_flow
+        from mpp_client.guard import PaymentOptions
+        from mpp_client.trampoline import drive
+
         hop = response.request  # the request that got the 402 (after any redirects)
         content = _bounded_content(response)
         url = str(hop.url)
@@ -408,5 +418,6 @@ class PaymentSession(requests.Session):
             headers.pop("Payment-Authorization", None)
 
     def close(self) -> None:
-        self._mpp_runner.close()
+        if self._mpp_runner_made is not None:
+            self._mpp_runner_made.close()
         super().close()

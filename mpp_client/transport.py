@@ -20,6 +20,7 @@ transports and bypasses this one (and its budgets).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,8 @@ import httpx
 
 from mpp_client.driver import (
     CARRY_KEY,
+    DEFAULT_BODY_CAP,
+    MAX_402_BODY,
     PAYMENT_KEY,
     PIN_KEY,
     build_config,
@@ -36,24 +39,15 @@ from mpp_client.driver import (
     url_origin,
 )
 from mpp_client.errors import MppError
-from mpp_client.flow import (
-    DEFAULT_BODY_CAP,
-    MAX_402_BODY,
-    Payment,
-    PaymentHooks,
-    RequestFacts,
-    ResponseHead,
-    Send,
-    SendFailed,
-    needs_body,
-    payment_flow,
-)
-from mpp_client.runner import AsyncRunner, SyncRunner
-from mpp_client.trampoline import drive, drive_async
 
+# The flow, the runners (asyncio, tenacity) and the trampoline are imported on the first 402
+# (the flow's configuration on construction): a request that is never answered 402 does not
+# need them, and importing them costs more than httpx itself.
 if TYPE_CHECKING:
+    from mpp_client.flow import Payment, PaymentHooks, RequestFacts, ResponseHead, Send
     from mpp_client.guard import PaymentGuard
     from mpp_client.methods.base import PaymentMethod
+    from mpp_client.runner import AsyncRunner, SyncRunner
     from mpp_client.wallet import Wallet
 
 __all__ = ["AsyncPaymentTransport", "PaymentTransport"]
@@ -139,6 +133,8 @@ async def _buffer_async(request: httpx.Request, cap: int) -> tuple[bytes | None,
 def _facts(
     request: httpx.Request, pinned: str | None, body: bytes | None, problem: str | None
 ) -> RequestFacts:
+    from mpp_client.flow import RequestFacts
+
     url = str(request.url)
     origin = url_origin(url)
     return RequestFacts(
@@ -154,6 +150,8 @@ def _facts(
 
 
 def _head(response: httpx.Response, body: bytes) -> ResponseHead:
+    from mpp_client.flow import ResponseHead
+
     return ResponseHead(
         response.status_code,
         tuple((k.lower(), v) for k, v in response.headers.multi_items()),
@@ -375,7 +373,22 @@ class PaymentTransport(httpx.BaseTransport):
             allow_insecure_http=allow_insecure_http,
         )
         self._accept = self._options.accept.encode("latin-1")
-        self._runner = SyncRunner(io_client)
+        self._io_client = io_client
+        self._runner_made: SyncRunner | None = None
+        self._runner_lock = threading.Lock()
+
+    @property
+    def _runner(self) -> SyncRunner:
+        """The effect runner, made on the first 402 (it loads tenacity and asyncio)."""
+        runner = self._runner_made
+        if runner is None:
+            with self._runner_lock:
+                runner = self._runner_made
+                if runner is None:
+                    from mpp_client.runner import SyncRunner
+
+                    runner = self._runner_made = SyncRunner(self._io_client)
+        return runner
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         extensions = request.extensions
@@ -402,6 +415,9 @@ class PaymentTransport(httpx.BaseTransport):
         body: bytes | None,
         problem: str | None,
     ) -> httpx.Response:
+        from mpp_client.flow import SendFailed, needs_body, payment_flow
+        from mpp_client.trampoline import drive
+
         content, response = _bounded_body_sync(response, request)
         facts = _facts(request, pinned, body, problem)
         flow = payment_flow(self._options.config, facts, _head(response, content))
@@ -432,7 +448,8 @@ class PaymentTransport(httpx.BaseTransport):
         return _finish(last, request, pinned, payment)
 
     def close(self) -> None:
-        self._runner.close()
+        if self._runner_made is not None:
+            self._runner_made.close()
         self._inner.close()
 
 
@@ -466,7 +483,19 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
             allow_insecure_http=allow_insecure_http,
         )
         self._accept = self._options.accept.encode("latin-1")
-        self._runner = AsyncRunner(io_client)
+        self._io_client = io_client
+        self._runner_made: AsyncRunner | None = None
+
+    @property
+    def _runner(self) -> AsyncRunner:
+        """The effect runner, made on the first 402 (no await between the check and the
+        assignment, so one event loop makes one)."""
+        runner = self._runner_made
+        if runner is None:
+            from mpp_client.runner import AsyncRunner
+
+            runner = self._runner_made = AsyncRunner(self._io_client)
+        return runner
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         extensions = request.extensions
@@ -493,6 +522,9 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
         body: bytes | None,
         problem: str | None,
     ) -> httpx.Response:
+        from mpp_client.flow import SendFailed, needs_body, payment_flow
+        from mpp_client.trampoline import drive_async
+
         content, response = await _bounded_body_async(response, request)
         facts = _facts(request, pinned, body, problem)
         flow = payment_flow(self._options.config, facts, _head(response, content))
@@ -525,5 +557,6 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
         return _finish(last, request, pinned, payment)
 
     async def aclose(self) -> None:
-        await self._runner.aclose()
+        if self._runner_made is not None:
+            await self._runner_made.aclose()
         await self._inner.aclose()

@@ -480,7 +480,9 @@ def open_wallet(
         entries = config.chosen_wallets(wallet_names)
         methods = build_methods(config, entries, store=store, already_paid=already_paid)
     path = config.journal_path
-    if path is not None:
+    if path is not None and "://" in path:
+        pass  # a database URL (a fleet's PostgreSQL journal): nothing to create here
+    elif path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     else:
         from mpp_client.wallet import default_journal_path

@@ -14,7 +14,9 @@ Environment variables (they win over the file):
 
 - ``MPP_CONFIG``: the config file; ``MPP_POLICY``: the policy file;
 - ``MPP_WALLET``: comma-separated wallet names ``mpp fetch`` pays with;
-- ``MPP_JOURNAL``: the payment journal (SQLite file);
+- ``MPP_JOURNAL``: the payment journal (SQLite file); ``MPP_JOURNAL_URL``: a fleet's
+  PostgreSQL journal (``postgresql://...``), which wins over both ``MPP_JOURNAL`` and the
+  ``journal`` key (itself a file path or such a URL);
 - ``MPP_KEYSTORE`` (``file`` / ``keyring``), ``MPP_KEYSTORE_FILE``,
   ``MPP_KEYSTORE_PASSPHRASE`` / ``MPP_KEYSTORE_PASSPHRASE_FILE``: the key store;
 - ``MPP_OUTPUT=json``: machine-readable output, like ``--json``;
@@ -352,8 +354,9 @@ class Config:
 
     @property
     def journal_path(self) -> str | None:
-        """The journal file, or ``None`` for the wallet's default (``$MPP_JOURNAL`` wins)."""
-        if os.environ.get("MPP_JOURNAL"):
+        """The journal file or database URL, or ``None`` for the wallet's default
+        (``$MPP_JOURNAL_URL``, then ``$MPP_JOURNAL``, win)."""
+        if os.environ.get("MPP_JOURNAL_URL") or os.environ.get("MPP_JOURNAL"):
             return None
         return os.path.expanduser(self.journal) if self.journal else None
 

@@ -139,7 +139,7 @@ def _serve(inv: Invocation, demo: ModuleType) -> int:
         entry = WalletEntry(
             DEMO_WALLET,
             "tempo",
-            f"tempo/{home.name}",  # never the entry of an own wallet named demo
+            f"tempo/{DEMO_WALLET}",  # where examples/tempo_charge.py looks for it
             {"chain_id": chain.chain_id, "rpc_url": chain.rpc_url, "address": key.address},
         )
         store.set(

@@ -312,8 +312,8 @@ def trust_hint(error: MppError, wallet: Wallet, url: str) -> str | None:
         command = f"mpp budget trust {origin} --method {challenge.method} --payee ADDRESS"
         try:
             quote = method.quote(challenge, context) if method is not None else None
-        except MppError:
-            quote = None
+        except Exception:  # the hint is a courtesy: a method that cannot price it again
+            quote = None  # leaves the placeholders in the command
         if quote is not None:
             pin = wallet.journal.ledger().pin(origin, quote.method)
             known = pin.payees if pin is not None else frozenset()

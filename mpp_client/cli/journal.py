@@ -20,6 +20,7 @@ import sys
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, get_args
 
+from mpp_client.cli import journal_store
 from mpp_client.cli.accounts import open_wallet
 from mpp_client.cli.config import ConfigError
 from mpp_client.cli.exit_codes import ExitCode
@@ -123,6 +124,7 @@ def register(commands: Any) -> None:
     export.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
     export.add_argument("--state", action="append", choices=_STATES, help="only these states")
     export.set_defaults(run=run_export)
+    journal_store.register(sub)  # migrate, copy: a fleet's PostgreSQL journal
 
 
 # --- dates: parsed exactly, in the local time zone unless an offset is written -----------------

@@ -48,6 +48,14 @@ class CapUsage:
             return None
         return Fraction(self.used.amount, self.cap.amount)
 
+    @property
+    def percent(self) -> str | None:
+        """``share`` for people: ``"42%"``, ``"<1%"`` for a little above nothing."""
+        share = self.share
+        if share is None:
+            return None
+        return "<1%" if 0 < share < Fraction(1, 100) else f"{float(share):.0%}"
+
 
 def _used_units(limit: Limit, ledger: Ledger, prices: PriceSource | None) -> Fraction | None:
     """What ``limit`` has used, in whole units of its cap (dollars for dollar caps)."""

@@ -96,12 +96,14 @@ r.setAttribute('data-base',spent.toString());}
 else{r.setAttribute('height',hh);r.setAttribute('y',data.chart.base-h-hh);
 r.setAttribute('data-base',held.toString());}
 r.style.opacity=inside?1:0.25;});
+document.querySelectorAll('text[data-scale]').forEach(function(t){
+var c=t.getAttribute('data-scale');t.textContent=fmt(scale[c]||0n,c);});
 ['origin','method'].forEach(function(g){var max={};
 Object.keys(group[g]).forEach(function(k){var c=k.split('|')[0],v=group[g][k][0]+group[g][k][1];
 if(!max[c]||v>max[c])max[c]=v;});
 document.querySelectorAll('tr[data-group="'+g+'"]').forEach(function(tr){
 var c=tr.getAttribute('data-currency'),v=group[g][c+'|'+tr.getAttribute('data-key')];
-tr.hidden=!v;if(!v)return;
+tr.hidden=!v;if(!v)return;tr.classList.toggle('unknown',v[3]>0);
 put(tr.querySelector('[data-kind=spent]'),v[0],c);put(tr.querySelector('[data-kind=held]'),v[1],c);
 tr.querySelector('[data-kind=payments]').textContent=v[2]+(v[3]?' ('+v[3]+' unknown)':'');
 var m=max[c]||1n;tr.querySelector('.bar.spent').style.width=(Number(v[0]*1000n/m)/1000*200)+'px';
@@ -149,7 +151,7 @@ def _chart(report: Report, index: int, currency: Currency) -> str:
         f'viewBox="0 0 {_CHART_W} {_CHART_H}" data-chart="c{index}" '
         f'aria-label="spend per day in {_e(currency)}">',
         f'<line x1="{_PAD}" y1="{base}" x2="{_CHART_W}" y2="{base}" stroke="#c5ccd6"/>',
-        f'<text x="0" y="12">{_e(_money(scale, currency))}</text>',
+        f'<text x="0" y="12" data-scale="c{index}">{_e(_money(scale, currency))}</text>',
     ]
     for n, day in enumerate(days):
         x = _PAD + n * step
@@ -223,7 +225,7 @@ def _caps(report: Report) -> str:
             ""
             if share is None
             else f'<span class="bar{" held" if over else ""}" '
-            f'style="width:{200 * min(float(share), 1.0):.1f}px"></span> {float(share):.0%}'
+            f'style="width:{200 * min(float(share), 1.0):.1f}px"></span> {cap.percent}'
         )
         scope = ", ".join(f"{k}={v}" for k, v in cap.scope.items()) or "all"
         used = "-" if cap.used is None else format_money(cap.used)

@@ -187,8 +187,7 @@ def render_text(report: Report, *, color: bool = False) -> str:
             else:
                 meter = _solid(_BAR * min(float(share), 1.0) / 2)
                 code = _RED if share >= 0.9 else _YELLOW if share >= 0.5 else ""
-                percent = f"{float(share):.0%}" if share >= 0.01 or not share else "<1%"
-                bars.append(style(code, meter) + f" {percent}")
+                bars.append(style(code, meter) + f" {cap.percent}")
         table = _table(cells, ["rule", "per", "cap", "used", "left", "scope"], {2, 3, 4})
         lines.append("  " + table[0])
         lines += [f"  {text}  {bar}".rstrip() for text, bar in zip(table[1:], bars, strict=True)]

@@ -28,7 +28,8 @@ LNbits (1.6) neither creates nor pays invoices without an amount, so the refund 
 its docstring). Misbehaviours for tests: ``refund_short_by`` (refund less than owed),
 ``invoice_sats_delta`` (the deposit invoice asks more than ``depositAmount``),
 ``wrong_hash`` (``paymentHash`` is not the invoice's), ``claim_extra_spent`` (report more
-spent than was metered).
+spent than was metered), ``refund_fails`` (the refund payment is never made; the close answers
+``refundStatus: "failed"``).
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ class LightningSessionServer:
         self.invoice_sats_delta = 0
         self.wrong_hash = False
         self.claim_extra_spent = 0
+        self.refund_fails = False
 
     # --- ASGI ------------------------------------------------------------------------------
 
@@ -363,6 +365,9 @@ class LightningSessionServer:
         session.refund_sats = refund
         if refund == 0:
             session.refund_status = "skipped"
+            return
+        if self.refund_fails:
+            session.refund_status = "failed"
             return
         paid = await self.refunds.pay(session.return_invoice, refund)
         session.refund_status = "succeeded" if paid else "failed"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import secrets
 import threading
 import time
@@ -212,8 +213,12 @@ class TempoSessionServer:
     def _broadcast(self, raw: str) -> dict[str, Any] | None:
         try:
             receipt: dict[str, Any] = self.chain.rpc("eth_sendRawTransactionSync", raw)
-        except RuntimeError:
+        except RuntimeError as exc:
+            if os.environ.get("MPP_SESSION_SERVER_LOG"):
+                print("server broadcast:", exc, file=__import__("sys").stderr)
             return None
+        if receipt.get("status") != "0x1" and os.environ.get("MPP_SESSION_SERVER_LOG"):
+            print("server reverted:", receipt.get("gasUsed"), file=sys.stderr)
         return receipt if receipt.get("status") == "0x1" else None
 
     # --- handling ------------------------------------------------------------------------------
@@ -235,6 +240,8 @@ class TempoSessionServer:
         action = payload.get("action")
         channel_id = str(payload.get("channelId", "")).lower()
         self.actions.append(str(action))
+        if os.environ.get("MPP_SESSION_SERVER_LOG"):
+            print("server payload:", method, target, dict(payload), file=__import__("sys").stderr)
         if action == "open":
             problem = self._open(credential.challenge.id, payload, credential.source)
         elif action == "topUp":
@@ -243,6 +250,8 @@ class TempoSessionServer:
             problem = self._voucher(channel_id, payload)
         else:
             return self._payment_required("malformed-credential")
+        if problem and os.environ.get("MPP_SESSION_SERVER_LOG"):
+            print("server problem:", action, problem, file=sys.stderr)
         if problem:
             status = (
                 410
@@ -423,6 +432,8 @@ class TempoSessionServer:
                     self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 status, answer_headers, body = server.handle(self.command, self.path, headers)
+                if os.environ.get("MPP_SESSION_SERVER_LOG"):
+                    print("server answer:", self.command, self.path, status, file=sys.stderr)
                 self.send_response(status)
                 for name, value in answer_headers:
                     self.send_header(name, value)

@@ -554,6 +554,8 @@ class PostgresJournal:
         self._warned: set[int] = set()
         #: Holds whose commit could not be confirmed: failed once the database answers.
         self._doubtful: set[str] = set()
+        #: Outcomes that could not be written (the database was away): written when it answers.
+        self._pending: list[tuple[str, str, _Change]] = []
         _journals.add(self)
         try:
             with self._direct() as conn:
@@ -676,19 +678,25 @@ class PostgresJournal:
         return self._owner_id
 
     def _renew_lease(self, conn: Connection) -> bool:
-        """Extend this journal's lease inside the hold's transaction (under the journal's lock:
-        a claim cannot interleave); take a new one when there is none yet or it was claimed.
-        Returns whether a new lease was written (it exists once the transaction commits)."""
+        """BEGIN, the journal's lock and this journal's lease extended, in one round trip
+        (under the lock a claim cannot interleave: the lease UPDATE runs after the lock is
+        granted and sees every committed claim); a new lease when there is none yet or it was
+        claimed. Returns whether a new lease was written (it exists once the hold commits)."""
         now_sql, now = self._lease_now_sql()
         args: dict[str, Any] = {"ttl": self.lease_seconds, "now": now}
-        if self._owner_id is not None and self._lease_written:
-            row = conn.execute(
-                f"UPDATE mpp_leases SET heartbeat_at = {now_sql}, "  # noqa: S608
-                f"expires_at = {now_sql} + %(ttl)s WHERE owner = %(owner)s "
-                "AND claimed_by IS NULL RETURNING owner",
-                {**args, "owner": self._owner_id},
-            ).fetchone()
-            if row is not None:
+        renewing = self._owner_id is not None and self._lease_written
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            if renewing:
+                cursor = conn.execute(
+                    f"UPDATE mpp_leases SET heartbeat_at = {now_sql}, "  # noqa: S608
+                    f"expires_at = {now_sql} + %(ttl)s WHERE owner = %(owner)s "
+                    "AND claimed_by IS NULL RETURNING owner",
+                    {**args, "owner": self._owner_id},
+                )
+        if renewing:
+            if cursor.fetchone() is not None:
                 return False
             log.warning(
                 "payment journal %s: this process's lease %s was claimed by another process "
@@ -809,9 +817,6 @@ class PostgresJournal:
                     f"unreachable ({_problem(exc)}); nothing was paid"
                 ) from None
             try:
-                with conn.pipeline():  # one round trip
-                    conn.execute("BEGIN")
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 return conn, self._renew_lease(conn)
             except psycopg.OperationalError as exc:
                 broken = conn.broken
@@ -872,6 +877,15 @@ class PostgresJournal:
                  self.where, inserted[0])  # fmt: skip
 
     def _settle_doubtful(self) -> None:
+        while self._pending:
+            entry_id, state, change = self._pending[0]
+            try:
+                applied = self._write(entry_id, state, change, "write an outcome")
+            except JournalError:
+                return  # still unreachable: next time
+            self._pending.pop(0)
+            log.info("payment %s: recorded %s after the database came back (%s)",
+                     entry_id, state, "applied" if applied else "superseded")  # fmt: skip
         for entry_id in sorted(self._doubtful):
             try:
                 self.advance(
@@ -960,20 +974,17 @@ class PostgresJournal:
             receipt_reference=receipt_reference,
             void_after=None if void_after is None else void_after.timestamp(),
         )
-        # The token this write stores: after a lost acknowledgement, finding it means the
-        # write committed.
-        token = uuid.uuid4().hex
-        doing = f"record that payment {entry_id} is {state}"
-        if state == "failed" and money_moved is False:
-            applied = self._retrying(
-                lambda conn: self._release(conn, entry_id, change, token), doing
+        try:
+            applied = self._write(
+                entry_id, state, change, f"record that payment {entry_id} is {state}"
             )
-        else:
-            applied = self._retrying(
-                lambda conn: self._move(conn, entry_id, state, change, token),
-                doing,
-                again=lambda conn: self._move_again(conn, entry_id, state, change, token),
-            )
+        except JournalUnavailable:
+            if state not in _BEFORE_VALUE_MOVES:
+                # An outcome (settled, failed, unknown) the database could not take: written
+                # when it answers again, in order. Meanwhile the entry keeps its last state,
+                # which holds the amount.
+                self._pending.append((entry_id, state, change))
+            raise
         if not applied:
             current = self.get(entry_id)
             now = current.state if current else "a missing entry"
@@ -986,6 +997,18 @@ class PostgresJournal:
                 )
             log.warning("payment %s: ignored a move to %s from %s", entry_id, state, now)
         return applied
+
+    def _write(self, entry_id: str, state: str, change: _Change, doing: str) -> bool:
+        """One step, through lost connections. The token it stores tells, after a lost
+        acknowledgement, whether it committed."""
+        token = uuid.uuid4().hex
+        if state == "failed" and change.moved == 0:
+            return self._retrying(lambda conn: self._release(conn, entry_id, change, token), doing)
+        return self._retrying(
+            lambda conn: self._move(conn, entry_id, state, change, token),
+            doing,
+            again=lambda conn: self._move_again(conn, entry_id, state, change, token),
+        )
 
     def _move(
         self, conn: Connection, entry_id: str, state: str, change: _Change, token: str
@@ -1182,6 +1205,7 @@ class PostgresJournal:
         was signed), later states -> ``unknown`` (held). One transaction under the journal's
         lock, so each expired lease is claimed by exactly one process. Returns the entries that
         became ``unknown`` here."""
+        self._settle_doubtful()
         ids = self._retrying(self._claim, "claim the entries of ended processes")
         return [record for i in ids if (record := self.get(i)) is not None]
 

@@ -71,6 +71,19 @@ class WalletQuote:
         """The id of the chosen challenge."""
         return None if self.quote is None else self.quote.challenge.id
 
+    @property
+    def unit_price(self) -> Money | None:
+        """For a session: the price of one unit (base units); ``None`` for a charge."""
+        found = None if self.quote is None else self.quote.details.get("unit_price")
+        return found if isinstance(found, Money) else None
+
+    @property
+    def deposit(self) -> Money | None:
+        """For a session: the deposit it would open (or the open channel's deposit it would
+        spend from; ``price`` is then zero); ``None`` for a charge."""
+        found = None if self.quote is None else self.quote.details.get("deposit")
+        return found if isinstance(found, Money) else None
+
 
 def _send(
     wallet: Wallet,

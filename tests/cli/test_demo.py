@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -73,10 +72,20 @@ def test_demo_serve_lets_a_newcomer_fetch_and_find_the_payment_in_the_journal(mp
     try:
         info = read_json_document(process)
         url = info["url"]
+        # The other terminal, as the demo says: `export MPP_CONFIG=... MPP_JOURNAL=...`.
+        demo = {**mpp.env, **info["env"]}
 
-        paid = mpp("fetch", "--wallet", "demo", f"{url}/paid")
-        _, entries = mpp.json("journal", "list")
-        _, shown = mpp.json("wallet", "show", "demo", "--balance")
+        paid = mpp("fetch", f"{url}/paid", env=demo)
+        split_refused = mpp("fetch", "-v", f"{url}/split", env=demo)
+        trusted = mpp(
+            "budget", "trust", url, "--method", "tempo", "--payee", info["partner"], "--yes",
+            env=demo,
+        )  # fmt: skip
+        split = mpp("fetch", "-v", f"{url}/split", env=demo)
+        _, entries = mpp.json("journal", "list", "--today", env=demo)
+        _, shown = mpp.json("wallet", "show", "demo", "--balance", env=demo)
+        report = mpp("report", env=demo)
+        _, own_entries = mpp.json("journal", "list")  # the user's own journal
         example = subprocess.run(
             [sys.executable, str(EXAMPLES / "tempo_charge.py"), f"{url}/paid",
              "--rpc-url", info["rpc_url"]],
@@ -93,14 +102,28 @@ def test_demo_serve_lets_a_newcomer_fetch_and_find_the_payment_in_the_journal(mp
 
     assert paid.returncode == 0, paid.stderr
     assert "paid 0.01 pathUSD" in paid.stderr
-    [entry] = entries
-    assert entry["state"] == "settled" and entry["amount"] == 10_000
-    assert entry["origin"] == url
+    # The split's second payee is refused by pinning, with the command that accepts it...
+    assert split_refused.returncode == 3
+    assert f"mpp budget trust {url} --method tempo --payee {info['partner']}" in (
+        split_refused.stderr
+    )
+    # ... which the demo's hint also names; after it, the split is paid to both.
+    assert trusted.returncode == 0, trusted.stderr
+    assert split.returncode == 0, split.stderr
+    settled = [e for e in entries if e["state"] == "settled"]
+    assert [e["amount"] for e in settled] == [10_000, 10_000]
+    assert {p["address"].lower() for p in settled[1]["payees"]} == {
+        info["merchant"].lower(),
+        info["partner"].lower(),
+    }
+    assert entries[0]["origin"] == url
+    assert own_entries == []  # the demo kept its own journal
     balance = next(b for b in shown["balances"] if b["symbol"] == "pathUSD")
-    assert balance["amount"] < 1_000_000 - 10_000  # the charge and the network fee
+    assert balance["amount"] < 1_000_000 - 20_000  # the charges and the network fees
+    assert report.returncode == 0 and "0.02 pathUSD spent" in report.stdout
     assert example.returncode == 0, example.stderr
     assert "paid 0.01 pathUSD" in example.stdout or "paid 0.010000 pathUSD" in example.stdout
     assert "receipt: success, transaction 0x" in example.stdout
     assert process.returncode == 0
-    config = tomllib.loads(mpp.config_file.read_text())
-    assert "demo" not in config.get("wallets", {})
+    assert not mpp.config_file.exists()  # the owner's configuration was never written
+    assert not Path(info["config"]).exists()  # the demo's directory is gone

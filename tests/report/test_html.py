@@ -45,9 +45,7 @@ class Dom(HTMLParser):
             element["text"] += data
 
     def find(self, **attrs) -> list[dict]:
-        return [
-            e for e in self.elements if all(e["attrs"].get(k) == v for k, v in attrs.items())
-        ]
+        return [e for e in self.elements if all(e["attrs"].get(k) == v for k, v in attrs.items())]
 
     def tags(self, tag: str) -> list[dict]:
         return [e for e in self.elements if e["tag"] == tag]
@@ -105,7 +103,9 @@ def test_the_page_needs_nothing_from_the_network(page):
 
 
 def test_a_screenshot_is_drawn_at_the_window_size(page, tmp_path):
-    shot = screenshot(page.path, tmp_path / "profile", tmp_path / "report.png", width=1200, height=1500)
+    shot = screenshot(
+        page.path, tmp_path / "profile", tmp_path / "report.png", width=1200, height=1500
+    )
 
     png = read_png(shot)
     assert (png.width, png.height) == (1200, 1500)
@@ -143,6 +143,10 @@ def test_an_origin_filter_changes_the_totals(page, tmp_path):
     assert "hidden" in row_a["attrs"]
     [shown] = [e for e in dom.elements if e["attrs"].get("id") == "f-shown"]
     assert B in shown["text"]
+    # B has no unknown payment: the method row is no longer highlighted.
+    [method] = dom.find(**{"data-group": "method", "data-key": "test", "data-currency": key})
+    assert "unknown" not in method["attrs"].get("class", "")
+    assert "0 unknown" not in method["text"] and "3" in method["text"]
 
 
 def test_a_date_filter_changes_the_totals(page, tmp_path):
@@ -154,7 +158,9 @@ def test_a_date_filter_changes_the_totals(page, tmp_path):
     assert totals(dom, "usd-test") == (5_000 + 12_000, 0)
     assert totals(dom, "sat") == (0, 40)
     key = currency_key(dom, "usd-test")
-    today_bar = dom.find(**{"data-currency": key, "data-kind": "spent", "data-day": str(NOW.date())})
+    today_bar = dom.find(
+        **{"data-currency": key, "data-kind": "spent", "data-day": str(NOW.date())}
+    )
     assert [b["attrs"]["data-base"] for b in today_bar] == ["0"]
 
 

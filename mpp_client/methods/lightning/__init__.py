@@ -5,6 +5,9 @@ Lightning wallet backend, proven with the preimage.
 ``LightningPayer``: ``LndRestPayer``, ``ClnRestPayer``, ``PhoenixdPayer``, ``LnbitsPayer``
 (HTTP, no extra dependency), ``NwcPayer`` (extra ``nwc``) or ``SparkPayer`` (extra ``spark``).
 The NWC and Spark payers are imported on first use so their dependencies stay optional.
+
+``LightningSession`` (imported on first use) pays ``lightning``/``session`` challenges: a
+prepaid deposit, bearer requests, top-ups on metered streams and the refund on close.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from mpp_client.methods.lightning.phoenixd import PhoenixdPayer
 
 if TYPE_CHECKING:
     from mpp_client.methods.lightning.nwc import NwcPayer
+    from mpp_client.methods.lightning.session import LightningSession
     from mpp_client.methods.lightning.spark import SparkPayer
 
 __all__ = [
@@ -34,6 +38,7 @@ __all__ = [
     "InvoiceError",
     "LightningCharge",
     "LightningPayer",
+    "LightningSession",
     "LnbitsPayer",
     "LndRestPayer",
     "NwcPayer",
@@ -51,6 +56,10 @@ def __getattr__(name: str) -> Any:
         from mpp_client.methods.lightning.nwc import NwcPayer
 
         return NwcPayer
+    if name == "LightningSession":
+        from mpp_client.methods.lightning.session import LightningSession
+
+        return LightningSession
     if name == "SparkPayer":
         from mpp_client.methods.lightning.spark import SparkPayer
 

@@ -27,11 +27,13 @@ Money rules:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -86,6 +88,11 @@ _METHOD = "lightning"
 _CONTROL_EVENTS = frozenset({"payment-need-topup", "session-timeout", "payment-receipt"})
 
 Action = Literal["open", "bearer", "topUp", "close"]
+
+#: (method instance, origin, action) the current thread or task expects to send next.
+_EXPECTED: ContextVar[tuple[int, str, Action] | None] = ContextVar(
+    "mpp_lightning_session_action", default=None
+)
 
 
 class RefundShort(MppError):
@@ -174,8 +181,6 @@ class LightningSession(PaymentMethod):
         self._already_paid = already_paid
         self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self._lock = threading.Lock()
-        # Per origin: the next 402 is answered with this action instead of bearer.
-        self._pending: dict[str, Action] = {}
         # Sessions whose server claimed more spent than deposited: no more top-ups.
         self._overclaimed: set[str] = set()
         self._spent: dict[str, int] = {}
@@ -234,17 +239,15 @@ class LightningSession(PaymentMethod):
         request = parse_session_request(challenge, refuse)
         origin = _origin(context.origin)
         record = self.session(origin)
-        with self._lock:
-            pending = self._pending.get(origin)
+        pending = self._expected(origin)
         if record is not None and self.store.secret(record.id) is not None:
             if pending == "close":
                 return self._free_quote(challenge, request, record, "close")
             if pending == "topUp":
                 if record.id in self._overclaimed:
-                    raise SessionTopUpRefused(
+                    raise refuse(
                         f"lightning session {record.id}: the server claimed more spent than "
-                        "was deposited; no more top-ups",
-                        money_moved=False,
+                        "was deposited; no more top-ups"
                     )
                 return self._paid_quote(challenge, request, context, "topUp", record)
             return self._free_quote(challenge, request, record, "bearer")
@@ -497,21 +500,13 @@ class LightningSession(PaymentMethod):
         """Top the session with ``url``'s origin up: the next 402 is paid as ``topUp``
         (``client``: an ``httpx.Client`` or ``requests`` session that pays with this wallet).
         Returns the response (``{"status": "ok"}``)."""
-        origin = _url_origin(url)
-        self._expect(origin, "topUp")
-        try:
+        with self._expecting(_url_origin(url), "topUp"):
             return client.get(url, **kwargs)
-        finally:
-            self._expect(origin, None)
 
     async def atop_up(self, client: Any, url: str, **kwargs: Any) -> Any:
         """``top_up`` with an ``httpx.AsyncClient``."""
-        origin = _url_origin(url)
-        self._expect(origin, "topUp")
-        try:
+        with self._expecting(_url_origin(url), "topUp"):
             return await client.get(url, **kwargs)
-        finally:
-            self._expect(origin, None)
 
     def close(self, client: Any, url: str, **kwargs: Any) -> SessionClosed:
         """Close the session with ``url``'s origin and check the refund (see ``SessionClosed``).
@@ -520,11 +515,11 @@ class LightningSession(PaymentMethod):
 
         origin = _url_origin(url)
         record = self._closable(origin)
-        self._expect(origin, "close")
-        try:
+        if record.state == "closing":
+            # The close was sent before: only the refund is left to check.
+            return run_sync(self._settle(record.id, None))
+        with self._expecting(origin, "close"):
             response = client.get(url, **kwargs)
-        finally:
-            self._expect(origin, None)
         body = _close_body(response.status_code, response.content)
         return run_sync(self._settle(record.id, body))
 
@@ -534,11 +529,10 @@ class LightningSession(PaymentMethod):
 
         origin = _url_origin(url)
         record = self._closable(origin)
-        self._expect(origin, "close")
-        try:
+        if record.state == "closing":
+            return await run_async(self._settle(record.id, None))
+        with self._expecting(origin, "close"):
             response = await client.get(url, **kwargs)
-        finally:
-            self._expect(origin, None)
         body = _close_body(response.status_code, response.content)
         return await run_async(self._settle(record.id, body))
 
@@ -548,12 +542,21 @@ class LightningSession(PaymentMethod):
             raise PaymentRefused(f"lightning session: no session with {origin} to close")
         return found[0]
 
-    def _expect(self, origin: str, action: Action | None) -> None:
-        with self._lock:
-            if action is None:
-                self._pending.pop(origin, None)
-            else:
-                self._pending[origin] = action
+    @contextlib.contextmanager
+    def _expecting(self, origin: str, action: Action) -> Iterator[None]:
+        """Inside this block (this thread or task only), the next 402 of ``origin`` is answered
+        with ``action`` instead of ``bearer``; concurrent requests elsewhere are unaffected."""
+        token = _EXPECTED.set((id(self), origin, action))
+        try:
+            yield
+        finally:
+            _EXPECTED.reset(token)
+
+    def _expected(self, origin: str) -> Action | None:
+        found = _EXPECTED.get()
+        if found is None or found[0] != id(self) or found[1] != origin:
+            return None
+        return found[2]
 
     def _settle(
         self, session_id: str, body: Mapping[str, Any] | None
@@ -570,7 +573,10 @@ class LightningSession(PaymentMethod):
         return_hash = str(record.details.get("returnHash", ""))
         received: Received = yield from self._receiver.lookup_received(return_hash)
         arrived = received.amount_sat if received.status == "received" else None
-        if received.status == "unpaid" and claimed == 0:
+        if received.status == "received" and arrived is None:
+            arrived = claimed  # the wallet shows it paid but not how much: take the claim
+        nothing_owed = expected == 0 and claimed in (0, None)
+        if received.status == "unpaid" and nothing_owed:
             arrived = 0
         if arrived is not None:
             refund = min(arrived, record.deposit)
@@ -582,7 +588,17 @@ class LightningSession(PaymentMethod):
         else:
             yield JournalWrite(lambda: self.store.set_state(session_id, "closing"))
         problem = None
-        if claimed is not None and claimed < expected:
+        if received.status == "unpaid" and not nothing_owed:
+            # Nothing arrived (yet): the session stays ``closing`` and out of the budgets'
+            # favour; a later ``close`` looks again.
+            problem = RefundShort(
+                f"lightning session {session_id}: nothing has arrived on the return invoice "
+                f"({expected} sat owed, the server says {claimed} sat, {status})",
+                expected=expected,
+                claimed=claimed,
+                received=0,
+            )
+        elif claimed is not None and claimed < expected:
             problem = RefundShort(
                 f"lightning session {session_id}: the server refunded {claimed} sat but owes "
                 f"{expected} sat ({record.deposit} deposited, {spent} spent by its reports)",
@@ -701,11 +717,8 @@ class _StreamHandler:
             now=utcnow(context.clock),
             call_id=uuid.uuid4().hex,
         )
-        method._expect(origin, "topUp")
-        try:
+        with method._expecting(origin, "topUp"):
             quote = method.quote(challenges[0], pay_context)
-        finally:
-            method._expect(origin, None)
         options = PaymentOptions()
         context.guard.check(quote, pay_context, options)
         reservation = yield from context.guard.reserve(quote, pay_context, options)

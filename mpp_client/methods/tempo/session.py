@@ -64,11 +64,15 @@ from mpp_client.methods.tempo.charge import (
 )
 from mpp_client.methods.tempo.escrow import (
     CANONICAL_ESCROWS,
+    CLOSE_GRACE_SECONDS,
+    OnChainChannel,
     approve_data,
     decode_channel,
     get_channel_data,
     open_data,
+    request_close_data,
     top_up_data,
+    withdraw_data,
 )
 from mpp_client.methods.tempo.keccak import is_address
 from mpp_client.methods.tempo.rpc import RpcError, rpc_call
@@ -681,6 +685,80 @@ class TempoSession(PaymentMethod):
             lambda: store.settle_close(record.id, paid=paid, refund=refund)
         )
         return closed
+
+
+    # --- forced close (the server is gone) ---------------------------------------------------
+
+    def request_close(self, channel_id: str, *, client: Any = None) -> int:
+        """Start a forced close of ``channel_id`` on chain (``requestClose``, payer only) and
+        return the earliest Unix time (chain clock) ``withdraw`` can succeed. The payee may
+        still settle its highest voucher during the grace period."""
+        from mpp_client.runner import SyncRunner
+        from mpp_client.trampoline import drive
+
+        record = self._record(channel_id)
+        runner = SyncRunner(client)
+        try:
+            drive(self._payer_call(record, request_close_data(record.id)), runner.perform)
+            onchain = drive(self._read_channel(record), runner.perform)
+        finally:
+            runner.close()
+        self.channels.set_state(record.id, "closing")
+        return onchain.close_requested_at + CLOSE_GRACE_SECONDS
+
+    def withdraw(self, channel_id: str, *, client: Any = None) -> ChannelRecord:
+        """Finish a forced close after the grace period (``withdraw``): the unspent deposit
+        comes back on chain, and only then to the budgets."""
+        from mpp_client.runner import SyncRunner
+        from mpp_client.trampoline import drive
+
+        record = self._record(channel_id)
+        runner = SyncRunner(client)
+        try:
+            drive(self._payer_call(record, withdraw_data(record.id)), runner.perform)
+            onchain = drive(self._read_channel(record), runner.perform)
+        finally:
+            runner.close()
+        if not onchain.finalized:
+            raise MethodError(f"tempo session: channel {record.id} is not finalized after withdraw")
+        return self.channels.settle_close(
+            record.id, paid=onchain.settled, refund=onchain.deposit - onchain.settled
+        )
+
+    def _record(self, channel_id: str) -> ChannelRecord:
+        record = self.channels.get(channel_id.lower())
+        if record is None:
+            raise ValueError(f"no channel {channel_id}")
+        return record
+
+    def _read_channel(self, record: ChannelRecord) -> Generator[Effect, Any, OnChainChannel]:
+        data = "0x" + get_channel_data(record.id).hex()
+        call = {"to": record.details["escrow"], "data": data}
+        result = yield from rpc_call(
+            _rpc_of(self, record), "eth_call", [call, "latest"], timeout=self.timeout
+        )
+        return decode_channel(str(result))
+
+    def _payer_call(self, record: ChannelRecord, data: bytes) -> Generator[Effect, Any, None]:
+        """Sign and broadcast one escrow call from the payer (fee in the channel's token)."""
+        chain_id = _chain(record)
+        plan = SessionPlan(
+            action="forced", chain_id=chain_id, rpc_url=_rpc_of(self, record),
+            escrow=record.details["escrow"], token=record.currency, payee=record.payee, price=0,
+            increment=0, deposit=record.deposit, sponsored=False, lookup_key=record.lookup_key,
+            origin=record.origin, unit_type=None, expires_at=None, channel_id=record.id,
+        )  # fmt: skip
+        # The chain's clock may have jumped (a test's evm_increaseTime): measure it afresh.
+        self._charge._chain_offset.pop(plan.rpc_url, None)
+        context = PaymentContext(record.origin, record.origin, "POST", utcnow(self.clock))
+        calls = (Call(address_bytes(plan.escrow), 0, data),)
+        raw, reference, _ = yield from self._sign_transaction(plan, calls, 400_000, context)
+        receipt = yield from rpc_call(
+            plan.rpc_url, "eth_sendRawTransactionSync", ["0x" + raw.hex()],
+            timeout=60.0, retry_safe=False,
+        )  # fmt: skip
+        if not isinstance(receipt, Mapping) or receipt.get("status") != "0x1":
+            raise MethodError(f"tempo session: escrow call {reference} did not succeed")
 
 
 def _chain(record: ChannelRecord) -> int:

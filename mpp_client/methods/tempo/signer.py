@@ -56,7 +56,7 @@ class Signer(Protocol):
 
 
 def _load_key(private_key: str | bytes) -> PrivateKey:
-    require_extra("tempo", "a Tempo signer", modules=("coincurve",))
+    require_extra("tempo", "a Tempo signer")
     from coincurve import PrivateKey
 
     raw = (

@@ -9,6 +9,9 @@ the agent's LNbits balance moves by exactly deposit + top-up - refund = 500 sat.
 
 from __future__ import annotations
 
+import json
+import logging
+
 import httpx
 import pytest
 
@@ -47,7 +50,19 @@ def assert_session_money(lnbits, agent, shop, before: int, closed, *, topups: in
     assert record.deposit == paid_in
 
 
-def test_sync_transport_opens_streams_tops_up_and_closes_with_refund(lnbits, shop, agent):
+def assert_preimage_shown_nowhere(agent, session_id: str, logs: str) -> None:
+    """The preimage (a bearer secret) is in no journal listing, record listing or log."""
+    secret = agent.session.store.secret(session_id)
+    assert secret is not None
+    preimage = secret.reveal()
+    listings = [json.dumps(p.to_dict(), default=str) for p in agent.wallet.journal.payments()]
+    listings += [json.dumps(r.to_dict()) + repr(r) for r in agent.session.store.channels()]
+    assert all(preimage not in text for text in listings)
+    assert preimage not in logs
+
+
+def test_sync_transport_opens_streams_tops_up_and_closes_with_refund(lnbits, shop, agent, caplog):
+    caplog.set_level(logging.DEBUG)
     before = lnbits.balance_msat(agent.lnbits)
     url = f"{shop.url}/stream?chunks={CHUNKS}"
     with httpx.Client(transport=PaymentTransport(wallet=agent.wallet), timeout=60) as client:
@@ -67,6 +82,7 @@ def test_sync_transport_opens_streams_tops_up_and_closes_with_refund(lnbits, sho
     assert_session_money(lnbits, agent, shop, before, closed, topups=1)
     actions = [r["action"] for r in shop.server.requests]
     assert actions == ["open", "topUp", "close"]
+    assert_preimage_shown_nowhere(agent, closed.session_id, caplog.text)
 
 
 async def test_async_transport_session(lnbits, shop, agent):

@@ -200,3 +200,13 @@ def test_a_thousand_metered_chunks(session_server: Session, tmp_path: Path) -> N
     # The merchant's balance grew by the final voucher (less its own close fee).
     assert onchain(s, record.id).settled == record.highest_signed
     assert 0 <= payee_before + record.highest_signed - s.chain.balance_of(s.payee.address) < 5_000
+
+
+def test_wallet_quote_shows_unit_price_and_deposit(session_server: Session, tmp_path: Path) -> None:
+    s = session_server
+    wallet = Wallet([method_for(s)], journal=tmp_path / "journal.sqlite3")
+    quoted = wallet.quote(s.url + "/stream?n=3")
+    assert quoted.payment_required and quoted.allowed
+    assert quoted.unit_price is not None and quoted.unit_price.amount == s.server.price
+    assert quoted.deposit is not None and quoted.deposit.amount == s.server.suggested_deposit
+    assert wallet.payments() == [] and s.server.actions == []  # nothing was paid

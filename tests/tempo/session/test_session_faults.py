@@ -7,15 +7,20 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from mpp_client import PaymentTransport, Wallet, payment_of
+from mpp_client.methods.tempo import LocalKeySigner
+from mpp_client.methods.tempo.tip20 import PATH_USD
+from mpp_client.testing.anvil import AnvilChain, AnvilNotFound, find_anvil
 from mpp_client.testing.tempo_session_server import TempoSessionServer
 from mpp_client.wallet.channels import ChannelStore
-from tests.tempo.session.conftest import REPO, Session
+from tests.peers.fixtures import missing
+from tests.tempo.session.conftest import REPO, Session, compile_escrow, deploy
 from tests.tempo.session.test_session_e2e import method_for, onchain
 
 
@@ -114,3 +119,46 @@ def test_a_channel_the_server_forgot_is_evicted(session_server: Session, tmp_pat
     first_after, second = method.channels.channels()
     assert first_after.state == "evicted" and second.state == "open" and second.id != first.id
     assert forgetful.actions == ["voucher", "open"]
+
+
+@pytest.fixture
+def own_chain_server(tmp_path: Path) -> Iterator[Session]:
+    """A session server on a chain of its own: this test moves the chain's clock by 15
+    minutes, which would expire every other test's challenges on the shared chain."""
+    try:
+        find_anvil()
+    except AnvilNotFound:
+        missing("anvil", "scripts/install-anvil.sh")
+    with AnvilChain.start() as chain:
+        escrow = deploy(chain, str(compile_escrow()["bytecode"]))
+        payer, payee = LocalKeySigner.generate(), LocalKeySigner.generate()
+        chain.fund(payer.address, 5_000_000)
+        server = TempoSessionServer(chain=chain, escrow=escrow, token=PATH_USD.address,
+                                    payee=payee)  # fmt: skip
+        with server.serve() as url:
+            yield Session(chain, escrow, payer, payee, server, url)
+
+
+def test_a_forced_close_when_the_server_is_gone(own_chain_server: Session, tmp_path: Path) -> None:
+    s = own_chain_server
+    method = method_for(s)
+    wallet = Wallet([method], journal=tmp_path / "journal.sqlite3")
+    with httpx.Client(transport=PaymentTransport(wallet=wallet)) as client:
+        assert client.get(s.url + "/paid").status_code == 200
+    s.server.stop()  # the server is gone for good, without settling anything
+    [record] = method.channels.channels()
+    payer_before = s.chain.balance_of(s.payer.address)
+    earliest = method.request_close(record.id)
+    assert earliest >= s.chain.chain_time() + 899
+    with pytest.raises(Exception, match="escrow call"):
+        method.withdraw(record.id)  # the grace period is still running
+    s.chain.rpc("evm_increaseTime", 901)
+    s.chain.mine()
+    closed = method.withdraw(record.id)
+    assert closed.state == "closed" and closed.refund == record.deposit
+    assert onchain(s, record.id).finalized
+    gained = s.chain.balance_of(s.payer.address) - payer_before
+    assert record.deposit - 5_000 < gained <= record.deposit  # less the two calls' fees
+    [entry] = wallet.payments()
+    fee = entry.max_fee.amount if entry.max_fee else 0
+    assert entry.exposure == fee  # the whole deposit went back to the budget
