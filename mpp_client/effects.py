@@ -13,9 +13,10 @@ async driver run the same generators; tests feed canned results with no network 
     The async driver awaits it; the sync driver runs it on one background event-loop thread.
 ``Sleep`` -> ``None``
     Wait, e.g. between polls for a transaction receipt.
-``JournalWrite`` -> ``None``
-    An ``Await`` that writes one payment step to the journal; blocking, so the async driver
-    runs it in a worker thread.
+``JournalWrite`` -> ``None``, ``JournalRead`` -> the value
+    An ``Await`` that writes one payment step to the journal, or reads it (the wallet's policy
+    check); blocking, so the async driver runs it in its journal worker thread, one per driver,
+    in the order yielded, never on the event loop.
 ``Checkpoint`` -> ``None``
     Not I/O: a method tells the flow that it has signed (or broadcast) something, so the journal
     records the reference *before* the value can move. Handled by the flow, never by drivers.
@@ -36,6 +37,8 @@ __all__ = [
     "EffectGen",
     "HttpCall",
     "HttpReply",
+    "JournalAccess",
+    "JournalRead",
     "JournalWrite",
     "Sleep",
 ]
@@ -108,14 +111,28 @@ class Await:
 
 
 @dataclass(frozen=True, slots=True)
-class JournalWrite(Await):
-    """Write one step of a payment to the journal (an ``Await`` of a blocking function).
+class JournalAccess(Await):
+    """A call into the journal (SQLite, PostgreSQL): blocking, maybe with an fsync.
 
-    A separate type so that the async driver runs it, with its fsync, in a worker thread off
-    the event loop, and so tests can tell the journal's steps from a method's own calls.
+    The async driver runs these in one worker thread of its own, in order, off the event loop;
+    the sync drivers run them inline.
     """
 
     blocking: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class JournalWrite(JournalAccess):
+    """Write one step of a payment to the journal.
+
+    A separate type so tests can tell the journal's steps from a method's own calls.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRead(JournalAccess):
+    """Read the journal without writing, e.g. the wallet's policy check of a quote (running
+    totals, pins); the value the function returns is sent back."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from mpp_client.clock import SYSTEM_CLOCK, Clock, utcnow
 # The request-body and 402-body limits live with the drivers, which import without the flow.
 from mpp_client.driver import DEFAULT_BODY_CAP as DEFAULT_BODY_CAP
 from mpp_client.driver import MAX_402_BODY as MAX_402_BODY
-from mpp_client.effects import Await, Checkpoint, JournalWrite, Sleep
+from mpp_client.effects import Await, Checkpoint, JournalRead, JournalWrite, Sleep
 from mpp_client.errors import (
     BudgetExceeded,
     ChallengeExpired,
@@ -343,9 +343,9 @@ def payment_flow(
                 return unrecognised
         _refuse_unsafe_request(config, facts, challenges)
         if options.dry_run:
-            return _dry_run(config, facts, challenges, context)
+            return (yield from _dry_run(config, facts, challenges, context))
         try:
-            quote, method = _choose(config, facts, challenges, context)
+            quote, method = yield from _choose(config, facts, challenges, context)
             _notify(config.hooks.on_quote, quote, context)
             if config.hooks.before_payment is not None:
                 yield from _before_payment(config, quote, context)
@@ -700,7 +700,7 @@ def _choose(
     facts: RequestFacts,
     challenges: Sequence[Challenge],
     context: PaymentContext,
-) -> tuple[Quote, PaymentMethod]:
+) -> Generator[Any, Any, tuple[Quote, PaymentMethod]]:
     ordered = _in_preference_order(config, challenges)
     refusals: dict[str, str] = {}
     errors: list[PaymentRefused] = []
@@ -742,7 +742,7 @@ def _choose(
                     rule="request.max_amount",
                     challenge=challenge,
                 )
-            config.guard.check(quote, context, facts.options)
+            yield from _check(config, quote, context, facts.options)
         except PaymentRefused as refused:
             if refused.challenge is None:
                 refused.challenge = challenge
@@ -768,19 +768,32 @@ def _choose(
     )
 
 
+def _check(
+    config: FlowConfig, quote: Quote, context: PaymentContext, options: PaymentOptions
+) -> Generator[Any, Any, None]:
+    """The guard's read-only check. A guard whose check reads its journal (the wallet says so
+    with ``check_blocks``) gets it run as a ``JournalRead`` effect, so the async drivers do the
+    reads in their journal worker, never on the event loop."""
+    guard = config.guard
+    if getattr(guard, "check_blocks", False):
+        yield JournalRead(lambda: guard.check(quote, context, options))
+    else:
+        guard.check(quote, context, options)
+
+
 def _dry_run(
     config: FlowConfig,
     facts: RequestFacts,
     challenges: Sequence[Challenge],
     context: PaymentContext,
-) -> Payment:
+) -> Generator[Any, Any, Payment]:
     """What would be paid, and whether the policy allows it, without paying.
 
     The verdict comes from the same checks as a real payment; when the guard refuses every
     candidate, the quote of the first one a method could price is returned with the refusal.
     """
     try:
-        quote, _ = _choose(config, facts, challenges, context)
+        quote, _ = yield from _choose(config, facts, challenges, context)
     except PaymentRefused as refused:
         priced = _first_priceable(config, challenges, context)
         if priced is None:

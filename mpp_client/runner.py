@@ -27,7 +27,7 @@ from typing import Any, ClassVar, TypeVar
 import httpx
 import tenacity
 
-from mpp_client.effects import Await, HttpCall, HttpReply, Sleep
+from mpp_client.effects import Await, HttpCall, HttpReply, JournalAccess, Sleep
 from mpp_client.errors import EffectFailed
 from mpp_client.trampoline import drive, drive_async
 
@@ -300,6 +300,19 @@ class AsyncRunner:
         self._client = client
         self._owns_client = client is None
         self._await_timeout = await_timeout
+        # The journal's worker: one thread, so journal steps run in the order they were yielded
+        # and concurrent payments do not spread over (and fight for the GIL in) a pool.
+        self._journal_worker: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def _in_journal_worker(self, function: Any) -> asyncio.Future[Any]:
+        worker = self._journal_worker
+        if worker is None:
+            worker = self._journal_worker = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="mpp-journal"
+            )
+        # As asyncio.to_thread does: the call sees the caller's context (budget scopes).
+        context = contextvars.copy_context()
+        return asyncio.get_running_loop().run_in_executor(worker, context.run, function)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -346,7 +359,9 @@ class AsyncRunner:
             deadline = asyncio.timeout(timeout)
             try:
                 async with deadline:
-                    if effect.blocking:
+                    if isinstance(effect, JournalAccess):
+                        value = await self._in_journal_worker(effect.function)
+                    elif effect.blocking:
                         value = await asyncio.to_thread(effect.function)
                     else:
                         value = effect.function()
@@ -367,6 +382,9 @@ class AsyncRunner:
         return await drive_async(gen, self.perform)
 
     async def aclose(self) -> None:
+        worker, self._journal_worker = self._journal_worker, None
+        if worker is not None:
+            worker.shutdown(wait=False)  # queued steps still run; the thread ends after them
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None

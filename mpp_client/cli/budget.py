@@ -14,6 +14,7 @@ confirmation on the terminal or ``--yes``.
 from __future__ import annotations
 
 import argparse
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -274,11 +275,21 @@ def trust_command(origin: str, method: str, payees: list[str]) -> str:
     return shlex.join(parts)
 
 
+_HEX_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+def _payee(text: str) -> str:
+    # EVM addresses are case-insensitive and pinned as methods quote them, in lower case
+    # (an EIP-55 checksummed copy would be another string and stay refused).
+    text = text.strip()
+    return text.lower() if _HEX_ADDRESS.match(text) else text
+
+
 def run_trust(inv: Invocation) -> int:
     from mpp_client.cli.accounts import open_wallet
 
     args, out = inv.args, inv.output
-    payees = [p.strip() for p in args.payee if p.strip()]
+    payees = [_payee(p) for p in args.payee if p.strip()]
     if not payees and not args.token and not args.network:
         raise ConfigError("nothing to trust: give --payee ADDRESS (or --token / --network)")
     origin: str = args.origin

@@ -116,14 +116,18 @@ def _serve(inv: Invocation, demo: ModuleType) -> int:
     store = open_store(config)
     # The demo's own configuration and journal: payments to the local chain never land in the
     # owner's journal (or count against their caps), and their config is never rewritten. The
-    # key store is the owner's (where the key goes is their choice), so its settings are kept.
+    # key store is the owner's (where the key goes is their choice).
     home = Path(tempfile.mkdtemp(prefix="mpp-demo-"))
     journal = home / "journal.sqlite3"
+    # The key file would otherwise be looked for next to the demo's journal: name the one used.
+    from mpp_client.wallet import EncryptedFileKeyStore
+
+    key_file = store.path if isinstance(store, EncryptedFileKeyStore) else None
     own = Config(
         path=home / "config.toml",
         journal=str(journal),
-        keystore=config.keystore,
-        keystore_file=config.keystore_file,
+        keystore="keyring" if key_file is None else "file",
+        keystore_file=None if key_file is None else str(Path(key_file).resolve()),
     )
     env = {"MPP_CONFIG": str(own.path), "MPP_JOURNAL": str(journal)}
     try:
@@ -178,7 +182,7 @@ wallets, policy and journal are not used). In another terminal:
   mpp report
 
 (Without a terminal, trust the second payee with
-  mpp budget trust {url} --method tempo --payee {partner} --yes)
+  mpp budget trust {url} --method tempo --payee {partner.lower()} --yes)
 
 From Python (a checkout of the repository):
 

@@ -135,7 +135,7 @@ URL is fetched, but its body is not returned).
 
 Result: `payment_required`, `allowed` (the policy would pay it now), `refusal` and `rule` \
 when not, and `quote`: `amount` and `exposure` (with fees) in integer base units, `decimals`, \
-`currency`, `price_display`, `payees`, `expires`, `method`. `max_amount` is checked as \
+`currency`, `exposure_display`, `payees`, `expires`, `method`. `max_amount` is checked as \
 `fetch` would check it. `paid` and `money_moved` are always false.
 
 {_DATA_NOTICE}"""

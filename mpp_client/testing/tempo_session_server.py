@@ -14,22 +14,31 @@ Routes (GET): ``/stream?n=<chunks>`` (SSE, one unit per chunk), ``/paid`` (one u
 request). ``HEAD`` of any route answers a fresh 402 challenge; a bodyless ``POST`` carrying a
 ``voucher``/``topUp``/``close`` credential is answered 200 with a receipt and no body.
 
-Misbehaviour for tests: ``overcharge`` multiplies what the server asks per unit.
+The escrow: ``escrow_artifact()`` compiles our own v1 escrow (Solidity source in the checkout's
+``tests/tempo/session/contracts``) with solc-js (``scripts/install-solc.sh``), cached by source
+hash; ``deploy(chain, bytecode)`` deploys it on an ``AnvilChain`` and returns its address.
+
+Misbehaviour for tests: ``overcharge`` multiplies what a streamed unit costs (the server
+advertises ``price`` and charges ``price * overcharge``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
-import sys
 import secrets
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -40,6 +49,13 @@ from mpp_client.methods.tempo.escrow import (
     get_voucher_digest_data,
 )
 from mpp_client.methods.tempo.signer import LocalKeySigner, recover_address
+from mpp_client.methods.tempo.tip20 import PATH_USD
+from mpp_client.methods.tempo.transaction import (
+    EXPIRING_NONCE_KEY,
+    Call,
+    TempoTransaction,
+    address_bytes,
+)
 from mpp_client.methods.tempo.voucher import check_low_s
 from mpp_client.protocol import (
     Challenge,
@@ -48,11 +64,61 @@ from mpp_client.protocol import (
     format_timestamp,
     parse_credential,
 )
-from mpp_client.testing.anvil import AnvilChain
+from mpp_client.testing.anvil import DEV_KEYS, AnvilChain
 
-__all__ = ["TempoSessionServer"]
+__all__ = ["EscrowToolsMissing", "TempoSessionServer", "deploy", "escrow_artifact"]
 
 PROBLEMS = "https://paymentauth.org/problems/"
+_CHECKOUT = Path(__file__).resolve().parents[2]
+_CONTRACTS = _CHECKOUT / "tests" / "tempo" / "session" / "contracts"
+_SOLC = _CHECKOUT / ".tools" / "solc"
+
+
+class EscrowToolsMissing(RuntimeError):
+    """node or solc-js is not installed (run ``scripts/install-solc.sh``)."""
+
+
+def escrow_artifact() -> dict[str, Any]:
+    """``{"abi": [...], "bytecode": "0x..."}`` of the test escrow, compiled by solc-js and
+    cached per source hash in ``.tools/solc/build``."""
+    contract, compiler = _CONTRACTS / "StreamChannelEscrow.sol", _CONTRACTS / "compile.mjs"
+    key = hashlib.sha256(contract.read_bytes() + compiler.read_bytes()).hexdigest()[:16]
+    cache = _SOLC / "build" / f"escrow-{key}.json"
+    if cache.exists():
+        found: dict[str, Any] = json.loads(cache.read_text())
+        return found
+    if not (_SOLC / "node_modules" / "solc" / "package.json").exists() or not shutil.which("node"):
+        raise EscrowToolsMissing("solc-js is not installed: run scripts/install-solc.sh")
+    out = subprocess.run(  # noqa: S603 - fixed argv
+        ["node", str(compiler), str(_SOLC), str(contract)],  # noqa: S607
+        check=True, capture_output=True, timeout=180,
+    )  # fmt: skip
+    artifact: dict[str, Any] = json.loads(out.stdout)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(artifact))
+    return artifact
+
+
+def deploy(chain: AnvilChain, bytecode: str) -> str:
+    """Deploy ``bytecode`` from anvil dev account #1 (a ``0x76`` CREATE call); returns the
+    contract address (lower case)."""
+    dev = LocalKeySigner(DEV_KEYS[1])
+    tx = TempoTransaction(
+        chain_id=chain.chain_id,
+        calls=(Call(b"", 0, bytes.fromhex(bytecode.removeprefix("0x"))),),
+        gas_limit=25_000_000,
+        max_fee_per_gas=2 * chain.gas_price(),
+        nonce_key=EXPIRING_NONCE_KEY,
+        valid_before=max(int(time.time()), chain.chain_time()) + 20,
+        fee_token=address_bytes(PATH_USD.address),
+    )
+    raw = tx.encode(dev.sign_hash(tx.signing_hash()))
+    receipt = chain.rpc("eth_sendRawTransactionSync", "0x" + raw.hex())
+    if receipt.get("status") != "0x1":
+        raise RuntimeError("the escrow deployment reverted")
+    return str(receipt["contractAddress"]).lower()
+
+
 #: Longest a stream waits for a voucher before it ends (seconds).
 VOUCHER_WAIT = 60.0
 
@@ -376,12 +442,13 @@ class TempoSessionServer:
         return str(receipt["transactionHash"])
 
     def _stream(self, channel_id: str, count: int, challenge_id: str) -> Iterator[bytes]:
+        cost = self.price * self.overcharge
         for index in range(count):
             with self._lock:
                 state = self._channels[channel_id]
                 need = None
-                if state.spent + self.price > state.accepted:
-                    required = state.spent + self.price * self.units_per_voucher * self.overcharge
+                if state.spent + cost > state.accepted:
+                    required = state.spent + cost * self.units_per_voucher
                     need = {
                         "channelId": channel_id,
                         "requiredCumulative": str(required),
@@ -392,13 +459,13 @@ class TempoSessionServer:
                 yield b"event: payment-need-voucher\ndata: " + json.dumps(need).encode() + b"\n\n"
                 deadline = time.monotonic() + VOUCHER_WAIT
                 with self._lock:
-                    while state.spent + self.price > state.accepted:
+                    while state.spent + cost > state.accepted:
                         left = deadline - time.monotonic()
                         if left <= 0 or self._httpd is None:
                             return  # no voucher came (or the server stops): the stream ends
                         self._lock.wait(min(left, 0.5))
             with self._lock:
-                state.spent += self.price
+                state.spent += cost
                 state.units += 1
                 self._save()
             yield f"id: {index}\ndata: chunk {index}\n\n".encode()
@@ -462,6 +529,7 @@ class TempoSessionServer:
             def log_message(self, format: str, *args: Any) -> None:
                 if os.environ.get("MPP_SESSION_SERVER_LOG"):
                     import sys
+
                     sys.stderr.write("server: " + (format % args) + "\n")
 
         httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)

@@ -203,9 +203,14 @@ class ChannelStore:
     @classmethod
     def for_journal(cls, journal: Any, *, clock: Clock | None = None) -> ChannelStore:
         """The store in the same database as ``journal`` (a ``SqliteJournal``)."""
+        from mpp_client.wallet.journal import SqliteJournal
+
         path = getattr(journal, "path", None)
-        if not isinstance(path, str):
-            raise TypeError("session records need a SqliteJournal (a journal with a file path)")
+        if not isinstance(journal, SqliteJournal) or not isinstance(path, str):
+            raise TypeError(
+                "session records live in a SqliteJournal's file; with another journal give "
+                "the method its own ChannelStore(path)"
+            )
         shared = journal if path == ":memory:" else None
         return cls(path, clock=clock, _journal=shared)
 
@@ -236,7 +241,9 @@ class ChannelStore:
             conn.row_factory = sqlite3.Row
             if self.path != ":memory:":
                 conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            # Every change of a session record is one that must survive a power loss (a
+            # voucher about to leave, an open, a refund): FULL on this store's own connections.
+            conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the session records in {self.path}: {exc}") from exc
         self._connections.append(conn)
@@ -245,6 +252,8 @@ class ChannelStore:
     @contextlib.contextmanager
     def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
         lock = self._journal._lock if self._journal is not None else self._lock
+        # Only a journal's shared connection (in memory) runs at NORMAL and is switched.
+        durable = durable and self._journal is not None
         with lock:
             conn = self._conn()
             try:
@@ -335,9 +344,11 @@ class ChannelStore:
                     "WHERE id=? AND highest_signed=?",
                     (str(cumulative), signature, self.clock.time(), channel_id, str(highest)),
                 )
-        found = self.get(channel_id)
-        assert found is not None
-        return found
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM channels WHERE id=?",  # noqa: S608 - constant columns
+                (channel_id,),
+            ).fetchone()
+        return _record(row)
 
     def accept(self, channel_id: str, accepted: int, *, state: ChannelState = "open") -> None:
         """The server accepted ``accepted`` (from a validated receipt): move

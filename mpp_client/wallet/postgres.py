@@ -105,7 +105,11 @@ from mpp_client.wallet.journal import (  # noqa: E402
     _Unreadable,
 )
 from mpp_client.wallet.policy import Ledger, Pin  # noqa: E402
-from mpp_client.wallet.postgres_schema import check_schema  # noqa: E402
+from mpp_client.wallet.postgres_schema import (  # noqa: E402
+    IN_FLIGHT_SQL,
+    RESOLVED_SQL,
+    check_schema,
+)
 
 __all__ = ["PostgresJournal", "is_postgres_url", "shown_url"]
 
@@ -118,7 +122,6 @@ T = TypeVar("T")
 #: ``pg_advisory_xact_lock`` key of the journal's writers (a constant: "mpp-jrnl").
 WRITE_LOCK = 0x6D70_702D_6A72_6E6C
 _IN_FLIGHT = sorted(IN_FLIGHT_STATES)
-_RESOLVED = sorted(s for s in get_args(PaymentState) if s != "unknown")
 #: Steps written before value can move: one that cannot be recorded must stop the flow.
 _BEFORE_VALUE_MOVES = frozenset({"signed", "broadcast", "sent"})
 _MOVED = "('broadcast','sent','settled','unknown')"
@@ -215,6 +218,17 @@ class _PgLedger:
         self.inserted: list[str] = []
         #: Currency ids this transaction made (cached once it commits).
         self.new_currencies: dict[Any, int] = {}
+        #: Writes not sent yet: they go with the COMMIT, in one round trip inside the lock.
+        self.deferred: list[tuple[str, Any]] = []
+
+    def _defer(self, sql: str, params: Any) -> None:
+        self.deferred.append((sql, params))
+
+    def flush(self) -> None:
+        """Send the deferred writes (before any read that must see them)."""
+        writes, self.deferred = self.deferred, []
+        for sql, params in writes:
+            self._conn.execute(sql, params)
 
     def now(self) -> float:
         # One instant per assessment, so every window of one check agrees.
@@ -244,6 +258,7 @@ class _PgLedger:
         call_id: str | None = None,
         currencies: Callable[[Currency], bool] | None = None,
     ) -> list[tuple[Currency, int]]:
+        self.flush()
         scope = _bucket_scope(origin, method, payee) if call_id is None else None
         if scope is not None and since is not None:
             pruned = self._pruned_before()
@@ -353,12 +368,14 @@ class _PgLedger:
         return f"({sql} WHERE {' AND '.join(where)})", args
 
     def held_count(self, call_id: str) -> int:
+        self.flush()
         row = self._conn.execute(
             "SELECT count(*) AS n FROM mpp_payments WHERE call_id = %s AND held = 1", (call_id,)
         ).fetchone()
         return int(row["n"]) if row else 0
 
     def pin(self, origin: str, method: str) -> Pin | None:
+        self.flush()
         row = self._conn.execute(
             "SELECT payees, token, network FROM mpp_pins WHERE origin = %s AND method = %s",
             (origin, method),
@@ -368,6 +385,7 @@ class _PgLedger:
     def insert(self, payment: NewPayment) -> str:
         if not self._writing:
             raise JournalError("a read-only ledger cannot write")
+        self.flush()
         conn = self._conn
         if payment.reference is not None:
             # Under the journal's lock: two requests for one invoice cannot both pass.
@@ -408,8 +426,8 @@ class _PgLedger:
         )
         columns = ", ".join(values)
         placeholders = ", ".join(f"%({name})s" for name in values)
-        # One round trip: the entry, its payees and its running totals.
-        conn.execute(
+        # One statement: the entry, its payees and its running totals, sent with the COMMIT.
+        self._defer(
             f"WITH p AS (INSERT INTO mpp_payments (state, held, {columns}) "  # noqa: S608
             f"VALUES ('reserved', 1, {placeholders})), "
             "y AS (INSERT INTO mpp_payment_payees (payment_id, address, amount) "
@@ -435,7 +453,7 @@ class _PgLedger:
         return entry_id
 
     def set_pin(self, origin: str, method: str, pin: Pin) -> None:
-        self._conn.execute(
+        self._defer(
             "INSERT INTO mpp_pins (origin, method, payees, token, network, pinned_at) "
             "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (origin, method) DO UPDATE SET "
             "payees = EXCLUDED.payees, token = EXCLUDED.token, network = EXCLUDED.network, "
@@ -777,9 +795,15 @@ class PostgresJournal:
                         f"the payment journal {self.where} failed: {_problem(exc)}"
                     ) from None
                 try:
-                    conn.execute("COMMIT")
+                    with conn.pipeline():  # the hold's writes and its COMMIT: one round trip
+                        ledger.flush()
+                        conn.execute("COMMIT")
                 except psycopg.OperationalError as exc:
                     problem = _problem(exc)
+                except psycopg.Error as exc:
+                    raise JournalError(
+                        f"the payment journal {self.where} refused the hold: {_problem(exc)}"
+                    ) from None
             except BaseException:
                 if new_lease:
                     self._owner_id = None  # its row was rolled back with the transaction
@@ -1192,8 +1216,9 @@ class PostgresJournal:
         # ``unknown`` and any state this code does not know (a damaged row): nothing says how
         # such a payment ended, so the breaker counts it (a partial index keeps it cheap).
         def look(conn: Connection) -> list[str]:
+            # The text of the partial index's predicate, so the planner sees it answers this.
             rows = conn.execute(
-                "SELECT id FROM mpp_payments WHERE state <> ALL(%s) ORDER BY seq", (_RESOLVED,)
+                f"SELECT id FROM mpp_payments WHERE state NOT IN {RESOLVED_SQL} ORDER BY seq"  # noqa: S608
             ).fetchall()
             return [str(row["id"]) for row in rows]
 
@@ -1217,7 +1242,7 @@ class PostgresJournal:
             # A claim is flushed before anyone acts on it: it must never be made twice.
             conn.execute("SET LOCAL synchronous_commit TO on")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-            args = {"me": me, "now": now, "in_flight": _IN_FLIGHT}
+            args = {"me": me, "now": now}
             owners = [
                 row["owner"]
                 for row in conn.execute(
@@ -1235,7 +1260,7 @@ class PostgresJournal:
                     "INSERT INTO mpp_leases (owner, host, pid, process_start, started_at, "  # noqa: S608
                     "heartbeat_at, expires_at, claimed_by, claimed_at) "
                     f"SELECT DISTINCT p.owner, '', 0, '', {now_sql}, {now_sql}, {now_sql}, "
-                    f"%(me)s, {now_sql} FROM mpp_payments p WHERE p.state = ANY(%(in_flight)s) "
+                    f"%(me)s, {now_sql} FROM mpp_payments p WHERE p.state IN {IN_FLIGHT_SQL} "
                     "AND p.owner <> %(me)s AND NOT EXISTS "
                     "(SELECT 1 FROM mpp_leases l WHERE l.owner = p.owner) "
                     "ON CONFLICT (owner) DO NOTHING RETURNING owner",

@@ -40,9 +40,10 @@ __all__ = [
 SCHEMA_VERSION = 1
 #: ``pg_advisory_xact_lock`` key of migrations (a constant: "mpp-migr").
 MIGRATION_LOCK = 0x6D70_702D_6D69_6772
-#: The in-flight states, for partial indexes (``lifecycle.IN_FLIGHT_STATES``).
-_IN_FLIGHT_SQL = "('reserved','signed','broadcast','sent')"
-_RESOLVED_SQL = "('reserved','signed','broadcast','sent','settled','failed')"
+#: The in-flight states (``lifecycle.IN_FLIGHT_STATES``) and every known state but ``unknown``,
+#: as the SQL of the partial indexes' predicates (queries use the same text).
+IN_FLIGHT_SQL = "('reserved','signed','broadcast','sent')"
+RESOLVED_SQL = "('reserved','signed','broadcast','sent','settled','failed')"
 
 _VERSION_1: tuple[str, ...] = (
     "CREATE TABLE mpp_meta (key text PRIMARY KEY, value text NOT NULL)",
@@ -105,10 +106,9 @@ _VERSION_1: tuple[str, ...] = (
     "CREATE INDEX mpp_payments_reference ON mpp_payments (reference)",
     "CREATE INDEX mpp_payments_state ON mpp_payments (state, seq)",
     # ``unresolved()`` on every hold: unknown entries and states this code does not know.
-    f"CREATE INDEX mpp_payments_unresolved ON mpp_payments (seq) "
-    f"WHERE state NOT IN {_RESOLVED_SQL}",
+    f"CREATE INDEX mpp_payments_unresolved ON mpp_payments (seq) WHERE state NOT IN {RESOLVED_SQL}",
     # ``recover()``: the in-flight entries of an owner whose lease expired.
-    f"CREATE INDEX mpp_payments_in_flight ON mpp_payments (owner) WHERE state IN {_IN_FLIGHT_SQL}",
+    f"CREATE INDEX mpp_payments_in_flight ON mpp_payments (owner) WHERE state IN {IN_FLIGHT_SQL}",
     """CREATE TABLE mpp_payment_payees (
         payment_id text NOT NULL,
         address text NOT NULL,

@@ -17,7 +17,7 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from datetime import datetime
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Literal
 
 from mpp_client.clock import SYSTEM_CLOCK, Clock, utcnow
 from mpp_client.effects import Await, Effect, JournalWrite
@@ -150,6 +150,10 @@ class Wallet:
     On start-up, entries left in flight by processes that died become ``unknown``; unknown
     entries are logged as a warning and listed by ``unknown_payments()`` until ``reconcile()``.
     """
+
+    #: ``check`` reads the journal (running totals, pins): the flow runs it as a
+    #: ``JournalRead`` effect, so async drivers do it in their journal worker thread.
+    check_blocks: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -44,6 +44,7 @@ def test_the_schema_is_a_valid_json_schema():
         Draft202012Validator.check_schema(document_schema(command))
 
 
+@pytest.mark.slow  # about 30 runs of `mpp`, each a new process
 def test_every_command_prints_the_documented_document(mpp: Mpp, server, base_url, tmp_path):
     from mpp_client.methods.tempo import LocalKeySigner
 

@@ -31,9 +31,9 @@ def main() -> int:
                 block["code"], block["name"], "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
             )
             if code.co_flags & inspect.CO_COROUTINE:
-                asyncio.run(eval(code, namespace))  # noqa: S307 - our own docs
+                asyncio.run(eval(code, namespace))
             else:
-                exec(code, namespace)  # noqa: S102 - our own docs
+                exec(code, namespace)
         except BaseException:
             print(f"--- {block['name']} failed:", file=sys.stderr)
             traceback.print_exc()

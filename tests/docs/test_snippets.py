@@ -35,7 +35,9 @@ _PATH = re.compile(re.escape(PLACEHOLDER_ORIGIN) + r"(/[A-Za-z0-9_\-/.]*)")
 DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 DOC_ENVIRONMENT = {
     "TEMPO_PRIVATE_KEY": DEV_KEY,
-    "NWC_URI": "nostr+walletconnect://" + "b" * 64 + "?relay=ws%3A%2F%2F127.0.0.1%3A9&secret="
+    "NWC_URI": "nostr+walletconnect://"
+    + "b" * 64
+    + "?relay=ws%3A%2F%2F127.0.0.1%3A9&secret="
     + "c" * 64,
     "SPARK_MNEMONIC": " ".join(["abandon"] * 11 + ["about"]),
     "BREEZ_API_KEY": "docs-breez-key",
@@ -69,14 +71,11 @@ def _marks(group):
     return [pytest.mark.chain] if group.chain else []
 
 
-@pytest.mark.parametrize(
-    "group", [pytest.param(g, id=g.name, marks=_marks(g)) for g in GROUPS]
-)
+@pytest.mark.parametrize("group", [pytest.param(g, id=g.name, marks=_marks(g)) for g in GROUPS])
 def test_snippet_runs(group, fake_api, tmp_path):
     if group.chain:
-        from tests.peers.fixtures import missing
-
         from mpp_client.testing.anvil import AnvilNotFound, find_anvil
+        from tests.peers.fixtures import missing
 
         try:
             find_anvil()

@@ -110,7 +110,7 @@ def test_stripe_and_handcash_need_their_account_settings():
     store = Store(**{"secret-key": "sk_test_cfg", "app-secret": "s3cret", "auth-token": KEY[2:]})
     stripe = StripeCharge.from_config({"payment_method": "pm_card_visa"}, store)
     assert stripe.test_mode and stripe.payment_method == "pm_card_visa"
-    with pytest.raises(MethodConfigError, match='needs payment_method = "pm_..."'):
+    with pytest.raises(MethodConfigError, match=r'needs payment_method = "pm_\.\.\."'):
         StripeCharge.from_config({}, store)
     handcash = method_class("handcash").from_config({"app_id": "app"}, store)
     assert "s3cret" not in repr(handcash)

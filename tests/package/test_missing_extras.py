@@ -16,9 +16,7 @@ import pytest
 
 # A valid secp256k1 key (anvil's first dev key) and an NWC URI; nothing here is ever paid.
 KEY = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-NWC = (
-    "nostr+walletconnect://" + "b" * 64 + "?relay=ws%3A%2F%2F127.0.0.1%3A1&secret=" + "c" * 64
-)
+NWC = "nostr+walletconnect://" + "b" * 64 + "?relay=ws%3A%2F%2F127.0.0.1%3A1&secret=" + "c" * 64
 
 CASES = {
     "requests": (["requests"], "from mpp_client import PaymentSession"),

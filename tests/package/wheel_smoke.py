@@ -32,8 +32,7 @@ def main() -> None:
     import httpx
 
     import mpp_client
-    from mpp_client import AsyncPaymentTransport, MissingExtra, PaymentTransport, Wallet
-    from mpp_client import payment_of
+    from mpp_client import AsyncPaymentTransport, MissingExtra, PaymentTransport, Wallet, payment_of
     from mpp_client.testing import FakeMppServer, TestMethod
 
     installed = Path(mpp_client.__file__).resolve()
@@ -88,9 +87,7 @@ def main() -> None:
     for argv in (["mpp", "--version"], [sys.executable, "-m", "mpp_client", "--help"]):
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         check(done.returncode == 0, f"{' '.join(argv[-3:])} runs")
-    demo = subprocess.run(
-        ["mpp", "demo"], capture_output=True, text=True, timeout=60, check=False
-    )
+    demo = subprocess.run(["mpp", "demo"], capture_output=True, text=True, timeout=60, check=False)
     said = demo.stdout + demo.stderr
     check(demo.returncode != 0 and "checkout" in said, f"mpp demo says what it needs: {said!r}")
 

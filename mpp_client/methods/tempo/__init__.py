@@ -1,5 +1,6 @@
 """Tempo payments: TIP-20 stablecoin charges signed locally (extra ``mpp-client[tempo]``).
 
+``TempoSession`` pays ``tempo``/``session`` challenges through a payment channel (v1 escrow).
 ``TempoCharge`` pays ``tempo``/``charge`` challenges in pull (default), sponsored and push mode;
 ``LocalKeySigner`` and ``AccessKeySigner`` sign for it. Transactions are encoded here (type
 ``0x76`` and the ``0x78`` fee-payer envelope); coincurve and pycryptodome are loaded on first use.
@@ -13,6 +14,7 @@ from mpp_client.methods.tempo.charge import (
     TempoCharge,
 )
 from mpp_client.methods.tempo.rpc import RpcError
+from mpp_client.methods.tempo.session import TempoSession
 from mpp_client.methods.tempo.signer import AccessKeySigner, LocalKeySigner, Signer
 from mpp_client.methods.tempo.tip20 import (
     ALPHA_USD,
@@ -40,5 +42,6 @@ __all__ = [
     "RpcError",
     "Signer",
     "TempoCharge",
+    "TempoSession",
     "TempoToken",
 ]

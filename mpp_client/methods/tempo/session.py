@@ -245,7 +245,11 @@ class TempoSession(PaymentMethod):
         """Called by ``Wallet``: keep channel records in its journal's database (unless
         ``channels=`` was given)."""
         if self._store is None:
-            self._store = ChannelStore.for_journal(journal, clock=clock or self.clock)
+            try:
+                self._store = ChannelStore.for_journal(journal, clock=clock or self.clock)
+            except TypeError:
+                log.warning("tempo session: the wallet's journal cannot hold channel records; "
+                            "pass TempoSession(channels=ChannelStore(path))")  # fmt: skip
 
     def payer(self, network: str | None) -> str | None:
         return self._charge.payer(network)
@@ -574,6 +578,12 @@ class TempoSession(PaymentMethod):
         """A refused open is a signed transaction the server still holds: void only once the
         chain is past its ``valid_before`` without it (``TempoCharge``'s proof)."""
         plan = quote.details.get("session")
+        if isinstance(plan, SessionPlan) and plan.action == "voucher":
+            # A voucher's entry holds nothing (amount 0): whatever the server does with the
+            # voucher is bounded by the deposit, whose entry stays held, and the channel
+            # record keeps it as signed. Releasing a zero hold moves nothing, and keeps a
+            # refused voucher from tripping the wallet's breaker.
+            return quote.amount.amount == 0
         if not isinstance(plan, SessionPlan) or plan.action != "open":
             return False
         result = yield from self.lookup(proof.reference or "", void_after=None)
@@ -685,7 +695,6 @@ class TempoSession(PaymentMethod):
             lambda: store.settle_close(record.id, paid=paid, refund=refund)
         )
         return closed
-
 
     # --- forced close (the server is gone) ---------------------------------------------------
 
@@ -844,6 +853,9 @@ class _StreamHandler:
         # The cumulative signed before this request paid: what the stream's units add to.
         self.base = plan.base if plan.action == "voucher" else 0
         context.stream.details["channelId"] = channel_id
+        record = method.channels.get(channel_id)
+        if record is not None:
+            context.stream.details["highestSigned"] = record.highest_signed
 
     def on_event(self, event: SseEvent) -> Generator[Any, Any, None]:
         if event.event == "payment-receipt":

@@ -30,10 +30,12 @@ __all__ = [
     "MAX_UINT128",
     "ChannelDescriptor",
     "SessionProtocol",
+    "SessionSnapshot",
     "channel_id_v1",
     "channel_id_v2",
     "check_low_s",
     "expiring_nonce_hash",
+    "verify_snapshot",
     "voucher_digest",
 ]
 
@@ -179,3 +181,95 @@ def check_low_s(signature: bytes) -> None:
         raise ValueError("a voucher signature has 65 bytes")
     if int.from_bytes(signature[32:64], "big") > _HALF_N or signature[64] not in (27, 28):
         raise ValueError("the voucher signature is not low-s with v 27/28")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSnapshot:
+    """A v2 server's view of a channel (``methodDetails.sessionSnapshot`` or the base64url
+    JSON of ``Payment-Session-Snapshot``). Amounts are base units; trust it only after
+    ``verify_snapshot``."""
+
+    channel_id: str
+    chain_id: int
+    escrow: str
+    descriptor: ChannelDescriptor
+    deposit: int
+    settled: int
+    accepted: int
+    spent: int
+    required: int
+
+    @classmethod
+    def from_json(cls, data: object) -> SessionSnapshot:
+        """Parse the snapshot object; ``ValueError`` for any missing or mistyped field."""
+        if not isinstance(data, dict):
+            raise ValueError("a session snapshot is a JSON object")
+        descriptor = data.get("descriptor")
+        if not isinstance(descriptor, dict):
+            raise ValueError("the snapshot has no descriptor")
+
+        def text(source: dict[str, object], name: str) -> str:
+            value = source.get(name)
+            if not isinstance(value, str) or not value.startswith("0x"):
+                raise ValueError(f"snapshot field {name} is not 0x hex")
+            return value.lower()
+
+        def amount(name: str) -> int:
+            value = data.get(name)
+            if not isinstance(value, str) or not value.isdigit() or int(value) > MAX_UINT96:
+                raise ValueError(f"snapshot field {name} is not a uint96 decimal string")
+            return int(value)
+
+        chain_id = data.get("chainId")
+        if isinstance(chain_id, bool) or not isinstance(chain_id, int):
+            raise ValueError("snapshot field chainId is not a number")
+        return cls(
+            channel_id=text(data, "channelId"),
+            chain_id=chain_id,
+            escrow=text(data, "escrow"),
+            descriptor=ChannelDescriptor(
+                payer=text(descriptor, "payer"),
+                payee=text(descriptor, "payee"),
+                operator=text(descriptor, "operator"),
+                token=text(descriptor, "token"),
+                salt=text(descriptor, "salt"),
+                authorized_signer=text(descriptor, "authorizedSigner"),
+                expiring_nonce_hash=text(descriptor, "expiringNonceHash"),
+            ),
+            deposit=amount("deposit"),
+            settled=amount("settled"),
+            accepted=amount("acceptedCumulative"),
+            spent=amount("spent"),
+            required=amount("requiredCumulative"),
+        )
+
+
+def verify_snapshot(
+    snapshot: SessionSnapshot,
+    *,
+    payer: str,
+    chain_id: int,
+    escrow: str,
+    highest_signed: int | None,
+) -> None:
+    """Refuse (``ValueError``) a snapshot that is not this payer's channel or whose amounts
+    cannot be true: the channel id must derive from its descriptor (at ``escrow`` on
+    ``chain_id``), the descriptor's payer must be ``payer``, ``settled <= accepted <=
+    deposit``, ``spent <= accepted``, and ``accepted`` may not exceed the highest voucher this
+    payer signed (``highest_signed``; ``None`` when unknown, e.g. a lost journal: then only
+    what the chain shows may be trusted, never the server's word)."""
+    if snapshot.chain_id != chain_id or snapshot.escrow != escrow.lower():
+        raise ValueError("the snapshot is for another chain or escrow")
+    if snapshot.descriptor.payer != payer.lower():
+        raise ValueError("the snapshot's channel belongs to another payer")
+    derived = channel_id_v2(snapshot.descriptor, escrow=escrow, chain_id=chain_id)
+    if derived != snapshot.channel_id:
+        raise ValueError("the snapshot's channel id does not derive from its descriptor")
+    if not snapshot.settled <= snapshot.accepted <= snapshot.deposit:
+        raise ValueError("the snapshot's settled/accepted/deposit amounts are inconsistent")
+    if snapshot.spent > snapshot.accepted:
+        raise ValueError("the snapshot spends more than was accepted")
+    if highest_signed is None or snapshot.accepted > highest_signed:
+        raise ValueError(
+            "the snapshot claims more accepted than this payer's highest signed voucher"
+        )

@@ -1,4 +1,5 @@
-"""Fixtures: one real LNbits (FakeWallet) per module, a merchant wallet, and a Lightning
+"""Fixtures: one real LNbits (FakeWallet) for the whole directory (each test makes its own
+wallets), a merchant wallet, and a Lightning
 session server on 127.0.0.1 that sells metered streams from it."""
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from ..lnbits_server import Wallet as LnbitsWallet
 from ..mpp_server import ServerThread
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def lnbits() -> Iterator[LnbitsServer]:
     with running_lnbits() as server:
         yield server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def bridge(lnbits) -> AmountlessBridge:
     return AmountlessBridge(lnbits.url)
 

@@ -22,12 +22,15 @@ const chain = { ...tempoLocalnet, id: Number(process.env.CHAIN_ID), rpcUrls: { d
 // anvil 1.7.1 estimates every Tempo transaction at a constant ~0.8M gas, whatever its calls;
 // a v1 open (approve + open) needs ~1.6M. The real chain estimates correctly: here the
 // estimate is raised, nothing else of mppx is touched.
+const GAS = '0x2dc6c0' // 3,000,000
 const node = viemHttp(rpcUrl)({ chain })
 const transport = custom({
   async request({ method, params }) {
-    if (process.env.LOG_RPC) process.stderr.write('rpc ' + method + '\n')
-    if (method === 'eth_estimateGas') return '0x2dc6c0' // 3,000,000
-    return node.request({ method, params })
+    if (method === 'eth_estimateGas') return GAS
+    const result = await node.request({ method, params })
+    // mppx fills its transactions with eth_fillTransaction, which carries the same estimate.
+    if (method === 'eth_fillTransaction' && result?.tx?.gas) result.tx.gas = GAS
+    return result
   },
 })
 const client = createClient({ chain, transport })

@@ -154,7 +154,7 @@ def test_a_server_asking_above_the_agreed_price_is_refused(
     from mpp_client.session import SessionStreamError
 
     s = session_server
-    s.server.overcharge = 2  # asks two units' price for every unit
+    s.server.overcharge = 2  # advertises one price, charges twice that per chunk
     method = method_for(s)
     wallet = Wallet([method], journal=tmp_path / "journal.sqlite3")
     received = []
@@ -170,7 +170,8 @@ def test_a_server_asking_above_the_agreed_price_is_refused(
         else:
             raise AssertionError("the overcharging stream was paid")
     assert "refused" in str(error)
-    assert [line for line in received if line.startswith("data:")] == ["data: chunk 0"]
+    # The open prepaid one unit at the agreed price; the server wanted two for the first chunk.
+    assert [line for line in received if line.startswith("data:")] == []
     [record] = method.channels.channels()
     assert record.highest_signed == s.server.price  # nothing signed after the open's voucher
     assert s.server.actions == ["open"]
@@ -210,3 +211,32 @@ def test_wallet_quote_shows_unit_price_and_deposit(session_server: Session, tmp_
     assert quoted.unit_price is not None and quoted.unit_price.amount == s.server.price
     assert quoted.deposit is not None and quoted.deposit.amount == s.server.suggested_deposit
     assert wallet.payments() == [] and s.server.actions == []  # nothing was paid
+
+
+def test_concurrent_requests_never_share_a_voucher(session_server: Session, tmp_path: Path) -> None:
+    import threading
+
+    s = session_server
+    method = method_for(s)
+    wallet = Wallet([method], journal=tmp_path / "journal.sqlite3")
+    with httpx.Client(transport=PaymentTransport(wallet=wallet)) as client:
+        assert client.get(s.url + "/paid").status_code == 200  # opens the channel
+
+        def worker() -> None:
+            for _ in range(3):
+                client.get(s.url + "/paid")
+
+        threads = [threading.Thread(target=worker) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    [record] = method.channels.channels()
+    # 18 vouchers, each one unit above the last: none signed twice, none skipped.
+    assert record.highest_signed == 19 * s.server.price
+    assert s.server.actions.count("voucher") == 18
+    # A voucher that arrived after a higher one was refused by the server (delta too small):
+    # its zero-amount entry is released, the deposit entry stays held.
+    states = {p.state for p in wallet.payments()}
+    assert states <= {"settled", "failed"} and "unknown" not in states
+    assert wallet.payments()[0].held

@@ -17,10 +17,10 @@ from mpp_client import PaymentTransport, Wallet, payment_of
 from mpp_client.methods.tempo import LocalKeySigner
 from mpp_client.methods.tempo.tip20 import PATH_USD
 from mpp_client.testing.anvil import AnvilChain, AnvilNotFound, find_anvil
-from mpp_client.testing.tempo_session_server import TempoSessionServer
+from mpp_client.testing.tempo_session_server import TempoSessionServer, deploy
 from mpp_client.wallet.channels import ChannelStore
 from tests.peers.fixtures import missing
-from tests.tempo.session.conftest import REPO, Session, compile_escrow, deploy
+from tests.tempo.session.conftest import REPO, Session, compile_escrow
 from tests.tempo.session.test_session_e2e import method_for, onchain
 
 

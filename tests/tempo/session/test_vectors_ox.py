@@ -84,3 +84,48 @@ def test_amount_limits_and_low_s() -> None:
     high = signature[:32] + (n - int.from_bytes(signature[32:64], "big")).to_bytes(32, "big")
     with pytest.raises(ValueError):
         check_low_s(high + bytes((55 - signature[64],)))
+
+
+def test_a_v2_snapshot_is_trusted_only_when_it_checks_out() -> None:
+    from mpp_client.methods.tempo.voucher import SessionSnapshot, verify_snapshot
+
+    case = cases(1)[0]
+    payer = str(case["payer"])
+    descriptor = {
+        "payer": payer, "payee": case["payee"], "operator": case["operator"],
+        "token": case["token"], "salt": case["salt"], "authorizedSigner": case["authorizedSigner"],
+        "expiringNonceHash": case["expiringNonceHash"],
+    }  # fmt: skip
+    parsed = ChannelDescriptor(
+        payer=payer, payee=str(case["payee"]), operator=str(case["operator"]),
+        token=str(case["token"]), salt=str(case["salt"]),
+        authorized_signer=str(case["authorizedSigner"]),
+        expiring_nonce_hash=str(case["expiringNonceHash"]),
+    )  # fmt: skip
+    channel = channel_id_v2(parsed, escrow=V2_PRECOMPILE, chain_id=4217)
+    good = {
+        "channelId": channel, "chainId": 4217, "escrow": V2_PRECOMPILE, "descriptor": descriptor,
+        "deposit": "1000", "settled": "100", "acceptedCumulative": "300", "spent": "250",
+        "requiredCumulative": "400",
+    }  # fmt: skip
+
+    def check(data: dict[str, object], highest: int | None = 300) -> None:
+        verify_snapshot(
+            SessionSnapshot.from_json(data), payer=payer, chain_id=4217, escrow=V2_PRECOMPILE,
+            highest_signed=highest,
+        )  # fmt: skip
+
+    check(good)
+    bad_cases: list[tuple[dict[str, object], int | None]] = [
+        ({**good, "channelId": "0x" + "00" * 32}, 300),  # not derived from the descriptor
+        ({**good, "descriptor": {**descriptor, "salt": "0x" + "01" * 32}}, 300),
+        ({**good, "acceptedCumulative": "2000"}, 5000),  # above the deposit
+        ({**good, "spent": "301"}, 300),
+        ({**good, "chainId": 42431}, 300),
+        ({**good, "deposit": str(2**96)}, 300),  # not a uint96
+        (good, 299),  # more accepted than we ever signed
+        (good, None),  # we do not know what we signed: never the server's word
+    ]
+    for data, highest in bad_cases:
+        with pytest.raises(ValueError):
+            check(data, highest)
