@@ -57,7 +57,9 @@ def register(commands: Any) -> None:
         "the terminal, or give --yes.",
     )
     trust.add_argument("origin", type=_origin_argument, help="scheme://host[:port]")
-    trust.add_argument("--method", required=True, help="the payment method (e.g. tempo)")
+    trust.add_argument(
+        "--method", required=True, type=_scope_argument, help="the payment method (e.g. tempo)"
+    )
     trust.add_argument(
         "--payee",
         action="append",
@@ -65,9 +67,17 @@ def register(commands: Any) -> None:
         metavar="ADDRESS",
         help="a payee to trust for this origin (repeatable; added to the pinned ones)",
     )
-    trust.add_argument("--token", help="the new token (currency code) to pin instead")
-    trust.add_argument("--network", help="the new chain / network to pin instead")
-    trust.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    trust.add_argument(
+        "--token", type=_scope_argument, help="the new token (currency code) to pin instead"
+    )
+    trust.add_argument(
+        "--network", type=_scope_argument, help="the new chain / network to pin instead"
+    )
+    trust.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask for confirmation (required without a terminal and with --json)",
+    )
     trust.set_defaults(run=run_trust)
 
     change = sub.add_parser(
@@ -265,13 +275,26 @@ def run_show(inv: Invocation) -> int:
 # --- trust --------------------------------------------------------------------------------------
 
 
-def trust_command(origin: str, method: str, payees: list[str]) -> str:
-    """The ``mpp budget trust`` command line that adds ``payees`` to ``origin``'s pin."""
+def trust_command(
+    origin: str,
+    method: str,
+    payees: list[str],
+    *,
+    token: str | None = None,
+    network: str | None = None,
+) -> str:
+    """The ``mpp budget trust`` command line that adds ``payees`` to ``origin``'s pin (and pins
+    ``token`` / ``network`` instead of the pinned ones), every value quoted for a POSIX shell:
+    they come from a server."""
     import shlex
 
     parts = ["mpp", "budget", "trust", origin, "--method", method]
     for payee in payees:
         parts += ["--payee", payee]
+    if token is not None:
+        parts += ["--token", token]
+    if network is not None:
+        parts += ["--network", network]
     return shlex.join(parts)
 
 
@@ -322,6 +345,10 @@ def run_trust(inv: Invocation) -> int:
             out.result(data, f"nothing changed: {origin} ({args.method}) already trusts that")
             return ExitCode.OK
         if not args.yes:
+            # A script (--json, or no terminal) never gets a question it cannot see coming:
+            # it must say --yes itself.
+            if out.json:
+                raise ConfigError("confirm with --yes (--json never asks on the terminal)")
             if not terminal_available():
                 raise ConfigError("confirm with --yes (there is no terminal to ask on)")
             question = printable(
@@ -331,6 +358,13 @@ def run_trust(inv: Invocation) -> int:
             if not ask_on_terminal(question):
                 return out.fail("not trusted: the pin is unchanged", ExitCode.ERROR, "declined")
         with wallet.journal.atomic() as tx:
+            # What was confirmed is a change from the pin read above: if another process
+            # changed the pin since, this change was not the one confirmed.
+            if tx.pin(origin, args.method) != pin:
+                raise ConfigError(
+                    f"the pin of {origin} ({args.method}) changed meanwhile: nothing trusted; "
+                    "run the command again"
+                )
             tx.set_pin(origin, args.method, new)
     out.result(data, printable(f"{origin} ({args.method}): now trusted: {'; '.join(changes)}"))
     return ExitCode.OK

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -258,7 +259,9 @@ def _approval(
     def approve(quote: Quote, context: PaymentContext) -> bool:
         payees = ", ".join(p.address for p in quote.payees)
         changed = _pin_changes(wallet, quote, context.origin) if wallet is not None else []
-        if only_changes and not changed:
+        # Passing without a question is decided by the policy's own pin check, never by the
+        # description above: a difference between the two must end in a question.
+        if only_changes and wallet is not None and not _pin_refuses(wallet, quote, context):
             return True
         note = f" ({'; '.join(changed)}: trusted from now on if you say yes)" if changed else ""
         # ask_on_terminal stops the spinner while the question is shown (output.prompting).
@@ -270,16 +273,41 @@ def _approval(
 
 
 def _pin_changes(wallet: Wallet, quote: Quote, origin: str) -> list[str]:
-    """What ``quote`` changes in ``origin``'s payee pin (empty: nothing, or no pin yet)."""
+    """What ``quote`` changes in ``origin``'s payee pin, for the question (empty: nothing, or
+    no pin yet). Compared as ``SpendPolicy``'s pin check compares: the chain is the quote's or
+    its currency's, payees on the policy's allowlist are never new."""
     pin = wallet.journal.ledger().pin(origin.rstrip("/").lower(), quote.method)
     if pin is None:
         return []
-    changes = [f"new payee {p.address}" for p in quote.payees if p.address not in pin.payees]
+    allowed = wallet.policy.payees or frozenset()
+    changes = [
+        f"new payee {p.address}"
+        for p in quote.payees
+        if p.address not in pin.payees and p.address not in allowed
+    ]
     if quote.amount.currency.code != pin.token:
         changes.append(f"token {pin.token} -> {quote.amount.currency.code}")
-    if quote.network != pin.network:
-        changes.append(f"chain {pin.network} -> {quote.network}")
+    network = quote.network or quote.amount.currency.network
+    if network != pin.network:
+        changes.append(f"chain {pin.network} -> {network}")
     return changes
+
+
+def _pin_refuses(wallet: Wallet, quote: Quote, context: PaymentContext) -> bool:
+    """Whether payee pinning alone would refuse ``quote``: the policy's own check, run with
+    nothing but pinning (and the payee allowlist, which it consults). Anything else it refuses
+    counts as a refusal too, so the caller asks rather than passes."""
+    from mpp_client.wallet import SpendPolicy
+    from mpp_client.wallet.policy import assess
+
+    probe = SpendPolicy(
+        limits=(), require_limit=False, payees=wallet.policy.payees, pin_payees=True
+    )
+    try:
+        assess(probe, quote, context, PaymentOptions(), wallet.journal.ledger(), prices=None)
+    except PolicyViolation:
+        return True
+    return False
 
 
 def _pin_refusal(error: MppError) -> PayeeChanged | None:
@@ -303,13 +331,15 @@ def trust_hint(error: MppError, wallet: Wallet, url: str) -> str | None:
         return None
     origin = url_origin(url)
     challenge = refusal.challenge
-    command = f"mpp budget trust {origin} --method METHOD --payee ADDRESS"
+    command = shlex.join(["mpp", "budget", "trust", origin]) + " --method METHOD --payee ADDRESS"
     if challenge is not None:
         context = PaymentContext(
             origin=origin, url=url, http_method="GET", now=utcnow(wallet.clock)
         )
         method = next((m for m in wallet.methods if m.name == challenge.method), None)
-        command = f"mpp budget trust {origin} --method {challenge.method} --payee ADDRESS"
+        command = shlex.join(
+            ["mpp", "budget", "trust", origin, "--method", challenge.method, "--payee", "ADDRESS"]
+        )
         try:
             quote = method.quote(challenge, context) if method is not None else None
         except Exception:  # the hint is a courtesy: a method that cannot price it again
@@ -318,14 +348,27 @@ def trust_hint(error: MppError, wallet: Wallet, url: str) -> str | None:
             pin = wallet.journal.ledger().pin(origin, quote.method)
             known = pin.payees if pin is not None else frozenset()
             new = [p.address for p in quote.payees if p.address not in known]
-            command = trust_command(origin, quote.method, new)
-            if pin is not None and quote.amount.currency.code != pin.token:
-                command += f" --token {quote.amount.currency.code}"
-            if pin is not None and quote.network != pin.network and quote.network:
-                command += f" --network {quote.network}"
+            network = quote.network or quote.amount.currency.network
+            token = quote.amount.currency.code
+            values = [quote.method, token, network or "", *new]
+            # Every value here is the server's text: trust_command quotes each for the shell,
+            # and a value a terminal would act on (a line break, an escape) is never put in a
+            # command to copy: the placeholders stay.
+            if all(printable(v) == v for v in values):
+                command = trust_command(
+                    origin,
+                    quote.method,
+                    new,
+                    token=token if pin is not None and token != pin.token else None,
+                    network=(
+                        network
+                        if pin is not None and network and network != pin.network
+                        else None
+                    ),
+                )
     return (
         "If you expected this change, `mpp fetch --accept-payee URL` asks you to confirm it "
-        f"and pays, or `{command}` trusts it for every later payment."
+        f"and pays, or `{printable(command)}` trusts it for every later payment."
     )
 
 

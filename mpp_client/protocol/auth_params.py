@@ -201,7 +201,7 @@ def _scan_all_quoted(value: str) -> list[RawChallenge] | None:
         return None
     parts = value.split('"')
     escaped = "\\" in value
-    if escaped:
+    if '\\"' in value:  # only then can a quote be escaped
         parts = _rejoin_escaped_quotes(parts)
     if not len(parts) % 2:
         return None  # an odd number of quotes: an unterminated string
@@ -235,15 +235,26 @@ def _scan_all_quoted(value: str) -> list[RawChallenge] | None:
 def _rejoin_escaped_quotes(parts: list[str]) -> list[str]:
     """Undo the splits at quoted-pairs (``\\"``): a quote inside a value is escaped when an odd
     run of backslashes precedes it. Outside values every quote opens one (a backslash there is
-    refused by _SKELETON)."""
-    joined = [parts[0]]
-    for part in parts[1:]:
-        last = joined[-1]
-        # An even length means the last element has an odd index: it is the inside of a value.
-        if not len(joined) % 2 and (len(last) - len(last.rstrip("\\"))) % 2:
-            joined[-1] = f'{last}"{part}'
-        else:
-            joined.append(part)
+    refused by _SKELETON). Only the parts ending in a backslash are looked at."""
+    ends = [index for index, part in enumerate(parts) if part[-1:] == "\\"]
+    if not ends:
+        return parts
+    joined: list[str] = []
+    start = 0  # the next part not yet copied
+    size = len(parts)
+    for index in ends:
+        if index < start:
+            continue  # already merged into the value before it
+        joined.extend(parts[start:index])
+        current = parts[index]
+        # An odd position in ``joined`` is the inside of a value.
+        if len(joined) % 2:
+            while index + 1 < size and (len(current) - len(current.rstrip("\\"))) % 2:
+                index += 1
+                current = f'{current}"{parts[index]}'
+        joined.append(current)
+        start = index + 1
+    joined.extend(parts[start:])
     return joined
 
 

@@ -1,6 +1,6 @@
 """Fixtures: one real LNbits (FakeWallet) for the whole directory (each test makes its own
-wallets), a merchant wallet, and a Lightning
-session server on 127.0.0.1 that sells metered streams from it."""
+wallets), a merchant wallet, and a Lightning session server on 127.0.0.1 selling metered
+streams from it."""
 
 from __future__ import annotations
 
