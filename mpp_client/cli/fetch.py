@@ -604,7 +604,7 @@ def run(inv: Invocation) -> int:
                         "error": {
                             "type": type(exc).__name__,
                             "message": message,
-                            "exit_code": 1,
+                            "exit_code": int(ExitCode.ERROR),
                             "money_moved": False,
                         },
                     }

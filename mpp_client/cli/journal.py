@@ -129,9 +129,11 @@ def register(commands: Any) -> None:
 
 # --- dates: parsed exactly, in the local time zone unless an offset is written -----------------
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# ASCII digits only (re.ASCII), and \Z: no other script's digits, no trailing line break.
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z", re.ASCII)
 _DATETIME = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?$"
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?\Z",
+    re.ASCII,
 )
 
 
@@ -200,11 +202,11 @@ def run_list(inv: Invocation) -> int:
     args = inv.args
     since, until = _window(inv)
     with open_wallet(inv.config, with_methods=False, clock=inv.clock) as wallet:
-        records = wallet.payments(state=args.state, origin=args.origin, method=args.method)
-    if since is not None:
-        records = [r for r in records if r.created_at >= since]
-    if until is not None:
-        records = [r for r in records if r.created_at < until]
+        # The journal selects the window ([since, until), by creation time) itself: a long
+        # journal is not read whole for a day's payments.
+        records = wallet.journal.payments(
+            state=args.state, origin=args.origin, method=args.method, since=since, until=until
+        )
     if args.last is not None:
         records = records[-args.last :] if args.last > 0 else []
     zone = timezone_label(datetime.fromtimestamp(inv.clock.time(), UTC).astimezone())

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from types import TracebackType
 
-from mpp_client.cli.output import Output
+from mpp_client.cli.output import Output, printable
 
 __all__ = ["LibraryWarnings", "unknown_note"]
 
@@ -49,7 +49,9 @@ class _ToOutput(logging.Handler):
                 out.warn(unknown_note(count))
             return
         try:
-            out.warn(record.getMessage())
+            # One line: a library message may quote a server or a backend, whose line break
+            # must not start a line that looks like mpp's own.
+            out.warn(printable(record.getMessage()))
         except Exception:  # a broken log call must not end the command
             self.handleError(record)
 

@@ -54,7 +54,7 @@ def register(commands: Any) -> None:
 def _days_argument(text: str) -> int:
     import argparse
 
-    if not text.isdigit() or not 1 <= int(text) <= _MAX_DAYS:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= _MAX_DAYS:
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of days, 1 to {_MAX_DAYS}")
     return int(text)
 

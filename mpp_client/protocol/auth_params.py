@@ -202,7 +202,7 @@ def _scan_all_quoted(value: str) -> list[RawChallenge] | None:
     parts = value.split('"')
     escaped = "\\" in value
     if '\\"' in value:  # only then can a quote be escaped
-        parts = _rejoin_escaped_quotes(parts)
+        parts = _rejoin_escaped_quotes(value, parts)
     if not len(parts) % 2:
         return None  # an odd number of quotes: an unterminated string
     skeleton = '"'.join(parts[::2])
@@ -232,13 +232,20 @@ def _scan_all_quoted(value: str) -> list[RawChallenge] | None:
     return challenges
 
 
-def _rejoin_escaped_quotes(parts: list[str]) -> list[str]:
-    """Undo the splits at quoted-pairs (``\\"``): a quote inside a value is escaped when an odd
-    run of backslashes precedes it. Outside values every quote opens one (a backslash there is
-    refused by _SKELETON). Only the parts ending in a backslash are looked at."""
-    ends = [index for index, part in enumerate(parts) if part[-1:] == "\\"]
-    if not ends:
-        return parts
+def _rejoin_escaped_quotes(value: str, parts: list[str]) -> list[str]:
+    """Undo the splits of ``value.split('"')`` at quoted-pairs (``\\"``): a quote inside a
+    value is escaped when an odd run of backslashes precedes it. Outside values every quote
+    opens one (a backslash there is refused by _SKELETON). Only the parts that end in a
+    backslash are looked at, found with C-level searches (linear in the value)."""
+    ends: list[int] = []
+    index = previous = 0
+    found = value.find('\\"')
+    while found != -1:
+        # The quote at found + 1 ends part number (quotes before it).
+        index += value.count('"', previous, found + 1)
+        ends.append(index)
+        previous = found + 1
+        found = value.find('\\"', found + 2)
     joined: list[str] = []
     start = 0  # the next part not yet copied
     size = len(parts)
@@ -246,13 +253,16 @@ def _rejoin_escaped_quotes(parts: list[str]) -> list[str]:
         if index < start:
             continue  # already merged into the value before it
         joined.extend(parts[start:index])
-        current = parts[index]
-        # An odd position in ``joined`` is the inside of a value.
+        pieces = [parts[index]]
+        # An odd position in ``joined`` is the inside of a value. The quote between two pieces
+        # breaks a run of backslashes, so the last piece alone says whether the next is escaped.
         if len(joined) % 2:
-            while index + 1 < size and (len(current) - len(current.rstrip("\\"))) % 2:
+            last = pieces[0]
+            while index + 1 < size and (len(last) - len(last.rstrip("\\"))) % 2:
                 index += 1
-                current = f'{current}"{parts[index]}'
-        joined.append(current)
+                last = parts[index]
+                pieces.append(last)
+        joined.append('"'.join(pieces))
         start = index + 1
     joined.extend(parts[start:])
     return joined

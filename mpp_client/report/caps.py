@@ -50,11 +50,14 @@ class CapUsage:
 
     @property
     def percent(self) -> str | None:
-        """``share`` for people: ``"42%"``, ``"<1%"`` for a little above nothing."""
+        """``share`` for people, rounded down: ``"42%"``, ``"<1%"`` for a little above nothing,
+        ``"100%"`` only once the cap is used up (99.6% is ``"99%"``)."""
         share = self.share
         if share is None:
             return None
-        return "<1%" if 0 < share < Fraction(1, 100) else f"{float(share):.0%}"
+        if 0 < share < Fraction(1, 100):
+            return "<1%"
+        return f"{share.numerator * 100 // share.denominator}%"
 
 
 def _used_units(limit: Limit, ledger: Ledger, prices: PriceSource | None) -> Fraction | None:

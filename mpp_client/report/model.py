@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Literal
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import TYPE_CHECKING, Literal, get_args
 
+from mpp_client.lifecycle import PaymentState
 from mpp_client.money import Currency, Money
 from mpp_client.report.caps import CapUsage, cap_usage
 
@@ -44,6 +45,12 @@ MoneyStatus = Literal["spent", "held", "released"]
 
 #: How many days the daily chart and the tables cover, today included.
 DEFAULT_DAYS = 30
+
+#: The states an entry whose outcome is not final can be in (``failed`` too: failed without
+#: knowing whether money moved stays held); ``money_status`` decides.
+_MAYBE_HELD: tuple[PaymentState, ...] = tuple(
+    s for s in get_args(PaymentState) if s != "settled"
+)
 
 
 def money_status(record: PaymentRecord) -> MoneyStatus:
@@ -231,4 +238,16 @@ def build_report(
     moment = datetime.fromtimestamp(clock.time(), UTC)
     now = moment.astimezone(tz) if tz else moment.astimezone()
     caps = cap_usage(policy, journal.ledger(), prices)
-    return summarize(journal.payments(), now=now, caps=caps, days=days)
+    # Only what the report shows is read: the covered days (from a day before the first one's
+    # midnight, whatever the zone's offsets; summarize draws the exact line) and the payments
+    # not final, however old. A journal of years is not loaded for a month's report.
+    first = now.date() - timedelta(days=max(days, 1) - 1)
+    since = datetime.combine(first, time(0), tzinfo=UTC) - timedelta(days=1)
+    recent = journal.payments(since=since)
+    seen = {r.id for r in recent}
+    pending = [
+        r
+        for r in journal.payments(state=_MAYBE_HELD)
+        if r.id not in seen and money_status(r) == "held"
+    ]
+    return summarize([*pending, *recent], now=now, caps=caps, days=days)

@@ -17,8 +17,11 @@ and attributes, and the embedded JSON escapes ``<``, ``>`` and ``&`` so it canno
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Sequence
+from fractions import Fraction
 from html import escape
 from typing import Any
 
@@ -121,6 +124,13 @@ window.addEventListener('hashchange',function(){readHash();apply();});
 })();
 """
 
+# The page's one script, allowed by its hash: a script element that got into the page any
+# other way (an escaping mistake) is not run. Styles stay inline (the bars' widths are style
+# attributes); a style cannot run code or, under default-src 'none', load anything.
+_SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+#: From this share of a cap on, the cap is shown as nearly used up.
+_NEARLY = Fraction(9, 10)
+
 
 def _e(text: object) -> str:
     # Control and invisible characters (an ESC, a bidi override) are shown as escapes first,
@@ -130,6 +140,11 @@ def _e(text: object) -> str:
 
 def _money(amount: int, currency: Currency) -> str:
     return format_money(Money(amount, currency))
+
+
+def _px(value: Fraction) -> str:
+    # Drawing geometry from exact amounts: rounded only here, to a tenth of a pixel.
+    return f"{round(value * 10) / 10:.1f}"
 
 
 def _script_json(data: Any) -> str:
@@ -155,8 +170,8 @@ def _chart(report: Report, index: int, currency: Currency) -> str:
     ]
     for n, day in enumerate(days):
         x = _PAD + n * step
-        spent_h = height * day.spent / scale if scale else 0
-        held_h = height * day.held / scale if scale else 0
+        spent_h = Fraction(height * day.spent, scale) if scale else Fraction(0)
+        held_h = Fraction(height * day.held, scale) if scale else Fraction(0)
         title = _e(
             f"{day.day}: {_money(day.spent, currency)} spent"
             + (f", {_money(day.held, currency)} held" if day.held else "")
@@ -166,7 +181,7 @@ def _chart(report: Report, index: int, currency: Currency) -> str:
             ("held", base - spent_h - held_h, held_h, "#e3a008", day.held),
         ):
             parts.append(
-                f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{h:.1f}" '
+                f'<rect x="{x:.1f}" y="{_px(y)}" width="{width:.1f}" height="{_px(h)}" '
                 f'fill="{color}" data-day="{day.day}" data-currency="c{index}" '
                 f'data-kind="{kind}" data-base="{amount}"><title>{title}</title></rect>'
             )
@@ -203,8 +218,9 @@ def _group_table(
             f"{_e(_money(r.held, r.currency))}</td>"
             f'<td class="num" data-kind="payments">{r.payments}{unknown}</td>'
             f'<td class="track"><span class="bar spent" '
-            f'style="width:{200 * r.spent / scale:.1f}px"></span><span class="bar held" '
-            f'style="width:{200 * r.held / scale:.1f}px"></span></td></tr>'
+            f'style="width:{_px(Fraction(200 * r.spent, scale))}px"></span>'
+            f'<span class="bar held" style="width:{_px(Fraction(200 * r.held, scale))}px">'
+            "</span></td></tr>"
         )
     out.append("</tbody></table>")
     return "".join(out)
@@ -220,12 +236,12 @@ def _caps(report: Report) -> str:
     )
     for cap in report.caps:
         share = cap.share
-        over = share is not None and share >= 0.9
+        over = share is not None and share >= _NEARLY
         bar = (
             ""
             if share is None
             else f'<span class="bar{" held" if over else ""}" '
-            f'style="width:{200 * min(float(share), 1.0):.1f}px"></span> {cap.percent}'
+            f'style="width:{_px(200 * min(share, Fraction(1)))}px"></span> {_e(cap.percent)}'
         )
         scope = ", ".join(f"{k}={v}" for k, v in cap.scope.items()) or "all"
         used = "-" if cap.used is None else format_money(cap.used)
@@ -282,8 +298,11 @@ def _data(report: Report, index: dict[Currency, int]) -> dict[str, Any]:
             {
                 "id": e.id,
                 "day": str(e.day),
-                "origin": e.origin,
-                "method": e.method,
+                # As the markup shows them (data-key, the origin options): the filter compares
+                # these strings with those, so an origin with a control character in it is
+                # filtered like any other.
+                "origin": printable(e.origin),
+                "method": printable(e.method),
                 "state": e.state,
                 "status": e.status,
                 "amount": str(e.amount.amount),
@@ -331,7 +350,10 @@ def render_html(report: Report) -> str:
         + _group_table("Per method", "method", report.methods, index)
         + _caps(report)
     )
-    csp = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+    csp = (
+        "default-src 'none'; style-src 'unsafe-inline'; "
+        f"script-src '{_SCRIPT_HASH}'; base-uri 'none'; form-action 'none'"
+    )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

@@ -10,6 +10,7 @@ pipe, a file or a screen reader gets the same facts. Every journal string is esc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 
 from mpp_client.cli.output import format_money, printable
 from mpp_client.money import Currency, Money
@@ -19,6 +20,7 @@ __all__ = ["render_text"]
 
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 _BAR = 30
+_NEARLY, _HALF = Fraction(9, 10), Fraction(1, 2)
 _RED, _YELLOW, _DIM, _BOLD, _RESET = "\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
 
 
@@ -30,7 +32,8 @@ class _Style:
         return f"{code}{text}{_RESET}" if self.color and text else text
 
 
-def _solid(cells: float) -> str:
+def _solid(cells: Fraction) -> str:
+    # Cells from exact amounts (no float in between): whole blocks and eighths of one.
     whole = int(cells)
     part = round((cells - whole) * 8)
     if part == 8:
@@ -43,8 +46,8 @@ def _bar(spent: int, held: int, scale: int, style: _Style) -> str:
     scale where ``scale`` fills it; padded to ``_BAR`` (plus a cell for rounding)."""
     if scale <= 0:
         return " " * (_BAR + 1)
-    solid = _solid(_BAR * spent / scale)
-    shade = "░" * max(1 if held else 0, round(_BAR * held / scale))
+    solid = _solid(Fraction(_BAR * spent, scale))
+    shade = "░" * max(1 if held else 0, round(Fraction(_BAR * held, scale)))
     return solid + style(_YELLOW, shade) + " " * max(0, _BAR + 1 - len(solid) - len(shade))
 
 
@@ -185,8 +188,8 @@ def render_text(report: Report, *, color: bool = False) -> str:
             if share is None:
                 bars.append("")
             else:
-                meter = _solid(_BAR * min(float(share), 1.0) / 2)
-                code = _RED if share >= 0.9 else _YELLOW if share >= 0.5 else ""
+                meter = _solid(_BAR * min(share, Fraction(1)) / 2)
+                code = _RED if share >= _NEARLY else _YELLOW if share >= _HALF else ""
                 bars.append(style(code, meter) + f" {cap.percent}")
         table = _table(cells, ["rule", "per", "cap", "used", "left", "scope"], {2, 3, 4})
         lines.append("  " + table[0])

@@ -349,7 +349,9 @@ def attach_httpx_async(
         try:
             chunks: list[bytes] = []
             size = 0
-            async for chunk in answer.aiter_raw():
+            stream = answer.stream
+            assert isinstance(stream, httpx.AsyncByteStream)
+            async for chunk in stream:
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > MAX_SIDE_BODY:
@@ -386,9 +388,15 @@ def attach_httpx_async(
 
 
 def _read_bounded_sync(answer: httpx.Response) -> bytes:
+    import httpx
+
     chunks: list[bytes] = []
     size = 0
-    for chunk in answer.iter_raw():
+    # The transport's own stream (a response a transport hands back is never read yet, but a
+    # mock's may be marked read).
+    stream = answer.stream
+    assert isinstance(stream, httpx.SyncByteStream)
+    for chunk in stream:
         chunks.append(chunk)
         size += len(chunk)
         if size > MAX_SIDE_BODY:

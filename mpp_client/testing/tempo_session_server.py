@@ -7,7 +7,8 @@ back from the escrow), ``voucher`` (each cumulative amount checked against the e
 ``close`` (the payee's ``close`` transaction on chain, receipt with ``txHash``), 410
 ``channel-not-found``, and metered ``text/event-stream`` resources that pause with
 ``event: payment-need-voucher`` when the accepted amount is used up and end with
-``event: payment-receipt``. State is kept in a JSON file, so a server started again on the
+``event: payment-receipt``. ``MPP_SESSION_SERVER_LOG=1`` prints each answer's status and
+problem (never payloads) on stderr. State is kept in a JSON file, so a server started again on the
 same file (a restart) knows its channels.
 
 Routes (GET): ``/stream?n=<chunks>`` (SSE, one unit per chunk), ``/paid`` (one unit per
@@ -306,8 +307,6 @@ class TempoSessionServer:
         action = payload.get("action")
         channel_id = str(payload.get("channelId", "")).lower()
         self.actions.append(str(action))
-        if os.environ.get("MPP_SESSION_SERVER_LOG"):
-            print("server payload:", method, target, dict(payload), file=__import__("sys").stderr)
         if action == "open":
             problem = self._open(credential.challenge.id, payload, credential.source)
         elif action == "topUp":

@@ -574,6 +574,7 @@ class PostgresJournal:
         self._doubtful: set[str] = set()
         #: Outcomes that could not be written (the database was away): written when it answers.
         self._pending: list[tuple[str, str, _Change]] = []
+        self._settling = threading.Lock()
         _journals.add(self)
         try:
             with self._direct() as conn:
@@ -636,6 +637,7 @@ class PostgresJournal:
     def _reset_after_fork(self) -> None:
         self._lock = threading.RLock()
         self._hold_lock = threading.Lock()
+        self._settling = threading.Lock()
         self._pool = None  # the parent's: never used (nor closed) here
         self._pid = os.getpid()
         self._owner_id = None
@@ -901,6 +903,16 @@ class PostgresJournal:
                  self.where, inserted[0])  # fmt: skip
 
     def _settle_doubtful(self) -> None:
+        """Write the outcomes and fail the holds the database missed (one thread at a time:
+        the heartbeat and a hold may both get here)."""
+        if not (self._pending or self._doubtful) or not self._settling.acquire(blocking=False):
+            return
+        try:
+            self._settle()
+        finally:
+            self._settling.release()
+
+    def _settle(self) -> None:
         while self._pending:
             entry_id, state, change = self._pending[0]
             try:

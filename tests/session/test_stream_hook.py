@@ -105,9 +105,12 @@ def test_sync(fail: bool) -> None:
     seen: list[httpx.Request] = []
     method = SessionTestMethod(fail)
     transport = PaymentTransport(server(seen), methods=[method], guard=OpenGuard())
-    with httpx.Client(transport=transport) as client, client.stream(
-        "GET", "http://127.0.0.1/s", headers={"authorization": "Bearer app-token"}
-    ) as response:
+    with (
+        httpx.Client(transport=transport) as client,
+        client.stream(
+            "GET", "http://127.0.0.1/s", headers={"authorization": "Bearer app-token"}
+        ) as response,
+    ):
         if fail:
             with pytest.raises(SessionStreamError):
                 b"".join(response.iter_raw())
@@ -131,9 +134,11 @@ async def test_async() -> None:
     seen: list[httpx.Request] = []
     method = SessionTestMethod()
     transport = AsyncPaymentTransport(server(seen), methods=[method], guard=OpenGuard())
-    async with httpx.AsyncClient(transport=transport) as client:
-        async with client.stream("GET", "http://127.0.0.1/s") as response:
-            body = b"".join([chunk async for chunk in response.aiter_raw()])
+    async with (
+        httpx.AsyncClient(transport=transport) as client,
+        client.stream("GET", "http://127.0.0.1/s") as response,
+    ):
+        body = b"".join([chunk async for chunk in response.aiter_raw()])
     assert body == PASSED
     state = session_of(response)
     assert state is not None and state.receipt is not None and state.details["side"] == 200

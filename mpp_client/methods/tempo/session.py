@@ -42,6 +42,7 @@ from mpp_client.clock import SYSTEM_CLOCK, Clock, utcnow
 from mpp_client.effects import Checkpoint, Effect, HttpCall, HttpReply, JournalWrite
 from mpp_client.errors import (
     BudgetExceeded,
+    ChallengeExpired,
     EffectFailed,
     MethodError,
     NotAllowed,
@@ -312,8 +313,6 @@ class TempoSession(PaymentMethod):
         if expires is not None and expires.timestamp() - context.now.timestamp() < (
             self.expiry_margin
         ):
-            from mpp_client.errors import ChallengeExpired
-
             raise ChallengeExpired(
                 "tempo session: the challenge expires too soon to pay", challenge=challenge
             )
@@ -659,6 +658,8 @@ class TempoSession(PaymentMethod):
             raise ValueError(f"no open channel for {url}")
         if record.state == "closed":
             return record
+        if url_origin(url) != record.origin:
+            raise ValueError(f"channel {record.id} was opened with {record.origin}, not {url}")
         challenge = yield from _fresh_challenge(url, record, {})
         payload = {
             "action": "close",
