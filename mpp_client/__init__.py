@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from mpp_client.money import SAT, Currency, Money
     from mpp_client.protocol import Challenge, Credential, Problem, Receipt
     from mpp_client.requests_session import PaymentSession
+    from mpp_client.session.base import SessionStream, SessionStreamError, session_of
     from mpp_client.transport import AsyncPaymentTransport, PaymentTransport
     from mpp_client.wallet import Limit, SpendPolicy, Wallet, usd
 
@@ -106,12 +107,15 @@ __all__ = [
     "Quote",
     "Receipt",
     "SAT",
+    "SessionStream",
+    "SessionStreamError",
     "SpendPolicy",
     "UnreplayableBody",
     "UnresolvedPayments",
     "Wallet",
     "payment_of",
     "receipt_of",
+    "session_of",
     "usd",
 ]
 
@@ -138,10 +142,13 @@ _LAZY = {
     "Quote": "mpp_client.methods.base",
     "Receipt": "mpp_client.protocol",
     "SAT": "mpp_client.money",
+    "SessionStream": "mpp_client.session.base",
+    "SessionStreamError": "mpp_client.session.base",
     "SpendPolicy": "mpp_client.wallet",
     "Wallet": "mpp_client.wallet",
     "payment_of": "mpp_client.driver",
     "receipt_of": "mpp_client.driver",
+    "session_of": "mpp_client.session.base",
     "usd": "mpp_client.wallet",
 }
 

@@ -8,8 +8,9 @@ requests session differ in how they send; everything they decide is decided here
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 # The flow, the guard and the clock are imported where they are used, not here: the transports
@@ -33,6 +34,30 @@ PIN_KEY = "mpp.pin"
 # Private: a payment made on a hop that answered with a redirect, carried to the end of the
 # redirect chain (and a guard against paying a second time within it).
 CARRY_KEY = "mpp.carry"
+
+R = TypeVar("R")
+
+
+class OnFirstUse(Generic[R]):
+    """A value made the first time it is asked for, once even when threads race (a driver's
+    effect runner: making it loads tenacity and asyncio, which only a 402 needs)."""
+
+    def __init__(self, make: Callable[[], R]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        #: The value once made, else None.
+        self.made: R | None = None
+
+    def get(self) -> R:
+        """The value, made now if this is the first use."""
+        made = self.made
+        if made is None:
+            with self._lock:
+                made = self.made
+                if made is None:
+                    made = self.made = self._make()
+        return made
+
 
 #: Largest request body (bytes) buffered so it can be replayed on the paid retry. A larger
 #: streaming body is sent unbuffered, and a 402 for it is refused before anything is signed.

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextvars
 import itertools
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +32,13 @@ except ImportError:
     require_extra("requests", "PaymentSession")  # MissingExtra, naming the extra to install
     raise
 
-from mpp_client.driver import DEFAULT_BODY_CAP, MAX_402_BODY, build_config, url_origin
+from mpp_client.driver import (
+    DEFAULT_BODY_CAP,
+    MAX_402_BODY,
+    OnFirstUse,
+    build_config,
+    url_origin,
+)
 from mpp_client.errors import MppError
 
 # As in mpp_client.transport: the flow, the runner and the trampoline load on the first 402.
@@ -143,6 +148,12 @@ def _head(response: requests.Response, body: bytes) -> ResponseHead:
     return ResponseHead(response.status_code, pairs, body)
 
 
+def _sync_runner(io_client: httpx.Client | None) -> SyncRunner:
+    from mpp_client.runner import SyncRunner
+
+    return SyncRunner(io_client)
+
+
 class PaymentResponse(requests.Response):
     """What every ``PaymentSession`` request returns: a ``requests.Response`` whose
     ``mpp_payment`` is the ``Payment`` made for it, or ``None`` when no 402 was met (the same as
@@ -193,22 +204,12 @@ class PaymentSession(requests.Session):
             allow_insecure_http=allow_insecure_http,
         )
         self._mpp_body_cap = body_cap
-        self._mpp_io_client = io_client
-        self._mpp_runner_made: SyncRunner | None = None
-        self._mpp_runner_lock = threading.Lock()
+        self._mpp_runners = OnFirstUse(lambda: _sync_runner(io_client))
 
     @property
     def _mpp_runner(self) -> SyncRunner:
-        """The effect runner, made on the first 402 (it loads tenacity and asyncio)."""
-        runner = self._mpp_runner_made
-        if runner is None:
-            with self._mpp_runner_lock:
-                runner = self._mpp_runner_made
-                if runner is None:
-                    from mpp_client.runner import SyncRunner
-
-                    runner = self._mpp_runner_made = SyncRunner(self._mpp_io_client)
-        return runner
+        """The effect runner, made on the first 402."""
+        return self._mpp_runners.get()
 
     def request(
         self,
@@ -348,7 +349,9 @@ class PaymentSession(requests.Session):
                 stream, position = body.rewind
                 stream.seek(position)
             else:
-                retry.body = body.data
+                # No body stays None: b"" without Content-Length makes the adapter send an
+                # empty chunked body, whose "0\r\n\r\n" a server may read as the next request.
+                retry.body = body.data or None
             try:
                 # Not following redirects here: a redirect after paying is the server's
                 # answer to the payment, and what follows it is fetched unpaid below.
@@ -418,6 +421,6 @@ class PaymentSession(requests.Session):
             headers.pop("Payment-Authorization", None)
 
     def close(self) -> None:
-        if self._mpp_runner_made is not None:
-            self._mpp_runner_made.close()
+        if self._mpp_runners.made is not None:
+            self._mpp_runners.made.close()
         super().close()

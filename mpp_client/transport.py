@@ -20,7 +20,6 @@ transports and bypasses this one (and its budgets).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from mpp_client.driver import (
     MAX_402_BODY,
     PAYMENT_KEY,
     PIN_KEY,
+    OnFirstUse,
     build_config,
     first_origin,
     options_from,
@@ -309,6 +309,18 @@ def _annotate(error: MppError, request: httpx.Request, response: httpx.Response)
     return error
 
 
+def _sync_runner(io_client: httpx.Client | None) -> SyncRunner:
+    from mpp_client.runner import SyncRunner
+
+    return SyncRunner(io_client)
+
+
+def _async_runner(io_client: httpx.AsyncClient | None) -> AsyncRunner:
+    from mpp_client.runner import AsyncRunner
+
+    return AsyncRunner(io_client)
+
+
 class _TransportOptions:
     def __init__(
         self,
@@ -373,22 +385,12 @@ class PaymentTransport(httpx.BaseTransport):
             allow_insecure_http=allow_insecure_http,
         )
         self._accept = self._options.accept.encode("latin-1")
-        self._io_client = io_client
-        self._runner_made: SyncRunner | None = None
-        self._runner_lock = threading.Lock()
+        self._runners = OnFirstUse(lambda: _sync_runner(io_client))
 
     @property
     def _runner(self) -> SyncRunner:
-        """The effect runner, made on the first 402 (it loads tenacity and asyncio)."""
-        runner = self._runner_made
-        if runner is None:
-            with self._runner_lock:
-                runner = self._runner_made
-                if runner is None:
-                    from mpp_client.runner import SyncRunner
-
-                    runner = self._runner_made = SyncRunner(self._io_client)
-        return runner
+        """The effect runner, made on the first 402."""
+        return self._runners.get()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         extensions = request.extensions
@@ -448,8 +450,8 @@ class PaymentTransport(httpx.BaseTransport):
         return _finish(last, request, pinned, payment)
 
     def close(self) -> None:
-        if self._runner_made is not None:
-            self._runner_made.close()
+        if self._runners.made is not None:
+            self._runners.made.close()
         self._inner.close()
 
 
@@ -483,19 +485,12 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
             allow_insecure_http=allow_insecure_http,
         )
         self._accept = self._options.accept.encode("latin-1")
-        self._io_client = io_client
-        self._runner_made: AsyncRunner | None = None
+        self._runners = OnFirstUse(lambda: _async_runner(io_client))
 
     @property
     def _runner(self) -> AsyncRunner:
-        """The effect runner, made on the first 402 (no await between the check and the
-        assignment, so one event loop makes one)."""
-        runner = self._runner_made
-        if runner is None:
-            from mpp_client.runner import AsyncRunner
-
-            runner = self._runner_made = AsyncRunner(self._io_client)
-        return runner
+        """The effect runner, made on the first 402."""
+        return self._runners.get()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         extensions = request.extensions
@@ -557,6 +552,6 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
         return _finish(last, request, pinned, payment)
 
     async def aclose(self) -> None:
-        if self._runner_made is not None:
-            await self._runner_made.aclose()
+        if self._runners.made is not None:
+            await self._runners.made.aclose()
         await self._inner.aclose()

@@ -361,9 +361,7 @@ def trust_hint(error: MppError, wallet: Wallet, url: str) -> str | None:
                     new,
                     token=token if pin is not None and token != pin.token else None,
                     network=(
-                        network
-                        if pin is not None and network and network != pin.network
-                        else None
+                        network if pin is not None and network and network != pin.network else None
                     ),
                 )
     return (

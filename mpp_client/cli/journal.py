@@ -183,15 +183,17 @@ def _window(inv: Invocation) -> tuple[datetime | None, datetime | None]:
 
 
 def _row(record: PaymentRecord) -> dict[str, str]:
+    # Each cell escaped on its own, line breaks and tabs included: a server's reference or
+    # method name must not add a row or a column to the table.
     return {
-        "id": record.id[:12],
+        "id": printable(record.id[:12]),
         "created": record.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-        "state": record.state,
+        "state": printable(record.state),
         "money": money_status(record),
-        "method": record.method,
-        "amount": format_money(record.amount),
-        "origin": record.origin,
-        "reference": short(record.reference),
+        "method": printable(record.method),
+        "amount": printable(format_money(record.amount)),
+        "origin": printable(record.origin),
+        "reference": printable(short(record.reference)),
     }
 
 

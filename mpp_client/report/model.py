@@ -48,9 +48,7 @@ DEFAULT_DAYS = 30
 
 #: The states an entry whose outcome is not final can be in (``failed`` too: failed without
 #: knowing whether money moved stays held); ``money_status`` decides.
-_MAYBE_HELD: tuple[PaymentState, ...] = tuple(
-    s for s in get_args(PaymentState) if s != "settled"
-)
+_MAYBE_HELD: tuple[PaymentState, ...] = tuple(s for s in get_args(PaymentState) if s != "settled")
 
 
 def money_status(record: PaymentRecord) -> MoneyStatus:

@@ -69,7 +69,7 @@ var form=document.getElementById('filter'),o=document.getElementById('f-origin')
 a=document.getElementById('f-from'),b=document.getElementById('f-to');
 function readHash(){var h=location.hash.replace(/^#/,'');if(!h)return;
 h.split('&').forEach(function(p){var i=p.indexOf('=');if(i<0)return;
-var k=p.slice(0,i),v=decodeURIComponent(p.slice(i+1));
+var k=p.slice(0,i),v;try{v=decodeURIComponent(p.slice(i+1));}catch(err){return;}
 if(k==='origin')o.value=v;if(k==='from')a.value=v;if(k==='to')b.value=v;});}
 function put(el,base,c){el.setAttribute('data-base',base.toString());el.textContent=fmt(base,c);}
 function apply(){

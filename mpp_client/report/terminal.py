@@ -52,7 +52,12 @@ def _bar(spent: int, held: int, scale: int, style: _Style) -> str:
 
 
 def _money(amount: int, currency: Currency) -> str:
-    return format_money(Money(amount, currency))
+    return _amount(Money(amount, currency))
+
+
+def _amount(money: Money) -> str:
+    # A currency's code and symbol came from a server or a token's metadata, like an origin.
+    return printable(format_money(money))
 
 
 def _table(rows: Sequence[Sequence[str]], header: Sequence[str], right: set[int]) -> list[str]:
@@ -126,10 +131,10 @@ def _attention(entries: Sequence[ReportEntry], style: _Style) -> list[str]:
     lines = [style(_RED if unknown else _YELLOW, style(_BOLD, title))]
     cells = [
         [
-            e.id[:12],
+            printable(e.id[:12]),
             e.created.strftime("%Y-%m-%d %H:%M"),
-            e.state.upper() if e.state == "unknown" else e.state,
-            format_money(e.amount),
+            e.state.upper() if e.state == "unknown" else printable(e.state),
+            _amount(e.amount),
             printable(e.origin),
             printable(e.reason or ""),
         ]
@@ -153,7 +158,7 @@ def render_text(report: Report, *, color: bool = False) -> str:
     first, last = report.days[0], report.days[-1]
     lines = [
         style(_BOLD, f"Spend from {first} to {last} ({len(report.days)} days)"),
-        f"times in {report.timezone}; generated {report.generated_at:%Y-%m-%d %H:%M}; "
+        f"times in {printable(report.timezone)}; generated {report.generated_at:%Y-%m-%d %H:%M}; "
         "amounts are what the payees were paid (fees not included)",
         "",
     ]
@@ -180,10 +185,10 @@ def render_text(report: Report, *, color: bool = False) -> str:
         cells = []
         bars = []
         for cap in report.caps:
-            used = "-" if cap.used is None else format_money(cap.used)
-            left = "-" if cap.left is None else format_money(cap.left)
+            used = "-" if cap.used is None else _amount(cap.used)
+            left = "-" if cap.left is None else _amount(cap.left)
             scope = ", ".join(f"{k}={printable(v)}" for k, v in cap.scope.items()) or "all"
-            cells.append([printable(cap.rule), cap.per, format_money(cap.cap), used, left, scope])
+            cells.append([printable(cap.rule), cap.per, _amount(cap.cap), used, left, scope])
             share = cap.share
             if share is None:
                 bars.append("")

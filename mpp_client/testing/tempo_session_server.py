@@ -57,7 +57,7 @@ from mpp_client.methods.tempo.transaction import (
     TempoTransaction,
     address_bytes,
 )
-from mpp_client.methods.tempo.voucher import check_low_s
+from mpp_client.methods.tempo.voucher import check_low_s, voucher_digest
 from mpp_client.protocol import (
     Challenge,
     Receipt,
@@ -67,7 +67,13 @@ from mpp_client.protocol import (
 )
 from mpp_client.testing.anvil import DEV_KEYS, AnvilChain
 
-__all__ = ["EscrowToolsMissing", "TempoSessionServer", "deploy", "escrow_artifact"]
+__all__ = [
+    "EscrowToolsMissing",
+    "SeenRequest",
+    "TempoSessionServer",
+    "deploy",
+    "escrow_artifact",
+]
 
 PROBLEMS = "https://paymentauth.org/problems/"
 _CHECKOUT = Path(__file__).resolve().parents[2]
@@ -124,6 +130,19 @@ def deploy(chain: AnvilChain, bytecode: str) -> str:
 VOUCHER_WAIT = 60.0
 
 
+@dataclass(frozen=True)
+class SeenRequest:
+    """One request as the server saw it: ``connection`` numbers the TCP connection (in accept
+    order), ``framing`` is ``"length"``, ``"chunked"`` or ``"none"``, ``streamed`` whether the
+    answer was an event stream."""
+
+    connection: int
+    method: str
+    path: str
+    framing: str
+    streamed: bool
+
+
 @dataclass
 class _Channel:
     payer: str
@@ -153,9 +172,18 @@ class TempoSessionServer:
     realm: str = "tempo-session.test"
     state_path: str | None = None
     challenge_ttl: float = 900.0
+    #: After the open, check vouchers off chain (EIP-712 digest computed here, signature,
+    #: cumulative) as a production server does, instead of asking the escrow's
+    #: ``getVoucherDigest`` each time: benchmarks use it to measure the client, not anvil.
+    offchain_vouchers: bool = False
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     #: Every credential action seen, in order (``open``, ``voucher``, ``topUp``, ``close``).
     actions: list[str] = field(default_factory=list)
+    #: Every request served, in order: which connection carried it and how its body was framed.
+    requests: list[SeenRequest] = field(default_factory=list)
+    #: Request lines the server could not parse (bytes a client left on a connection, e.g. an
+    #: unannounced body); a correct client leaves this empty.
+    unparsed: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.escrow = self.escrow.lower()
@@ -170,6 +198,7 @@ class TempoSessionServer:
             self._used = set(data["used"])
         self._httpd: ThreadingHTTPServer | None = None
         self._sockets: set[Any] = set()
+        self._accepted = 0
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -265,10 +294,15 @@ class TempoSessionServer:
             check_low_s(raw)
         except ValueError:
             return "session/invalid-signature"
-        data = get_voucher_digest_data(channel_id, cumulative)
-        digest = self.chain.rpc(
-            "eth_call", {"to": self.escrow, "data": "0x" + data.hex()}, "latest"
-        )
+        if self.offchain_vouchers:
+            digest = "0x" + voucher_digest(
+                "v1", self.chain.chain_id, self.escrow, channel_id, cumulative
+            ).hex()
+        else:
+            data = get_voucher_digest_data(channel_id, cumulative)
+            digest = self.chain.rpc(
+                "eth_call", {"to": self.escrow, "data": "0x" + data.hex()}, "latest"
+            )
         try:
             signer = recover_address(bytes.fromhex(digest[2:]), raw).lower()
         except ValueError:
@@ -482,10 +516,38 @@ class TempoSessionServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            number = 0  # this connection's number, in accept order
 
             def setup(self) -> None:
                 super().setup()
                 server._sockets.add(self.connection)
+                with server._lock:
+                    server._accepted += 1
+                    self.number = server._accepted
+
+            def parse_request(self) -> bool:
+                parsed = super().parse_request()
+                if not parsed and self.requestline:
+                    server.unparsed.append(self.requestline[:80])
+                return parsed
+
+            def _body(self) -> tuple[str, bytes]:
+                if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+                    # HTTP/1.1 request bodies may be chunked: read them to the end, or their
+                    # bytes would be parsed as the next request on this connection.
+                    parts = []
+                    while True:
+                        size = int(self.rfile.readline(64).split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                                pass  # trailers
+                            return "chunked", b"".join(parts)
+                        parts.append(self.rfile.read(size))
+                        self.rfile.readline(8)
+                length = int(self.headers.get("content-length") or 0)
+                if "content-length" in self.headers:
+                    return "length", self.rfile.read(length) if length else b""
+                return "none", b""
 
             def finish(self) -> None:
                 server._sockets.discard(self.connection)
@@ -493,11 +555,13 @@ class TempoSessionServer:
                     super().finish()
 
             def _any(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                if length:
-                    self.rfile.read(length)
+                framing, _ = self._body()
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 status, answer_headers, body = server.handle(self.command, self.path, headers)
+                seen = SeenRequest(
+                    self.number, self.command, self.path, framing, not isinstance(body, bytes)
+                )
+                server.requests.append(seen)
                 if os.environ.get("MPP_SESSION_SERVER_LOG"):
                     print("server answer:", self.command, self.path, status, file=sys.stderr)
                 self.send_response(status)

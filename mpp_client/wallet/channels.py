@@ -20,6 +20,13 @@ across threads, tasks and processes sharing the journal file:
   session's deposit entries by the refund (latest top-up first): the unspent deposit returns to
   the budgets only when the close has settled.
 
+``note(id, **facts)`` merges durable facts into ``details`` (``overclaimed``: no more top-ups).
+
+Durability: every change that can precede moving value (open, voucher, top-up, state, close,
+secret, note) commits with ``synchronous=FULL`` (one fsync); ``accept`` (what the server
+acknowledged, re-learnable from its next receipt and never above what was signed) commits at
+``NORMAL``, so a voucher costs one fsync, not two.
+
 Secrets (a Lightning deposit preimage): ``set_secret``/``secret`` keep one per session in a
 column no listing, ``to_dict`` or ``repr`` shows; ``secret`` returns a ``Secret``.
 
@@ -48,6 +55,7 @@ __all__ = [
     "ChannelState",
     "ChannelStore",
     "NewChannel",
+    "SessionRecordsUnavailable",
     "VoucherRegression",
 ]
 
@@ -94,6 +102,12 @@ _COLUMNS = (
 class VoucherRegression(JournalError):
     """A voucher lower than one already signed for the channel was about to be recorded (it
     is never sent: cumulative vouchers only go up)."""
+
+
+class SessionRecordsUnavailable(JournalError, TypeError):
+    """The wallet's journal cannot hold session records (e.g. a ``PostgresJournal``): raised
+    when a session method joins the wallet, before anything is paid. The fix: give the method
+    its own ``ChannelStore(path)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,9 +221,10 @@ class ChannelStore:
 
         path = getattr(journal, "path", None)
         if not isinstance(journal, SqliteJournal) or not isinstance(path, str):
-            raise TypeError(
-                "session records live in a SqliteJournal's file; with another journal give "
-                "the method its own ChannelStore(path)"
+            raise SessionRecordsUnavailable(
+                f"session records live in a SqliteJournal's file, and this wallet's journal is "
+                f"a {type(journal).__name__}; give the session method its own "
+                "ChannelStore(path) (TempoSession(channels=...), LightningSession(store=...))"
             )
         shared = journal if path == ":memory:" else None
         return cls(path, clock=clock, _journal=shared)
@@ -241,9 +256,9 @@ class ChannelStore:
             conn.row_factory = sqlite3.Row
             if self.path != ":memory:":
                 conn.execute("PRAGMA journal_mode=WAL")
-            # Every change of a session record is one that must survive a power loss (a
-            # voucher about to leave, an open, a refund): FULL on this store's own connections.
-            conn.execute("PRAGMA synchronous=FULL")
+            # NORMAL by default; ``_write(durable=True)`` switches to FULL for the changes that
+            # must survive a power loss (a voucher about to leave, an open, a refund).
+            conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the session records in {self.path}: {exc}") from exc
         self._connections.append(conn)
@@ -252,8 +267,6 @@ class ChannelStore:
     @contextlib.contextmanager
     def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
         lock = self._journal._lock if self._journal is not None else self._lock
-        # Only a journal's shared connection (in memory) runs at NORMAL and is switched.
-        durable = durable and self._journal is not None
         with lock:
             conn = self._conn()
             try:
@@ -390,7 +403,7 @@ class ChannelStore:
         """Move a session to ``state`` (``closing``, ``evicted``, ...)."""
         if state not in _STATES:
             raise ValueError(f"unknown session state {state!r}")
-        with self._write() as conn:
+        with self._write(durable=True) as conn:
             conn.execute(
                 "UPDATE channels SET state=?, updated_at=? WHERE id=?",
                 (state, self.clock.time(), channel_id),
@@ -419,8 +432,10 @@ class ChannelStore:
                 if left <= 0 or not has_payments:
                     break
                 entry = conn.execute(
+                    # Only an entry still exposing money: a zero-amount entry sharing the
+                    # reference (a voucher, a bearer request) has nothing to give back.
                     "SELECT id, exposure FROM payments WHERE reference=? AND held=1 "
-                    "ORDER BY seq DESC LIMIT 1",
+                    "AND exposure > 0 ORDER BY seq DESC LIMIT 1",
                     (ref,),
                 ).fetchone()
                 if entry is None:
@@ -437,6 +452,23 @@ class ChannelStore:
                 "UPDATE channels SET state='closed', refund=?, highest_accepted=?, updated_at=? "
                 "WHERE id=?",
                 (str(refund), str(paid), self.clock.time(), channel_id),
+            )
+        found = self.get(channel_id)
+        assert found is not None
+        return found
+
+    def note(self, channel_id: str, **facts: Any) -> ChannelRecord:
+        """Merge ``facts`` (JSON values) into the session's ``details``, durably: a fact a
+        restart must still know (e.g. ``overclaimed=True``: the server claimed more spent than
+        was deposited, so no more top-ups). Raises ``JournalError`` for an unknown session."""
+        with self._write(durable=True) as conn:
+            row = conn.execute("SELECT details FROM channels WHERE id=?", (channel_id,)).fetchone()
+            if row is None:
+                raise JournalError(f"no session record {channel_id}")
+            details = {**json.loads(row["details"]), **facts}
+            conn.execute(
+                "UPDATE channels SET details=?, updated_at=? WHERE id=?",
+                (json.dumps(details, sort_keys=True), self.clock.time(), channel_id),
             )
         found = self.get(channel_id)
         assert found is not None

@@ -88,7 +88,6 @@ from mpp_client.wallet.journal import (  # noqa: E402
     _PRUNE_AGE,
     _PRUNE_EVERY,
     _PRUNED_KEY,
-    _SCHEMA_TEXT,
     _SPANS,
     DamagedEntry,
     JournalTransaction,
@@ -145,6 +144,14 @@ def shown_url(url: str) -> str:
     return (
         f"postgresql://{user}{parts.get('host') or 'localhost'}{port}/{parts.get('dbname') or ''}"
     )
+
+
+def _watermark(value: object) -> int | None:
+    """The pruning watermark (whole seconds, as text in ``mpp_meta``); ``None`` if unreadable
+    (it is then rewritten by the next prune)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
 
 
 def _problem(exc: BaseException) -> str:
@@ -212,8 +219,6 @@ class _PgLedger:
         self._conn = conn
         self._writing = writing
         self._now: float | None = None
-        self._pruned: int | None = None
-        self._pruned_read = False
         #: Ids this transaction inserted (looked up after a lost commit acknowledgement).
         self.inserted: list[str] = []
         #: Currency ids this transaction made (cached once it commits).
@@ -236,18 +241,6 @@ class _PgLedger:
             self._now = self._journal._clock()
         return self._now
 
-    def _pruned_before(self) -> int | None:
-        if not self._pruned_read:
-            row = self._conn.execute(
-                "SELECT value FROM mpp_meta WHERE key = %s", (_PRUNED_KEY,)
-            ).fetchone()
-            value = None if row is None else row["value"]
-            self._pruned = (
-                int(value) if isinstance(value, str) and _SCHEMA_TEXT.fullmatch(value) else None
-            )
-            self._pruned_read = True
-        return self._pruned
-
     def held_totals(
         self,
         *,
@@ -258,12 +251,21 @@ class _PgLedger:
         call_id: str | None = None,
         currencies: Callable[[Currency], bool] | None = None,
     ) -> list[tuple[Currency, int]]:
+        return self._totals(since, origin, method, payee, call_id, currencies, summed=False)
+
+    def _totals(
+        self,
+        since: float | None,
+        origin: str | None,
+        method: str | None,
+        payee: str | None,
+        call_id: str | None,
+        currencies: Callable[[Currency], bool] | None,
+        *,
+        summed: bool,
+    ) -> list[tuple[Currency, int]]:
         self.flush()
-        scope = _bucket_scope(origin, method, payee) if call_id is None else None
-        if scope is not None and since is not None:
-            pruned = self._pruned_before()
-            if pruned is not None and math.floor(since) + 1 < pruned:
-                scope = None  # a window reaching before pruned totals: sum payment by payment
+        scope = _bucket_scope(origin, method, payee) if call_id is None and not summed else None
         if scope is None:
             total_sql, args = self._summed(since, origin, method, payee, call_id)
         elif since is None:
@@ -274,11 +276,19 @@ class _PgLedger:
             args = {"scope": scope}
         else:
             total_sql, args = self._windowed(scope, since, origin, method, payee)
+        # The pruning watermark comes with the totals (no round trip of its own): a window
+        # reaching before pruned running totals (a clock set back by days) is summed instead.
         rows = self._conn.execute(
             "SELECT c.id, c.code, c.decimals, c.network, c.symbol, c.usd_pegged, "  # noqa: S608
-            f"{total_sql} AS total FROM mpp_currencies c ORDER BY c.id",
-            args,
+            f"{total_sql} AS total, (SELECT value FROM mpp_meta WHERE key = %(pruned_key)s) "
+            "AS pruned FROM mpp_currencies c ORDER BY c.id",
+            {**args, "pruned_key": _PRUNED_KEY},
         ).fetchall()
+        if scope is not None and since is not None and rows:
+            value = rows[0]["pruned"]
+            pruned = _watermark(value)
+            if pruned is not None and math.floor(since) + 1 < pruned:
+                return self._totals(since, origin, method, payee, call_id, currencies, summed=True)
         totals = []
         for row in rows:
             currency = _stored_currency(row)
@@ -966,9 +976,7 @@ class PostgresJournal:
         horizon = math.floor(now) - _PRUNE_AGE
         row = conn.execute("SELECT value FROM mpp_meta WHERE key = %s", (_PRUNED_KEY,)).fetchone()
         value = None if row is None else row["value"]
-        pruned_before = (
-            int(value) if isinstance(value, str) and _SCHEMA_TEXT.fullmatch(value) else None
-        )
+        pruned_before = _watermark(value)
         if pruned_before is None or horizon >= pruned_before + _PRUNE_EVERY:
             conn.execute("DELETE FROM mpp_held_buckets WHERE span > 0 AND start < %s", (horizon,))
             conn.execute(

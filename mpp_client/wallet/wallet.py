@@ -17,10 +17,11 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from datetime import datetime
+from functools import partial
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Literal
 
 from mpp_client.clock import SYSTEM_CLOCK, Clock, utcnow
-from mpp_client.effects import Await, Effect, JournalWrite
+from mpp_client.effects import Await, Effect, JournalRead, JournalWrite
 from mpp_client.errors import PaymentVetoed, UnresolvedPayments
 from mpp_client.guard import PaymentOptions, Reservation
 from mpp_client.lifecycle import Proof
@@ -299,8 +300,10 @@ class Wallet:
         resolved = False
         now = utcnow(self.clock)
         by_name = {m.name: m for m in self.methods}
+        journal = self.journal
         for entry_id in unresolved[:_LAZY_LOOKUPS]:
-            record = self.journal.get(entry_id)
+            # Journal reads and writes are effects: async drivers do them off the event loop.
+            record: PaymentRecord | None = yield JournalRead(partial(journal.get, entry_id))
             if record is None or record.void_after is None or record.void_after > now:
                 continue
             method = by_name.get(record.method)
@@ -313,7 +316,8 @@ class Wallet:
             except Exception:
                 log.info("payment %s: lookup failed; it stays unknown", entry_id)
                 continue
-            outcome = apply_lookup(self.journal, record, combine(results))
+            found = combine(results)
+            outcome = yield JournalWrite(partial(apply_lookup, journal, record, found))
             resolved = resolved or outcome.outcome in ("settled", "failed")
         return resolved
 

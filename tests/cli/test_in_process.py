@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -80,7 +81,17 @@ def test_since_and_until_take_whole_local_days(home, capsys):
 
 
 @pytest.mark.parametrize(
-    "value", ["03/04/2026", "2026-3-4", "20260304", "2026-02-30", "yesterday", "2026-03-04T25:00"]
+    "value",
+    [
+        "03/04/2026",
+        "2026-3-4",
+        "20260304",
+        "2026-02-30",
+        "yesterday",
+        "2026-03-04T25:00",
+        "\u0662\u0660\u0662\u0666-\u0660\u0663-\u0660\u0664",  # Arabic-Indic digits
+        "2026-03-04T10:00+24:00",
+    ],
 )
 def test_dates_are_parsed_exactly_or_refused(home, capsys, value):
     clock, _ = home
@@ -174,3 +185,19 @@ def test_the_key_file_passphrase_prompt_stops_the_spinner(tmp_path, monkeypatch)
     finally:
         progress.stop()
     assert seen == [False]
+
+
+def test_journal_list_rows_are_one_line_each_whatever_the_server_sent(home, capsys, tmp_path):
+    clock, made = home
+    # A receipt reference and a currency symbol are the server's (or a token's) text.
+    with sqlite3.connect(tmp_path / "journal.sqlite3") as conn:
+        conn.execute(
+            "UPDATE payments SET reference=?, currency_symbol=? WHERE id=?",
+            ("ref\nfake-row  settled", "tUSD\x1b[2J", made[0].entry_id),
+        )
+    code, out, _ = run(capsys, clock, "journal", "list", "--today")
+
+    assert code == 0
+    rows = [line for line in out.splitlines() if line and not line.startswith("times in")]
+    assert len(rows) == 1 + len([m for m in made if m.days_ago == 0])
+    assert "\x1b" not in out and "fake-row" in out

@@ -211,3 +211,21 @@ def test_the_hot_queries_read_indexes_not_every_payment(pg_url):
         for sql, params in queries:
             plan = "\n".join(row[0] for row in conn.execute("EXPLAIN " + sql, params))
             assert "Seq Scan on mpp_payments" not in plan, plan
+
+
+def test_windows_reaching_before_pruned_totals_are_summed_exactly(pg_url):
+    clock = Clock(1_800_000_000.0)
+    journal = PostgresJournal(pg_url, clock=clock, heartbeat=False)
+    wallet = wallet_on(journal, day="1")
+    pay(wallet, quote(600_000))
+    clock.now += 3 * 86_400  # the next hold prunes running totals older than two days
+    pay(wallet, quote(1))
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        left = conn.execute("SELECT count(*) FROM mpp_held_buckets WHERE span > 0 AND start "
+                            "< 1800003600").fetchone()[0]  # fmt: skip
+    assert left == 0
+    clock.now = 1_800_000_000.0 + 3600  # the clock set back: the first payment is in the day
+    with pytest.raises(BudgetExceeded):
+        wallet.check(quote(400_000), context(), PaymentOptions())
+    wallet.check(quote(399_999), context(), PaymentOptions())
+    journal.close()

@@ -56,12 +56,15 @@ PUBLIC_API = [
     "Quote",
     "Receipt",
     "SAT",
+    "SessionStream",
+    "SessionStreamError",
     "SpendPolicy",
     "UnreplayableBody",
     "UnresolvedPayments",
     "Wallet",
     "payment_of",
     "receipt_of",
+    "session_of",
     "usd",
 ]
 

@@ -181,3 +181,12 @@ def test_hostile_journal_text_stays_text(page, tmp_path):
     assert "<" not in data and ">" not in data
     # The filter by the hostile origin works like any other.
     assert totals(dom, "usd-test") == (0, 3_000)
+
+
+def test_a_malformed_address_fragment_does_not_stop_the_filters(page, tmp_path):
+    # "%E0%A4%A" is no UTF-8 percent-encoding: that part is skipped, the date still applies.
+    fragment = f"origin=%E0%A4%A&from={NOW.date()}"
+    dom = Dom(dump_dom(page.path, tmp_path / "profile", fragment))
+
+    assert dom.find(**{"data-filtered": "yes"})
+    assert totals(dom, "usd-test") == (10_000, 25_000)

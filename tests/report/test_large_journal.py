@@ -61,7 +61,7 @@ def _add_old_rows(path: Path, count: int) -> None:
 
 def test_a_huge_journal_is_not_loaded_for_a_months_report(tmp_path: Path):
     path = tmp_path / "journal.sqlite3"
-    small, clock, made = build(path)
+    small, clock, _ = build(path)
     policy = SpendPolicy(limits=(Limit(usd("100"), "lifetime", currency=USD_PEGGED),))
     before = build_report(small, policy, clock=clock, tz=UTC)
     small.close()

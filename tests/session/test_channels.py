@@ -108,3 +108,61 @@ def test_one_writer_per_channel_across_threads_and_processes(tmp_path: Path) -> 
     final = store.get("0xabc")
     assert final is not None
     assert final.highest_signed == 399 and final.voucher == "0x399"
+
+
+def _entry(amount: int, reference: str | None) -> object:
+    from mpp_client.methods.base import Payee
+    from mpp_client.money import SAT, Money
+    from mpp_client.wallet.journal import NewPayment
+
+    return NewPayment(
+        call_id="call", challenge_id="ch", realm=None, origin="http://127.0.0.1:1",
+        url="http://127.0.0.1:1/x", http_method="GET", method="lightning", intent="session",
+        amount=Money(amount, SAT), exposure=amount, max_fee=None, network=None,
+        payees=(Payee("0xpayee", amount),), expires=None, label=None, reference=reference,
+    )  # fmt: skip
+
+
+def test_the_refund_is_cut_only_from_entries_still_exposing_money(tmp_path: Path) -> None:
+    journal = SqliteJournal(str(tmp_path / "j.sqlite3"))
+    with journal.atomic() as ledger:
+        deposit = ledger.insert(_entry(1_000, "0xopen"))  # type: ignore[arg-type]
+        # A later zero-amount entry with the same reference (a bearer request on the session).
+        bearer = ledger.insert(_entry(0, None))  # type: ignore[arg-type]
+    journal._conn().execute("UPDATE payments SET reference='0xopen' WHERE id=?", (bearer,))
+    store = ChannelStore.for_journal(journal)
+    store.open(new(deposit=1_000))
+    store.settle_close("0xabc", paid=400, refund=600)
+    by_id = {p.id: p for p in journal.payments()}
+    assert by_id[deposit].exposure == 400  # the refund came off the deposit entry
+    assert by_id[bearer].exposure == 0
+
+
+def test_notes_are_durable_facts_of_a_session(tmp_path: Path) -> None:
+    store = ChannelStore(tmp_path / "j.sqlite3")
+    store.open(new())
+    store.note("0xabc", overclaimed=True)
+    store.close()
+    again = ChannelStore(tmp_path / "j.sqlite3").get("0xabc")
+    assert again is not None
+    assert again.details == {"escrow": "0xescrow", "overclaimed": True}
+    with pytest.raises(JournalError):
+        ChannelStore(tmp_path / "j.sqlite3").note("0xmissing", overclaimed=True)
+
+
+def test_a_voucher_costs_one_fsync_and_an_accept_none(tmp_path: Path) -> None:
+    store = ChannelStore(tmp_path / "j.sqlite3")
+    store.open(new())
+    conn = store._conn()
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+    store.record_voucher("0xabc", 20, "0xsig20")
+    voucher, seen[:] = list(seen), []
+    store.accept("0xabc", 20)
+    accept = list(seen)
+    conn.set_trace_callback(None)
+    # The voucher commits at FULL (its fsync, before it may be sent) ...
+    assert voucher.index("PRAGMA synchronous=FULL") < voucher.index("COMMIT")
+    # ... what the server acknowledged commits at the connection's NORMAL: no second fsync.
+    assert not any("synchronous" in statement for statement in accept)
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL

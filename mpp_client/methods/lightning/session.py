@@ -181,8 +181,6 @@ class LightningSession(PaymentMethod):
         self._already_paid = already_paid
         self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self._lock = threading.Lock()
-        # Sessions whose server claimed more spent than deposited: no more top-ups.
-        self._overclaimed: set[str] = set()
         self._spent: dict[str, int] = {}
 
     def __repr__(self) -> str:
@@ -244,7 +242,7 @@ class LightningSession(PaymentMethod):
             if pending == "close":
                 return self._free_quote(challenge, request, record, "close")
             if pending == "topUp":
-                if record.id in self._overclaimed:
+                if record.details.get("overclaimed"):
                     raise refuse(
                         f"lightning session {record.id}: the server claimed more spent than "
                         "was deposited; no more top-ups"
@@ -480,7 +478,9 @@ class LightningSession(PaymentMethod):
         with self._lock:
             self._spent[session_id] = max(self._spent.get(session_id, 0), spent)
         if spent > deposited:
-            self._overclaimed.add(session_id)
+            if record is not None and not record.details.get("overclaimed"):
+                # Durable: a restarted wallet must not top this session up again.
+                self.store.note(session_id, overclaimed=True)
             return False
         self.store.accept(session_id, spent)
         return True

@@ -246,11 +246,8 @@ class TempoSession(PaymentMethod):
         """Called by ``Wallet``: keep channel records in its journal's database (unless
         ``channels=`` was given)."""
         if self._store is None:
-            try:
-                self._store = ChannelStore.for_journal(journal, clock=clock or self.clock)
-            except TypeError:
-                log.warning("tempo session: the wallet's journal cannot hold channel records; "
-                            "pass TempoSession(channels=ChannelStore(path))")  # fmt: skip
+            # SessionRecordsUnavailable (naming the fix) now, not a failure mid-payment.
+            self._store = ChannelStore.for_journal(journal, clock=clock or self.clock)
 
     def payer(self, network: str | None) -> str | None:
         return self._charge.payer(network)

@@ -227,3 +227,25 @@ def test_a_server_reporting_more_spent_than_deposited_gets_no_top_up():
 
 def _receipt(session_id: str, **extra: Any) -> Receipt:
     return Receipt("success", "lightning", "2026-06-01T12:00:00Z", session_id, "ch", extra)
+
+
+def test_the_no_more_top_ups_verdict_survives_a_restart(tmp_path) -> None:
+    deposit = new_deposit()
+    path = str(tmp_path / "journal.sqlite3")
+    session = LightningSession(
+        preimage_payer(deposit), store=ChannelStore(path), max_fee_sats=0
+    )
+    quote = session.quote(session_challenge(deposit), context())
+    proof, _ = drive_with_journal(session.pay(quote, context()))
+    session.on_receipt(quote, proof, _receipt(deposit.payment_hash, spent=301))
+    # A new process: a fresh method on the same journal file.
+    restarted = LightningSession(
+        preimage_payer(deposit), store=ChannelStore(path), max_fee_sats=0
+    )
+    record = restarted.store.get(deposit.payment_hash)
+    assert record is not None and record.details["overclaimed"] is True
+    with (
+        restarted._expecting(ORIGIN, "topUp"),
+        pytest.raises(PaymentRefused, match="more spent than was deposited"),
+    ):
+        restarted.quote(session_challenge(new_deposit()), context())
