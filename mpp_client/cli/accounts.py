@@ -10,7 +10,7 @@ budgets never asks for a passphrase.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -19,12 +19,17 @@ from typing import TYPE_CHECKING, Any
 from mpp_client.cli.config import Config, ConfigError, WalletEntry
 from mpp_client.cli.secret_input import read_new_passphrase
 from mpp_client.errors import KeyStoreError
+from mpp_client.methods.config import (
+    METHOD_CLASSES,
+    MethodConfigError,
+    SecretField,
+    method_class,
+)
 from mpp_client.wallet import (
     EncryptedFileKeyStore,
     KeyringKeyStore,
     KeyStore,
     Secret,
-    SecretKind,
     SpendPolicy,
     StaticPrices,
     Wallet,
@@ -38,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METHODS",
-    "KeyStoreSigner",
     "MethodSpec",
     "SecretField",
     "build_methods",
@@ -109,64 +113,6 @@ def secret_entry(entry: WalletEntry, field_name: str) -> str:
     return base if len(spec.secrets) == 1 else f"{base}/{field_name}"
 
 
-# --- Tempo: a signer that unlocks its key on first use --------------------------------------------
-
-
-class KeyStoreSigner:
-    """A Tempo ``Signer`` whose private key stays in the key store until the first signature.
-
-    ``address`` is the configured account (no unlock needed); the key read from the store must
-    derive that same account (or, with ``root_account``, act for it as an access key), else
-    ``KeyStoreError``: a swapped key store entry never signs for the wrong account.
-    """
-
-    def __init__(
-        self,
-        load: Callable[[], Secret],
-        address: str,
-        *,
-        root_account: str | None = None,
-    ) -> None:
-        self._load = load
-        self._address = address
-        self._root = root_account
-        self._signer: Any = None
-
-    @property
-    def address(self) -> str:
-        """The paying account (EIP-55)."""
-        return self._address
-
-    def _unlocked(self) -> Any:
-        if self._signer is None:
-            from mpp_client.methods.tempo import AccessKeySigner, LocalKeySigner
-
-            key = self._load().reveal()
-            try:
-                signer: Any = (
-                    AccessKeySigner(key, self._root) if self._root else LocalKeySigner(key)
-                )
-            except ValueError:
-                raise KeyStoreError("the key store entry is not a secp256k1 private key") from None
-            if signer.address.lower() != self._address.lower():
-                raise KeyStoreError(
-                    f"the key in the key store is for {signer.address}, not {self._address}"
-                )
-            self._signer = signer
-        return self._signer
-
-    def sign_hash(self, digest: bytes) -> bytes:
-        """A Tempo signature envelope over ``digest`` (see ``mpp_client.methods.tempo``)."""
-        return bytes(self._unlocked().sign_hash(digest))
-
-    def sign_raw_hash(self, digest: bytes) -> bytes:
-        """A plain secp256k1 signature (not available for access keys)."""
-        return bytes(self._unlocked().sign_raw_hash(digest))
-
-    def __repr__(self) -> str:
-        return f"KeyStoreSigner(address={self._address}, key=<in key store>)"
-
-
 def tempo_address(key: Secret, root_account: str | None) -> str:
     """The paying account of a Tempo private key (or the root account of an access key)."""
     from mpp_client.methods.tempo import AccessKeySigner, LocalKeySigner
@@ -184,212 +130,41 @@ def tempo_address(key: Secret, root_account: str | None) -> str:
 
 
 # --- method specs -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SecretField:
-    """One secret a method needs: its ``name``, the ``prompt`` shown, the key store ``kind``."""
-
-    name: str
-    prompt: str
-    kind: str
-
-
-SecretLoader = Callable[[str], Secret]
+# Each payment method says what it needs and builds itself (mpp_client.methods.config): this
+# module only reads the configured wallets and hands a method its settings and secrets.
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """How the CLI builds one payment method from a configured wallet."""
+    """What ``mpp wallet`` shows and asks for one payment method: a ``summary`` and the
+    ``secrets`` a wallet of it stores (for Lightning, those of the default backend)."""
 
     method: str
     summary: str
     secrets: tuple[SecretField, ...]
-    build: Callable[[WalletEntry, SecretLoader, Callable[[str], bool]], PaymentMethod]
 
 
-def _int(entry: WalletEntry, name: str, default: int | None = None) -> int | None:
-    value = entry.settings.get(name, default)
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    raise ConfigError(f"[wallets.{entry.name}] {name} must be an integer")
+class _MethodSpecs(Mapping[str, MethodSpec]):
+    """Every configurable method by name; a method's package is imported only when its spec
+    is read."""
+
+    def __getitem__(self, name: str) -> MethodSpec:
+        cls = method_class(name)
+        return MethodSpec(name, cls.config_summary, cls.config_secrets({}))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(METHOD_CLASSES)
+
+    def __len__(self) -> int:
+        return len(METHOD_CLASSES)
 
 
-def _chain_id(entry: WalletEntry) -> int:
-    chain_id = _int(entry, "chain_id", 4217)
-    if chain_id is None or chain_id <= 0:
-        raise ConfigError(f"[wallets.{entry.name}] chain_id must be a positive integer")
-    return chain_id
-
-
-def _str(entry: WalletEntry, name: str, default: str | None = None) -> str | None:
-    value = entry.settings.get(name, default)
-    if value is None or isinstance(value, str):
-        return value
-    raise ConfigError(f"[wallets.{entry.name}] {name} must be a string")
-
-
-def _strings(entry: WalletEntry, name: str) -> list[str] | None:
-    value = entry.settings.get(name)
-    if value is None:
-        return None
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise ConfigError(f"[wallets.{entry.name}] {name} must be a list of strings")
-
-
-def _build_tempo(
-    entry: WalletEntry, secret: SecretLoader, already_paid: Callable[[str], bool]
-) -> PaymentMethod:
-    from mpp_client.methods.tempo import TempoCharge
-
-    address = _str(entry, "address")
-    if not address:
-        raise ConfigError(f"[wallets.{entry.name}] needs the account address")
-    signer = KeyStoreSigner(
-        lambda: secret("private-key"), address, root_account=_str(entry, "root_account")
-    )
-    modes = _strings(entry, "modes") or ["pull"]
-    try:
-        return TempoCharge(
-            signer,
-            # Not `or 4217`: chain_id = 0 must never become mainnet (the config loader
-            # refuses it; this keeps a hand-built entry from being guessed either).
-            chain_id=_chain_id(entry),
-            rpc_url=_str(entry, "rpc_url"),
-            tokens=_strings(entry, "tokens"),
-            modes=modes,  # type: ignore[arg-type]  # checked by TempoCharge
-            fee_token=_str(entry, "fee_token"),
-        )
-    except ValueError as exc:
-        raise ConfigError(f"[wallets.{entry.name}] {exc}") from None
-
-
-_LIGHTNING_SECRETS = {
-    "nwc": ("NWC connection URI (nostr+walletconnect://...)", SecretKind.LIGHTNING_NWC_URI),
-    "lnd": ("LND admin macaroon (hex)", SecretKind.LIGHTNING_MACAROON),
-    "cln": ("Core Lightning rune", SecretKind.LIGHTNING_RUNE),
-    "phoenixd": ("phoenixd HTTP password", SecretKind.LIGHTNING_API_KEY),
-    "lnbits": ("LNbits admin key", SecretKind.LIGHTNING_API_KEY),
-}
-
-
-def _build_lightning(
-    entry: WalletEntry, secret: SecretLoader, already_paid: Callable[[str], bool]
-) -> PaymentMethod:
-    from mpp_client.methods import lightning
-
-    backend = _str(entry, "backend", "nwc")
-    url = _str(entry, "url")
-    value = secret("secret").reveal()
-    payer: Any
-    try:
-        if backend == "nwc":
-            payer = lightning.NwcPayer(value)
-        elif url is None:
-            raise ConfigError(f"[wallets.{entry.name}] the {backend} backend needs url")
-        elif backend == "lnd":
-            payer = lightning.LndRestPayer(url, value)
-        elif backend == "cln":
-            payer = lightning.ClnRestPayer(url, value)
-        elif backend == "phoenixd":
-            payer = lightning.PhoenixdPayer(url, value)
-        elif backend == "lnbits":
-            payer = lightning.LnbitsPayer(url, value)
-        else:
-            raise ConfigError(f"[wallets.{entry.name}] unknown lightning backend {backend!r}")
-        return lightning.LightningCharge(
-            payer,
-            network=_str(entry, "network", "mainnet"),  # type: ignore[arg-type]
-            max_fee_sats=_int(entry, "max_fee_sats", 100) or 0,
-            already_paid=already_paid,
-        )
-    except ValueError:
-        # Backend constructors validate the secret; their messages are not repeated here.
-        raise ConfigError(
-            f"[wallets.{entry.name}] the {backend} settings or secret are not valid"
-        ) from None
-
-
-def _build_stripe(
-    entry: WalletEntry, secret: SecretLoader, already_paid: Callable[[str], bool]
-) -> PaymentMethod:
-    from mpp_client.methods.stripe import StripeCharge
-
-    payment_method = _str(entry, "payment_method")
-    if not payment_method:
-        raise ConfigError(f'[wallets.{entry.name}] needs payment_method = "pm_..."')
-    extra: dict[str, Any] = {}
-    if api_base := _str(entry, "api_base"):
-        extra["api_base"] = api_base
-    try:
-        return StripeCharge(
-            secret("secret-key").reveal(),
-            payment_method=payment_method,
-            customer=_str(entry, "customer"),
-            **extra,
-        )
-    except ValueError:
-        raise ConfigError(f"[wallets.{entry.name}] the Stripe settings are not valid") from None
-
-
-def _build_handcash(
-    entry: WalletEntry, secret: SecretLoader, already_paid: Callable[[str], bool]
-) -> PaymentMethod:
-    from mpp_client.methods.handcash import HandCashCharge
-
-    app_id = _str(entry, "app_id")
-    if not app_id:
-        raise ConfigError(f"[wallets.{entry.name}] needs app_id")
-    extra: dict[str, Any] = {}
-    if base_url := _str(entry, "base_url"):
-        extra["base_url"] = base_url
-    try:
-        return HandCashCharge(
-            app_id=app_id,
-            app_secret=secret("app-secret").reveal(),
-            auth_token=secret("auth-token").reveal(),
-            **extra,
-        )
-    except ValueError:
-        raise ConfigError(f"[wallets.{entry.name}] the HandCash settings are not valid") from None
-
-
-METHODS: dict[str, MethodSpec] = {
-    "tempo": MethodSpec(
-        "tempo",
-        "TIP-20 stablecoins on Tempo (a secp256k1 key)",
-        (SecretField("private-key", "Tempo private key (hex)", SecretKind.TEMPO_PRIVATE_KEY),),
-        _build_tempo,
-    ),
-    "lightning": MethodSpec(
-        "lightning",
-        "Bitcoin over Lightning through NWC, LND, CLN, phoenixd or LNbits",
-        (SecretField("secret", "Lightning backend secret", SecretKind.OTHER),),
-        _build_lightning,
-    ),
-    "stripe": MethodSpec(
-        "stripe",
-        "cards through Stripe shared payment tokens",
-        (SecretField("secret-key", "Stripe secret key (sk_...)", SecretKind.STRIPE_KEY),),
-        _build_stripe,
-    ),
-    "handcash": MethodSpec(
-        "handcash",
-        "HandCash Connect",
-        (
-            SecretField("app-secret", "HandCash app secret", SecretKind.HANDCASH_TOKEN),
-            SecretField("auth-token", "HandCash auth token", SecretKind.HANDCASH_TOKEN),
-        ),
-        _build_handcash,
-    ),
-}
+METHODS: Mapping[str, MethodSpec] = _MethodSpecs()
 
 
 def lightning_secret_field(backend: str) -> SecretField:
     """The secret field of a Lightning wallet, with the prompt for its backend."""
-    prompt, kind = _LIGHTNING_SECRETS.get(backend, ("Lightning backend secret", SecretKind.OTHER))
-    return SecretField("secret", prompt, kind)
+    return method_class("lightning").config_secrets({"backend": backend})[0]
 
 
 # --- the wallet ---------------------------------------------------------------------------------
@@ -424,13 +199,12 @@ def build_methods(
     entries: Sequence[WalletEntry],
     *,
     store: Callable[[], KeyStore],
-    already_paid: Callable[[str], bool],
 ) -> list[PaymentMethod]:
-    """One payment method per entry (plus ``TestMethod`` when the test option is on)."""
+    """One payment method per entry, built by its own ``from_config`` (plus ``TestMethod``
+    when the test option is on). The wallet gives each its journal (``use_history``)."""
     methods: list[PaymentMethod] = []
     for entry in entries:
-        spec = METHODS.get(entry.method)
-        if spec is None:
+        if entry.method not in METHOD_CLASSES:
             raise ConfigError(f"[wallets.{entry.name}] unknown method {entry.method!r}")
 
         def loader(field_name: str, entry: WalletEntry = entry) -> Secret:
@@ -442,7 +216,10 @@ def build_methods(
                     f"wallet {entry.name!r}: no secret {name!r} in the key store"
                 ) from None
 
-        methods.append(spec.build(entry, loader, already_paid))
+        try:
+            methods.append(method_class(entry.method).from_config(entry.settings, loader))
+        except MethodConfigError as exc:
+            raise ConfigError(f"[wallets.{entry.name}] {exc}") from None
     if config.test_method:
         # FOR TESTS AND DEMOS ONLY: pays mpp_client.testing servers; moves no money.
         from mpp_client.testing import TestMethod
@@ -470,15 +247,10 @@ def open_wallet(
             cached.append(open_store(config))
         return cached[0]
 
-    holder: list[Wallet] = []
-
-    def already_paid(reference: str) -> bool:
-        return holder[0].already_paid(reference) if holder else False
-
     methods: list[PaymentMethod] = []
     if with_methods:
         entries = config.chosen_wallets(wallet_names)
-        methods = build_methods(config, entries, store=store, already_paid=already_paid)
+        methods = build_methods(config, entries, store=store)
     path = config.journal_path
     if path is not None and "://" in path:
         pass  # a database URL (a fleet's PostgreSQL journal): nothing to create here
@@ -497,5 +269,4 @@ def open_wallet(
         prices=_prices(config),
         clock=clock,
     )
-    holder.append(wallet)
     return wallet

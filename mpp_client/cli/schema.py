@@ -201,7 +201,15 @@ COMMANDS: dict[str, Any] = {
             "payment": _nullable("payment"),
             "exit_code": _INT,
         },
-        {"body": _STR, "body_base64": _STR, "output": _STR},
+        {
+            "body": _STR,
+            "body_base64": _STR,
+            "output": _STR,
+            # A metered session stream: what it cost (the payment's amount is its deposit).
+            "session": _object(
+                {"spent": _nullable("money"), "complete": _BOOL, "reference": _NULL_STR}
+            ),
+        },
     ),
     "fetch --dry-run": _object(
         {

@@ -67,6 +67,9 @@ _ELEMENTS = re.compile(
 _GAP = rf'(?:([{_TCHAR}]++)[ \t]++)?([{_TCHAR}]++)[ \t]*+=[ \t]*+"'
 _SKELETON = re.compile(rf"[ \t,]*+{_GAP}(?:[ \t]*+,[ \t,]*+{_GAP})*+[ \t,]*+").fullmatch
 _GAPS = re.compile(rf"[ \t,]*+{_GAP}").findall
+# Stand-ins for the quoted-pairs of a backslash and of a quote while a value is split on quotes.
+_BACKSLASH_PAIR = "\x00\x01"
+_QUOTE_PAIR = "\x00\x02"
 _TOKEN = re.compile(rf"[{_TCHAR}]+").fullmatch
 _ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|(.))", re.DOTALL)
 _SURROGATE = re.compile("[\ud800-\udfff]").search
@@ -199,10 +202,14 @@ def _scan_all_quoted(value: str) -> list[RawChallenge] | None:
     # format characters, surrogates); the regex only runs on values holding, say, a tab.
     if not (value.isprintable() or _UNSAFE(value) is None):
         return None
-    parts = value.split('"')
     escaped = "\\" in value
-    if '\\"' in value:  # only then can a quote be escaped
-        parts = _rejoin_escaped_quotes(value, parts)
+    if '\\"' in value:
+        # Quoted-pairs "\\\\" and "\\"" become two-character placeholders (the value holds no
+        # control character, so they cannot clash), leaving only unescaped quotes to split on.
+        # str.replace pairs a run of backslashes from its left, exactly as quoted-pairs do; a
+        # placeholder outside a value is refused by _SKELETON like the backslash it stands for.
+        value = value.replace("\\\\", _BACKSLASH_PAIR).replace('\\"', _QUOTE_PAIR)
+    parts = value.split('"')
     if not len(parts) % 2:
         return None  # an odd number of quotes: an unterminated string
     skeleton = '"'.join(parts[::2])
@@ -223,49 +230,13 @@ def _scan_all_quoted(value: str) -> list[RawChallenge] | None:
             current.defect = current.defect or f"duplicate {name} parameter"
             continue
         text = parts[2 * index - 1]
-        if escaped and "\\" in text:
-            text = unquote(text)
+        if escaped and ("\\" in text or "\x00" in text):
+            text = unquote(text.replace(_QUOTE_PAIR, '\\"').replace(_BACKSLASH_PAIR, "\\\\"))
             # An escape can spell any character, so the unescaped text is searched again.
             if _UNSAFE(text) is not None:
                 current.defect = current.defect or _unsafe_defect(name)
         params[name] = text
     return challenges
-
-
-def _rejoin_escaped_quotes(value: str, parts: list[str]) -> list[str]:
-    """Undo the splits of ``value.split('"')`` at quoted-pairs (``\\"``): a quote inside a
-    value is escaped when an odd run of backslashes precedes it. Outside values every quote
-    opens one (a backslash there is refused by _SKELETON). Only the parts that end in a
-    backslash are looked at, found with C-level searches (linear in the value)."""
-    ends: list[int] = []
-    index = previous = 0
-    found = value.find('\\"')
-    while found != -1:
-        # The quote at found + 1 ends part number (quotes before it).
-        index += value.count('"', previous, found + 1)
-        ends.append(index)
-        previous = found + 1
-        found = value.find('\\"', found + 2)
-    joined: list[str] = []
-    start = 0  # the next part not yet copied
-    size = len(parts)
-    for index in ends:
-        if index < start:
-            continue  # already merged into the value before it
-        joined.extend(parts[start:index])
-        pieces = [parts[index]]
-        # An odd position in ``joined`` is the inside of a value. The quote between two pieces
-        # breaks a run of backslashes, so the last piece alone says whether the next is escaped.
-        if len(joined) % 2:
-            last = pieces[0]
-            while index + 1 < size and (len(last) - len(last.rstrip("\\"))) % 2:
-                index += 1
-                last = parts[index]
-                pieces.append(last)
-        joined.append('"'.join(pieces))
-        start = index + 1
-    joined.extend(parts[start:])
-    return joined
 
 
 def _scan_well_formed(value: str) -> list[RawChallenge] | None:

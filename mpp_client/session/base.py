@@ -75,6 +75,10 @@ class SessionStream:
     count). ``error``: what ended the stream early (also raised to the reader). ``ended``:
     the stream reached its end (``complete`` says whether the server ended it cleanly).
     ``details``: method facts the handler keeps for the caller (e.g. ``acceptedCumulative``).
+    ``spent``: what this stream cost so far, in base units of the paid quote's currency
+    (``payment.quote.amount.currency``): Tempo, the cumulative signed above what was signed
+    before the request; Lightning, what the server reported spent. ``None`` until the handler
+    knows. A deposit or top-up is not spent: it stays in the channel.
     """
 
     receipt: Receipt | None = None
@@ -84,6 +88,7 @@ class SessionStream:
     ended: bool = False
     complete: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    spent: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -295,9 +295,10 @@ class TempoSessionServer:
         except ValueError:
             return "session/invalid-signature"
         if self.offchain_vouchers:
-            digest = "0x" + voucher_digest(
-                "v1", self.chain.chain_id, self.escrow, channel_id, cumulative
-            ).hex()
+            chain_id = self.chain.chain_id
+            digest = (
+                "0x" + voucher_digest("v1", chain_id, self.escrow, channel_id, cumulative).hex()
+            )
         else:
             data = get_voucher_digest_data(channel_id, cumulative)
             digest = self.chain.rpc(
@@ -535,7 +536,7 @@ class TempoSessionServer:
                 if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
                     # HTTP/1.1 request bodies may be chunked: read them to the end, or their
                     # bytes would be parsed as the next request on this connection.
-                    parts = []
+                    parts: list[bytes] = []
                     while True:
                         size = int(self.rfile.readline(64).split(b";")[0].strip() or b"0", 16)
                         if size == 0:

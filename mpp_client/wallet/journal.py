@@ -581,6 +581,13 @@ def _receipt_data(receipt: Any) -> Any:
 _journals: weakref.WeakSet[SqliteJournal] = weakref.WeakSet()
 
 
+def _close_connections(connections: list[sqlite3.Connection]) -> None:
+    for conn in connections:
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+    connections.clear()
+
+
 def _after_fork() -> None:
     # A lock held by another thread at fork time would never be released in the child, and
     # SQLite connections must not cross a fork: the child starts clean.
@@ -632,6 +639,9 @@ class SqliteJournal:
         self._local = threading.local()
         self._shared: sqlite3.Connection | None = None
         self._connections: list[sqlite3.Connection] = []
+        # A journal dropped without close() still closes its connections (Python 3.13 warns
+        # about every SQLite connection left to the garbage collector).
+        weakref.finalize(self, _close_connections, self._connections)
         self._closed = False
         self._next_prune = -math.inf  # journal clock time of the next look at old buckets
         self._warned: set[int] = set()  # damaged rows already logged
@@ -653,7 +663,7 @@ class SqliteJournal:
     def _reset_after_fork(self) -> None:
         self._lock = threading.RLock()
         self._local = threading.local()
-        self._connections = []
+        self._connections.clear()  # the parent's, never closed here; the same list for finalize
         if self._memory:
             self._shared = None  # an in-memory journal does not survive a fork
 
@@ -805,10 +815,7 @@ class SqliteJournal:
         """Close every connection this journal opened."""
         with self._lock:
             self._closed = True
-            for conn in self._connections:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-            self._connections.clear()
+            _close_connections(self._connections)
             self._shared = None
 
     # --- Journal -------------------------------------------------------------------------------

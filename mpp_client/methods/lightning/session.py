@@ -664,6 +664,7 @@ class _StreamHandler:
                 )
             spent = receipt.extra.get("spent")
             if isinstance(spent, int) and not isinstance(spent, bool):
+                stream.spent = spent
                 if not self._method._reported(self._session_id, self._spent_before + spent):
                     stream.details["overclaimed"] = True
             stream.receipt = receipt

@@ -854,6 +854,7 @@ class _StreamHandler:
         record = method.channels.get(channel_id)
         if record is not None:
             context.stream.details["highestSigned"] = record.highest_signed
+            context.stream.spent = max(0, record.highest_signed - self.base)
 
     def on_event(self, event: SseEvent) -> Generator[Any, Any, None]:
         if event.event == "payment-receipt":
@@ -936,6 +937,7 @@ class _StreamHandler:
         if accepted is not None:
             yield JournalWrite(lambda: store.accept(self.channel_id, accepted))
         self.context.stream.details["highestSigned"] = cumulative
+        self.context.stream.spent = cumulative - self.base
 
     def _credential(self, payload: Mapping[str, Any], challenge: Challenge) -> str:
         source = f"did:pkh:eip155:{self.plan.chain_id}:{self.method.signer.address}"

@@ -232,16 +232,12 @@ def _receipt(session_id: str, **extra: Any) -> Receipt:
 def test_the_no_more_top_ups_verdict_survives_a_restart(tmp_path) -> None:
     deposit = new_deposit()
     path = str(tmp_path / "journal.sqlite3")
-    session = LightningSession(
-        preimage_payer(deposit), store=ChannelStore(path), max_fee_sats=0
-    )
+    session = LightningSession(preimage_payer(deposit), store=ChannelStore(path), max_fee_sats=0)
     quote = session.quote(session_challenge(deposit), context())
     proof, _ = drive_with_journal(session.pay(quote, context()))
     session.on_receipt(quote, proof, _receipt(deposit.payment_hash, spent=301))
     # A new process: a fresh method on the same journal file.
-    restarted = LightningSession(
-        preimage_payer(deposit), store=ChannelStore(path), max_fee_sats=0
-    )
+    restarted = LightningSession(preimage_payer(deposit), store=ChannelStore(path), max_fee_sats=0)
     record = restarted.store.get(deposit.payment_hash)
     assert record is not None and record.details["overclaimed"] is True
     with (

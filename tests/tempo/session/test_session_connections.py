@@ -12,30 +12,40 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mpp_client import AsyncPaymentTransport, PaymentSession, PaymentTransport, Wallet
+from mpp_client import (
+    AsyncPaymentTransport,
+    PaymentSession,
+    PaymentTransport,
+    SessionStream,
+    Wallet,
+    session_of,
+)
 from tests.tempo.session.conftest import Session
 from tests.tempo.session.test_session_e2e import method_for
 
 
-def _stream(driver: str, url: str, wallet: Wallet) -> list[str]:
+def _stream(driver: str, url: str, wallet: Wallet) -> tuple[list[str], SessionStream | None]:
     if driver == "requests":
         with PaymentSession(wallet=wallet) as session:
             response = session.get(url, stream=True)
-            return [line.decode() for line in response.iter_lines() if line.startswith(b"data:")]
+            lines = [line.decode() for line in response.iter_lines() if line.startswith(b"data:")]
+            return lines, session_of(response)
     if driver == "httpx":
         with (
             httpx.Client(transport=PaymentTransport(wallet=wallet)) as client,
             client.stream("GET", url) as response,
         ):
-            return [line for line in response.iter_lines() if line.startswith("data:")]
+            lines = [line for line in response.iter_lines() if line.startswith("data:")]
+            return lines, session_of(response)
 
-    async def run() -> list[str]:
+    async def run() -> tuple[list[str], SessionStream | None]:
         transport = AsyncPaymentTransport(wallet=wallet)
         async with (
             httpx.AsyncClient(transport=transport) as client,
             client.stream("GET", url) as response,
         ):
-            return [line async for line in response.aiter_lines() if line.startswith("data:")]
+            lines = [line async for line in response.aiter_lines() if line.startswith("data:")]
+            return lines, session_of(response)
 
     return asyncio.run(run())
 
@@ -46,8 +56,10 @@ def test_side_requests_never_share_the_streams_connection(
 ) -> None:
     s = session_server
     wallet = Wallet([method_for(s)], journal=tmp_path / "journal.sqlite3")
-    lines = _stream(driver, s.url + "/stream?n=4", wallet)
+    lines, state = _stream(driver, s.url + "/stream?n=4", wallet)
     assert lines == [f"data: chunk {i}" for i in range(4)]
+    # What the stream cost (what `mpp fetch` prints): four units, the open's prepaid one included.
+    assert state is not None and state.spent == 4 * s.server.price
     seen = s.server.requests
     # Nothing was left on a connection for the server to misread as a request.
     assert s.server.unparsed == []
