@@ -30,7 +30,7 @@ EXTRAS: dict[str, tuple[str | tuple[str, ...], ...]] = {
     "handcash": ("coincurve",),
     "keyring": ("keyring", "cryptography"),
     "mcp": ("mcp",),
-    "postgres": ("psycopg",),
+    "postgres": ("psycopg", "psycopg_pool"),
 }
 
 

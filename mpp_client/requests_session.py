@@ -126,6 +126,10 @@ def _bounded_content(response: requests.Response) -> bytes:
         if size > MAX_402_BODY:
             break
     data = b"".join(chunks)[:MAX_402_BODY]
+    if size > MAX_402_BODY:
+        # The rest is still on the socket: close it, or the pool would hand it to the next
+        # request, which would read that rest as its status line.
+        response.raw.close()
     response._content = data
     response._content_consumed = True  # type: ignore[attr-defined]
     response.close()

@@ -408,6 +408,14 @@ _PRUNE_EVERY = 3600.0
 _PRUNED_KEY = "buckets_pruned_before"
 
 
+def _watermark(value: object) -> int | None:
+    """The pruning watermark (whole Unix seconds, stored as text: ten digits today, so not
+    ``_SCHEMA_TEXT``); ``None`` if unreadable (the next prune then rewrites it)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
 def _second(time: str) -> str:
     """SQL for ``floor(time)`` as an integer (CAST truncates towards zero)."""
     return f"(CAST({time} AS INTEGER) - ({time} < CAST({time} AS INTEGER)))"
@@ -799,9 +807,7 @@ class SqliteJournal:
         horizon = math.floor(now) - _PRUNE_AGE
         row = conn.execute("SELECT value FROM meta WHERE key=?", (_PRUNED_KEY,)).fetchone()
         # An unreadable watermark (a damaged row) is rewritten, not a crash in ``reserve``.
-        pruned_before = None
-        if row is not None and isinstance(row[0], str) and _SCHEMA_TEXT.fullmatch(row[0]):
-            pruned_before = int(row[0])
+        pruned_before = _watermark(None if row is None else row[0])
         if pruned_before is None or horizon >= pruned_before + _PRUNE_EVERY:
             conn.execute("DELETE FROM held_buckets WHERE span>0 AND start<?", (horizon,))
             conn.execute(

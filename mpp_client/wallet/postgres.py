@@ -102,6 +102,7 @@ from mpp_client.wallet.journal import (  # noqa: E402
     _stored_currency,
     _stored_pin,
     _Unreadable,
+    _watermark,
 )
 from mpp_client.wallet.policy import Ledger, Pin  # noqa: E402
 from mpp_client.wallet.postgres_schema import (  # noqa: E402
@@ -144,14 +145,6 @@ def shown_url(url: str) -> str:
     return (
         f"postgresql://{user}{parts.get('host') or 'localhost'}{port}/{parts.get('dbname') or ''}"
     )
-
-
-def _watermark(value: object) -> int | None:
-    """The pruning watermark (whole seconds, as text in ``mpp_meta``); ``None`` if unreadable
-    (it is then rewritten by the next prune)."""
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
-        return int(value)
-    return None
 
 
 def _problem(exc: BaseException) -> str:
@@ -211,6 +204,43 @@ def _write_buckets(conn: Connection, rows: list[tuple[str, int, int, int, int]])
         conn.execute(_UPSERT_BUCKETS, columns)
 
 
+_PIN_SQL = "SELECT payees, token, network FROM mpp_pins WHERE origin = %s AND method = %s"
+
+
+def _read_templates(reads: list[tuple[Any, ...]], now: float) -> list[tuple[Any, ...]]:
+    """A hold's reads as the next hold would make them: windows as seconds before the journal
+    clock's now (what the policy computes: ``now - seconds``); per-request reads (a call id)
+    cannot be foreseen and are left out."""
+    templates = []
+    for read in reads:
+        if read[0] == "totals":
+            _, since, origin, method, payee, call_id, summed = read
+            if call_id is not None:
+                continue
+            ago = None if since is None else round(now - since, 6)
+            templates.append(("totals", ago, origin, method, payee, summed))
+        else:
+            templates.append(read)
+    return list(dict.fromkeys(templates))
+
+
+def _foreseen_reads(
+    templates: list[tuple[Any, ...]], now: float
+) -> list[tuple[tuple[Any, ...], str, Any]]:
+    """The reads (key, statement, arguments) the templates predict for a hold at ``now``."""
+    reads: list[tuple[tuple[Any, ...], str, Any]] = []
+    for template in templates:
+        if template[0] == "totals":
+            _, ago, origin, method, payee, summed = template
+            since = None if ago is None else now - ago
+            sql, args = _PgLedger.totals_query(since, origin, method, payee, None, summed=summed)
+            reads.append((("totals", since, origin, method, payee, None, summed), sql, args))
+        else:
+            _, origin, method = template
+            reads.append((template, _PIN_SQL, (origin, method)))
+    return reads
+
+
 class _PgLedger:
     """Ledger queries on one connection (inside the hold's transaction, or autocommit reads)."""
 
@@ -225,6 +255,23 @@ class _PgLedger:
         self.new_currencies: dict[Any, int] = {}
         #: Writes not sent yet: they go with the COMMIT, in one round trip inside the lock.
         self.deferred: list[tuple[str, Any]] = []
+        #: Answers read under the lock in the hold's first round trip (``_Prefetch``), by read.
+        self.prefetched: dict[tuple[Any, ...], list[DictRow]] = {}
+        #: Whether this transaction wrote anything yet: prefetched answers predate writes.
+        self.wrote = False
+        #: The reads of this hold, as templates the next hold prefetches.
+        self.reads: list[tuple[Any, ...]] = []
+
+    def _answer(self, key: tuple[Any, ...], sql: str, args: Any) -> list[DictRow]:
+        """The rows of a read: prefetched under this transaction's lock before any write of
+        it (so exactly what the statement would return now), else read now."""
+        if self._writing:
+            self.reads.append(key)
+        rows = None if self.wrote or self.deferred else self.prefetched.pop(key, None)
+        if rows is None:
+            self.flush()
+            rows = self._conn.execute(sql, args).fetchall()
+        return rows
 
     def _defer(self, sql: str, params: Any) -> None:
         self.deferred.append((sql, params))
@@ -232,6 +279,7 @@ class _PgLedger:
     def flush(self) -> None:
         """Send the deferred writes (before any read that must see them)."""
         writes, self.deferred = self.deferred, []
+        self.wrote = self.wrote or bool(writes)
         for sql, params in writes:
             self._conn.execute(sql, params)
 
@@ -264,26 +312,10 @@ class _PgLedger:
         *,
         summed: bool,
     ) -> list[tuple[Currency, int]]:
-        self.flush()
+        key = ("totals", since, origin, method, payee, call_id, summed)
+        sql, args = self.totals_query(since, origin, method, payee, call_id, summed=summed)
+        rows = self._answer(key, sql, args)
         scope = _bucket_scope(origin, method, payee) if call_id is None and not summed else None
-        if scope is None:
-            total_sql, args = self._summed(since, origin, method, payee, call_id)
-        elif since is None:
-            total_sql = (
-                "(SELECT total FROM mpp_held_buckets WHERE scope = %(scope)s "
-                "AND currency_id = c.id AND span = 0 AND start = 0)"
-            )
-            args = {"scope": scope}
-        else:
-            total_sql, args = self._windowed(scope, since, origin, method, payee)
-        # The pruning watermark comes with the totals (no round trip of its own): a window
-        # reaching before pruned running totals (a clock set back by days) is summed instead.
-        rows = self._conn.execute(
-            "SELECT c.id, c.code, c.decimals, c.network, c.symbol, c.usd_pegged, "  # noqa: S608
-            f"{total_sql} AS total, (SELECT value FROM mpp_meta WHERE key = %(pruned_key)s) "
-            "AS pruned FROM mpp_currencies c ORDER BY c.id",
-            {**args, "pruned_key": _PRUNED_KEY},
-        ).fetchall()
         if scope is not None and since is not None and rows:
             value = rows[0]["pruned"]
             pruned = _watermark(value)
@@ -298,6 +330,37 @@ class _PgLedger:
             if total:
                 totals.append((currency, total))
         return totals
+
+    @staticmethod
+    def totals_query(
+        since: float | None,
+        origin: str | None,
+        method: str | None,
+        payee: str | None,
+        call_id: str | None,
+        *,
+        summed: bool,
+    ) -> tuple[str, dict[str, Any]]:
+        """The statement of one ``held_totals`` read (every currency; the caller filters)."""
+        scope = _bucket_scope(origin, method, payee) if call_id is None and not summed else None
+        if scope is None:
+            total_sql, args = _PgLedger._summed(since, origin, method, payee, call_id)
+        elif since is None:
+            total_sql = (
+                "(SELECT total FROM mpp_held_buckets WHERE scope = %(scope)s "
+                "AND currency_id = c.id AND span = 0 AND start = 0)"
+            )
+            args = {"scope": scope}
+        else:
+            total_sql, args = _PgLedger._windowed(scope, since, origin, method, payee)
+        # The pruning watermark comes with the totals (no round trip of its own): a window
+        # reaching before pruned running totals (a clock set back by days) is summed instead.
+        return (
+            "SELECT c.id, c.code, c.decimals, c.network, c.symbol, c.usd_pegged, "  # noqa: S608
+            f"{total_sql} AS total, (SELECT value FROM mpp_meta WHERE key = %(pruned_key)s) "
+            "AS pruned FROM mpp_currencies c ORDER BY c.id",
+            {**args, "pruned_key": _PRUNED_KEY},
+        )
 
     @staticmethod
     def _windowed(
@@ -385,17 +448,14 @@ class _PgLedger:
         return int(row["n"]) if row else 0
 
     def pin(self, origin: str, method: str) -> Pin | None:
-        self.flush()
-        row = self._conn.execute(
-            "SELECT payees, token, network FROM mpp_pins WHERE origin = %s AND method = %s",
-            (origin, method),
-        ).fetchone()
-        return None if row is None else _stored_pin(row, origin, method)
+        rows = self._answer(("pin", origin, method), _PIN_SQL, (origin, method))
+        return None if not rows else _stored_pin(rows[0], origin, method)
 
     def insert(self, payment: NewPayment) -> str:
         if not self._writing:
             raise JournalError("a read-only ledger cannot write")
         self.flush()
+        self.wrote = True  # prefetched answers no longer stand for what reads would return
         conn = self._conn
         if payment.reference is not None:
             # Under the journal's lock: two requests for one invoice cannot both pass.
@@ -574,6 +634,9 @@ class PostgresJournal:
         self._pid = os.getpid()
         self._owner_id: str | None = None
         self._lease_written = False  # the lease row of ``_owner_id`` committed
+        self._renewed_at = -math.inf  # time.monotonic() of the last lease extension
+        #: The reads of the last hold, as templates (``_read_templates``) the next prefetches.
+        self._templates: list[tuple[Any, ...]] = []
         self._beat: threading.Thread | None = None
         self._stop = threading.Event()
         self._closed = False
@@ -652,6 +715,7 @@ class PostgresJournal:
         self._pid = os.getpid()
         self._owner_id = None
         self._lease_written = False
+        self._renewed_at = -math.inf
         self._beat = None
         self._stop = threading.Event()
 
@@ -707,27 +771,49 @@ class PostgresJournal:
             self._owner_id = f"{_owner()}:{uuid.uuid4().hex[:12]}"
         return self._owner_id
 
-    def _renew_lease(self, conn: Connection) -> bool:
-        """BEGIN, the journal's lock and this journal's lease extended, in one round trip
-        (under the lock a claim cannot interleave: the lease UPDATE runs after the lock is
-        granted and sees every committed claim); a new lease when there is none yet or it was
-        claimed. Returns whether a new lease was written (it exists once the hold commits)."""
+    def _renew_lease(
+        self, conn: Connection, reads: list[tuple[tuple[Any, ...], str, Any]]
+    ) -> tuple[bool, dict[tuple[Any, ...], list[DictRow]]]:
+        """BEGIN, the journal's lock, this journal's lease checked and the foreseen ``reads``,
+        in one round trip (under the lock a claim cannot interleave: the lease statement runs
+        after the lock is granted and sees every committed claim; each read, under READ
+        COMMITTED, sees everything committed before the grant, as a read made later in the
+        hold would). The lease is extended by the hold unless the heartbeat thread did so
+        within the last third of ``lease_seconds``: then only checked (still ours, not
+        claimed). A new lease when there is none yet or it was claimed. Returns whether a new
+        lease was written (it exists once the hold commits) and the reads' rows by key."""
         now_sql, now = self._lease_now_sql()
         args: dict[str, Any] = {"ttl": self.lease_seconds, "now": now}
         renewing = self._owner_id is not None and self._lease_written
+        fresh = (
+            self._beat is not None
+            and self._beat.is_alive()
+            and time.monotonic() - self._renewed_at < self.lease_seconds / 3
+        )
+        cursors = []
         with conn.pipeline():
             conn.execute("BEGIN")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-            if renewing:
+            if renewing and fresh:
+                cursor = conn.execute(
+                    "SELECT owner FROM mpp_leases WHERE owner = %(owner)s AND claimed_by IS NULL",
+                    {"owner": self._owner_id},
+                )
+            elif renewing:
                 cursor = conn.execute(
                     f"UPDATE mpp_leases SET heartbeat_at = {now_sql}, "  # noqa: S608
                     f"expires_at = {now_sql} + %(ttl)s WHERE owner = %(owner)s "
                     "AND claimed_by IS NULL RETURNING owner",
                     {**args, "owner": self._owner_id},
                 )
+            for key, sql, read_args in reads:
+                cursors.append((key, conn.execute(sql, read_args)))
+        prefetched = {key: read.fetchall() for key, read in cursors}
         if renewing:
             if cursor.fetchone() is not None:
-                return False
+                if not fresh:
+                    self._renewed_at = time.monotonic()
+                return False, prefetched
             log.warning(
                 "payment journal %s: this process's lease %s was claimed by another process "
                 "(it was not renewed in time); taking a new one",
@@ -744,7 +830,8 @@ class PostgresJournal:
             {**args, "owner": self._lease_owner, "host": host, "pid": int(pid),
              "started": started},
         )  # fmt: skip
-        return True
+        self._renewed_at = time.monotonic()
+        return True, prefetched
 
     def _start_heartbeat(self) -> None:
         if not self._heartbeat_enabled or (self._beat is not None and self._beat.is_alive()):
@@ -771,12 +858,15 @@ class PostgresJournal:
             if self._owner_id is None or not self._lease_written:
                 return
             now_sql, now = self._lease_now_sql()
-            conn.execute(
+            began = time.monotonic()
+            renewed = conn.execute(
                 f"UPDATE mpp_leases SET heartbeat_at = {now_sql}, "  # noqa: S608
                 f"expires_at = {now_sql} + %(ttl)s WHERE owner = %(owner)s "
                 "AND claimed_by IS NULL",
                 {"owner": self._owner_id, "ttl": self.lease_seconds, "now": now},
             )
+            if renewed.rowcount == 1:
+                self._renewed_at = max(self._renewed_at, began)
 
         self._retrying(beat, "renew the journal lease")
         self._settle_doubtful()
@@ -791,8 +881,13 @@ class PostgresJournal:
         with self._hold_lock:
             self._settle_doubtful()
             pool = self._get_pool()
-            conn, new_lease = self._begin_hold(pool)
+            now = self._clock()  # one instant per assessment, known before the first read
+            conn, new_lease, prefetched = self._begin_hold(
+                pool, _foreseen_reads(self._templates, now)
+            )
             ledger = _PgLedger(self, conn, writing=True)
+            ledger._now = now
+            ledger.prefetched = prefetched
             problem: str | None = None
             try:
                 try:
@@ -834,14 +929,20 @@ class PostgresJournal:
 
     def _committed(self, ledger: _PgLedger, new_lease: bool) -> None:
         self._currency_ids.update(ledger.new_currencies)
+        self._templates = _read_templates(ledger.reads, ledger.now())
         if new_lease:
             self._lease_written = True
             self._start_heartbeat()
 
-    def _begin_hold(self, pool: psycopg_pool.ConnectionPool[Connection]) -> tuple[Connection, bool]:
+    def _begin_hold(
+        self,
+        pool: psycopg_pool.ConnectionPool[Connection],
+        reads: list[tuple[tuple[Any, ...], str, Any]],
+    ) -> tuple[Connection, bool, dict[tuple[Any, ...], list[DictRow]]]:
         """A connection in a transaction holding the journal's lock, this journal's lease
-        renewed. Nothing is written before these succeed, so a pooled connection that turns
-        out dead (after a server restart) is replaced, within ``reconnect_timeout``."""
+        renewed, and the rows of the foreseen ``reads``. Nothing is written before these
+        succeed, so a pooled connection that turns out dead (after a server restart) is
+        replaced, within ``reconnect_timeout``."""
         deadline = time.monotonic() + self._reconnect_timeout
         delay = 0.05
         while True:
@@ -853,7 +954,7 @@ class PostgresJournal:
                     f"unreachable ({_problem(exc)}); nothing was paid"
                 ) from None
             try:
-                return conn, self._renew_lease(conn)
+                return conn, *self._renew_lease(conn, reads)
             except psycopg.OperationalError as exc:
                 broken = conn.broken
                 with contextlib.suppress(psycopg.Error):

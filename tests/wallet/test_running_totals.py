@@ -314,3 +314,29 @@ def test_windows_reaching_before_pruned_totals_are_summed_exactly():
     assert amounts(clock.now - 6 * 86_400) == [18]  # before the watermark: summed
     assert [a for _, a in journal.ledger().held_totals()] == [18]  # lifetime is never pruned
     journal.close()
+
+
+def test_a_fresh_watermark_is_read_back_and_not_pruned_again(tmp_path):
+    # The watermark is a ten-digit Unix second: a second journal object (another process)
+    # within the hour must read it back and leave it, not delete and rewrite on every pass.
+    clock = Clock()
+    clock.now = START
+    path = str(tmp_path / "journal.sqlite3")
+    first = SqliteJournal(path, clock=clock)
+    with first.atomic() as ledger:
+        ledger.insert(new_payment(7))
+    mark = "SELECT value FROM meta WHERE key='buckets_pruned_before'"
+    (written,) = first._conn().execute(mark).fetchone()
+    assert written == str(int(START) - 2 * 86_400) and len(written) == 10
+    clock.now += 600  # ten minutes later: not due again
+    second = SqliteJournal(path, clock=clock)
+    with second.atomic() as ledger:
+        ledger.insert(new_payment(11))
+    assert tuple(second._conn().execute(mark).fetchone()) == (written,)
+    clock.now += 3_600  # an hour after the watermark: due, moved forward
+    third = SqliteJournal(path, clock=clock)
+    with third.atomic() as ledger:
+        ledger.insert(new_payment(13))
+    assert tuple(third._conn().execute(mark).fetchone()) == (str(int(clock.now) - 2 * 86_400),)
+    for journal in (first, second, third):
+        journal.close()
