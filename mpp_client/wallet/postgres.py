@@ -205,21 +205,24 @@ def _write_buckets(conn: Connection, rows: list[tuple[str, int, int, int, int]])
 
 
 _PIN_SQL = "SELECT payees, token, network FROM mpp_pins WHERE origin = %s AND method = %s"
+_COUNT_SQL = "SELECT count(*) AS n FROM mpp_payments WHERE call_id = %s AND held = 1"
 
 
-def _read_templates(reads: list[tuple[Any, ...]], now: float) -> list[tuple[Any, ...]]:
-    """A hold's reads as the next hold would make them: windows as seconds before the journal
-    clock's now (what the policy computes: ``now - seconds``); per-request reads (a call id)
-    cannot be foreseen and are left out."""
-    templates = []
+def _read_templates(
+    reads: list[tuple[Any, ...]], now: float, *, this_call: bool
+) -> list[tuple[Any, ...]]:
+    """Reads as the next hold would make them: windows as seconds before the journal clock's
+    now (what the policy computes: ``now - seconds``). Reads of one request (a call id) are
+    kept only from that request's own ``check`` (``this_call``), which the hold follows."""
+    templates: list[tuple[Any, ...]] = []
     for read in reads:
         if read[0] == "totals":
             _, since, origin, method, payee, call_id, summed = read
-            if call_id is not None:
+            if call_id is not None and not this_call:
                 continue
             ago = None if since is None else round(now - since, 6)
-            templates.append(("totals", ago, origin, method, payee, summed))
-        else:
+            templates.append(("totals", ago, origin, method, payee, call_id, summed))
+        elif read[0] == "pin" or this_call:
             templates.append(read)
     return list(dict.fromkeys(templates))
 
@@ -231,10 +234,12 @@ def _foreseen_reads(
     reads: list[tuple[tuple[Any, ...], str, Any]] = []
     for template in templates:
         if template[0] == "totals":
-            _, ago, origin, method, payee, summed = template
+            _, ago, origin, method, payee, call_id, summed = template
             since = None if ago is None else now - ago
-            sql, args = _PgLedger.totals_query(since, origin, method, payee, None, summed=summed)
-            reads.append((("totals", since, origin, method, payee, None, summed), sql, args))
+            sql, args = _PgLedger.totals_query(since, origin, method, payee, call_id, summed=summed)
+            reads.append((("totals", since, origin, method, payee, call_id, summed), sql, args))
+        elif template[0] == "count":
+            reads.append((template, _COUNT_SQL, (template[1],)))
         else:
             _, origin, method = template
             reads.append((template, _PIN_SQL, (origin, method)))
@@ -265,8 +270,7 @@ class _PgLedger:
     def _answer(self, key: tuple[Any, ...], sql: str, args: Any) -> list[DictRow]:
         """The rows of a read: prefetched under this transaction's lock before any write of
         it (so exactly what the statement would return now), else read now."""
-        if self._writing:
-            self.reads.append(key)
+        self.reads.append(key)
         rows = None if self.wrote or self.deferred else self.prefetched.pop(key, None)
         if rows is None:
             self.flush()
@@ -441,11 +445,8 @@ class _PgLedger:
         return f"({sql} WHERE {' AND '.join(where)})", args
 
     def held_count(self, call_id: str) -> int:
-        self.flush()
-        row = self._conn.execute(
-            "SELECT count(*) AS n FROM mpp_payments WHERE call_id = %s AND held = 1", (call_id,)
-        ).fetchone()
-        return int(row["n"]) if row else 0
+        rows = self._answer(("count", call_id), _COUNT_SQL, (call_id,))
+        return int(rows[0]["n"]) if rows else 0
 
     def pin(self, origin: str, method: str) -> Pin | None:
         rows = self._answer(("pin", origin, method), _PIN_SQL, (origin, method))
@@ -535,9 +536,11 @@ class _PgLedger:
 class _ReadLedger:
     """Ledger reads outside any transaction (for ``check``, which takes no lock)."""
 
-    def __init__(self, journal: PostgresJournal) -> None:
+    def __init__(self, journal: PostgresJournal, reads: list[tuple[Any, ...]]) -> None:
         self._journal = journal
         self._now: float | None = None
+        #: This check's reads as templates: the hold that follows in this thread prefetches them.
+        self._reads = reads
 
     def now(self) -> float:
         if self._now is None:
@@ -548,7 +551,9 @@ class _ReadLedger:
         def run(conn: Connection) -> T:
             ledger = _PgLedger(self._journal, conn, writing=False)
             ledger._now = self.now()
-            return work(ledger)
+            answer = work(ledger)
+            self._reads.extend(_read_templates(ledger.reads, ledger.now(), this_call=True))
+            return answer
 
         return self._journal._retrying(run, "read the payment journal")
 
@@ -637,6 +642,8 @@ class PostgresJournal:
         self._renewed_at = -math.inf  # time.monotonic() of the last lease extension
         #: The reads of the last hold, as templates (``_read_templates``) the next prefetches.
         self._templates: list[tuple[Any, ...]] = []
+        #: Per thread: the reads of its last ``check`` (``ledger()``), for its next hold.
+        self._checked = threading.local()
         self._beat: threading.Thread | None = None
         self._stop = threading.Event()
         self._closed = False
@@ -882,9 +889,10 @@ class PostgresJournal:
             self._settle_doubtful()
             pool = self._get_pool()
             now = self._clock()  # one instant per assessment, known before the first read
-            conn, new_lease, prefetched = self._begin_hold(
-                pool, _foreseen_reads(self._templates, now)
-            )
+            checked = getattr(self._checked, "reads", [])
+            self._checked.reads = []
+            templates = list(dict.fromkeys([*self._templates, *checked]))
+            conn, new_lease, prefetched = self._begin_hold(pool, _foreseen_reads(templates, now))
             ledger = _PgLedger(self, conn, writing=True)
             ledger._now = now
             ledger.prefetched = prefetched
@@ -929,7 +937,7 @@ class PostgresJournal:
 
     def _committed(self, ledger: _PgLedger, new_lease: bool) -> None:
         self._currency_ids.update(ledger.new_currencies)
-        self._templates = _read_templates(ledger.reads, ledger.now())
+        self._templates = _read_templates(ledger.reads, ledger.now(), this_call=False)
         if new_lease:
             self._lease_written = True
             self._start_heartbeat()
@@ -1046,7 +1054,9 @@ class PostgresJournal:
             self._doubtful.discard(entry_id)
 
     def ledger(self) -> Ledger:
-        return _ReadLedger(self)
+        reads: list[tuple[Any, ...]] = []
+        self._checked.reads = reads  # a new check in this thread: its reads replace the last
+        return _ReadLedger(self, reads)
 
     def _currency_id(self, conn: Connection, currency: Currency, new: dict[Any, int]) -> int:
         """The id of ``currency`` (made on first use). Ids found in this transaction go to

@@ -126,7 +126,8 @@ def test_the_lightning_extra_is_checked_before_any_request():
 def test_importing_method_packages_needs_no_extra():
     code = (
         "import sys\n"
-        "for name in ('coincurve', 'bolt11', 'websockets', 'cryptography', 'requests'):\n"
+        "for name in ('coincurve', 'tiny_keccak', 'Crypto', 'bolt11', 'websockets', 'cryptography',"
+        " 'requests'):\n"
         "    sys.modules[name] = None\n"
         "import mpp_client.methods.tempo, mpp_client.methods.lightning\n"
         "import mpp_client.methods.stripe, mpp_client.methods.handcash\n"
