@@ -24,6 +24,7 @@ from mpp_client.cli.exit_codes import ExitCode, exit_code_for
 from mpp_client.cli.max_amount import AmountLimit, CappedGuard, parse_amount_limit
 from mpp_client.cli.output import Progress, format_money, printable, short
 from mpp_client.cli.secret_input import ask_on_terminal, terminal_available
+from mpp_client.cli.session_output import session_json, session_line
 from mpp_client.driver import payment_of, url_origin
 from mpp_client.errors import (
     MppError,
@@ -36,6 +37,7 @@ from mpp_client.errors import (
 )
 from mpp_client.flow import Payment, PaymentHooks
 from mpp_client.guard import PaymentOptions
+from mpp_client.session.base import session_of
 from mpp_client.transport import PaymentTransport
 
 if TYPE_CHECKING:
@@ -646,12 +648,15 @@ def _deliver(inv: Invocation, narrator: Narrator, wallet: Wallet, response: http
             sys.stdout.flush()
         target: IO[bytes] = sink if sink is not None else sys.stdout.buffer
         last = b"\n"
+        metered = session_of(response) is not None  # a session stream: show it as it comes
         for chunk in _chain(first, chunks):
             if body is not None:
                 body += chunk
             else:
                 target.write(chunk)
                 last = chunk[-1:]
+                if metered:
+                    target.flush()
         if sink is None and body is None and last != b"\n" and sys.stdout.isatty():
             # Keep the shell prompt (and our summary) off the body's last line on a terminal.
             target.write(b"\n")
@@ -666,6 +671,9 @@ def _deliver(inv: Invocation, narrator: Narrator, wallet: Wallet, response: http
         out.result(_fetch_document(args, response, body, payment, wallet, code))
     elif payment is not None and not args.silent:
         out.info(_summary(payment))
+        stream_line = session_line(session_of(response), payment)
+        if stream_line is not None:
+            out.info(stream_line)
     elif (
         (unpaid or code == ExitCode.HTTP_ERROR)
         and response.status_code == 402
@@ -700,6 +708,9 @@ def _fetch_document(
         "payment": None if payment is None else payment_data(payment, wallet),
         "exit_code": int(code),
     }
+    session = session_json(session_of(response), payment)
+    if session is not None:
+        document["session"] = session
     if args.output:
         document["output"] = args.output
     elif body is not None:

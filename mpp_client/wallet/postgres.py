@@ -10,6 +10,13 @@ journal (``mpp_client.wallet.journal``) across machines:
   the transaction sees everything committed before the lock was granted (READ COMMITTED takes
   a snapshot per statement). Every change of the running totals takes the same lock, so two
   writers never wait on each other's rows in opposite orders.
+- **Few round trips inside the lock.** BEGIN, the lock, the lease check and the reads the
+  policy is expected to make (those of this thread's last ``check`` and of the last hold: caps'
+  totals, the pin, the request's count; windows relative to the hold's instant) go in one
+  pipelined round trip; the statements after the lock see exactly what a read made later in
+  the hold would, so the policy is answered from them (a read not foreseen, or one after the
+  transaction wrote, goes to the server). The hold's writes go with its COMMIT: two round
+  trips hold the lock. A ``check`` sends the reads of the previous check in one round trip too.
 - **Totals cost the same at a million rows.** Held exposure is kept in running totals (rows of
   1 s, 1 min, 1 h and lifetime per currency and scope, table ``mpp_held_buckets``) written in
   the transaction that holds or releases; a rolling window reads at most 59 + 59 + 24 of them
@@ -27,8 +34,9 @@ journal (``mpp_client.wallet.journal``) across machines:
   ``broadcast``/``sent``/``unknown`` without a ``Proof`` records ``unknown`` instead.
 
 Liveness across hosts: each journal object holds a lease (``mpp_leases``: host, pid, process
-start, heartbeat, expiry) that a background thread renews every ``lease_seconds / 3``; every
-hold renews it too. ``recover()`` (run by ``Wallet()`` and by the heartbeat thread) claims, in
+start, heartbeat, expiry) that a background thread renews every ``lease_seconds / 3``; a hold
+renews it when the thread did not in the last third of ``lease_seconds`` (and otherwise checks,
+under the lock, that it was not claimed). ``recover()`` (run by ``Wallet()`` and by the heartbeat thread) claims, in
 one transaction, the leases that expired without being claimed, and moves their in-flight
 entries like the SQLite journal does for a dead process (``reserved`` -> ``failed``, released;
 later states -> ``unknown``, held): whichever process claims first does it, exactly once. A
@@ -541,6 +549,9 @@ class _ReadLedger:
         self._now: float | None = None
         #: This check's reads as templates: the hold that follows in this thread prefetches them.
         self._reads = reads
+        #: The reads the last check made, fetched together on this check's first read.
+        self._prefetched: dict[tuple[Any, ...], list[DictRow]] | None = None
+        self._seen: list[tuple[Any, ...]] = []
 
     def now(self) -> float:
         if self._now is None:
@@ -551,8 +562,20 @@ class _ReadLedger:
         def run(conn: Connection) -> T:
             ledger = _PgLedger(self._journal, conn, writing=False)
             ledger._now = self.now()
+            if self._prefetched is None:
+                # One round trip for every read the last check made (each its own snapshot,
+                # as separate reads would be: a check is advisory, the hold re-checks).
+                foreseen = _foreseen_reads(self._journal._check_templates, self.now())
+                with conn.pipeline():
+                    cursors = [(key, conn.execute(sql, args)) for key, sql, args in foreseen]
+                self._prefetched = {key: cursor.fetchall() for key, cursor in cursors}
+            ledger.prefetched = self._prefetched
             answer = work(ledger)
-            self._reads.extend(_read_templates(ledger.reads, ledger.now(), this_call=True))
+            now = ledger.now()
+            self._reads.extend(_read_templates(ledger.reads, now, this_call=True))
+            checked = _read_templates(self._seen + ledger.reads, now, this_call=False)
+            self._seen.extend(ledger.reads)
+            self._journal._check_templates = checked
             return answer
 
         return self._journal._retrying(run, "read the payment journal")
@@ -642,6 +665,8 @@ class PostgresJournal:
         self._renewed_at = -math.inf  # time.monotonic() of the last lease extension
         #: The reads of the last hold, as templates (``_read_templates``) the next prefetches.
         self._templates: list[tuple[Any, ...]] = []
+        #: The reads of the last ``check``, as templates the next check prefetches.
+        self._check_templates: list[tuple[Any, ...]] = []
         #: Per thread: the reads of its last ``check`` (``ledger()``), for its next hold.
         self._checked = threading.local()
         self._beat: threading.Thread | None = None
