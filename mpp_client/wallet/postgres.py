@@ -36,13 +36,13 @@ journal (``mpp_client.wallet.journal``) across machines:
 Liveness across hosts: each journal object holds a lease (``mpp_leases``: host, pid, process
 start, heartbeat, expiry) that a background thread renews every ``lease_seconds / 3``; a hold
 renews it when the thread did not in the last third of ``lease_seconds`` (and otherwise checks,
-under the lock, that it was not claimed). ``recover()`` (run by ``Wallet()`` and by the heartbeat thread) claims, in
-one transaction, the leases that expired without being claimed, and moves their in-flight
-entries like the SQLite journal does for a dead process (``reserved`` -> ``failed``, released;
-later states -> ``unknown``, held): whichever process claims first does it, exactly once. A
-process that finds its own lease claimed (it was paused past its expiry) takes a new one; the
-entries moved meanwhile refuse their next step (see above), so nothing is signed or sent for
-an entry another process already released.
+under the lock, that it was not claimed). ``recover()`` (run by ``Wallet()`` and by the
+heartbeat thread) claims, in one transaction, the leases that expired without being claimed,
+and moves their in-flight entries like the SQLite journal does for a dead process (``reserved``
+-> ``failed``, released; later states -> ``unknown``, held): whichever process claims first
+does it, exactly once. A process that finds its own lease claimed (it was paused past its
+expiry) takes a new one; the entries moved meanwhile refuse their next step (see above), so
+nothing is signed or sent for an entry another process already released.
 
 Faults. A connection that drops or a server that restarts before a hold commits refuses the
 payment (``JournalUnavailable``; nothing was signed). A lost commit acknowledgement is resolved

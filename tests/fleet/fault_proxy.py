@@ -49,12 +49,14 @@ class FaultProxy:
                         if hit:
                             self._armed = None
                     if hit:
+                        # Set before the drop: the client's retry may finish before this
+                        # thread runs again.
+                        self.dropped.set()
                         # The message reached the server; its answer never reaches the client.
                         for sock in (source, sink):
                             with contextlib.suppress(OSError):
                                 sock.shutdown(socket.SHUT_RDWR)
                             sock.close()
-                        self.dropped.set()
                         return
         except OSError:
             pass

@@ -229,3 +229,25 @@ def test_windows_reaching_before_pruned_totals_are_summed_exactly(pg_url):
         wallet.check(quote(400_000), context(), PaymentOptions())
     wallet.check(quote(399_999), context(), PaymentOptions())
     journal.close()
+
+
+def test_a_hold_answered_from_its_foreseen_reads_sees_every_other_hold(pg_url):
+    # Each hold sends the reads its last check and hold made with the lock; those answers must
+    # include what another process held since, or the shared cap would be overrun.
+    clock = Clock()
+    first = PostgresJournal(pg_url, clock=clock, heartbeat=False)
+    second = PostgresJournal(pg_url, clock=clock, heartbeat=False)
+    ours, theirs = wallet_on(first, day="0.003"), wallet_on(second, day="0.003")
+    for n in range(2):  # the first wallet learns what its holds read
+        ctx = context(call_id=f"ours-{n}")
+        ours.check(quote(1_000), ctx, PaymentOptions())
+        pay(ours, quote(1_000), ctx)
+    assert first._templates  # the next hold sends the policy's reads with the lock
+    ctx = context(call_id="ours-2")
+    ours.check(quote(1_000), ctx, PaymentOptions())  # passes: 2,000 of 3,000 held
+    pay(theirs, quote(1_000), context(call_id="theirs-0"))  # between our check and our hold
+    with pytest.raises(BudgetExceeded):
+        pay(ours, quote(1_000), ctx)
+    assert [p.state for p in first.payments()] == ["settled"] * 3
+    ours.close()
+    theirs.close()

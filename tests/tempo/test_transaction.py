@@ -18,6 +18,7 @@ from mpp_client.methods.tempo.transaction import (
     SignedKeyAuthorization,
     TempoTransaction,
     TokenLimit,
+    TransactionTemplate,
     address_bytes,
     tx_hash,
 )
@@ -102,6 +103,45 @@ def test_fee_payer_envelope_matches_ox():
     )
     assert _hex(envelope) == OX["sponsored"]["feePayerEnvelope"]
     assert envelope[0] == 0x78
+
+
+@pytest.mark.parametrize("case", CASES["cases"], ids=CASE_IDS)
+def test_template_gives_the_bytes_of_the_transaction_and_of_ox(case):
+    # The payment path encodes through TransactionTemplate: the same signing hash, signed
+    # bytes and hand-off envelope as TempoTransaction (itself pinned to ox above).
+    tx = _transaction(case)
+    template = TransactionTemplate(
+        chain_id=tx.chain_id,
+        gas_limit=tx.gas_limit,
+        max_priority_fee_per_gas=tx.max_priority_fee_per_gas,
+        nonce_key=tx.nonce_key,
+        nonce=tx.nonce,
+        valid_after=tx.valid_after,
+        fee_token=tx.fee_token,
+        sponsored=tx.sponsored,
+        key_authorization=tx.key_authorization,
+    )
+    calls = [TransactionTemplate.call(c.to, c.data, c.value) for c in tx.calls]
+    prefix = template.prefix(tx.max_fee_per_gas, calls)
+    body = template.signing_body(prefix, tx.valid_before)
+    digest = template.signing_hash(body)
+    assert _hex(digest) == OX[case["name"]]["senderSignPayload"]
+    assert digest == tx.signing_hash()
+    signer = ACCESS if case.get("accessKeySign") else SENDER
+    signature = signer.sign_hash(digest)
+    sender = address_bytes(SENDER.address)
+    raw = template.envelope(prefix, body, tx.valid_before, sender, signature)
+    if case.get("feePayer"):
+        assert raw == tx.fee_payer_envelope(sender, signature)
+        assert _hex(raw) == OX["sponsored"]["feePayerEnvelope"]
+    else:
+        assert raw == tx.encode(signature)
+        assert _hex(raw) == OX[case["name"]]["raw"]
+
+
+def test_template_refuses_a_transaction_without_calls():
+    with pytest.raises(ValueError):
+        TransactionTemplate(chain_id=1, gas_limit=21_000).prefix(1, [])
 
 
 def test_key_authorization_digest_matches_ox():

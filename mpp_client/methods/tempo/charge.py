@@ -61,6 +61,7 @@ import threading
 from collections.abc import Collection, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -99,12 +100,12 @@ from mpp_client.methods.tempo.tip20 import (
 )
 from mpp_client.methods.tempo.transaction import (
     EXPIRING_NONCE_KEY,
-    Call,
-    TempoTransaction,
+    TransactionTemplate,
     address_bytes,
     tx_hash,
 )
 from mpp_client.money import Currency, Money
+from mpp_client.protocol.timestamps import parse_timestamp
 
 if TYPE_CHECKING:
     from mpp_client.methods.config import SecretField, SecretLoader
@@ -316,6 +317,12 @@ class TempoCharge(PaymentMethod):
         # costs O(log n) per payment instead of a scan of the whole registry.
         self._issued: dict[bytes, int] = {}
         self._expiring: list[tuple[int, bytes]] = []
+        # (chain id, gas limit, token, fee token or None when sponsored, sponsored) ->
+        # (template, token address bytes).
+        self._templates: dict[
+            tuple[int, int, str, str | None, bool], tuple[TransactionTemplate, bytes]
+        ] = {}
+        self._currencies: dict[tuple[int, str], Currency] = {}
 
     config_summary = "TIP-20 stablecoins on Tempo (a secp256k1 key)"
 
@@ -470,10 +477,15 @@ class TempoCharge(PaymentMethod):
         """The ``Currency`` of TIP-20 token ``address`` on ``chain_id`` (base units, 6
         decimals); the same object identity for the charge and for the fee, so that
         ``Quote.exposure`` adds them when they are one token."""
+        # Cached: the addresses come from this payer's own token table and fee token, so the
+        # cache is bounded by its configuration; a Currency is immutable.
+        currency = self._currencies.get((chain_id, address))
+        if currency is not None:
+            return currency
         known = self._tokens[chain_id].get(address) or next(
             (t for t in KNOWN_TOKENS.get(chain_id, ()) if t.address == address), None
         )
-        return Currency(
+        currency = Currency(
             address,
             TIP20_DECIMALS,
             network=f"eip155:{chain_id}",
@@ -481,6 +493,8 @@ class TempoCharge(PaymentMethod):
             # Tempo only takes fees in USD stablecoins.
             usd_pegged=known.usd_pegged if known else True,
         )
+        with self._lock:
+            return self._currencies.setdefault((chain_id, address), currency)
 
     def payer(self, network: str | None) -> str | None:
         """``"tempo:eip155:<chain id>:<address, lower case>"`` for a network this method pays
@@ -630,12 +644,27 @@ class TempoCharge(PaymentMethod):
                 reference=plan.challenge_id,
             )
 
-        try:
-            yield from self._check_endpoint_chain(plan)
-            gas_price = yield from self._current_gas_price(plan.rpc_url)
-            offset = yield from self._chain_time_offset(plan.rpc_url)
-        except (RpcError, EffectFailed) as error:
-            raise NothingSigned(f"tempo: {error.reason}; nothing was signed") from error
+        url = plan.rpc_url
+        clock_now = self.clock.time()
+        cached_price = self._gas_price.get(url)
+        cached_offset = self._chain_offset.get(url)
+        if (
+            self._chain_of.get(url) == plan.chain_id
+            and cached_price is not None
+            and 0 <= clock_now - cached_price[1] < self.gas_price_ttl
+            and cached_offset is not None
+            and 0 <= clock_now - cached_offset[1] < self.chain_time_ttl
+        ):
+            # Every answer is cached and fresh (the usual case after the first payment): the
+            # same checks as below without starting three generators.
+            gas_price, offset = cached_price[0], cached_offset[0]
+        else:
+            try:
+                yield from self._check_endpoint_chain(plan)
+                gas_price = yield from self._current_gas_price(url)
+                offset = yield from self._chain_time_offset(url)
+            except (RpcError, EffectFailed) as error:
+                raise NothingSigned(f"tempo: {error.reason}; nothing was signed") from error
         cap = plan.max_fee_per_gas
         if gas_price > cap:
             raise NothingSigned(
@@ -643,44 +672,30 @@ class TempoCharge(PaymentMethod):
             )
         # Room for the base fee to rise before inclusion, never above what the quote priced.
         max_fee = min(2 * gas_price, cap)
-        calls = tuple(
-            Call(address_bytes(plan.token), 0, transfer_data(t.recipient, t.amount, t.memo))
-            for t in plan.transfers
+        template, token = self._template_for(plan)
+        prefix = template.prefix(
+            max_fee,
+            [
+                template.call(token, transfer_data(t.recipient, t.amount, t.memo))
+                for t in plan.transfers
+            ],
         )
-        fee_token = None if plan.sponsored else address_bytes(self.fee_token or plan.token)
 
         # valid_before is judged against block timestamps: count it from the chain's time.
         now = int(context.now.timestamp()) + offset
         latest = now + int(self.expiry_window)
         if plan.expires_at is not None:
             latest = min(latest, plan.expires_at)
-        tx, digest = self._unique_transaction(
-            now,
-            latest,
-            lambda valid_before: TempoTransaction(
-                chain_id=plan.chain_id,
-                calls=calls,
-                gas_limit=plan.gas_limit,
-                max_fee_per_gas=max_fee,
-                max_priority_fee_per_gas=0,
-                nonce_key=EXPIRING_NONCE_KEY,
-                nonce=0,
-                valid_before=valid_before,
-                fee_token=fee_token,
-                sponsored=plan.sponsored,
-            ),
-            quote,
-        )
-        valid_before = tx.valid_before if tx.valid_before is not None else latest
+        valid_before, body, digest = self._unique_transaction(now, latest, template, prefix, quote)
         signature = self.signer.sign_hash(digest)
+        sender = address_bytes(self.signer.address) if plan.sponsored else b""
+        raw = template.envelope(prefix, body, valid_before, sender, signature)
         if plan.sponsored:
-            raw = tx.fee_payer_envelope(address_bytes(self.signer.address), signature)
             # The final hash depends on the sponsor's signature; until the receipt names it,
             # the sender's signing hash identifies this payment. The prefix keeps lookup from
             # reading "no transaction with this hash" as "never mined".
             reference = SIGNING_HASH_PREFIX + "0x" + digest.hex()
         else:
-            raw = tx.encode(signature)
             reference = tx_hash(raw)
         void_after = datetime.fromtimestamp(valid_before, UTC)
         yield Checkpoint("signed", reference, void_after=void_after)
@@ -753,10 +768,36 @@ class TempoCharge(PaymentMethod):
         except ValueError:
             raise RpcError("eth_getBlockByNumber: the block timestamp is not hex") from None
 
+    def _template_for(self, plan: ChargePlan) -> tuple[TransactionTemplate, bytes]:
+        """The encoded constant fields of ``plan``'s transactions, built once per shape, and
+        the token's 20 address bytes (every call's ``to``).
+
+        Keyed by every field the template fixes; the keys come from this payer's own
+        configuration (allowed chains and tokens, fee token, gas limits), so the cache stays
+        small whatever challenges arrive."""
+        fee_token = None if plan.sponsored else (self.fee_token or plan.token)
+        key = (plan.chain_id, plan.gas_limit, plan.token, fee_token, plan.sponsored)
+        cached = self._templates.get(key)
+        if cached is None:
+            template = TransactionTemplate(
+                chain_id=plan.chain_id,
+                gas_limit=plan.gas_limit,
+                max_priority_fee_per_gas=0,
+                nonce_key=EXPIRING_NONCE_KEY,
+                nonce=0,
+                fee_token=address_bytes(fee_token) if fee_token is not None else None,
+                sponsored=plan.sponsored,
+            )
+            cached = (template, address_bytes(plan.token))
+            with self._lock:
+                self._templates[key] = cached
+        return cached
+
     def _unique_transaction(
-        self, now: int, latest: int, build: Any, quote: Quote
-    ) -> tuple[TempoTransaction, bytes]:
-        """Build with the latest ``valid_before`` whose signing hash is not in flight already.
+        self, now: int, latest: int, template: TransactionTemplate, prefix: bytes, quote: Quote
+    ) -> tuple[int, bytes, bytes]:
+        """The latest ``valid_before`` whose signing hash is not in flight already, with the
+        signing body and hash of the transaction ``prefix`` closed by it.
 
         ``now`` and ``latest`` are Unix seconds on the chain's clock."""
         floor = now + 2
@@ -770,18 +811,19 @@ class TempoCharge(PaymentMethod):
             # and keeping an entry too long only costs a second of window on a collision.
             horizon = now - 60
             expiring = self._expiring
+            issued = self._issued
             while expiring and expiring[0][0] < horizon:
                 _, stale = heapq.heappop(expiring)
                 # A hash is only ever inserted once (never while present), so the heap entry
                 # and the registry entry always agree.
-                del self._issued[stale]
+                del issued[stale]
             for valid_before in range(latest, floor - 1, -1):
-                tx: TempoTransaction = build(valid_before)
-                digest = tx.signing_hash()
-                if digest not in self._issued:
-                    self._issued[digest] = valid_before
+                body = template.signing_body(prefix, valid_before)
+                digest = template.signing_hash(body)
+                if digest not in issued:
+                    issued[digest] = valid_before
                     heapq.heappush(expiring, (valid_before, digest))
-                    return tx, digest
+                    return valid_before, body, digest
         raise NothingSigned(
             "tempo: too many identical payments in flight from this account; nothing was signed"
         )
@@ -1085,9 +1127,18 @@ def _request_of(challenge: Challenge) -> Mapping[str, Any]:
     return request
 
 
+# Cached: a server stamps many challenges with the same expiry second; a datetime is immutable
+# and the cache is bounded.
+@lru_cache(maxsize=64)
+def _parse_expiry(text: str) -> datetime:
+    return parse_timestamp(text)
+
+
 def _expires_of(challenge: Challenge) -> datetime | None:
+    if challenge.expires is None:
+        return None
     try:
-        return challenge.expires_at
+        return _parse_expiry(challenge.expires)
     except ValueError:  # ParseError: the parser already refuses malformed timestamps
         raise InvalidChargeRequest(
             "tempo charge: expires is not an RFC 3339 timestamp", challenge=challenge

@@ -32,10 +32,16 @@ def _fingerprint(value: str) -> bytes:
     return keccak256(value.encode())[:10]
 
 
+@lru_cache(maxsize=256)
+def _fixed(realm: str, client_id: str | None) -> bytes:
+    # The first 25 bytes: tag, version and the realm and client fingerprints.
+    client = _fingerprint(client_id) if client_id else _ANONYMOUS
+    return _head() + _fingerprint(realm) + client
+
+
 def attribution_memo(realm: str, challenge_id: str, client_id: str | None = None) -> bytes:
     """The 32-byte attribution memo for paying ``challenge_id`` of ``realm``."""
-    client = _fingerprint(client_id) if client_id else _ANONYMOUS
-    return _head() + _fingerprint(realm) + client + keccak256(challenge_id.encode())[:7]
+    return _fixed(realm, client_id) + keccak256(challenge_id.encode())[:7]
 
 
 def is_attribution_memo(memo: bytes) -> bool:

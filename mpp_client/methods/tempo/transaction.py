@@ -22,6 +22,7 @@ fee in token base units is ``gas_used * gas_price / 10**12``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -35,6 +36,7 @@ __all__ = [
     "SignedKeyAuthorization",
     "TempoTransaction",
     "TokenLimit",
+    "TransactionTemplate",
     "address_bytes",
 ]
 
@@ -234,6 +236,90 @@ class TempoTransaction:
         return _typed(FEE_PAYER_TYPE, body)
 
 
+class TransactionTemplate:
+    """The fields many transactions from one payer share, RLP-encoded once.
+
+    A payer signs many transactions that differ only in ``max_fee_per_gas``, the calls'
+    data and ``valid_before``; the rest (chain id, priority fee, gas limit, the nonce lane,
+    ``valid_after``, the fee slots, the key authorization) is fixed per chain, token and
+    configuration. This keeps those encodings and joins them with the varying fields, so a
+    payment encodes only what changed. The bytes are those of the ``TempoTransaction`` with the
+    same fields (tests pin them against it and against the ox vectors); the access list and the
+    aa_authorization_list are empty.
+    """
+
+    __slots__ = ("_after", "_gas", "_lane", "_slots", "_start", "_tail", "sponsored")
+
+    def __init__(
+        self,
+        *,
+        chain_id: int,
+        gas_limit: int,
+        max_priority_fee_per_gas: int = 0,
+        nonce_key: int = 0,
+        nonce: int = 0,
+        valid_after: int | None = None,
+        fee_token: bytes | None = None,
+        sponsored: bool = False,
+        key_authorization: SignedKeyAuthorization | None = None,
+    ) -> None:
+        self.sponsored = sponsored
+        self._start = _enc_uint(chain_id) + _enc_uint(max_priority_fee_per_gas)
+        self._gas = _enc_uint(gas_limit)
+        # access list (empty), nonce_key, nonce
+        self._lane = _EMPTY_LIST + _enc_uint(nonce_key) + _enc_uint(nonce)
+        self._after = _enc_uint(valid_after or 0)
+        self._slots = (
+            _EMPTY_STRING + b"\x00" if sponsored else _enc_bytes(fee_token or b"") + _EMPTY_STRING
+        )
+        tail = _EMPTY_LIST
+        if key_authorization is not None:
+            tail += rlp.encode(key_authorization.item())
+        self._tail = tail
+
+    @staticmethod
+    def call(to: bytes, data: bytes, value: int = 0) -> bytes:
+        """The RLP of one call ``[to, value, data]`` (``to``: 20 raw bytes)."""
+        return _list(_enc_bytes(to) + _enc_uint(value) + _enc_bytes(data))
+
+    def prefix(self, max_fee_per_gas: int, calls: Sequence[bytes]) -> bytes:
+        """Fields 0..7 encoded (``calls``: encodings from ``call``), to join with a
+        ``valid_before`` in ``signing_body``."""
+        if not calls:
+            raise ValueError("a Tempo transaction needs at least one call")
+        return (
+            self._start
+            + _enc_uint(max_fee_per_gas)
+            + self._gas
+            + _list(b"".join(calls))
+            + self._lane
+        )
+
+    def signing_body(self, prefix: bytes, valid_before: int | None) -> bytes:
+        """RLP of the list the sender signs, without its list prefix (as
+        ``TempoTransaction._body``)."""
+        return prefix + _enc_uint(valid_before or 0) + self._after + self._slots + self._tail
+
+    @staticmethod
+    def signing_hash(body: bytes) -> bytes:
+        """The 32-byte digest the sender signs, of ``0x76 || rlp(body)``."""
+        return keccak256(_typed(TX_TYPE, body))
+
+    def envelope(
+        self, prefix: bytes, body: bytes, valid_before: int | None, sender: bytes, signature: bytes
+    ) -> bytes:
+        """The sender's signed form: the broadcastable ``0x76`` bytes, or for a sponsored
+        transaction the ``0x78`` hand-off (``TempoTransaction.encode`` /
+        ``fee_payer_envelope``). ``sender``: 20 raw bytes (used only when sponsored)."""
+        if not self.sponsored:
+            return _typed(TX_TYPE, body + _enc_bytes(signature))
+        head = prefix + _enc_uint(valid_before or 0) + self._after
+        return _typed(
+            FEE_PAYER_TYPE,
+            head + _EMPTY_STRING + _enc_bytes(sender) + self._tail + _enc_bytes(signature),
+        )
+
+
 _EMPTY_STRING = b"\x80"  # rlp(b"")
 _EMPTY_LIST = b"\xc0"  # rlp([])
 
@@ -259,28 +345,28 @@ def _enc_bytes(value: bytes) -> bytes:
     length = len(value)
     if length == 1 and value[0] < 0x80:
         return bytes(value)
-    if length < 56:
-        return bytes((0x80 + length,)) + value
-    size = _uint(length)
-    return bytes((0xB7 + len(size),)) + size + value
+    return _prefix(0x80, length) + value
 
 
 def _list(body: bytes) -> bytes:
     """The RLP list whose items' encodings, joined, are ``body``."""
-    length = len(body)
-    if length < 56:
-        return bytes((0xC0 + length,)) + body
-    size = _uint(length)
-    return bytes((0xF7 + len(size),)) + size + body
+    return _prefix(0xC0, len(body)) + body
 
 
 def _typed(tx_type: int, body: bytes) -> bytes:
     """``tx_type || rlp-list-prefix(body) || body`` (``body``: the items' encodings, joined)."""
-    length = len(body)
+    return bytes((tx_type,)) + _prefix(0xC0, len(body)) + body
+
+
+# Cached: a payment's strings and lists have a handful of lengths (addresses, calldata,
+# signatures, the body), so the prefixes repeat; bounded by the cache size.
+@lru_cache(maxsize=1024)
+def _prefix(short: int, length: int) -> bytes:
+    """The RLP prefix of a string (``short`` 0x80) or list (0xC0) of ``length`` bytes."""
     if length < 56:
-        return bytes((tx_type, 0xC0 + length)) + body
+        return bytes((short + length,))
     size = _uint(length)
-    return bytes((tx_type, 0xF7 + len(size))) + size + body
+    return bytes((short + 55 + len(size),)) + size
 
 
 def _strip(value: bytes) -> bytes:

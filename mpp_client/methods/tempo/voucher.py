@@ -45,18 +45,24 @@ MAX_UINT96 = 2**96 - 1
 MAX_UINT128 = 2**128 - 1
 _HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
-_DOMAIN_TYPE = keccak256(
-    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+# keccak256 of the EIP-712 type strings and names, written out so that importing this module
+# needs no keccak backend (the `tempo` extra); tests/tempo/session checks them against keccak256.
+_DOMAIN_TYPE = bytes.fromhex(  # EIP712Domain(string name,string version,uint256 chainId,...)
+    "8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f"
 )
 _VOUCHER_TYPE = {
-    "v1": keccak256(b"Voucher(bytes32 channelId,uint128 cumulativeAmount)"),
-    "v2": keccak256(b"Voucher(bytes32 channelId,uint96 cumulativeAmount)"),
+    # Voucher(bytes32 channelId,uint128 cumulativeAmount)
+    "v1": bytes.fromhex("e97c93f01d3ef8eaba1586553df13308f236815bf4ea49c7b696895d8f5ea68a"),
+    # Voucher(bytes32 channelId,uint96 cumulativeAmount)
+    "v2": bytes.fromhex("4730b4b2fe8de522475e80e010877c5b58ad10eb07fd0436615ee123f743bbe8"),
 }
 _DOMAIN_NAME = {
-    "v1": keccak256(b"Tempo Stream Channel"),
-    "v2": keccak256(b"TIP20 Channel Reserve"),
+    # "Tempo Stream Channel"
+    "v1": bytes.fromhex("1a08d077184f6afbbddcf8277afb64043c299aa8f68e13b9e1be1800a5237bd1"),
+    # "TIP20 Channel Reserve"
+    "v2": bytes.fromhex("131992c67b15deae2fea2ee6e0448ff6217787c4722ce1b46fba946132054433"),
 }
-_VERSION_1 = keccak256(b"1")
+_VERSION_1 = bytes.fromhex("c89efdaa54c0f20c7adf612882df0950f5a951637e0307cdcb4c672f298b8bc6")
 _MAX = {"v1": MAX_UINT128, "v2": MAX_UINT96}
 _domains: dict[tuple[str, int, str], bytes] = {}
 

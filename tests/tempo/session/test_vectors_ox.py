@@ -129,3 +129,20 @@ def test_a_v2_snapshot_is_trusted_only_when_it_checks_out() -> None:
     for data, highest in bad_cases:
         with pytest.raises(ValueError):
             check(data, highest)
+
+
+def test_the_written_out_type_hashes_are_keccak256_of_their_strings() -> None:
+    from mpp_client.methods.tempo import voucher
+    from mpp_client.methods.tempo.keccak import keccak256
+
+    domain = b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+    assert keccak256(domain) == voucher._DOMAIN_TYPE
+    assert {
+        "v1": keccak256(b"Voucher(bytes32 channelId,uint128 cumulativeAmount)"),
+        "v2": keccak256(b"Voucher(bytes32 channelId,uint96 cumulativeAmount)"),
+    } == voucher._VOUCHER_TYPE
+    assert {
+        "v1": keccak256(b"Tempo Stream Channel"),
+        "v2": keccak256(b"TIP20 Channel Reserve"),
+    } == voucher._DOMAIN_NAME
+    assert keccak256(b"1") == voucher._VERSION_1
