@@ -288,6 +288,31 @@ def test_pull_payment_signs_one_transfer_with_memo_on_the_expiring_nonce_lane():
     assert recover_address(keccak256(unsigned), tx["signature"]) == SIGNER.address
 
 
+def test_one_payer_keeps_each_transaction_shape_apart():
+    # pay() reuses the encoded constant fields per (chain, gas limit, token, fee token,
+    # sponsored): payments that differ in any of them must never share them.
+    alpha = "0x20c0000000000000000000000000000000000001"
+    m = method()
+    rpc = FakeRpc.chain()
+    cases = [
+        (charge_request(), PATH_USD, False),
+        (charge_request(currency=alpha), alpha, False),
+        (charge_request(currency=alpha, feePayer=True), alpha, True),
+        (charge_request(feePayer=True), PATH_USD, True),
+        (charge_request(splits=[{"amount": "10", "recipient": PARTNER}]), PATH_USD, False),
+        (charge_request(), PATH_USD, False),
+    ]
+    for index, (request, token, sponsored) in enumerate(cases):
+        proof, _ = pay(m, make_challenge(request, id=f"shape-{index}"), rpc)
+        tx = decode_tx(proof.payload["signature"])
+        assert tx["type"] == (0x78 if sponsored else 0x76)
+        assert {to for to, _, _ in tx["calls"]} == {bytes.fromhex(token[2:])}
+        assert tx["fee_token"] == (b"" if sponsored else bytes.fromhex(token[2:]))
+        assert tx["gas"] == 750_000 + 250_000 * len(tx["calls"])
+        memo = transfer_args(tx["calls"][0][2])[3]
+        assert memo == attribution_memo("api.example.com", f"shape-{index}")
+
+
 def test_valid_before_never_passes_the_challenge_expiry():
     challenge = make_challenge(expires=NOW + timedelta(seconds=10))
     proof, _ = pay(method(), challenge, FakeRpc.chain())
