@@ -152,6 +152,14 @@ class _Pump:
     def rest(self) -> bytes:
         return self.parser.close()
 
+    def broke(self, exc: BaseException) -> bool:
+        """Record that the stream ended with ``exc``; whether the handler still needs its
+        ``on_end(False)`` (not when the stream had completed before ``exc``)."""
+        self.state.ended = True
+        if self.state.error is None:
+            self.state.error = exc
+        return not self.state.complete
+
 
 def _pump_sync(
     chunks: Iterator[bytes],
@@ -176,10 +184,7 @@ def _pump_sync(
         state.ended = True  # the reader stopped early
         raise
     except BaseException as exc:
-        state.ended = True
-        if state.error is None:
-            state.error = exc
-        if not state.complete:
+        if pump.broke(exc):
             try:
                 run(pump.handler.on_end(False))
             except Exception:
@@ -210,10 +215,7 @@ async def _pump_async(
         state.ended = True
         raise
     except BaseException as exc:
-        state.ended = True
-        if state.error is None:
-            state.error = exc
-        if not state.complete:
+        if pump.broke(exc):
             try:
                 await run(pump.handler.on_end(False))
             except Exception:
@@ -268,6 +270,23 @@ def _context_of(
     )
 
 
+def _httpx_context(
+    response: httpx.Response, request: httpx.Request, payment: Payment | None, config: FlowConfig
+) -> tuple[StreamHandler, StreamContext] | None:
+    """The handler and context metering ``response``, or ``None`` when it is no session's
+    event stream (or one compressed, whose control events cannot be read)."""
+    if not is_event_stream(response.headers.get("content-type")):
+        return None
+    heads = tuple((k.lower(), v) for k, v in response.headers.multi_items())
+    found = _context_of(config, payment, request, heads, str(request.url))
+    if found is None:
+        return None
+    if _compressed(response.headers):
+        log.warning("a metered event stream is compressed; its control events are not read")
+        return None
+    return found
+
+
 def attach_httpx_sync(
     response: httpx.Response,
     request: httpx.Request,
@@ -280,14 +299,8 @@ def attach_httpx_sync(
     stream: see the module docstring."""
     import httpx
 
-    if not is_event_stream(response.headers.get("content-type")):
-        return
-    heads = tuple((k.lower(), v) for k, v in response.headers.multi_items())
-    found = _context_of(config, payment, request, heads, str(request.url))
+    found = _httpx_context(response, request, payment, config)
     if found is None:
-        return
-    if _compressed(response.headers):
-        log.warning("a metered event stream is compressed; its control events are not read")
         return
     handler, context = found
 
@@ -333,14 +346,8 @@ def attach_httpx_async(
     """``attach_httpx_sync`` for ``AsyncPaymentTransport``."""
     import httpx
 
-    if not is_event_stream(response.headers.get("content-type")):
-        return
-    heads = tuple((k.lower(), v) for k, v in response.headers.multi_items())
-    found = _context_of(config, payment, request, heads, str(request.url))
+    found = _httpx_context(response, request, payment, config)
     if found is None:
-        return
-    if _compressed(response.headers):
-        log.warning("a metered event stream is compressed; its control events are not read")
         return
     handler, context = found
 

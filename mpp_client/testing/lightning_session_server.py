@@ -535,28 +535,12 @@ class AmountlessBridge:
 
     def issue(self, inkey: str, memo: str, expiry_seconds: int) -> CreatedInvoice:
         """Sign an amountless invoice routed to the wallet of ``inkey``."""
-        import bolt11
-        from bolt11 import Bolt11, Feature, Features, FeatureState, TagChar, Tags
+        from mpp_client.testing.bolt11_invoices import sign_invoice
 
-        preimage = os.urandom(32)
-        payment_hash = hashlib.sha256(preimage).hexdigest()
-        tags = Tags()
-        tags.add(TagChar.payment_hash, payment_hash)
-        tags.add(TagChar.payment_secret, os.urandom(32).hex())
-        tags.add(TagChar.description, memo)
-        tags.add(TagChar.expire_time, expiry_seconds)
-        tags.add(
-            TagChar.features,
-            Features.from_feature_list(
-                {
-                    Feature.var_onion_optin: FeatureState.required,
-                    Feature.payment_secret: FeatureState.required,
-                }
-            ),
-        )
-        text = bolt11.encode(
-            Bolt11(currency="bc", date=int(self._clock.time()), tags=tags), self._key
-        )
+        text, _, payment_hash = sign_invoice(
+            self._key, currency="bc", created=int(self._clock.time()), description=memo,
+            expiry=expiry_seconds,
+        )  # fmt: skip
         with self._lock:
             self._routes[payment_hash] = [inkey, None]
         return CreatedInvoice(text, payment_hash)

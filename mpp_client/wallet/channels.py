@@ -49,6 +49,7 @@ from typing import Any, Literal
 from mpp_client.clock import SYSTEM_CLOCK, Clock
 from mpp_client.errors import JournalError
 from mpp_client.secret import Secret
+from mpp_client.wallet.journal import _immediate
 
 __all__ = [
     "ChannelRecord",
@@ -272,21 +273,11 @@ class ChannelStore:
             try:
                 if durable:
                     conn.execute("PRAGMA synchronous=FULL")
-                conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise JournalError(f"cannot lock the session records: {exc}") from exc
             try:
-                yield conn
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise JournalError(f"cannot write the session records: {exc}") from exc
+                with _immediate(conn, "the session records"):
+                    yield conn
             finally:
                 if durable:
                     with contextlib.suppress(sqlite3.Error):
@@ -323,9 +314,7 @@ class ChannelStore:
                 )  # fmt: skip
         except sqlite3.IntegrityError as exc:
             raise JournalError(f"session {channel.id} is already recorded") from exc
-        found = self.get(channel.id)
-        assert found is not None
-        return found
+        return self._written(channel.id)
 
     def record_voucher(self, channel_id: str, cumulative: int, signature: str) -> ChannelRecord:
         """Compare-and-set the highest signed voucher (see the module docstring). Returns the
@@ -420,9 +409,7 @@ class ChannelStore:
             if row is None:
                 raise JournalError(f"no session record {channel_id}")
             if row["state"] == "closed":
-                found = self.get(channel_id)
-                assert found is not None
-                return found
+                return self._written(channel_id)
             left = refund
             refs: Sequence[str] = json.loads(row["deposit_refs"])
             has_payments = conn.execute(
@@ -453,9 +440,7 @@ class ChannelStore:
                 "WHERE id=?",
                 (str(refund), str(paid), self.clock.time(), channel_id),
             )
-        found = self.get(channel_id)
-        assert found is not None
-        return found
+        return self._written(channel_id)
 
     def note(self, channel_id: str, **facts: Any) -> ChannelRecord:
         """Merge ``facts`` (JSON values) into the session's ``details``, durably: a fact a
@@ -470,9 +455,7 @@ class ChannelStore:
                 "UPDATE channels SET details=?, updated_at=? WHERE id=?",
                 (json.dumps(details, sort_keys=True), self.clock.time(), channel_id),
             )
-        found = self.get(channel_id)
-        assert found is not None
-        return found
+        return self._written(channel_id)
 
     def set_secret(self, channel_id: str, secret: str) -> None:
         """Store the session's bearer secret (e.g. a Lightning deposit preimage) in a column
@@ -490,6 +473,12 @@ class ChannelStore:
         return Secret(str(row["secret"]))
 
     # --- reading -------------------------------------------------------------------------------
+
+    def _written(self, channel_id: str) -> ChannelRecord:
+        """The record of a session this store has just written (so it exists)."""
+        found = self.get(channel_id)
+        assert found is not None
+        return found
 
     def get(self, channel_id: str) -> ChannelRecord | None:
         """The session ``channel_id``, or ``None``."""

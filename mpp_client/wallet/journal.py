@@ -40,7 +40,7 @@ import sqlite3
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, Protocol, get_args
@@ -620,6 +620,101 @@ class _Change:
     receipt_reference: str | None
     void_after: float | None
 
+    @classmethod
+    def of(
+        cls,
+        *,
+        reference: str | None,
+        fingerprint: str | None,
+        receipt: Any,
+        reason: str | None,
+        money_moved: bool | None,
+        proof: Proof | None,
+        receipt_reference: str | None,
+        void_after: datetime | None,
+    ) -> _Change:
+        """The stored form of ``advance``'s arguments (every journal store encodes the same)."""
+        receipt_text = None
+        if receipt is not None:
+            receipt_text = json.dumps(_receipt_data(receipt), default=str, sort_keys=True)
+        return cls(
+            reference=reference,
+            fingerprint=fingerprint,
+            receipt=receipt_text,
+            reason=reason,
+            moved=None if money_moved is None else int(money_moved),
+            proof=proof,
+            receipt_reference=receipt_reference,
+            void_after=None if void_after is None else void_after.timestamp(),
+        )
+
+
+def _payments_where(
+    param: str,
+    state_in: Callable[[list[str]], tuple[str, list[Any]]],
+    *,
+    state: PaymentState | Sequence[PaymentState] | None,
+    origin: str | None,
+    method: str | None,
+    reference: str | None,
+    label: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int | None,
+) -> tuple[str, tuple[Any, ...]]:
+    """The ``WHERE ... ORDER BY ... LIMIT`` clause and arguments of ``payments()``, for a store
+    whose placeholder is ``param``; ``state_in`` gives its clause matching a list of states."""
+    where: list[str] = []
+    args: list[Any] = []
+    if state is not None:
+        states: list[str] = [state] if isinstance(state, str) else list(state)
+        for name in states:
+            if name not in get_args(PaymentState):
+                raise ValueError(f"unknown payment state {name!r}")
+        clause, state_args = state_in(states)
+        where.append(clause)
+        args.extend(state_args)
+    for column, value in (("origin", origin), ("method", method), ("reference", reference)):
+        if value is not None:
+            where.append(f"{column} = {param}")
+            args.append(value)
+    if label is not None:
+        where.append(f"(label = {param} OR label LIKE {param} OR label LIKE {param})")
+        args.extend([label, f"{label}/%", f"%/{label}"])
+    if since is not None:
+        where.append(f"created_at >= {param}")
+        args.append(since.timestamp())
+    if until is not None:
+        where.append(f"created_at < {param}")
+        args.append(until.timestamp())
+    sql = ("WHERE " + " AND ".join(where)) if where else ""
+    sql += " ORDER BY seq"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return sql, tuple(args)
+
+
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection, what: str) -> Iterator[sqlite3.Connection]:
+    """One ``BEGIN IMMEDIATE`` transaction on ``conn``: committed when the block ends, rolled
+    back when it raises; SQLite's errors become ``JournalError`` naming ``what``."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise JournalError(f"cannot lock {what}: {exc}") from exc
+    try:
+        yield conn
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise JournalError(f"cannot write {what}: {exc}") from exc
+
 
 class SqliteJournal:
     """The embedded journal: one SQLite file (WAL mode) any number of threads, tasks and
@@ -715,24 +810,8 @@ class SqliteJournal:
     def _write(self) -> Iterator[sqlite3.Connection]:
         # One writer per process at a time: threads queue on a lock instead of SQLite's
         # sleep-and-retry busy handler; other processes are held off by BEGIN IMMEDIATE.
-        with self._lock:
-            conn = self._conn()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise JournalError(f"cannot lock the payment journal: {exc}") from exc
-            try:
-                yield conn
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise JournalError(f"cannot write the payment journal: {exc}") from exc
+        with self._lock, _immediate(self._conn(), "the payment journal") as conn:
+            yield conn
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -856,19 +935,11 @@ class SqliteJournal:
         if state == "failed" and money_moved is None:
             # "It failed, but we cannot tell whether value moved" is an unknown outcome.
             state, previous = "unknown", allowed_sources("unknown")
-        receipt_text = None
-        if receipt is not None:
-            receipt_text = json.dumps(_receipt_data(receipt), default=str, sort_keys=True)
-        change = _Change(
-            reference=reference,
-            fingerprint=fingerprint,
-            receipt=receipt_text,
-            reason=reason,
-            moved=None if money_moved is None else int(money_moved),
-            proof=proof,
-            receipt_reference=receipt_reference,
-            void_after=None if void_after is None else void_after.timestamp(),
-        )
+        change = _Change.of(
+            reference=reference, fingerprint=fingerprint, receipt=receipt, reason=reason,
+            money_moved=money_moved, proof=proof, receipt_reference=receipt_reference,
+            void_after=void_after,
+        )  # fmt: skip
         durable = state in ("sent", "broadcast")
         try:
             with self._lock:
@@ -949,33 +1020,12 @@ class SqliteJournal:
         until: datetime | None = None,
         limit: int | None = None,
     ) -> list[PaymentRecord]:
-        where: list[str] = []
-        args: list[Any] = []
-        if state is not None:
-            states = [state] if isinstance(state, str) else list(state)
-            for name in states:
-                if name not in get_args(PaymentState):
-                    raise ValueError(f"unknown payment state {name!r}")
-            where.append(f"state IN ({','.join('?' * len(states))})")
-            args.extend(states)
-        for column, value in (("origin", origin), ("method", method), ("reference", reference)):
-            if value is not None:
-                where.append(f"{column}=?")
-                args.append(value)
-        if label is not None:
-            where.append("(label=? OR label LIKE ? OR label LIKE ?)")
-            args.extend([label, f"{label}/%", f"%/{label}"])
-        if since is not None:
-            where.append("created_at>=?")
-            args.append(since.timestamp())
-        if until is not None:
-            where.append("created_at<?")
-            args.append(until.timestamp())
-        sql = ("WHERE " + " AND ".join(where)) if where else ""
-        sql += " ORDER BY seq"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return self._select(sql, tuple(args))
+        sql, args = _payments_where(
+            "?", lambda states: (f"state IN ({','.join('?' * len(states))})", states),
+            state=state, origin=origin, method=method, reference=reference, label=label,
+            since=since, until=until, limit=limit,
+        )  # fmt: skip
+        return self._select(sql, args)
 
     def already_paid(self, reference: str) -> bool:
         with self._read() as conn:
@@ -1041,12 +1091,9 @@ class SqliteJournal:
             raise JournalError(f"cannot read the payment journal {self.path}: {exc}") from exc
 
     def _select(self, where: str, args: tuple[Any, ...]) -> list[PaymentRecord]:
-        records = []
-        for row in self._rows(where, args):
-            try:
-                records.append(_record(row))
-            except _Unreadable as problem:
-                self._warn_damaged(_damage(row, problem))
+        records, damaged = _decode(self._rows(where, args))
+        for entry in damaged:
+            self._warn_damaged(entry)
         return records
 
     def _warn_damaged(self, entry: DamagedEntry) -> None:
@@ -1068,13 +1115,7 @@ class SqliteJournal:
         the exports skip these; budgets still count the held ones, and one whose state is not
         a known state counts as unknown for the circuit breaker (``unresolved()``). Reads the
         whole journal: for diagnosis, not for every payment."""
-        found = []
-        for row in self._rows("ORDER BY seq", ()):
-            try:
-                _record(row)
-            except _Unreadable as problem:
-                found.append(_damage(row, problem))
-        return found
+        return _decode(self._rows("ORDER BY seq", ()))[1]
 
 
 # --- reading rows ------------------------------------------------------------------------------
@@ -1297,6 +1338,18 @@ def _record(row: _Row) -> PaymentRecord:
         receipt_reference=row["receipt_reference"],
         void_after=void_after,
     )
+
+
+def _decode(rows: Iterable[_Row]) -> tuple[list[PaymentRecord], list[DamagedEntry]]:
+    """The readable entries of ``rows`` and the damaged ones, both in order."""
+    records: list[PaymentRecord] = []
+    damaged: list[DamagedEntry] = []
+    for row in rows:
+        try:
+            records.append(_record(row))
+        except _Unreadable as problem:
+            damaged.append(_damage(row, problem))
+    return records, damaged
 
 
 def _damage(row: _Row, problem: _Unreadable) -> DamagedEntry:

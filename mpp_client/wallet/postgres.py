@@ -73,7 +73,7 @@ import uuid  # noqa: E402
 import weakref  # noqa: E402
 from collections.abc import Callable, Iterator, Sequence  # noqa: E402
 from datetime import datetime  # noqa: E402
-from typing import Any, TypeVar, get_args  # noqa: E402
+from typing import Any, TypeVar  # noqa: E402
 
 import psycopg  # noqa: E402
 import psycopg_pool  # noqa: E402
@@ -103,13 +103,11 @@ from mpp_client.wallet.journal import (  # noqa: E402
     PaymentRecord,
     _bucket_scope,
     _Change,
-    _damage,
+    _decode,
     _owner,
-    _receipt_data,
-    _record,
+    _payments_where,
     _stored_currency,
     _stored_pin,
-    _Unreadable,
     _watermark,
 )
 from mpp_client.wallet.policy import Ledger, Pin  # noqa: E402
@@ -1141,19 +1139,11 @@ class PostgresJournal:
         if state == "failed" and money_moved is None:
             # "It failed, but we cannot tell whether value moved" is an unknown outcome.
             state = "unknown"
-        receipt_text = None
-        if receipt is not None:
-            receipt_text = json.dumps(_receipt_data(receipt), default=str, sort_keys=True)
-        change = _Change(
-            reference=reference,
-            fingerprint=fingerprint,
-            receipt=receipt_text,
-            reason=reason,
-            moved=None if money_moved is None else int(money_moved),
-            proof=proof,
-            receipt_reference=receipt_reference,
-            void_after=None if void_after is None else void_after.timestamp(),
-        )
+        change = _Change.of(
+            reference=reference, fingerprint=fingerprint, receipt=receipt, reason=reason,
+            money_moved=money_moved, proof=proof, receipt_reference=receipt_reference,
+            void_after=void_after,
+        )  # fmt: skip
         try:
             applied = self._write(
                 entry_id, state, change, f"record that payment {entry_id} is {state}"
@@ -1329,33 +1319,12 @@ class PostgresJournal:
         until: datetime | None = None,
         limit: int | None = None,
     ) -> list[PaymentRecord]:
-        where: list[str] = []
-        args: list[Any] = []
-        if state is not None:
-            states = [state] if isinstance(state, str) else list(state)
-            for name in states:
-                if name not in get_args(PaymentState):
-                    raise ValueError(f"unknown payment state {name!r}")
-            where.append("state = ANY(%s)")
-            args.append(states)
-        for column, value in (("origin", origin), ("method", method), ("reference", reference)):
-            if value is not None:
-                where.append(f"{column} = %s")
-                args.append(value)
-        if label is not None:
-            where.append("(label = %s OR label LIKE %s OR label LIKE %s)")
-            args.extend([label, f"{label}/%", f"%/{label}"])
-        if since is not None:
-            where.append("created_at >= %s")
-            args.append(since.timestamp())
-        if until is not None:
-            where.append("created_at < %s")
-            args.append(until.timestamp())
-        sql = ("WHERE " + " AND ".join(where)) if where else ""
-        sql += " ORDER BY seq"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return self._select(sql, tuple(args))
+        sql, args = _payments_where(
+            "%s", lambda states: ("state = ANY(%s)", [states]),
+            state=state, origin=origin, method=method, reference=reference, label=label,
+            since=since, until=until, limit=limit,
+        )  # fmt: skip
+        return self._select(sql, args)
 
     def already_paid(self, reference: str) -> bool:
         def look(conn: Connection) -> bool:
@@ -1461,29 +1430,19 @@ class PostgresJournal:
         return self._retrying(read, f"read the payment journal {self.where}")
 
     def _select(self, where: str, args: tuple[Any, ...]) -> list[PaymentRecord]:
-        records = []
-        for row in self._rows(where, args):
-            try:
-                records.append(_record(row))
-            except _Unreadable as problem:
-                entry = _damage(row, problem)
-                if entry.seq not in self._warned:
-                    self._warned.add(entry.seq)
-                    log.warning(
-                        "payment journal %s: entry %s (row %d) is damaged and skipped (%s)",
-                        self.where, entry.id, entry.seq, entry.problem,
-                    )  # fmt: skip
+        records, damaged = _decode(self._rows(where, args))
+        for entry in damaged:
+            if entry.seq not in self._warned:
+                self._warned.add(entry.seq)
+                log.warning(
+                    "payment journal %s: entry %s (row %d) is damaged and skipped (%s)",
+                    self.where, entry.id, entry.seq, entry.problem,
+                )  # fmt: skip
         return records
 
     def damaged(self) -> list[DamagedEntry]:
         """Every entry that cannot be read back (oldest first); see ``SqliteJournal.damaged``."""
-        found = []
-        for row in self._rows("ORDER BY seq", ()):
-            try:
-                _record(row)
-            except _Unreadable as problem:
-                found.append(_damage(row, problem))
-        return found
+        return _decode(self._rows("ORDER BY seq", ()))[1]
 
     def close(self) -> None:
         """Stop the heartbeat, end this process's lease (other processes may claim what it left

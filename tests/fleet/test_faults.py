@@ -24,7 +24,7 @@ from mpp_client.wallet.postgres import PostgresJournal
 from ..wallet.conftest import context, quote
 from . import workers
 from .fault_proxy import FaultProxy
-from .test_fleet_budget import host_urls, run_fleet
+from .test_fleet_budget import host_urls, run_fleet, tally
 
 
 def paying(journal, *, server=None, handler=None):
@@ -176,12 +176,7 @@ def test_a_restart_in_the_middle_of_a_fleet_loses_and_repeats_nothing(pg, pg_url
     urls = host_urls(pg, pg_url)[2:6]  # two processes on each "host"
     results = run_fleet(urls, [100] * 4, "100", on_progress=on_progress)
     assert restarted
-    outcomes = Counter()
-    accepted, signed = [], []
-    for data in results.values():
-        outcomes.update(data["outcome"])
-        accepted += data["accepted"]
-        signed += data["signed"]
+    outcomes, accepted, signed = tally(results)
     assert outcomes["other"] == 0 and outcomes["refused"] == 0
     assert outcomes["paid"] + outcomes["journal"] == 400
     assert len(set(signed)) == len(signed) and len(set(accepted)) == len(accepted)

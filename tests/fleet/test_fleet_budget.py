@@ -51,6 +51,17 @@ def run_fleet(urls, totals, cap, *, on_progress=None, timeout=120):
     return results
 
 
+def tally(results) -> tuple[Counter, list, list]:
+    """The workers' outcomes summed, and every accepted and every signed credential."""
+    outcomes: Counter = Counter()
+    accepted, signed = [], []
+    for data in results.values():
+        outcomes.update(data["outcome"])
+        accepted += data["accepted"]
+        signed += data["signed"]
+    return outcomes, accepted, signed
+
+
 def host_urls(pg, url: str) -> list[tuple[str, int]]:
     """Two "hosts": TCP on 127.0.0.1 with pool 2, and the Unix socket with pool 4."""
     query = url.split("?", 1)[1]
@@ -66,12 +77,7 @@ def test_eight_processes_on_two_hosts_never_overrun_one_cap(pg, pg_url):
     urls = host_urls(pg, pg_url)
     results = run_fleet(urls, [PAYMENTS // PROCESSES] * PROCESSES, CAP)
 
-    outcomes = Counter()
-    accepted, signed = [], []
-    for data in results.values():
-        outcomes.update(data["outcome"])
-        accepted += data["accepted"]
-        signed += data["signed"]
+    outcomes, accepted, signed = tally(results)
     assert outcomes["other"] == 0 and outcomes["journal"] == 0
     assert outcomes["paid"] + outcomes["refused"] == PAYMENTS
     cap = PAID * workers.PRICE

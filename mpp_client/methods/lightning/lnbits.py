@@ -89,6 +89,16 @@ class LnbitsPayer(LightningPayer):
     def __repr__(self) -> str:
         return f"LnbitsPayer(url={self._url!r}, admin_key=<redacted>)"
 
+    def _payment(self, payment_hash: str) -> HttpCall:
+        """``GET /api/v1/payments/{hash}`` (outgoing or incoming; a read, safe to retry)."""
+        return HttpCall(
+            "GET",
+            f"{self._url}/api/v1/payments/{payment_hash}",
+            headers={"x-api-key": self._key.reveal()},
+            timeout=15,
+            retry_safe=True,
+        )
+
     def pay(self, invoice: str, max_fee_sats: int) -> Generator[Effect, Any, PayResult]:
         """Pay ``invoice``; the fee cap is the LNbits server's (see module doc)."""
         reply: HttpReply = yield HttpCall.json_post(
@@ -128,13 +138,7 @@ class LnbitsPayer(LightningPayer):
         """``paid: true`` -> settled; ``status: failed`` or LNbits' own "Payment does not
         exist." (for this wallet's key) -> failed; anything else (a 404 of a proxy or an
         unknown route, an error, in flight) -> pending."""
-        reply: HttpReply = yield HttpCall(
-            "GET",
-            f"{self._url}/api/v1/payments/{payment_hash}",
-            headers={"x-api-key": self._key.reveal()},
-            timeout=15,
-            retry_safe=True,
-        )
+        reply: HttpReply = yield self._payment(payment_hash)
         data = reply_object(reply)
         if reply.status == 404:
             detail = data.get("detail") if data is not None else None
@@ -159,13 +163,7 @@ class LnbitsPayer(LightningPayer):
     def lookup_received(self, payment_hash: str) -> Generator[Effect, Any, Received]:
         """``GET /api/v1/payments/{hash}`` of an incoming payment: ``paid`` -> received (its
         amount in msat); not paid -> unpaid; anything else -> unknown."""
-        reply: HttpReply = yield HttpCall(
-            "GET",
-            f"{self._url}/api/v1/payments/{payment_hash}",
-            headers={"x-api-key": self._key.reveal()},
-            timeout=15,
-            retry_safe=True,
-        )
+        reply: HttpReply = yield self._payment(payment_hash)
         data = reply_object(reply)
         if reply.status >= 300 or data is None:
             return Received("unknown", payment_hash, detail=f"HTTP {reply.status}")

@@ -74,17 +74,33 @@ class PhoenixdPayer(LightningPayer):
     def __repr__(self) -> str:
         return f"PhoenixdPayer(url={self._url!r}, password=<redacted>)"
 
-    def pay(self, invoice: str, max_fee_sats: int) -> Generator[Effect, Any, PayResult]:
-        """Pay ``invoice``; ``max_fee_sats`` cannot be passed to phoenixd (see module doc)."""
-        reply: HttpReply = yield HttpCall(
+    def _get(self, path: str) -> HttpCall:
+        """``GET path`` (a read, safe to retry)."""
+        return HttpCall(
+            "GET",
+            f"{self._url}{path}",
+            headers={"authorization": self._authorization.reveal()},
+            timeout=15,
+            retry_safe=True,
+        )
+
+    def _post(self, path: str, fields: dict[str, Any], *, timeout: float) -> HttpCall:
+        """``POST path`` with ``fields`` as a form (phoenixd takes no JSON)."""
+        return HttpCall(
             "POST",
-            f"{self._url}/payinvoice",
+            f"{self._url}{path}",
             headers={
                 "authorization": self._authorization.reveal(),
                 "content-type": "application/x-www-form-urlencoded",
             },
-            content=urlencode({"invoice": invoice}).encode(),
-            timeout=self._timeout,
+            content=urlencode(fields).encode(),
+            timeout=timeout,
+        )
+
+    def pay(self, invoice: str, max_fee_sats: int) -> Generator[Effect, Any, PayResult]:
+        """Pay ``invoice``; ``max_fee_sats`` cannot be passed to phoenixd (see module doc)."""
+        reply: HttpReply = yield self._post(
+            "/payinvoice", {"invoice": invoice}, timeout=self._timeout
         )
         if reply.status in REFUSED_BEFORE_PAYING:
             # phoenixd checks the password and validates the request (invoice, amount) before
@@ -118,13 +134,7 @@ class PhoenixdPayer(LightningPayer):
         route, and the answer has no explicit failed state (``isPaid: false`` is also what a
         payment in flight shows). A failed phoenixd payment is resolved by hand.
         """
-        reply: HttpReply = yield HttpCall(
-            "GET",
-            f"{self._url}/payments/outgoingbyhash/{payment_hash}",
-            headers={"authorization": self._authorization.reveal()},
-            timeout=15,
-            retry_safe=True,
-        )
+        reply: HttpReply = yield self._get(f"/payments/outgoingbyhash/{payment_hash}")
         data = reply_object(reply)
         if reply.status >= 400 or data is None:
             return LookupResult("pending", payment_hash, detail=f"HTTP {reply.status}")
@@ -146,15 +156,8 @@ class PhoenixdPayer(LightningPayer):
         self, memo: str, expiry_seconds: int
     ) -> Generator[Effect, Any, CreatedInvoice]:
         """``POST /createinvoice`` without ``amountSat`` (any amount may be paid)."""
-        reply: HttpReply = yield HttpCall(
-            "POST",
-            f"{self._url}/createinvoice",
-            headers={
-                "authorization": self._authorization.reveal(),
-                "content-type": "application/x-www-form-urlencoded",
-            },
-            content=urlencode({"description": memo, "expirySeconds": expiry_seconds}).encode(),
-            timeout=30,
+        reply: HttpReply = yield self._post(
+            "/createinvoice", {"description": memo, "expirySeconds": expiry_seconds}, timeout=30
         )
         data = reply_object(reply)
         invoice = data.get("serialized") if data else None
@@ -168,13 +171,7 @@ class PhoenixdPayer(LightningPayer):
     def lookup_received(self, payment_hash: str) -> Generator[Effect, Any, Received]:
         """``GET /payments/incoming/{hash}``: ``isPaid`` -> received (``receivedSat``); a
         readable answer that is not paid -> unpaid; anything else -> unknown."""
-        reply: HttpReply = yield HttpCall(
-            "GET",
-            f"{self._url}/payments/incoming/{payment_hash}",
-            headers={"authorization": self._authorization.reveal()},
-            timeout=15,
-            retry_safe=True,
-        )
+        reply: HttpReply = yield self._get(f"/payments/incoming/{payment_hash}")
         data = reply_object(reply)
         if reply.status >= 300 or data is None:
             return Received("unknown", payment_hash, detail=f"HTTP {reply.status}")

@@ -1,11 +1,6 @@
 """End to end: a Lightning session against a spec-exact session server whose merchant wallet is
 a real LNbits (FakeWallet), paid from a real LNbits wallet, through the httpx sync and async
-transports and the requests session.
-
-Numbers: 1 sat per chunk, 300 sat deposit (and top-up). A 500-chunk stream runs out at chunk
-301, is topped up once while it stays open, and ends with 500 spent: the refund is 100 sat and
-the agent's LNbits balance moves by exactly deposit + top-up - refund = 500 sat.
-"""
+transports and the requests session."""
 
 from __future__ import annotations
 
@@ -20,34 +15,9 @@ from mpp_client.requests_session import PaymentSession
 from mpp_client.session import session_of
 from mpp_client.transport import AsyncPaymentTransport, PaymentTransport
 
+from .conftest import CHUNKS, DEPOSIT, assert_session_money, data_lines
+
 pytestmark = pytest.mark.slow
-
-CHUNKS = 500
-DEPOSIT = 300
-
-
-def data_lines(lines) -> list[str]:
-    return [line[6:] for line in lines if line.startswith("data: ")]
-
-
-def assert_session_money(lnbits, agent, shop, before: int, closed, *, topups: int) -> None:
-    paid_in = DEPOSIT * (1 + topups)
-    assert closed.problem is None
-    assert closed.deposited == paid_in
-    assert closed.spent == CHUNKS
-    assert closed.claimed == closed.received == paid_in - CHUNKS
-    assert lnbits.balance_msat(agent.lnbits) == before - (paid_in - closed.received) * 1000
-    session = shop.server.sessions[closed.session_id]
-    assert session.status == "closed" and session.spent == CHUNKS
-    assert session.refund_status == "succeeded"
-    # The journal: the deposit and each top-up are settled payments; the refund lowered their
-    # exposure, so what counts against the budgets is exactly what was spent.
-    paid = [p for p in agent.wallet.journal.payments() if p.amount.amount > 0]
-    assert sorted(p.state for p in paid) == ["settled"] * (1 + topups)
-    assert sum(p.exposure for p in paid) == CHUNKS
-    record = agent.session.store.get(closed.session_id)
-    assert record is not None and record.state == "closed" and record.refund == closed.received
-    assert record.deposit == paid_in
 
 
 def assert_preimage_shown_nowhere(agent, session_id: str, logs: str) -> None:
