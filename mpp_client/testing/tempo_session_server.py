@@ -37,12 +37,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from mpp_client.clock import SYSTEM_CLOCK, Clock, utcnow
 from mpp_client.methods.tempo.escrow import (
     close_data,
     decode_channel,
@@ -172,6 +173,8 @@ class TempoSessionServer:
     realm: str = "tempo-session.test"
     state_path: str | None = None
     challenge_ttl: float = 900.0
+    #: Where the server's time comes from (challenge expiry, receipt timestamps).
+    clock: Clock = SYSTEM_CLOCK
     #: After the open, check vouchers off chain (EIP-712 digest computed here, signature,
     #: cumulative) as a production server does, instead of asking the escrow's
     #: ``getVoucherDigest`` each time: benchmarks use it to measure the client, not anvil.
@@ -235,7 +238,7 @@ class TempoSessionServer:
                 "sessionProtocol": "v1",
             },
         }
-        expires = format_timestamp(datetime.now(UTC) + timedelta(seconds=self.challenge_ttl))
+        expires = format_timestamp(utcnow(self.clock) + timedelta(seconds=self.challenge_ttl))
         draft = Challenge.create(
             id="x", realm=self.realm, method="tempo", intent="session", request=request,
             expires=expires,
@@ -261,7 +264,7 @@ class TempoSessionServer:
         if tx:
             extra["txHash"] = tx
         return Receipt(
-            status="success", method="tempo", timestamp=format_timestamp(datetime.now(UTC)),
+            status="success", method="tempo", timestamp=format_timestamp(utcnow(self.clock)),
             reference=channel_id, challenge_id=challenge_id, extra=extra,
         ).encode()  # fmt: skip
 
@@ -275,7 +278,7 @@ class TempoSessionServer:
         if echo.id != expected or echo.realm != self.realm:
             return False
         expires = echo.expires_at
-        return expires is None or expires > datetime.now(UTC)
+        return expires is None or expires > utcnow(self.clock)
 
     def _onchain(self, channel_id: str) -> Any:
         result = self.chain.rpc(
