@@ -107,9 +107,10 @@ def escrow_artifact() -> dict[str, Any]:
     return artifact
 
 
-def deploy(chain: AnvilChain, bytecode: str) -> str:
+def deploy(chain: AnvilChain, bytecode: str, *, clock: Clock = SYSTEM_CLOCK) -> str:
     """Deploy ``bytecode`` from anvil dev account #1 (a ``0x76`` CREATE call); returns the
-    contract address (lower case)."""
+    contract address (lower case). ``clock`` is the local side of the transaction's expiry
+    (anvil's own block time may run ahead of it, and the later of the two is used)."""
     dev = LocalKeySigner(DEV_KEYS[1])
     tx = TempoTransaction(
         chain_id=chain.chain_id,
@@ -117,7 +118,7 @@ def deploy(chain: AnvilChain, bytecode: str) -> str:
         gas_limit=25_000_000,
         max_fee_per_gas=2 * chain.gas_price(),
         nonce_key=EXPIRING_NONCE_KEY,
-        valid_before=max(int(time.time()), chain.chain_time()) + 20,
+        valid_before=max(int(clock.time()), chain.chain_time()) + 20,
         fee_token=address_bytes(PATH_USD.address),
     )
     raw = tx.encode(dev.sign_hash(tx.signing_hash()))
