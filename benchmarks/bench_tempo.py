@@ -118,7 +118,7 @@ def bench_trips_ours(chain: AnvilChain, url: str, trips: int) -> float:
 
 
 def bench_trips_pympp(chain: AnvilChain, url: str, trips: int) -> float:
-    from mpp.client import Mpp
+    from mpp.client.transport import Mpp
     from mpp.methods.tempo import client as tempo
     from mpp.methods.tempo.account import TempoAccount
 

@@ -49,8 +49,19 @@ class Reconciled:
 def _plan(
     journal: Journal, methods: Sequence[PaymentMethod]
 ) -> list[tuple[PaymentRecord, PaymentMethod | None]]:
-    by_name = {m.name: m for m in methods}
-    return [(r, by_name.get(r.method)) for r in journal.payments(state="unknown")]
+    return [(r, method_of(r, methods)) for r in journal.payments(state="unknown")]
+
+
+def method_of(record: PaymentRecord, methods: Sequence[PaymentMethod]) -> PaymentMethod | None:
+    """The method that made ``record``: same name and one of its intents. Two methods may share
+    a name (``LightningCharge`` and ``LightningSession`` are both ``lightning``), and only the
+    one that paid the entry's intent can look it up; a name match alone is enough only for a
+    method that declares no intents."""
+    named = [m for m in methods if m.name == record.method]
+    for method in named:
+        if record.intent in getattr(method, "intents", ()):
+            return method
+    return next((m for m in named if not getattr(m, "intents", None)), None)
 
 
 def skip_reason(record: PaymentRecord, method: PaymentMethod | None) -> Reconciled | None:

@@ -48,6 +48,7 @@ from mpp_client.wallet.reconcile import (
     areconcile,
     combine,
     lookups_of,
+    method_of,
     reconcile,
     skip_reason,
 )
@@ -299,14 +300,13 @@ class Wallet:
         was resolved."""
         resolved = False
         now = utcnow(self.clock)
-        by_name = {m.name: m for m in self.methods}
         journal = self.journal
         for entry_id in unresolved[:_LAZY_LOOKUPS]:
             # Journal reads and writes are effects: async drivers do them off the event loop.
             record: PaymentRecord | None = yield JournalRead(partial(journal.get, entry_id))
             if record is None or record.void_after is None or record.void_after > now:
                 continue
-            method = by_name.get(record.method)
+            method = method_of(record, self.methods)
             if method is None or skip_reason(record, method) is not None:
                 continue
             results = []

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
@@ -26,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 MPPX_MODULES = REPO / ".tools" / "mppx" / "node_modules"
 
 
-def missing(what: str, fix: str) -> None:
+def missing(what: str, fix: str) -> NoReturn:
     message = f"{what} is not installed: run {fix}"
     if os.environ.get("MPP_ALLOW_SKIP") == "1":
         pytest.skip(message)

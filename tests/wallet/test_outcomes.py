@@ -134,3 +134,21 @@ def test_reconcile_looks_up_the_receipts_reference_too(tmp_path):
     [result] = wallet.reconcile()
     assert result.outcome == "settled"
     assert [ref for ref, _ in chain.lookups] == ["0xsigned", "0xreceipt"]
+
+
+def test_reconcile_asks_the_method_of_the_entrys_intent_when_two_share_a_name(tmp_path):
+    # LightningCharge and LightningSession are both "lightning": only the one that paid the
+    # entry's intent can prove anything about it, whichever is listed first.
+    clock = ManualClock(START)
+    session = Chain(answers={"0xtx": "failed"})
+    session.intents = frozenset({"session"})
+    charge = Chain(answers={"0xtx": "settled"})
+    journal = SqliteJournal(tmp_path / "j.sqlite3", clock=clock)
+    wallet = Wallet([charge, session], policy=SpendPolicy(pin_payees=False), journal=journal,
+                    clock=clock)  # fmt: skip
+    entry = unknown_payment(wallet, "0xtx")
+    assert wallet.journal.get(entry).intent == "charge"
+    [result] = wallet.reconcile()
+    assert result.outcome == "settled"
+    assert session.lookups == [] and [ref for ref, _ in charge.lookups] == ["0xtx"]
+    assert wallet.journal.get(entry).state == "settled"
