@@ -12,6 +12,8 @@ Cases (the inputs are built once, before timing):
   ours ``parse_challenges([value])``; pympp ``Challenge.from_www_authenticate`` alone, and its
   transport's path (quote-aware splitter, then ``from_www_authenticate`` per challenge);
 - four such challenges folded into one field value;
+- both again with a description holding quoted-pairs and a ``\\u`` escape
+  (``Pay \\"fast\\" caf\\u00e9 \\\\ now`` on the wire);
 - writing a tempo-sized credential (a ~300-byte signed transaction): ours ``to_header()``,
   pympp ``Credential.to_authorization()``;
 - reading it back (server side): ``parse_credential`` vs ``Credential.from_authorization``;
@@ -25,11 +27,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import functools
+import importlib
 import statistics
 import sys
 import timeit
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -46,11 +52,14 @@ from mpp_client.protocol import (  # noqa: E402
     parse_receipt,
 )
 
+# pympp is a benchmark peer, not a dependency (and has no type information): Any, or None.
+pympp: Any
+pympp_split: Any
 try:
-    import mpp as pympp
-    from mpp.client.transport import _payment_challenges as pympp_split
-except ImportError:  # pympp is a benchmark peer, not a dependency
-    pympp = None
+    pympp = importlib.import_module("mpp")
+    pympp_split = importlib.import_module("mpp.client.transport")._payment_challenges
+except ImportError:
+    pympp = pympp_split = None
 
 SECRET = b"bench-secret-at-least-thirty-two-bytes!!"
 SIGNED_TX = "0x76" + "f8" + "a1b2c3d4e5f60718" * 38  # ~300 bytes, like a signed 0x76 transfer
@@ -88,6 +97,11 @@ def tempo_challenge(index: int = 0) -> Challenge:
     )
 
 
+def escaped_challenge(index: int = 0) -> Challenge:
+    """The tempo challenge with a description holding quoted-pairs and a ``\\u`` escape."""
+    return dataclasses.replace(tempo_challenge(index), description='Pay "fast" caf\u00e9 \\ now')
+
+
 def per_call(func: Callable[[], object], repeat: int, budget: float) -> float:
     """Median seconds per call over ``repeat`` runs of about ``budget`` seconds each."""
     timer = timeit.Timer(func)
@@ -120,6 +134,8 @@ def main() -> int:
 
     one = tempo_challenge().to_header()
     four = ", ".join(tempo_challenge(i).to_header() for i in range(4))
+    one_escaped = escaped_challenge().to_header()
+    four_escaped = ", ".join(escaped_challenge(i).to_header() for i in range(4))
     ours_challenge = parse_challenges([one])[0]
     credential = Credential(ours_challenge, {"type": "transaction", "signature": SIGNED_TX}, SOURCE)
     authorization = credential.to_header()
@@ -161,6 +177,16 @@ def main() -> int:
             pympp_path(four),
         )
         case(
+            "parse 1 challenge with escapes vs splitter + parse",
+            lambda: parse_challenges([one_escaped]),
+            pympp_path(one_escaped),
+        )
+        case(
+            "parse 4 folded with escapes vs splitter + parse",
+            lambda: parse_challenges([four_escaped]),
+            pympp_path(four_escaped),
+        )
+        case(
             f"write credential ({len(authorization)} chars)",
             credential.to_header,
             their_credential.to_authorization,
@@ -195,13 +221,13 @@ def main() -> int:
 
         # pympp's path is timed once first and skipped when a single call takes over 50 ms.
         other = theirs if pympp is not None and per_call(theirs, 1, 0.0) < 0.05 else None
-        case(f"hostile 12k: {name}", lambda value=value: parse_challenges([value]), other)
+        case(f"hostile 12k: {name}", functools.partial(parse_challenges, [value]), other)
 
     width = max(len(name) for name, _, _ in rows)
     print(f"{'case':<{width}}  {'mpp_client':>12}  {'pympp 0.16':>12}  {'pympp/ours':>10}")
-    for name, mine, other in rows:
-        theirs_text = f"{other * 1e6:10.1f} us" if other is not None else f"{'-':>12}"
-        ratio = f"{other / mine:9.1f}x" if other is not None else f"{'-':>10}"
+    for name, mine, their_time in rows:
+        theirs_text = f"{their_time * 1e6:10.1f} us" if their_time is not None else f"{'-':>12}"
+        ratio = f"{their_time / mine:9.1f}x" if their_time is not None else f"{'-':>10}"
         print(f"{name:<{width}}  {mine * 1e6:10.1f} us  {theirs_text}  {ratio}")
     return 0
 

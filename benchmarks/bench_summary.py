@@ -668,16 +668,29 @@ def main() -> None:
         action="store_true",
         help="print the README's Performance section (text and table) instead of plain text",
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=("build", "trips", "lag", "tempo", "import", "parse"),
+        help="run only these sections (repeatable; default: all); never for the README",
+    )
     args = parser.parse_args()
     quick = args.quick
+    only = set(args.only or ("build", "trips", "lag", "tempo", "import", "parse"))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        bench_build(300 if quick else 2000)
-        bench_trips(50 if quick else 300, 1 if quick else 3, Path(tmp))
-        bench_lag(Path(tmp))
-        bench_tempo_share(Path(tmp), 5 if quick else 15, 1 if quick else 3)
-        bench_import(3 if quick else 9)
-        bench_parse(3 if quick else 7)
+        if "build" in only:
+            bench_build(300 if quick else 2000)
+        if "trips" in only:
+            bench_trips(50 if quick else 300, 1 if quick else 3, Path(tmp))
+        if "lag" in only:
+            bench_lag(Path(tmp))
+        if "tempo" in only:
+            bench_tempo_share(Path(tmp), 5 if quick else 15, 1 if quick else 3)
+        if "import" in only:
+            bench_import(3 if quick else 9)
+        if "parse" in only:
+            bench_parse(3 if quick else 7)
     if args.markdown:
         print(_markdown(quick, load))
         return

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import inspect
 import os
+import queue
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Generator
 from typing import Any, ClassVar, TypeVar
 
@@ -289,6 +292,81 @@ class SyncRunner:
             self._client = None
 
 
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", contextvars.Context, Any]
+
+
+def _resolve(future: asyncio.Future[Any], error: BaseException | None, value: Any) -> None:
+    """Hand a journal step's outcome to its awaiting task (on the loop; unless cancelled)."""
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
+class _JournalWorker:
+    """One thread running journal steps in the order they were submitted, off the event loop.
+
+    A plain queue and ``call_soon_threadsafe`` instead of ``run_in_executor``: about half the
+    cost per step (each payment makes four or five), with the same guarantees: the step runs in
+    a copy of the caller's ``contextvars`` context, its outcome (or error) is set on the
+    awaiting future, and steps already queued still run after ``shutdown``. Non-daemon, like
+    an executor's thread, so queued steps also finish when the interpreter exits.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        # The thread holds the queue, not this object: a runner dropped without ``aclose``
+        # still ends its thread (after the queued steps) when it is collected.
+        self._thread = threading.Thread(target=_serve, args=(self._queue,), name="mpp-journal")
+        self._thread.start()
+        weakref.finalize(self, self._queue.put, None)
+        _live_workers.add(self)
+
+    def submit(self, function: Any) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        # As asyncio.to_thread does: the call sees the caller's context (budget scopes).
+        self._queue.put((loop, future, contextvars.copy_context(), function))
+        return future
+
+    def shutdown(self) -> None:
+        self._queue.put(None)
+        _live_workers.discard(self)
+
+
+def _serve(jobs: queue.SimpleQueue[_Job | None]) -> None:
+    """A journal worker's thread: run each step, hand its outcome to the loop; ``None`` ends."""
+    while (job := jobs.get()) is not None:
+        loop, future, context, function = job
+        error: BaseException | None = None
+        value: Any = None
+        try:
+            value = context.run(function)
+        except StopIteration as stop:  # a future refuses StopIteration itself
+            error = RuntimeError(f"a journal step raised StopIteration: {stop!r}")
+        except BaseException as exc:  # handed to the awaiting task
+            error = exc
+        del job, function, context  # hold nothing of a finished step while idle
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(_resolve, future, error, value)
+        del future, error, value, loop
+
+
+#: Workers not shut down: asked to stop at interpreter exit (after their queued steps), as
+#: ``concurrent.futures`` does for its threads, so a forgotten ``aclose`` never hangs exit.
+_live_workers: weakref.WeakSet[_JournalWorker] = weakref.WeakSet()
+
+
+def _stop_workers() -> None:
+    for worker in list(_live_workers):
+        worker.shutdown()
+
+
+threading._register_atexit(_stop_workers)  # type: ignore[attr-defined]
+
+
 class AsyncRunner:
     """Performs effects on the running event loop (same semantics as ``SyncRunner``, including
     ``await_timeout``; a ``blocking`` function past it keeps running in its worker thread, as
@@ -302,17 +380,13 @@ class AsyncRunner:
         self._await_timeout = await_timeout
         # The journal's worker: one thread, so journal steps run in the order they were yielded
         # and concurrent payments do not spread over (and fight for the GIL in) a pool.
-        self._journal_worker: concurrent.futures.ThreadPoolExecutor | None = None
+        self._journal_worker: _JournalWorker | None = None
 
     def _in_journal_worker(self, function: Any) -> asyncio.Future[Any]:
         worker = self._journal_worker
         if worker is None:
-            worker = self._journal_worker = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="mpp-journal"
-            )
-        # As asyncio.to_thread does: the call sees the caller's context (budget scopes).
-        context = contextvars.copy_context()
-        return asyncio.get_running_loop().run_in_executor(worker, context.run, function)
+            worker = self._journal_worker = _JournalWorker()
+        return worker.submit(function)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -384,7 +458,7 @@ class AsyncRunner:
     async def aclose(self) -> None:
         worker, self._journal_worker = self._journal_worker, None
         if worker is not None:
-            worker.shutdown(wait=False)  # queued steps still run; the thread ends after them
+            worker.shutdown()  # queued steps still run; the thread ends after them
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None

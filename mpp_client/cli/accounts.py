@@ -217,7 +217,12 @@ def build_methods(
                 ) from None
 
         try:
-            methods.append(method_class(entry.method).from_config(entry.settings, loader))
+            method = method_class(entry.method).from_config(entry.settings, loader)
+            methods.append(method)
+            # A method may pay more intents from the same settings and key (Tempo sessions).
+            companions = getattr(method, "config_companions", None)
+            if companions is not None:
+                methods.extend(companions(entry.settings))
         except MethodConfigError as exc:
             raise ConfigError(f"[wallets.{entry.name}] {exc}") from None
     if config.test_method:

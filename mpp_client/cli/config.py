@@ -96,6 +96,10 @@ _WALLET_KEYS: dict[str, dict[str, Any]] = {
     "tempo": {
         "address": "str", "chain_id": "chain", "rpc_url": "url", "tokens": "strs",
         "modes": ("pull", "push"), "fee_token": "str", "root_account": "str",
+        # Sessions (TempoSession beside the charge method, from the same key): opted into by
+        # session_max_deposit, in the token's base units.
+        "session_max_deposit": "count", "session_max_prepaid_units": "count",
+        "session_escrows": "strs",
     },
     "lightning": {
         "backend": ("nwc", "lnd", "cln", "phoenixd", "lnbits"), "url": "url",

@@ -132,6 +132,7 @@ def run_copy(inv: Invocation) -> int:
         "payees": report.payees,
         "pins": report.pins,
         "currencies": report.currencies,
+        "channels": report.channels,
     }
     inv.output.result(
         data,

@@ -11,6 +11,7 @@ import binascii
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from mpp_client.errors import EncodingError
@@ -20,7 +21,8 @@ __all__ = ["b64url_decode", "b64url_encode", "decode_json", "decode_json_object"
 # The urlsafe alphabet is mapped onto the standard one with str.replace (C fast path; an order
 # of magnitude faster than str.translate). '+' and '/' are refused before mapping, so after it
 # binascii's strict mode enforces exactly [A-Za-z0-9_-].
-_PADDING = ("", "", "==", "=")
+_PADDING = (b"", b"", b"==", b"=")
+_TO_STANDARD = bytes.maketrans(b"-_+/", b"+/!!")
 
 
 def b64url_encode(data: bytes) -> str:
@@ -39,14 +41,14 @@ def b64url_decode(text: str) -> bytes:
     size = len(stripped)
     if size % 4 == 1:
         raise EncodingError("base64url text has an impossible length")
-    if "+" in stripped or "/" in stripped:
-        raise EncodingError("base64url text contains characters outside [A-Za-z0-9_-]")
     try:
-        return binascii.a2b_base64(
-            stripped.replace("-", "+").replace("_", "/") + _PADDING[size % 4], strict_mode=True
-        )
+        # One C pass maps the url-safe alphabet onto the standard one, and "+" and "/" onto a
+        # character strict a2b_base64 refuses; a non-ASCII character fails the encode.
+        standard = stripped.encode("ascii").translate(_TO_STANDARD)
+        return binascii.a2b_base64(standard + _PADDING[size % 4], strict_mode=True)
     except ValueError:
-        # binascii.Error (bad character, '=' inside the text) and non-ASCII input both land here.
+        # binascii.Error (bad character, '=' inside the text) and non-ASCII input
+        # (UnicodeEncodeError) both land here.
         raise EncodingError("base64url text contains characters outside [A-Za-z0-9_-]") from None
 
 
@@ -66,6 +68,8 @@ def _finite_float(text: str) -> float:
 
 # Built once: json.loads with any keyword argument builds a new decoder per call (~1 us).
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+# decode()'s scanner (json's stubs do not declare the attribute __init__ sets).
+_SCAN_ONCE: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 # A lone surrogate can only come from a \uD800-\uDFFF escape (the UTF-8 decoder refuses encoded
 # surrogates and json joins escaped pairs), so only text holding such an escape is walked.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]").search
@@ -98,7 +102,15 @@ def decode_json(text: str, what: str) -> Any:
     always be encoded again.
     """
     try:
-        value = _DECODER.decode(text)
+        # The scanner alone, as decode() runs it, skips decode()'s whitespace matching; text
+        # that does not end where the value does (whitespace, trailing data) or does not start
+        # with one takes the full decode(), which also raises its error.
+        try:
+            value, end = _SCAN_ONCE(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):
+            value = _DECODER.decode(text)
     except EncodingError:
         raise
     except (ValueError, RecursionError):

@@ -50,6 +50,7 @@ from mpp_client.methods.tempo.escrow import (
     get_channel_data,
     get_voucher_digest_data,
 )
+from mpp_client.methods.tempo.proof import proof_digest
 from mpp_client.methods.tempo.signer import LocalKeySigner, recover_address
 from mpp_client.methods.tempo.tip20 import PATH_USD
 from mpp_client.methods.tempo.transaction import (
@@ -57,6 +58,7 @@ from mpp_client.methods.tempo.transaction import (
     Call,
     TempoTransaction,
     address_bytes,
+    decode_fee_payer_envelope,
 )
 from mpp_client.methods.tempo.voucher import check_low_s, voucher_digest
 from mpp_client.protocol import (
@@ -155,6 +157,7 @@ class _Channel:
     units: int = 0
     voucher: str = ""
     closed: bool = False
+    salt: str = ""
 
 
 @dataclass
@@ -180,6 +183,15 @@ class TempoSessionServer:
     #: cumulative) as a production server does, instead of asking the escrow's
     #: ``getVoucherDigest`` each time: benchmarks use it to measure the client, not anvil.
     offchain_vouchers: bool = False
+    #: Sponsor the payer's open and topUp transactions (``feePayer: true`` in the challenge):
+    #: the server decodes the payer's ``0x78`` hand-off, checks its sender signature, co-signs
+    #: paying the fee in ``token`` from this account, and broadcasts the ``0x76``.
+    fee_payer: LocalKeySigner | None = None
+    #: The spec's bootstrap preflight: a ``HEAD`` without a credential is also offered a
+    #: zero-amount ``tempo``/``charge`` challenge; a valid proof for it is answered 204 with
+    #: ``Payment-Session`` and ``Payment-Session-Snapshot`` (the prover's newest open channel,
+    #: with its highest voucher; a v1 snapshot: operator and expiringNonceHash zero).
+    bootstrap: bool = False
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     #: Every credential action seen, in order (``open``, ``voucher``, ``topUp``, ``close``).
     actions: list[str] = field(default_factory=list)
@@ -237,6 +249,7 @@ class TempoSessionServer:
                 "chainId": self.chain.chain_id,
                 "escrowContract": self.escrow,
                 "sessionProtocol": "v1",
+                **({"feePayer": True} if self.fee_payer is not None else {}),
             },
         }
         expires = format_timestamp(utcnow(self.clock) + timedelta(seconds=self.challenge_ttl))
@@ -252,6 +265,81 @@ class TempoSessionServer:
             id=challenge_id, realm=self.realm, method="tempo", intent="session",
             request=request, expires=expires,
         )  # fmt: skip
+
+    def _bootstrap_challenge(self) -> Challenge:
+        """A zero-amount ``tempo``/``charge`` challenge asking the payer to prove identity."""
+        request = {
+            "amount": "0", "currency": self.token, "recipient": self.payee.address.lower(),
+            "methodDetails": {"chainId": self.chain.chain_id},
+        }  # fmt: skip
+        expires = format_timestamp(utcnow(self.clock) + timedelta(seconds=self.challenge_ttl))
+        draft = Challenge.create(
+            id="x", realm=self.realm, method="tempo", intent="charge", request=request,
+            expires=expires,
+        )  # fmt: skip
+        challenge_id = compute_challenge_id(
+            self.secret, realm=self.realm, method="tempo", intent="charge",
+            request=draft.request, expires=expires,
+        )  # fmt: skip
+        return Challenge.create(
+            id=challenge_id, realm=self.realm, method="tempo", intent="charge",
+            request=request, expires=expires,
+        )  # fmt: skip
+
+    def _preflight(self, value: str) -> Any:
+        """The bootstrap answer to a ``HEAD`` (``None``: not a bootstrap request)."""
+        if not value.lower().startswith("payment "):
+            both = self.challenge().to_header() + ", " + self._bootstrap_challenge().to_header()
+            return 402, [("www-authenticate", both), ("cache-control", "no-store")], b""
+        try:
+            credential = parse_credential(value)
+        except Exception:
+            return None
+        echo = credential.challenge
+        if echo.intent != "charge":
+            return None
+        source = credential.source or ""
+        address = source.rsplit(":", 1)[-1].lower()
+        signature = str(credential.payload.get("signature", ""))
+        try:
+            digest = proof_digest(self.chain.chain_id, address, echo.id, echo.realm)
+            proven = recover_address(digest, bytes.fromhex(signature[2:])).lower() == address
+        except ValueError:
+            proven = False
+        if (
+            not self._valid_challenge(echo) or credential.payload.get("type") != "proof"
+            or not source.startswith(f"did:pkh:eip155:{self.chain.chain_id}:") or not proven
+        ):  # fmt: skip
+            return self._payment_required("verification-failed")
+        with self._lock:
+            mine = [
+                (k, c) for k, c in self._channels.items() if c.payer == address and not c.closed
+            ]
+        headers: list[tuple[str, str]] = [("cache-control", "no-store")]
+        if mine and mine[-1][1].voucher:
+            channel_id, state = mine[-1]
+            onchain = self._onchain(channel_id)
+            snapshot = {
+                "acceptedCumulative": str(state.accepted), "chainId": self.chain.chain_id,
+                "channelId": channel_id, "deposit": str(onchain.deposit),
+                "descriptor": {
+                    "payer": state.payer, "payee": self.payee.address.lower(),
+                    "operator": "0x" + "0" * 40, "token": self.token, "salt": state.salt,
+                    "authorizedSigner": onchain.authorized_signer,
+                    "expiringNonceHash": "0x" + "0" * 64,
+                },
+                "escrow": self.escrow,
+                "highestVoucher": {"channelId": channel_id,
+                                   "cumulativeAmount": str(state.accepted),
+                                   "signature": state.voucher},
+                "requiredCumulative": str(state.accepted), "settled": str(onchain.settled),
+                "spent": str(state.spent), "units": state.units,
+            }  # fmt: skip
+            from mpp_client.protocol.base64url import b64url_encode
+
+            encoded = b64url_encode(json.dumps(snapshot, separators=(",", ":")).encode())
+            headers += [("payment-session", channel_id), ("payment-session-snapshot", encoded)]
+        return 204, headers, b""
 
     def _receipt(self, challenge_id: str, channel_id: str, tx: str | None = None) -> str:
         state = self._channels[channel_id]
@@ -316,7 +404,31 @@ class TempoSessionServer:
             return "session/signer-mismatch"
         return ""
 
+    def _co_sign(self, raw: str) -> str | None:
+        """The broadcastable ``0x76`` of a payer's ``0x78`` hand-off, co-signed by
+        ``fee_payer`` (``None``: not a valid hand-off, or this server does not sponsor)."""
+        if self.fee_payer is None:
+            return None
+        try:
+            tx, sender, signature = decode_fee_payer_envelope(
+                bytes.fromhex(raw.removeprefix("0x")), address_bytes(self.token)
+            )
+            if recover_address(tx.signing_hash(), signature).lower() != "0x" + sender.hex():
+                return None
+            # Sponsor only calls on the channel's token and escrow (approve, open, topUp).
+            if any("0x" + call.to.hex() not in (self.token, self.escrow) for call in tx.calls):
+                return None
+        except ValueError:
+            return None
+        co_signature = self.fee_payer.sign_raw_hash(tx.fee_payer_signing_hash(sender))
+        return "0x" + tx.encode(signature, co_signature).hex()
+
     def _broadcast(self, raw: str) -> dict[str, Any] | None:
+        if raw.startswith("0x78"):
+            sponsored = self._co_sign(raw)
+            if sponsored is None:
+                return None
+            raw = sponsored
         try:
             receipt: dict[str, Any] = self.chain.rpc("eth_sendRawTransactionSync", raw)
         except RuntimeError as exc:
@@ -334,6 +446,10 @@ class TempoSessionServer:
         path = urlsplit(target).path
         query = parse_qs(urlsplit(target).query)
         value = headers.get("authorization", "")
+        if method == "HEAD" and self.bootstrap:
+            answer = self._preflight(value)
+            if answer is not None:
+                return answer
         if not value.lower().startswith("payment "):
             return self._payment_required("payment-required")
         try:
@@ -416,7 +532,9 @@ class TempoSessionServer:
             signer = onchain.payer
         with self._lock:
             self._used.add(challenge_id)
-            self._channels[channel_id] = _Channel(onchain.payer, signer, onchain.deposit)
+            self._channels[channel_id] = _Channel(
+                onchain.payer, signer, onchain.deposit, salt=_open_salt(payload, self.escrow)
+            )
             self._save()
         return self._voucher(channel_id, payload)
 
@@ -626,6 +744,25 @@ class TempoSessionServer:
                 sock.shutdown(2)
         with self._lock:
             self._lock.notify_all()
+
+
+def _open_salt(payload: Any, escrow: str) -> str:
+    """The salt of the escrow ``open`` call in an open credential's transaction (for the
+    bootstrap snapshot's descriptor; ``""`` when it cannot be read)."""
+    from mpp_client.methods.tempo import rlp
+
+    try:
+        fields = rlp.decode(bytes.fromhex(str(payload.get("transaction"))[4:]))
+        assert isinstance(fields, list) and isinstance(fields[4], list)
+        for call in fields[4]:
+            assert isinstance(call, list)
+            to, data = call[0], call[2]
+            assert isinstance(to, bytes) and isinstance(data, bytes)
+            if "0x" + to.hex() == escrow and data[:4] == bytes.fromhex("c79ea485"):
+                return "0x" + data[100:132].hex()
+    except (ValueError, AssertionError, IndexError):
+        pass
+    return ""
 
 
 def _b64decode(value: str) -> bytes:

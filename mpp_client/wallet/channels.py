@@ -44,7 +44,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from mpp_client.clock import SYSTEM_CLOCK, Clock
 from mpp_client.errors import JournalError
@@ -220,6 +220,10 @@ class ChannelStore:
         """The store in the same database as ``journal`` (a ``SqliteJournal``)."""
         from mpp_client.wallet.journal import SqliteJournal
 
+        # A journal with its own session records (a PostgresJournal) provides the store.
+        opener = getattr(journal, "channel_store", None)
+        if callable(opener):
+            return cast(ChannelStore, opener(clock=clock))
         path = getattr(journal, "path", None)
         if not isinstance(journal, SqliteJournal) or not isinstance(path, str):
             raise SessionRecordsUnavailable(

@@ -748,6 +748,8 @@ class SqliteJournal:
         self._closed = False
         self._next_prune = -math.inf  # journal clock time of the next look at old buckets
         self._warned: set[int] = set()  # damaged rows already logged
+        #: Currency row ids by key, once committed (rows are never deleted).
+        self._currency_ids: dict[str, int] = {}
         if not self._memory:
             directory = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -769,6 +771,7 @@ class SqliteJournal:
         self._connections.clear()  # the parent's, never closed here; the same list for finalize
         if self._memory:
             self._shared = None  # an in-memory journal does not survive a fork
+            self._currency_ids.clear()  # nor do its rows
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -910,7 +913,11 @@ class SqliteJournal:
         """A ``BEGIN IMMEDIATE`` transaction; raising inside rolls it back."""
         try:
             with self._write() as conn:
-                yield _SqliteLedger(conn, self._clock, prune=self._prune)
+                ledger = _SqliteLedger(
+                    conn, self._clock, prune=self._prune, currency_ids=self._currency_ids
+                )
+                yield ledger
+            self._currency_ids.update(ledger.new_currencies)  # committed: ids now stay right
         except sqlite3.Error as exc:
             raise JournalError(f"the payment journal failed: {exc}") from exc
 
@@ -1414,12 +1421,18 @@ class _SqliteLedger:
         clock: Callable[[], float],
         *,
         prune: Callable[[sqlite3.Connection, float], None] | None = None,
+        currency_ids: dict[str, int] | None = None,
     ) -> None:
         self._conn = conn
         self._clock = clock
         self._prune = prune
         self._now: float | None = None
         self._known: list[tuple[int, Currency]] | None = None
+        # Ids of committed currency rows (the journal's cache: rows are never deleted, so an
+        # id once committed stays right), and those this transaction inserted, which join the
+        # cache only once it commits.
+        self._currency_ids = {} if currency_ids is None else currency_ids
+        self.new_currencies: dict[str, int] = {}
 
     def now(self) -> float:
         # One instant per assessment, so every window of one check agrees.
@@ -1440,15 +1453,21 @@ class _SqliteLedger:
             [currency.code, currency.decimals, currency.network, currency.symbol,
              currency.usd_pegged]
         )  # fmt: skip
-        self._conn.execute(
+        known = self._currency_ids.get(key, self.new_currencies.get(key))
+        if known is not None:
+            return known  # two statements less per payment
+        inserted = self._conn.execute(
             "INSERT OR IGNORE INTO currencies (key, code, decimals, network, symbol, usd_pegged)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (key, currency.code, currency.decimals, currency.network, currency.symbol,
              int(currency.usd_pegged)),
-        )  # fmt: skip
+        ).rowcount  # fmt: skip
         self._known = None
         row = self._conn.execute("SELECT id FROM currencies WHERE key=?", (key,)).fetchone()
-        return int(row[0])
+        currency_id = int(row[0])
+        # A row this transaction added is cached only after the commit (a rollback drops it).
+        (self.new_currencies if inserted else self._currency_ids)[key] = currency_id
+        return currency_id
 
     def held_totals(
         self,

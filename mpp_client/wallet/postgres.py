@@ -52,6 +52,10 @@ processed is waited for, never guessed. ``advance`` reconnects and retries for u
 ``reconnect_timeout`` seconds; a hold whose commit cannot be confirmed at all is failed (it
 never signed anything) once the database answers again.
 
+Sessions' channel records and vouchers (``PostgresChannelStore``, table ``mpp_channels``)
+live in the same database: ``ChannelStore.for_journal`` gives a session method on a
+PostgreSQL wallet this store, which writes each channel under its row lock.
+
 psycopg 3 and psycopg-pool come with the ``postgres`` extra; this module is imported only when
 a ``postgresql://`` or ``postgres://`` journal is opened.
 """
@@ -73,7 +77,7 @@ import uuid  # noqa: E402
 import weakref  # noqa: E402
 from collections.abc import Callable, Iterator, Sequence  # noqa: E402
 from datetime import datetime  # noqa: E402
-from typing import Any, TypeVar  # noqa: E402
+from typing import Any, TypeVar, cast  # noqa: E402
 
 import psycopg  # noqa: E402
 import psycopg_pool  # noqa: E402
@@ -92,6 +96,23 @@ from mpp_client.lifecycle import (  # noqa: E402
     release_needs_proof,
 )
 from mpp_client.money import Currency  # noqa: E402
+from mpp_client.secret import Secret  # noqa: E402
+from mpp_client.wallet.channels import (  # noqa: E402
+    _COLUMNS as _CHANNEL_COLUMNS,
+)
+from mpp_client.wallet.channels import (  # noqa: E402
+    _STATES as _CHANNEL_STATES,
+)
+from mpp_client.wallet.channels import (  # noqa: E402
+    ChannelRecord,
+    ChannelState,
+    ChannelStore,
+    NewChannel,
+    VoucherRegression,
+)
+from mpp_client.wallet.channels import (  # noqa: E402
+    _record as _channel_record,
+)
 from mpp_client.wallet.journal import (  # noqa: E402
     _PRUNE_AGE,
     _PRUNE_EVERY,
@@ -117,7 +138,7 @@ from mpp_client.wallet.postgres_schema import (  # noqa: E402
     check_schema,
 )
 
-__all__ = ["PostgresJournal", "is_postgres_url", "shown_url"]
+__all__ = ["PostgresChannelStore", "PostgresJournal", "is_postgres_url", "shown_url"]
 
 log = logging.getLogger("mpp_client.wallet")
 
@@ -1076,6 +1097,11 @@ class PostgresJournal:
                 return  # still unreachable: next time
             self._doubtful.discard(entry_id)
 
+    def channel_store(self, *, clock: Clock | None = None) -> ChannelStore:
+        """Sessions' channel records in this journal's database (``ChannelStore.for_journal``
+        returns it for a wallet on PostgreSQL)."""
+        return PostgresChannelStore(self, clock=clock)
+
     def ledger(self) -> Ledger:
         reads: list[tuple[Any, ...]] = []
         self._checked.reads = reads  # a new check in this thread: its reads replace the last
@@ -1467,3 +1493,313 @@ class PostgresJournal:
 
 def _fields(change: _Change) -> dict[str, Any]:
     return {name: getattr(change, name) for name in _Change.__slots__}
+
+
+def _channel(row: DictRow) -> ChannelRecord:
+    # The SQLite store's decoder: it reads columns by name, as a DictRow gives them.
+    return _channel_record(cast(Any, row))
+
+
+_CHANNEL_SELECT = f"SELECT {_CHANNEL_COLUMNS} FROM mpp_channels"  # noqa: S608 - constant columns
+
+
+class PostgresChannelStore(ChannelStore):
+    """Sessions' channel records (``mpp_client.wallet.channels``) in a ``PostgresJournal``'s
+    database, table ``mpp_channels`` (schema 2), with the SQLite store's rules across hosts:
+
+    - One writer per channel: every change is one transaction that first takes the channel's
+      row lock (``SELECT ... FOR UPDATE``), so two processes writing one channel run one after
+      the other, the second seeing what the first committed.
+    - ``record_voucher`` is the same compare-and-set under that lock: never lower than the
+      highest recorded (``VoucherRegression``), an equal amount returns the stored signature.
+    - Changes that can precede moving value (open, voucher, top-up, state, close, secret, note)
+      commit with ``synchronous_commit`` on before they return; ``accept`` commits without
+      waiting for the flush (what the server acknowledged is re-learnt from its next receipt).
+    - ``settle_close`` lowers the deposit entries' exposure and their running totals in the
+      same transaction, under the journal's write lock (as every change of the totals).
+
+    Through a lost connection a change is retried for up to the journal's
+    ``reconnect_timeout``; every change is idempotent (a voucher resent at the same amount, an
+    open found already recorded with the same id, method and key), so a lost commit
+    acknowledgement never records twice.
+    """
+
+    def __init__(self, journal: PostgresJournal, *, clock: Clock | None = None) -> None:
+        # Not ChannelStore.__init__: no SQLite file; the journal's pool serves every query.
+        self.path = journal.where
+        self.clock = clock if clock is not None else SYSTEM_CLOCK
+        self._pg = journal
+
+    def __repr__(self) -> str:
+        return f"PostgresChannelStore({self._pg.where!r})"
+
+    def close(self) -> None:
+        """Nothing to close: the connections are the journal's."""
+
+    def _change(
+        self,
+        work: Callable[[Connection], T],
+        doing: str,
+        *,
+        durable: bool = True,
+        again: Callable[[Connection], T] | None = None,
+    ) -> T:
+        def run(step: Callable[[Connection], T]) -> Callable[[Connection], T]:
+            def transaction(conn: Connection) -> T:
+                with conn.transaction():
+                    if durable:
+                        conn.execute("SET LOCAL synchronous_commit TO on")
+                    return step(conn)
+
+            return transaction
+
+        return self._pg._retrying(run(work), doing, again=None if again is None else run(again))
+
+    @staticmethod
+    def _locked(conn: Connection, channel_id: str, columns: str) -> DictRow:
+        row = conn.execute(
+            f"SELECT {columns} FROM mpp_channels WHERE id = %s FOR UPDATE",  # noqa: S608
+            (channel_id,),
+        ).fetchone()
+        if row is None:
+            raise JournalError(f"no session record {channel_id}")
+        return row
+
+    def open(self, channel: NewChannel) -> ChannelRecord:
+        """Record a new session as ``opening`` (durably). ``JournalError`` when a session with
+        this id exists already."""
+        now = self.clock.time()
+        refs = [channel.deposit_ref] if channel.deposit_ref else []
+        values = (
+            channel.id, channel.method, channel.origin, channel.payee, channel.currency,
+            channel.network, channel.lookup_key,
+            json.dumps(dict(channel.details), sort_keys=True), str(channel.deposit),
+            str(channel.highest_signed), channel.voucher, "0", None, "opening",
+            json.dumps(refs), now, now,
+        )  # fmt: skip
+
+        def insert(conn: Connection) -> bool:
+            try:
+                with conn.transaction():
+                    conn.execute(
+                        f"INSERT INTO mpp_channels ({_CHANNEL_COLUMNS}) VALUES "  # noqa: S608
+                        f"({', '.join(['%s'] * len(values))})",
+                        values,
+                    )
+            except psycopg.errors.UniqueViolation:
+                return False
+            return True
+
+        def insert_again(conn: Connection) -> bool:
+            # After a lost acknowledgement: the row this store wrote (same id, method, key and
+            # creation time) means the first try committed.
+            row = conn.execute(
+                "SELECT method, lookup_key, created_at FROM mpp_channels WHERE id = %s",
+                (channel.id,),
+            ).fetchone()
+            if row is not None:
+                return (row["method"], row["lookup_key"], row["created_at"]) == (
+                    channel.method,
+                    channel.lookup_key,
+                    now,
+                )
+            return insert(conn)
+
+        if not self._change(insert, f"record session {channel.id}", again=insert_again):
+            raise JournalError(f"session {channel.id} is already recorded")
+        return self._written(channel.id)
+
+    def record_voucher(self, channel_id: str, cumulative: int, signature: str) -> ChannelRecord:
+        """Compare-and-set the highest signed voucher under the channel's row lock (see the
+        class docstring). Returns the record as stored."""
+        if cumulative < 0:
+            raise ValueError("a cumulative amount is never negative")
+
+        def cas(conn: Connection) -> ChannelRecord:
+            row = self._locked(conn, channel_id, _CHANNEL_COLUMNS)
+            highest = int(row["highest_signed"])
+            if cumulative < highest:
+                raise VoucherRegression(
+                    f"session {channel_id}: a voucher for {cumulative} is below the {highest} "
+                    "already signed; not recorded, not sent"
+                )
+            if cumulative > int(row["deposit"]):
+                raise JournalError(
+                    f"session {channel_id}: a voucher for {cumulative} is above the deposit "
+                    f"{row['deposit']}"
+                )
+            if row["state"] in ("closed", "evicted"):
+                raise JournalError(f"session {channel_id} is {row['state']}: no more vouchers")
+            if cumulative == highest:
+                return _channel(row)
+            updated = conn.execute(
+                "UPDATE mpp_channels SET highest_signed = %s, voucher = %s, "  # noqa: S608
+                f"updated_at = %s WHERE id = %s RETURNING {_CHANNEL_COLUMNS}",
+                (str(cumulative), signature, self.clock.time(), channel_id),
+            ).fetchone()
+            assert updated is not None  # the row is locked by this transaction
+            return _channel(updated)
+
+        return self._change(cas, f"record a voucher of session {channel_id}")
+
+    def accept(self, channel_id: str, accepted: int, *, state: ChannelState = "open") -> None:
+        """Move ``highest_accepted`` up to ``accepted`` (never above ``highest_signed``, never
+        down) and the state from ``opening`` to ``state``."""
+
+        def move(conn: Connection) -> None:
+            row = conn.execute(
+                "SELECT highest_signed, highest_accepted, state FROM mpp_channels "
+                "WHERE id = %s FOR UPDATE",
+                (channel_id,),
+            ).fetchone()
+            if row is None:
+                return
+            signed, current = int(row["highest_signed"]), int(row["highest_accepted"])
+            value = max(current, min(accepted, signed))
+            new_state = state if row["state"] == "opening" else row["state"]
+            conn.execute(
+                "UPDATE mpp_channels SET highest_accepted = %s, state = %s, updated_at = %s "
+                "WHERE id = %s",
+                (str(value), new_state, self.clock.time(), channel_id),
+            )
+
+        self._change(move, f"record what session {channel_id} accepted", durable=False)
+
+    def topped_up(self, channel_id: str, deposit: int, deposit_ref: str | None) -> None:
+        """The deposit grew to ``deposit`` (never lowered; ``deposit_ref`` added once)."""
+
+        def grow(conn: Connection) -> None:
+            row = self._locked(conn, channel_id, "deposit, deposit_refs")
+            refs = list(json.loads(row["deposit_refs"]))
+            if deposit_ref and deposit_ref not in refs:
+                refs.append(deposit_ref)
+            conn.execute(
+                "UPDATE mpp_channels SET deposit = %s, deposit_refs = %s, updated_at = %s "
+                "WHERE id = %s",
+                (str(max(deposit, int(row["deposit"]))), json.dumps(refs), self.clock.time(),
+                 channel_id),
+            )  # fmt: skip
+
+        self._change(grow, f"record a top-up of session {channel_id}")
+
+    def set_state(self, channel_id: str, state: ChannelState) -> None:
+        """Move a session to ``state``."""
+        if state not in _CHANNEL_STATES:
+            raise ValueError(f"unknown session state {state!r}")
+        self._change(
+            lambda conn: conn.execute(
+                "UPDATE mpp_channels SET state = %s, updated_at = %s WHERE id = %s",
+                (state, self.clock.time(), channel_id),
+            ),
+            f"record that session {channel_id} is {state}",
+        )
+
+    def settle_close(self, channel_id: str, *, paid: int, refund: int) -> ChannelRecord:
+        """The close settled: records ``paid`` and ``refund`` and lowers the exposure of the
+        session's deposit entries (latest first) and their running totals by ``refund``, in
+        one transaction under the journal's write lock."""
+        now = self.clock.time()
+
+        def close(conn: Connection) -> None:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            row = self._locked(conn, channel_id, "deposit_refs, state")
+            if row["state"] == "closed":
+                return  # settled already (or a retry after a lost acknowledgement)
+            left = refund
+            for ref in reversed(json.loads(row["deposit_refs"])):
+                if left <= 0:
+                    break
+                entry = conn.execute(
+                    # Only an entry still exposing money (a zero-amount entry sharing the
+                    # reference has nothing to give back).
+                    "SELECT id, exposure, created_at, currency_id, origin, method "
+                    "FROM mpp_payments WHERE reference = %s AND held = 1 AND exposure > 0 "
+                    "ORDER BY seq DESC LIMIT 1 FOR UPDATE",
+                    (ref,),
+                ).fetchone()
+                if entry is None:
+                    continue
+                cut = min(left, int(entry["exposure"]))
+                conn.execute(
+                    "UPDATE mpp_payments SET exposure = exposure - %s, updated_at = %s, "
+                    "reason = COALESCE(reason || '; ', '') || %s WHERE id = %s",
+                    (cut, now, f"session {channel_id} closed: {cut} refunded", entry["id"]),
+                )
+                # Payee totals count the payees' amounts, which a refund does not change
+                # (as the SQLite journal's triggers): only the exposure scopes drop.
+                _write_buckets(
+                    conn,
+                    _bucket_deltas(entry["created_at"], entry["currency_id"], cut,
+                                   entry["origin"], entry["method"], (), -1),
+                )  # fmt: skip
+                left -= cut
+            conn.execute(
+                "UPDATE mpp_channels SET state = 'closed', refund = %s, highest_accepted = %s, "
+                "updated_at = %s WHERE id = %s",
+                (str(refund), str(paid), now, channel_id),
+            )
+
+        self._change(close, f"record the close of session {channel_id}")
+        return self._written(channel_id)
+
+    def note(self, channel_id: str, **facts: Any) -> ChannelRecord:
+        """Merge ``facts`` (JSON values) into the session's ``details``, durably."""
+
+        def merge(conn: Connection) -> None:
+            row = self._locked(conn, channel_id, "details")
+            details = {**json.loads(row["details"]), **facts}
+            conn.execute(
+                "UPDATE mpp_channels SET details = %s, updated_at = %s WHERE id = %s",
+                (json.dumps(details, sort_keys=True), self.clock.time(), channel_id),
+            )
+
+        self._change(merge, f"record a fact of session {channel_id}")
+        return self._written(channel_id)
+
+    def set_secret(self, channel_id: str, secret: str) -> None:
+        """Store the session's bearer secret in a column no listing shows."""
+        self._change(
+            lambda conn: conn.execute(
+                "UPDATE mpp_channels SET secret = %s WHERE id = %s", (secret, channel_id)
+            ),
+            f"record the secret of session {channel_id}",
+        )
+
+    def secret(self, channel_id: str) -> Secret[str] | None:
+        """The session's bearer secret, wrapped so it is never printed by accident."""
+        row = self._pg._retrying(
+            lambda conn: conn.execute(
+                "SELECT secret FROM mpp_channels WHERE id = %s", (channel_id,)
+            ).fetchone(),
+            "read the session records",
+        )
+        if row is None or row["secret"] is None:
+            return None
+        return Secret(str(row["secret"]))
+
+    def get(self, channel_id: str) -> ChannelRecord | None:
+        """The session ``channel_id``, or ``None``."""
+        rows = self._select("WHERE id = %s", (channel_id,))
+        return rows[0] if rows else None
+
+    def find(
+        self, method: str, lookup_key: str, *, states: Sequence[ChannelState] = ("open",)
+    ) -> list[ChannelRecord]:
+        """Sessions of ``method`` with ``lookup_key`` in one of ``states``, newest first."""
+        return self._select(
+            "WHERE method = %s AND lookup_key = %s AND state = ANY(%s) ORDER BY created_at DESC",
+            (method, lookup_key, list(states)),
+        )
+
+    def channels(self, *, method: str | None = None) -> list[ChannelRecord]:
+        """Every session (of ``method``), oldest first."""
+        if method is None:
+            return self._select("ORDER BY created_at", ())
+        return self._select("WHERE method = %s ORDER BY created_at", (method,))
+
+    def _select(self, where: str, args: tuple[Any, ...]) -> list[ChannelRecord]:
+        rows = self._pg._retrying(
+            lambda conn: conn.execute(f"{_CHANNEL_SELECT} {where}", args).fetchall(),
+            "read the session records",
+        )
+        return [_channel(row) for row in rows]

@@ -1,12 +1,13 @@
 """``copy_journal``: move a journal between an SQLite file and a PostgreSQL database, either way.
 
 Every entry is copied as it is stored (id, order, state, ``held``, proof, receipt, fingerprint,
-owner, times), with its payees, the currencies and the payee pins; the destination's running
-totals are rebuilt from what is held (SQLite's triggers do it, PostgreSQL's are computed here in
-the same transaction). The destination must hold no payments yet: a copy never merges two
-journals. Stop the processes that write the source first: entries still in flight are copied
-in flight, and the destination reconciles them like any other (an owner that never held a lease
-on the PostgreSQL database counts as ended there).
+owner, times), with its payees, the currencies, the payee pins and the sessions' channel
+records (highest voucher and its signature, deposit references, bearer secret); the
+destination's running totals are rebuilt from what is held (SQLite's triggers do it,
+PostgreSQL's are computed here in the same transaction). The destination must hold no
+payments yet: a copy never merges two journals. Stop the processes that write the source
+first: entries still in flight are copied in flight, and the destination reconciles them like
+any other (an owner that never held a lease on the PostgreSQL database counts as ended there).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from mpp_client.errors import JournalError
+from mpp_client.wallet.channels import ChannelStore
 from mpp_client.wallet.journal import SqliteJournal
 from mpp_client.wallet.postgres import _bucket_deltas, _write_buckets, is_postgres_url, shown_url
 from mpp_client.wallet.postgres_schema import check_schema
@@ -34,12 +36,13 @@ _TABLES = {
 
 @dataclass(frozen=True, slots=True)
 class CopyReport:
-    """What was copied: counts of entries, payee rows, pins and currencies."""
+    """What was copied: counts of entries, payee rows, pins, currencies and session records."""
 
     payments: int
     payees: int
     pins: int
     currencies: int
+    channels: int = 0
 
 
 def _read(kind: str, conn: Any) -> dict[str, list[dict[str, Any]]]:
@@ -49,6 +52,13 @@ def _read(kind: str, conn: Any) -> dict[str, list[dict[str, Any]]]:
     for table, name in names.items():
         rows = conn.execute(f"SELECT * FROM {name}{order.get(table, '')}").fetchall()  # noqa: S608
         data[table] = [dict(row) for row in rows]
+    # Session records: an SQLite file has them only once a session used it.
+    channels = "channels" if kind == "sqlite" else "mpp_channels"
+    data["channels"] = (
+        [dict(row) for row in conn.execute(f"SELECT * FROM {channels} ORDER BY created_at")]  # noqa: S608
+        if kind == "postgres" or _columns(kind, conn, channels)
+        else []
+    )
     return data
 
 
@@ -106,6 +116,16 @@ def _write(kind: str, conn: Any, data: dict[str, list[dict[str, Any]]]) -> None:
             (row["origin"], row["method"], row["payees"], row["token"], row["network"],
              row["pinned_at"]),
         )  # fmt: skip
+    if data["channels"]:
+        table = "channels" if kind == "sqlite" else "mpp_channels"
+        wanted = _columns(kind, conn, table)
+        for row in data["channels"]:
+            values = {k: v for k, v in row.items() if k in wanted}
+            conn.execute(
+                f"INSERT INTO {table} ({', '.join(values)}) "  # noqa: S608
+                f"VALUES ({', '.join([mark] * len(values))})",
+                tuple(values.values()),
+            )
     if kind == "postgres":
         _rebuild_totals(conn, data, ids)
         conn.execute(
@@ -132,8 +152,8 @@ def _rebuild_totals(conn: Any, data: dict[str, list[dict[str, Any]]], ids: dict[
 
 
 def copy_journal(source: str, destination: str) -> CopyReport:
-    """Copy every entry, payee, pin and currency of the journal ``source`` into the empty
-    journal ``destination`` (each an SQLite path or a ``postgresql://`` URL; a PostgreSQL
+    """Copy every entry, payee, pin, currency and session record of the journal ``source`` into
+    the empty journal ``destination`` (each an SQLite path or a ``postgresql://`` URL; a PostgreSQL
     destination must have been migrated). One transaction on the destination: all or nothing."""
     if is_postgres_url(source):
         with psycopg.connect(source, row_factory=dict_row) as conn:
@@ -156,11 +176,17 @@ def copy_journal(source: str, destination: str) -> CopyReport:
                 _write("postgres", conn, data)
     else:
         target = SqliteJournal(destination)
+        if data["channels"]:
+            ChannelStore(destination).close()  # creates the session records' table
         try:
             with target._write() as conn:
                 _write("sqlite", conn, data)
         finally:
             target.close()
     return CopyReport(
-        len(data["payments"]), len(data["payees"]), len(data["pins"]), len(data["currencies"])
+        len(data["payments"]),
+        len(data["payees"]),
+        len(data["pins"]),
+        len(data["currencies"]),
+        len(data["channels"]),
     )

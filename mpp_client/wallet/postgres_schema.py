@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: The layout this code reads and writes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: ``pg_advisory_xact_lock`` key of migrations (a constant: "mpp-migr").
 MIGRATION_LOCK = 0x6D70_702D_6D69_6772
 #: The in-flight states (``lifecycle.IN_FLIGHT_STATES``) and every known state but ``unknown``,
@@ -150,9 +150,37 @@ _VERSION_1: tuple[str, ...] = (
     "INSERT INTO mpp_meta (key, value) VALUES ('schema', '1')",
 )
 
+# Sessions' channel records (``mpp_client.wallet.channels``; ``postgres.PostgresChannelStore``):
+# the columns of the SQLite table, amounts as decimal text (uint128 totals), so one decoder
+# reads both and ``mpp journal copy`` moves rows unchanged.
+_VERSION_2: tuple[str, ...] = (
+    """CREATE TABLE mpp_channels (
+        id text PRIMARY KEY,
+        method text NOT NULL,
+        origin text NOT NULL,
+        payee text NOT NULL,
+        currency text NOT NULL,
+        network text,
+        lookup_key text NOT NULL,
+        details text NOT NULL,
+        deposit text NOT NULL,
+        highest_signed text NOT NULL,
+        voucher text,
+        highest_accepted text NOT NULL,
+        refund text,
+        state text NOT NULL,
+        deposit_refs text NOT NULL,
+        secret text,
+        created_at double precision NOT NULL,
+        updated_at double precision NOT NULL
+    )""",
+    "CREATE INDEX mpp_channels_lookup ON mpp_channels (method, lookup_key, state)",
+)
+
 #: version -> (what it adds, its statements). Each runs once, in order, in one transaction.
 MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
     1: ("payments, payees, pins, running totals and process leases", _VERSION_1),
+    2: ("sessions' channel records and vouchers", _VERSION_2),
 }
 
 

@@ -367,6 +367,41 @@ class TempoCharge(PaymentMethod):
         except ValueError as exc:  # the constructor's messages name the option, never a key
             raise MethodConfigError(str(exc)) from None
 
+    def config_companions(self, settings: Mapping[str, object]) -> list[PaymentMethod]:
+        """The ``TempoSession`` a configured wallet opts into with ``session_max_deposit``
+        (base units of the session's token), sharing this method's signer (one key store read)
+        and chain, RPC and token settings; ``session_max_prepaid_units`` and
+        ``session_escrows`` (escrow addresses allowed on this chain besides the canonical
+        ones) as in ``TempoSession``. No setting, no session method."""
+        from mpp_client.methods.config import MethodConfigError, Settings
+        from mpp_client.methods.tempo.session import TempoSession
+
+        read = Settings(settings)
+        max_deposit = read.integer("session_max_deposit")
+        if max_deposit is None:
+            return []
+        if read.text("root_account"):
+            # Vouchers are EIP-712 messages the escrow checks against the payer itself.
+            raise MethodConfigError(
+                "session_max_deposit: sessions need the account's own key, not an access key"
+            )
+        chain_id = read.integer("chain_id", 4217) or 4217
+        try:
+            return [
+                TempoSession(
+                    self.signer,
+                    max_deposit=max_deposit,
+                    max_prepaid_units=read.integer("session_max_prepaid_units", 1) or 1,
+                    escrows={chain_id: read.texts("session_escrows") or []},
+                    chain_id=chain_id,
+                    rpc_url=read.text("rpc_url"),
+                    tokens=read.texts("tokens"),
+                    clock=self.clock,
+                )
+            ]
+        except ValueError as exc:  # the constructor's messages name the option, never a key
+            raise MethodConfigError(str(exc)) from None
+
     def _token_table(
         self, tokens: Iterable[str | TempoToken] | None
     ) -> dict[int, dict[str, TempoToken]]:

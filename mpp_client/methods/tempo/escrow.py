@@ -6,6 +6,14 @@ authorizedSigner)`` and ``topUp(bytes32 channelId, uint256 additionalDeposit)`` 
 ABI takes uint256 although the spec table says uint128); for a forced close ``requestClose``,
 then after the 15-minute grace period ``withdraw``. The payee calls ``settle`` and ``close``
 with a voucher. ``getChannel`` reads a channel's state.
+
+v2 (the TIP-20 channel reserve precompile, TIP-1034, at ``V2_PRECOMPILE``): the precompile pulls
+the deposit itself, so a v2 open is ONE call and no ``approve``: ``open(address payee, address
+operator, address token, uint96 deposit, bytes32 salt, address authorizedSigner)``; every later
+call names the channel by its descriptor tuple ``(payer, payee, operator, token, salt,
+authorizedSigner, expiringNonceHash)``: ``topUp(descriptor, uint96)``, ``requestClose`` and
+``withdraw(descriptor)``. Selectors and ABI as mppx 0.11's ``escrow.abi`` (tests check the
+calldata with mppx's own decoder).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mpp_client.methods.tempo.transaction import address_bytes
+from mpp_client.methods.tempo.voucher import MAX_UINT96, ChannelDescriptor
 
 __all__ = [
     "CANONICAL_ESCROWS",
@@ -25,10 +34,14 @@ __all__ = [
     "get_channel_data",
     "get_voucher_digest_data",
     "open_data",
+    "open_v2_data",
     "request_close_data",
+    "request_close_v2_data",
     "settle_data",
     "top_up_data",
+    "top_up_v2_data",
     "withdraw_data",
+    "withdraw_v2_data",
 ]
 
 #: The v1 escrow deployed by Tempo on each chain (lower case). Any other address is refused
@@ -51,6 +64,12 @@ _REQUEST_CLOSE = bytes.fromhex("6bf5fe6f")  # requestClose(bytes32)
 _WITHDRAW = bytes.fromhex("8e19899e")  # withdraw(bytes32)
 _GET_CHANNEL = bytes.fromhex("831c2b82")  # getChannel(bytes32)
 _GET_VOUCHER_DIGEST = bytes.fromhex("862bb199")  # getVoucherDigest(bytes32,uint128)
+# v2, the precompile; D = the descriptor tuple (address,address,address,address,bytes32,address,
+# bytes32).
+_OPEN_V2 = bytes.fromhex("edc53b00")  # open(address,address,address,uint96,bytes32,address)
+_TOP_UP_V2 = bytes.fromhex("dc48471e")  # topUp(D,uint96)
+_REQUEST_CLOSE_V2 = bytes.fromhex("675402e5")  # requestClose(D)
+_WITHDRAW_V2 = bytes.fromhex("41e2c664")  # withdraw(D)
 
 
 def _word(value: int) -> bytes:
@@ -121,6 +140,46 @@ def get_channel_data(channel_id: str) -> bytes:
 def get_voucher_digest_data(channel_id: str, cumulative: int) -> bytes:
     """``getVoucherDigest(channelId, uint128 cumulativeAmount)`` (a read)."""
     return _GET_VOUCHER_DIGEST + _b32(channel_id) + _word(cumulative)
+
+
+def _uint96(value: int) -> bytes:
+    if not 0 <= value <= MAX_UINT96:
+        raise ValueError("a v2 amount must fit uint96")
+    return _word(value)
+
+
+def _descriptor(descriptor: ChannelDescriptor) -> bytes:
+    """The descriptor tuple, ABI-encoded in place (all its members are static)."""
+    return (
+        _address(descriptor.payer) + _address(descriptor.payee) + _address(descriptor.operator)
+        + _address(descriptor.token) + _b32(descriptor.salt)
+        + _address(descriptor.authorized_signer) + _b32(descriptor.expiring_nonce_hash)
+    )  # fmt: skip
+
+
+def open_v2_data(
+    payee: str, operator: str, token: str, deposit: int, salt: str, authorized_signer: str
+) -> bytes:
+    """v2 ``open(payee, operator, token, uint96 deposit, salt, authorizedSigner)``."""
+    return (
+        _OPEN_V2 + _address(payee) + _address(operator) + _address(token) + _uint96(deposit)
+        + _b32(salt) + _address(authorized_signer)
+    )  # fmt: skip
+
+
+def top_up_v2_data(descriptor: ChannelDescriptor, amount: int) -> bytes:
+    """v2 ``topUp(descriptor, uint96 additionalDeposit)``."""
+    return _TOP_UP_V2 + _descriptor(descriptor) + _uint96(amount)
+
+
+def request_close_v2_data(descriptor: ChannelDescriptor) -> bytes:
+    """v2 ``requestClose(descriptor)`` (payer only)."""
+    return _REQUEST_CLOSE_V2 + _descriptor(descriptor)
+
+
+def withdraw_v2_data(descriptor: ChannelDescriptor) -> bytes:
+    """v2 ``withdraw(descriptor)`` (payer only, after the grace period)."""
+    return _WITHDRAW_V2 + _descriptor(descriptor)
 
 
 @dataclass(frozen=True, slots=True)

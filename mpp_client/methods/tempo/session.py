@@ -14,9 +14,11 @@ deposit to the budgets.
 
 Refused before anything is signed: a chain or token not allowed (the checks of
 ``TempoCharge``), an escrow not canonical for the chain (others only by ``escrows=``), a v2
-session (the channel reserve precompile: vouchers and ids are implemented in
-``mpp_client.methods.tempo.voucher``, the open is not), a deposit above ``max_deposit``, and on a
-stream a ``requiredCumulative`` above what the units received at the agreed price allow.
+session (the channel reserve precompile, which no local chain has: its encodings are here,
+``build_v2_open``/``v2_voucher_payload``/``build_v2_top_up``, checked against mppx 0.11's own
+server-side verification, but nothing is paid with them until they can be tried on a chain that
+has the precompile), a deposit above ``max_deposit``, and on a stream a ``requiredCumulative``
+above what the units received at the agreed price allow.
 
 Units on a stream: every event that reaches the reader (not a control event) is one unit.
 A server may ask for the next ``max_prepaid_units`` units in advance; asking for more than
@@ -66,18 +68,22 @@ from mpp_client.methods.tempo.charge import (
 from mpp_client.methods.tempo.escrow import (
     CANONICAL_ESCROWS,
     CLOSE_GRACE_SECONDS,
+    V2_PRECOMPILE,
     OnChainChannel,
     approve_data,
     decode_channel,
     get_channel_data,
     open_data,
+    open_v2_data,
     request_close_data,
     top_up_data,
+    top_up_v2_data,
     withdraw_data,
 )
 from mpp_client.methods.tempo.keccak import is_address
+from mpp_client.methods.tempo.proof import proof_digest
 from mpp_client.methods.tempo.rpc import RpcError, rpc_call
-from mpp_client.methods.tempo.signer import Signer
+from mpp_client.methods.tempo.signer import Signer, recover_address
 from mpp_client.methods.tempo.tip20 import TIP20_DECIMALS
 from mpp_client.methods.tempo.transaction import (
     EXPIRING_NONCE_KEY,
@@ -86,7 +92,17 @@ from mpp_client.methods.tempo.transaction import (
     address_bytes,
     tx_hash,
 )
-from mpp_client.methods.tempo.voucher import MAX_UINT128, channel_id_v1, voucher_digest
+from mpp_client.methods.tempo.voucher import (
+    MAX_UINT96,
+    MAX_UINT128,
+    ChannelDescriptor,
+    SessionSnapshot,
+    channel_id_v1,
+    channel_id_v2,
+    check_low_s,
+    expiring_nonce_hash,
+    voucher_digest,
+)
 from mpp_client.money import Money
 from mpp_client.protocol import Challenge, Credential, Receipt, parse_challenges, parse_receipt
 from mpp_client.session.base import (
@@ -100,7 +116,14 @@ from mpp_client.wallet.channels import ChannelRecord, ChannelStore, NewChannel, 
 if TYPE_CHECKING:
     from mpp_client.session.sse import SseEvent
 
-__all__ = ["SessionPlan", "TempoSession"]
+__all__ = [
+    "SessionPlan",
+    "TempoSession",
+    "V2Transaction",
+    "build_v2_open",
+    "build_v2_top_up",
+    "v2_voucher_payload",
+]
 
 log = logging.getLogger("mpp_client")
 
@@ -109,6 +132,164 @@ _ATTO_PER_BASE_UNIT = 10 ** (18 - TIP20_DECIMALS)
 #: Measured on anvil (Tempo T4): open 1,573,341 gas, topUp 258,196.
 DEFAULT_OPEN_GAS = 2_000_000
 DEFAULT_TOP_UP_GAS = 600_000
+#: v2 (the precompile) has no measured figure: no local chain has it. One call, no approve.
+DEFAULT_V2_GAS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class V2Transaction:
+    """A signed v2 management transaction and the credential payload that carries it.
+
+    ``transaction``: the broadcastable ``0x76`` bytes, or, sponsored, the ``0x78`` hand-off the
+    server co-signs. ``reference``: the transaction hash (self-paid) or ``signing-hash:0x...``
+    (sponsored: the hash is only known once the fee payer signs)."""
+
+    channel_id: str
+    descriptor: ChannelDescriptor
+    transaction: bytes
+    reference: str
+    payload: dict[str, Any]
+
+
+def _v2_transaction(
+    signer: Signer,
+    *,
+    chain_id: int,
+    data: bytes,
+    token: str,
+    valid_before: int,
+    max_fee_per_gas: int,
+    gas_limit: int,
+    sponsored: bool,
+    escrow: str,
+) -> tuple[TempoTransaction, bytes, str]:
+    tx = TempoTransaction(
+        chain_id=chain_id,
+        calls=(Call(address_bytes(escrow), 0, data),),
+        gas_limit=gas_limit,
+        max_fee_per_gas=max_fee_per_gas,
+        nonce_key=EXPIRING_NONCE_KEY,
+        valid_before=valid_before,
+        fee_token=None if sponsored else address_bytes(token),
+        sponsored=sponsored,
+    )
+    digest = tx.signing_hash()
+    signature = signer.sign_hash(digest)
+    if sponsored:
+        raw = tx.fee_payer_envelope(address_bytes(signer.address), signature)
+        return tx, raw, SIGNING_HASH_PREFIX + "0x" + digest.hex()
+    raw = tx.encode(signature)
+    return tx, raw, tx_hash(raw)
+
+
+def build_v2_open(
+    signer: Signer,
+    *,
+    chain_id: int,
+    payee: str,
+    token: str,
+    deposit: int,
+    valid_before: int,
+    max_fee_per_gas: int,
+    cumulative: int = 0,
+    operator: str = _ZERO,
+    authorized_signer: str = _ZERO,
+    salt: str | None = None,
+    sponsored: bool = False,
+    gas_limit: int = DEFAULT_V2_GAS,
+    escrow: str = V2_PRECOMPILE,
+) -> V2Transaction:
+    """Sign a v2 ``open`` (ONE call to the precompile, which pulls ``deposit`` base units of
+    ``token`` itself: no approve) on the expiring-nonce lane, derive its descriptor and channel
+    id (``expiringNonceHash`` = keccak256 of the sender's signing payload and address, so it
+    depends on every field of this transaction), and sign the first voucher for ``cumulative``.
+    ``valid_before``: Unix seconds on the chain's clock. No I/O; the caller journals the
+    result before it is sent."""
+    if not 0 < deposit <= MAX_UINT96 or not 0 <= cumulative <= deposit:
+        raise ValueError("v2: 0 < deposit <= 2**96-1 and 0 <= cumulative <= deposit")
+    salt = salt if salt is not None else "0x" + secrets.token_bytes(32).hex()
+    data = open_v2_data(payee, operator, token, deposit, salt, authorized_signer)
+    tx, raw, reference = _v2_transaction(
+        signer, chain_id=chain_id, data=data, token=token, valid_before=valid_before,
+        max_fee_per_gas=max_fee_per_gas, gas_limit=gas_limit, sponsored=sponsored,
+        escrow=escrow,
+    )  # fmt: skip
+    descriptor = ChannelDescriptor(
+        payer=signer.address.lower(), payee=payee.lower(), operator=operator.lower(),
+        token=token.lower(), salt=salt.lower(), authorized_signer=authorized_signer.lower(),
+        expiring_nonce_hash=expiring_nonce_hash(tx.signing_payload(), signer.address),
+    )  # fmt: skip
+    channel_id = channel_id_v2(descriptor, escrow=escrow, chain_id=chain_id)
+    voucher = v2_voucher_payload(
+        signer, descriptor, chain_id=chain_id, cumulative=cumulative, escrow=escrow
+    )
+    payload: dict[str, Any] = {
+        "action": "open",
+        "type": "transaction",
+        "channelId": channel_id,
+        "transaction": "0x" + raw.hex(),
+        "descriptor": descriptor.to_json(),
+        "cumulativeAmount": str(cumulative),
+        "signature": voucher["signature"],
+    }
+    if authorized_signer.lower() != _ZERO:
+        payload["authorizedSigner"] = authorized_signer.lower()
+    return V2Transaction(channel_id, descriptor, raw, reference, payload)
+
+
+def v2_voucher_payload(
+    signer: Signer,
+    descriptor: ChannelDescriptor,
+    *,
+    chain_id: int,
+    cumulative: int,
+    escrow: str = V2_PRECOMPILE,
+    action: str = "voucher",
+) -> dict[str, Any]:
+    """The v2 ``voucher`` (or ``close``) payload for the cumulative ``cumulative`` (base
+    units, uint96): EIP-712 ``Voucher(bytes32 channelId,uint96 cumulativeAmount)`` in the
+    ``TIP20 Channel Reserve`` domain, 65 bytes low-s, signed by the payer's plain key."""
+    if action not in ("voucher", "close"):
+        raise ValueError("action: voucher or close")
+    channel_id = channel_id_v2(descriptor, escrow=escrow, chain_id=chain_id)
+    digest = voucher_digest("v2", chain_id, escrow, channel_id, cumulative)
+    return {
+        "action": action,
+        "channelId": channel_id,
+        "descriptor": descriptor.to_json(),
+        "cumulativeAmount": str(cumulative),
+        "signature": "0x" + signer.sign_raw_hash(digest).hex(),
+    }
+
+
+def build_v2_top_up(
+    signer: Signer,
+    descriptor: ChannelDescriptor,
+    *,
+    chain_id: int,
+    amount: int,
+    valid_before: int,
+    max_fee_per_gas: int,
+    sponsored: bool = False,
+    gas_limit: int = DEFAULT_V2_GAS,
+    escrow: str = V2_PRECOMPILE,
+) -> V2Transaction:
+    """Sign a v2 ``topUp(descriptor, amount)`` (one call, no approve) and its payload."""
+    _, raw, reference = _v2_transaction(
+        signer, chain_id=chain_id, data=top_up_v2_data(descriptor, amount),
+        token=descriptor.token, valid_before=valid_before, max_fee_per_gas=max_fee_per_gas,
+        gas_limit=gas_limit, sponsored=sponsored, escrow=escrow,
+    )  # fmt: skip
+    channel_id = channel_id_v2(descriptor, escrow=escrow, chain_id=chain_id)
+    payload = {
+        "action": "topUp",
+        "type": "transaction",
+        "channelId": channel_id,
+        "transaction": "0x" + raw.hex(),
+        "descriptor": descriptor.to_json(),
+        "additionalDeposit": str(amount),
+    }
+    return V2Transaction(channel_id, descriptor, raw, reference, payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +333,8 @@ class TempoSession(PaymentMethod):
     ``expiry_margin``, ``timeout``, ``clock``: as ``TempoCharge`` (the same checks).
     ``open_gas_limit``/``top_up_gas_limit``: fixed gas limits (set explicitly: node estimates
     of batched Tempo calls are unreliable). ``channels``: where channel records live (default:
-    the journal of the ``Wallet`` this method is given to).
+    the journal of the ``Wallet`` this method is given to). ``proof_realms``: realms besides the
+    server's own host for which ``bootstrap`` may sign a zero-amount identity proof.
 
     The signer must make plain secp256k1 signatures (``sign_raw_hash``): vouchers are
     EIP-712 messages checked by the escrow against the payer (an access key cannot sign them).
@@ -180,6 +362,7 @@ class TempoSession(PaymentMethod):
         top_up_gas_limit: int = DEFAULT_TOP_UP_GAS,
         timeout: float = 10.0,
         channels: ChannelStore | str | None = None,
+        proof_realms: Iterable[str] = (),
         clock: Clock | None = None,
     ) -> None:
         if max_deposit <= 0 or max_deposit > MAX_UINT128:
@@ -200,6 +383,7 @@ class TempoSession(PaymentMethod):
             expiry_margin=expiry_margin,
             max_fee_per_gas=max_fee_per_gas,
             timeout=timeout,
+            proof_realms=proof_realms,
             clock=self.clock,
         )
         self.max_deposit = max_deposit
@@ -693,6 +877,183 @@ class TempoSession(PaymentMethod):
             lambda: store.settle_close(record.id, paid=paid, refund=refund)
         )
         return closed
+
+    # --- bootstrap: recover a channel from the server ----------------------------------------
+
+    def bootstrap(self, url: str, *, client: Any = None) -> ChannelRecord | None:
+        """Ask the session resource at ``url`` which channel of ours it holds (the spec's
+        bootstrap preflight): ``HEAD`` it; when it answers 402 with a zero-amount ``tempo``
+        ``charge`` challenge, prove this payer's identity with the EIP-712 proof (nothing is
+        paid) and ``HEAD`` again; a 2xx answer may carry ``Payment-Session`` and
+        ``Payment-Session-Snapshot``. The snapshot is trusted only once checked: its channel id
+        derives from its descriptor (payer = this signer, escrow allowed for the chain), its
+        highest voucher is a valid low-s signature of ours for exactly ``acceptedCumulative``,
+        and the escrow on chain shows the channel open with that payee and token and a deposit
+        covering it. Then the channel is recorded (or its record raised to that voucher: a
+        voucher is never signed lower), and later requests reuse it instead of opening one.
+        Returns the record, or ``None`` when the server offers no bootstrap or no channel.
+        Adopting moves no money: the deposit was reserved by the wallet that opened it, and is
+        not reserved again here. v1 only (a v2 snapshot is refused like v2 payment)."""
+        from mpp_client.runner import SyncRunner
+        from mpp_client.trampoline import drive
+
+        runner = SyncRunner(client)
+        try:
+            return drive(self._bootstrap(url), runner.perform)
+        finally:
+            runner.close()
+
+    async def abootstrap(self, url: str, *, client: Any = None) -> ChannelRecord | None:
+        """``bootstrap`` for async code (``client``: an ``httpx.AsyncClient``)."""
+        from mpp_client.runner import AsyncRunner
+        from mpp_client.trampoline import drive_async
+
+        runner = AsyncRunner(client)
+        try:
+            return await drive_async(self._bootstrap(url), runner.perform)
+        finally:
+            await runner.aclose()
+
+    def _bootstrap(self, url: str) -> Generator[Effect, Any, ChannelRecord | None]:
+        from mpp_client.driver import url_origin
+        from mpp_client.protocol.base64url import b64url_decode
+
+        origin = url_origin(url).rstrip("/").lower()
+        headers = {"accept-payment": "tempo/charge"}
+        reply: HttpReply = yield HttpCall("HEAD", url, dict(headers), b"", timeout=30.0)
+        if reply.status == 402:
+            values = reply.headers.get("www-authenticate")
+            offered = [
+                c for c in parse_challenges([values] if values else [])
+                if c.method == "tempo" and c.intent == "charge"
+                and isinstance(c.request_data, Mapping) and c.request_data.get("amount") == "0"
+            ]  # fmt: skip
+            if not offered:
+                return None
+            challenge = offered[0]
+
+            def refuse(reason: str) -> InvalidChargeRequest:
+                return InvalidChargeRequest(f"tempo bootstrap: {reason}", challenge=challenge)
+
+            details = challenge.request_data.get("methodDetails") or {}
+            chain_id = self._charge._chain_for(
+                details.get("chainId") if isinstance(details, Mapping) else None, challenge
+            )
+            context = PaymentContext(origin, url, "HEAD", utcnow(self.clock))
+            self._charge._check_proof_realm(challenge, context, refuse)
+            digest = proof_digest(chain_id, self.signer.address, challenge.id, challenge.realm)
+            proof = {"type": "proof", "signature": "0x" + self.signer.sign_raw_hash(digest).hex()}
+            source = f"did:pkh:eip155:{chain_id}:{self.signer.address}"
+            headers["authorization"] = Credential(challenge, proof, source).to_header()
+            reply = yield HttpCall("HEAD", url, dict(headers), b"", timeout=30.0)
+        raw = reply.headers.get("payment-session-snapshot")
+        if not 200 <= reply.status < 300 or raw is None:
+            return None
+        try:
+            data = json.loads(b64url_decode(raw))
+        except ValueError as exc:
+            raise MethodError(
+                "tempo bootstrap: the session snapshot is not base64url JSON"
+            ) from exc
+        named = reply.headers.get("payment-session")
+        return (yield from self._adopt_snapshot(origin, data, named))
+
+    def _adopt_snapshot(
+        self, origin: str, data: Any, named: str | None
+    ) -> Generator[Effect, Any, ChannelRecord]:
+        """Check a (v1) session snapshot against its derivation, our signature and the chain,
+        then record the channel; ``MethodError`` for anything that does not check out."""
+
+        def bad(reason: str) -> MethodError:
+            return MethodError(f"tempo bootstrap: the snapshot is refused: {reason}")
+
+        try:
+            snapshot = SessionSnapshot.from_json(data)
+        except ValueError as exc:
+            raise bad(str(exc)) from exc
+        chain_id, escrow, d = snapshot.chain_id, snapshot.escrow, snapshot.descriptor
+        if chain_id not in self.chains or escrow not in self.escrows.get(chain_id, frozenset()):
+            raise bad(f"escrow {escrow} on chain {chain_id} is not allowed")
+        if escrow == V2_PRECOMPILE:
+            raise bad("v2 channels are not paid by this client")
+        if named is not None and named.lower() != snapshot.channel_id:
+            raise bad("Payment-Session names another channel")
+        if d.payer != self.signer.address.lower():
+            raise bad("the channel belongs to another payer")
+        if d.operator != _ZERO or int(d.expiring_nonce_hash, 16) != 0:
+            raise bad("a v1 descriptor has no operator nor expiringNonceHash")
+        derived = channel_id_v1(
+            payer=d.payer, payee=d.payee, token=d.token, salt=d.salt,
+            authorized_signer=d.authorized_signer, escrow=escrow, chain_id=chain_id,
+        )  # fmt: skip
+        if derived != snapshot.channel_id:
+            raise bad("its channel id does not derive from its descriptor")
+        if not snapshot.settled <= snapshot.accepted <= snapshot.deposit:
+            raise bad("settled/accepted/deposit are inconsistent")
+        if snapshot.spent > snapshot.accepted:
+            raise bad("it spends more than was accepted")
+        voucher = data.get("highestVoucher") if isinstance(data, dict) else None
+        if not isinstance(voucher, dict):
+            raise bad("it has no highest voucher")
+        signature = str(voucher.get("signature", ""))
+        if str(voucher.get("channelId", "")).lower() != snapshot.channel_id or voucher.get(
+            "cumulativeAmount"
+        ) != str(snapshot.accepted):
+            raise bad("its highest voucher is not for acceptedCumulative of this channel")
+        signer = d.authorized_signer if d.authorized_signer != _ZERO else d.payer
+        digest = voucher_digest("v1", chain_id, escrow, snapshot.channel_id, snapshot.accepted)
+        try:
+            raw_signature = bytes.fromhex(signature.removeprefix("0x"))
+            check_low_s(raw_signature)
+            ours = recover_address(digest, raw_signature).lower() == signer
+        except ValueError:
+            ours = False
+        if not ours:
+            raise bad("its highest voucher is not a valid signature of this payer")
+        rpc_url = self._charge.rpc_urls[chain_id]
+        result = yield from rpc_call(
+            rpc_url, "eth_call",
+            [{"to": escrow, "data": "0x" + get_channel_data(snapshot.channel_id).hex()}, "latest"],
+            timeout=self.timeout,
+        )  # fmt: skip
+        onchain = decode_channel(str(result))
+        if (
+            not onchain.exists or onchain.finalized or onchain.close_requested_at
+            or onchain.payer != d.payer or onchain.payee != d.payee or onchain.token != d.token
+            or onchain.authorized_signer != d.authorized_signer
+        ):  # fmt: skip
+            raise bad("the escrow does not show this channel open for this payee and token")
+        if not onchain.settled <= snapshot.accepted <= onchain.deposit:
+            # More settled than the voucher shown means a higher one exists: the snapshot
+            # hides it, and a voucher must never be signed below one already given.
+            raise bad("its amounts disagree with the escrow")
+        store = self.channels
+        channel_id, accepted = snapshot.channel_id, snapshot.accepted
+        key = "|".join(
+            [origin, d.payee, d.token, escrow, str(chain_id), self.signer.address.lower()]
+        )
+
+        def adopt() -> ChannelRecord:
+            record = store.get(channel_id)
+            if record is None:
+                store.open(NewChannel(
+                    id=channel_id, method=self.name, origin=origin, payee=d.payee,
+                    currency=d.token, network=f"eip155:{chain_id}", lookup_key=key,
+                    details={"protocol": "v1", "escrow": escrow, "chainId": chain_id,
+                             "token": d.token, "salt": d.salt,
+                             "authorizedSigner": d.authorized_signer, "payer": d.payer,
+                             "bootstrapped": True},
+                    deposit=onchain.deposit, highest_signed=accepted, voucher=signature,
+                ))  # fmt: skip
+            elif accepted > record.highest_signed:
+                store.record_voucher(channel_id, accepted, signature)
+            store.accept(channel_id, accepted)
+            found = store.get(channel_id)
+            assert found is not None
+            return found
+
+        adopted: ChannelRecord = yield JournalWrite(adopt)
+        return adopted
 
     # --- forced close (the server is gone) ---------------------------------------------------
 

@@ -38,6 +38,7 @@ __all__ = [
     "TokenLimit",
     "TransactionTemplate",
     "address_bytes",
+    "decode_fee_payer_envelope",
 ]
 
 TX_TYPE = 0x76
@@ -371,6 +372,64 @@ def _prefix(short: int, length: int) -> bytes:
 
 def _strip(value: bytes) -> bytes:
     return value.lstrip(b"\x00")
+
+
+def decode_fee_payer_envelope(
+    raw: bytes, fee_token: bytes
+) -> tuple[TempoTransaction, bytes, bytes]:
+    """What a sponsoring server does with a ``0x78`` hand-off: decode it into the sponsored
+    ``TempoTransaction`` paying its fee in ``fee_token`` (the sponsor's choice), the sender's
+    20-byte address and the sender's signature. ``ValueError`` for anything else (another type,
+    a fee token already set, an access list or key authorization, which this decoder does not
+    carry over). The caller checks that the signature recovers to the sender, then co-signs
+    ``fee_payer_signing_hash(sender)`` and broadcasts ``encode(signature, co_signature)``."""
+    if raw[:1] != bytes((FEE_PAYER_TYPE,)):
+        raise ValueError("not a 0x78 fee-payer envelope")
+    fields = rlp.decode(raw[1:])
+    if not isinstance(fields, list) or len(fields) != 14:
+        raise ValueError("a 0x78 envelope without a key authorization has 14 fields")
+    items = list(fields)
+    flat = [items[i] for i in (0, 1, 2, 3, 6, 7, 8, 9, 10, 11, 13)]
+    if not all(isinstance(f, bytes) for f in flat) or not isinstance(items[4], list):
+        raise ValueError("malformed 0x78 envelope")
+
+    def number(item: rlp.Item) -> int:
+        assert isinstance(item, bytes)
+        return int.from_bytes(item, "big")
+
+    if items[5] != [] or items[12] != []:
+        raise ValueError("access lists and authorization lists are not carried over")
+    if items[10] != b"":
+        raise ValueError("the sender committed to a fee token: not a sponsored hand-off")
+    calls = []
+    for call in items[4]:
+        if (
+            not isinstance(call, list)
+            or len(call) != 3
+            or not all(isinstance(part, bytes) for part in call)
+        ):
+            raise ValueError("malformed call in the 0x78 envelope")
+        to, value, data = call
+        assert isinstance(to, bytes) and isinstance(data, bytes)
+        calls.append(Call(to, number(value), data))
+    sender, signature = items[11], items[13]
+    assert isinstance(sender, bytes) and isinstance(signature, bytes)
+    if len(sender) != 20:
+        raise ValueError("the 0x78 envelope's sender is not an address")
+    tx = TempoTransaction(
+        chain_id=number(items[0]),
+        calls=tuple(calls),
+        gas_limit=number(items[3]),
+        max_fee_per_gas=number(items[2]),
+        max_priority_fee_per_gas=number(items[1]),
+        nonce_key=number(items[6]),
+        nonce=number(items[7]),
+        valid_before=number(items[8]) or None,
+        valid_after=number(items[9]) or None,
+        fee_token=fee_token,
+        sponsored=True,
+    )
+    return tx, sender, signature
 
 
 def tx_hash(raw: bytes) -> str:

@@ -1,6 +1,6 @@
 """Session encodings against ox (the library viem and mppx encode with), run in node: v2
-channel ids and voucher digests (ox/tempo Channel), v1 voucher digests (ox EIP-712), and our
-escrow's own view of v1 ids and digests."""
+channel ids and voucher digests (ox/tempo Channel), v1 voucher digests (ox EIP-712), v2
+precompile calldata (ox AbiFunction), and our escrow's own view of v1 ids and digests."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from mpp_client.methods.tempo.escrow import V2_PRECOMPILE
+from mpp_client.methods.tempo.escrow import (
+    V2_PRECOMPILE,
+    open_v2_data,
+    request_close_v2_data,
+    top_up_v2_data,
+    withdraw_v2_data,
+)
 from mpp_client.methods.tempo.signer import LocalKeySigner, recover_address
 from mpp_client.methods.tempo.voucher import (
     MAX_UINT96,
@@ -69,6 +75,16 @@ def test_ids_and_digests_match_ox() -> None:
         assert "0x" + v2.hex() == ox["v2Digest"]
         v1 = voucher_digest("v1", chain_id, str(case["escrow"]), str(case["channelId"]), cumulative)
         assert "0x" + v1.hex() == ox["v1Digest"]
+        calldata = {
+            "open": open_v2_data(
+                descriptor.payee, descriptor.operator, descriptor.token, cumulative,
+                descriptor.salt, descriptor.authorized_signer,
+            ),
+            "topUp": top_up_v2_data(descriptor, cumulative),
+            "requestClose": request_close_v2_data(descriptor),
+            "withdraw": withdraw_v2_data(descriptor),
+        }  # fmt: skip
+        assert {name: "0x" + data.hex() for name, data in calldata.items()} == ox["calldata"]
 
 
 def test_amount_limits_and_low_s() -> None:

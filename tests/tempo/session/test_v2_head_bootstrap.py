@@ -1,0 +1,103 @@
+"""The spec's bootstrap preflight on anvil: a payer that lost its channel records ``HEAD``s the
+resource, proves its identity with a zero-amount ``tempo``/``charge`` proof, and gets the
+server's ``Payment-Session-Snapshot``; the snapshot is checked (derivation, our own highest
+voucher, the escrow on chain) before the channel is reused, and a voucher is never signed below
+the one the server holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mpp_client import PaymentTransport, Wallet
+from mpp_client.errors import MethodError
+from mpp_client.methods.tempo.session import TempoSession
+from mpp_client.methods.tempo.tip20 import PATH_USD
+from mpp_client.testing.tempo_session_server import TempoSessionServer
+from tests.tempo.session.conftest import Session
+from tests.tempo.session.test_session_e2e import method_for
+
+
+def bootstrapping(s: Session, tmp_path: Path) -> TempoSessionServer:
+    return TempoSessionServer(
+        chain=s.chain, escrow=s.escrow, token=PATH_USD.address, payee=s.payee, bootstrap=True,
+        state_path=str(tmp_path / "server.json"),
+    )  # fmt: skip
+
+
+def pay(method: TempoSession, journal: Path, url: str, times: int) -> None:
+    wallet = Wallet([method], journal=journal)
+    with httpx.Client(transport=PaymentTransport(wallet=wallet)) as client:
+        for _ in range(times):
+            assert client.get(url).status_code == 200
+
+
+def test_a_lost_channel_is_recovered_and_resumed(session_server: Session, tmp_path: Path) -> None:
+    s = session_server
+    server = bootstrapping(s, tmp_path)
+    price = server.price
+    with server.serve() as url:
+        first = method_for(s, proof_realms=[server.realm])
+        pay(first, tmp_path / "a.sqlite3", url + "/paid", 2)
+        [opened] = first.channels.channels()
+        assert opened.highest_signed == 2 * price
+        # Another process with an empty journal: it knows nothing of the channel.
+        second = method_for(s, proof_realms=[server.realm])
+        pay_wallet = Wallet([second], journal=tmp_path / "b.sqlite3")
+        record = second.bootstrap(url + "/paid")
+        assert record is not None and record.id == opened.id
+        assert record.highest_signed == record.highest_accepted == 2 * price
+        assert record.deposit == opened.deposit and record.state == "open"
+        actions = len(server.actions)
+        with httpx.Client(transport=PaymentTransport(wallet=pay_wallet)) as client:
+            assert client.get(url + "/paid").status_code == 200
+        # Reused with the next voucher, above the one the server held: no second open.
+        assert server.actions[actions:] == ["voucher"]
+        after = second.channels.get(opened.id)
+        assert after is not None and after.highest_signed == 3 * price
+        # The bootstrap server still answers a plain HEAD with a session challenge: close works.
+        closed = second.close(url + "/paid", opened.id)
+        assert closed.state == "closed" and closed.refund == opened.deposit - 3 * price
+
+
+def test_a_snapshot_that_does_not_check_out_is_refused(
+    session_server: Session, tmp_path: Path
+) -> None:
+    s = session_server
+    server = bootstrapping(s, tmp_path)
+    with server.serve() as url:
+        first = method_for(s, proof_realms=[server.realm])
+        pay(first, tmp_path / "a.sqlite3", url + "/paid", 2)
+        [opened] = first.channels.channels()
+        state = server.channel(opened.id)
+        assert state is not None
+        # The server claims more was accepted than the voucher it shows was signed for.
+        state.accepted += server.price
+        second = method_for(s, proof_realms=[server.realm])
+        Wallet([second], journal=tmp_path / "b.sqlite3")
+        with pytest.raises(MethodError, match="highest voucher"):
+            second.bootstrap(url + "/paid")
+        assert second.channels.channels() == []
+        # Another payer proving itself gets no snapshot of this channel.
+        state.accepted -= server.price
+        stranger = TempoSession(
+            s.payee, max_deposit=1_000_000, chain_id=s.chain.chain_id, rpc_url=s.chain.rpc_url,
+            escrows={s.chain.chain_id: [s.escrow]}, proof_realms=[server.realm],
+            channels=str(tmp_path / "c.sqlite3"),
+        )  # fmt: skip
+        assert stranger.bootstrap(url + "/paid") is None
+
+
+def test_without_bootstrap_or_realm_nothing_is_signed(
+    session_server: Session, tmp_path: Path
+) -> None:
+    s = session_server
+    method = method_for(s, channels=str(tmp_path / "a.sqlite3"))
+    # The fixture's server does not bootstrap: its HEAD offers only the session challenge.
+    assert method.bootstrap(s.url + "/paid") is None
+    server = bootstrapping(s, tmp_path)
+    # The realm is not the host we talk to and not allowed: no proof is signed.
+    with server.serve() as url, pytest.raises(Exception, match="proof_realms"):
+        method.bootstrap(url + "/paid")
