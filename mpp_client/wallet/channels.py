@@ -106,7 +106,8 @@ class VoucherRegression(JournalError):
 
 
 class SessionRecordsUnavailable(JournalError, TypeError):
-    """The wallet's journal cannot hold session records (e.g. a ``PostgresJournal``): raised
+    """The wallet's journal cannot hold session records (a custom ``Journal`` without a
+    channel store; SQLite and PostgreSQL journals have one): raised
     when a session method joins the wallet, before anything is paid. The fix: give the method
     its own ``ChannelStore(path)``."""
 
