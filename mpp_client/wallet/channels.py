@@ -58,6 +58,7 @@ __all__ = [
     "NewChannel",
     "SessionRecordsUnavailable",
     "VoucherRegression",
+    "check_voucher",
 ]
 
 #: ``opening``: the open is signed (it may have left); ``open``: the server accepted it;
@@ -110,6 +111,23 @@ class SessionRecordsUnavailable(JournalError, TypeError):
     channel store; SQLite and PostgreSQL journals have one): raised
     when a session method joins the wallet, before anything is paid. The fix: give the method
     its own ``ChannelStore(path)``."""
+
+
+def check_voucher(channel_id: str, cumulative: int, highest: int, deposit: int, state: str) -> None:
+    """Refuse to record a voucher for ``cumulative`` (base units) on a channel whose highest
+    signed voucher is ``highest``: never lower (``VoucherRegression``), never above the
+    ``deposit``, never on a closed or evicted channel. Every channel store applies these."""
+    if cumulative < highest:
+        raise VoucherRegression(
+            f"session {channel_id}: a voucher for {cumulative} is below the {highest} "
+            "already signed; not recorded, not sent"
+        )
+    if cumulative > deposit:
+        raise JournalError(
+            f"session {channel_id}: a voucher for {cumulative} is above the deposit {deposit}"
+        )
+    if state in ("closed", "evicted"):
+        raise JournalError(f"session {channel_id} is {state}: no more vouchers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,18 +351,7 @@ class ChannelStore:
             if row is None:
                 raise JournalError(f"no session record {channel_id}")
             highest = int(row["highest_signed"])
-            if cumulative < highest:
-                raise VoucherRegression(
-                    f"session {channel_id}: a voucher for {cumulative} is below the {highest} "
-                    "already signed; not recorded, not sent"
-                )
-            if cumulative > int(row["deposit"]):
-                raise JournalError(
-                    f"session {channel_id}: a voucher for {cumulative} is above the deposit "
-                    f"{row['deposit']}"
-                )
-            if row["state"] in ("closed", "evicted"):
-                raise JournalError(f"session {channel_id} is {row['state']}: no more vouchers")
+            check_voucher(channel_id, cumulative, highest, int(row["deposit"]), row["state"])
             if cumulative > highest:
                 conn.execute(
                     "UPDATE channels SET highest_signed=?, voucher=?, updated_at=? "

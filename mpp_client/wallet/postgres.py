@@ -108,7 +108,7 @@ from mpp_client.wallet.channels import (  # noqa: E402
     ChannelState,
     ChannelStore,
     NewChannel,
-    VoucherRegression,
+    check_voucher,
 )
 from mpp_client.wallet.channels import (  # noqa: E402
     _record as _channel_record,
@@ -1618,18 +1618,7 @@ class PostgresChannelStore(ChannelStore):
         def cas(conn: Connection) -> ChannelRecord:
             row = self._locked(conn, channel_id, _CHANNEL_COLUMNS)
             highest = int(row["highest_signed"])
-            if cumulative < highest:
-                raise VoucherRegression(
-                    f"session {channel_id}: a voucher for {cumulative} is below the {highest} "
-                    "already signed; not recorded, not sent"
-                )
-            if cumulative > int(row["deposit"]):
-                raise JournalError(
-                    f"session {channel_id}: a voucher for {cumulative} is above the deposit "
-                    f"{row['deposit']}"
-                )
-            if row["state"] in ("closed", "evicted"):
-                raise JournalError(f"session {channel_id} is {row['state']}: no more vouchers")
+            check_voucher(channel_id, cumulative, highest, int(row["deposit"]), row["state"])
             if cumulative == highest:
                 return _channel(row)
             updated = conn.execute(
