@@ -58,6 +58,7 @@ __all__ = [
     "NewChannel",
     "SessionRecordsUnavailable",
     "VoucherRegression",
+    "accepted_move",
     "check_voucher",
 ]
 
@@ -128,6 +129,16 @@ def check_voucher(channel_id: str, cumulative: int, highest: int, deposit: int, 
         )
     if state in ("closed", "evicted"):
         raise JournalError(f"session {channel_id} is {state}: no more vouchers")
+
+
+def accepted_move(row: Any, accepted: int, state: str) -> tuple[int, str]:
+    """A validated receipt's effect on a channel ``row`` (``highest_signed``,
+    ``highest_accepted``, ``state``): the new accepted cumulative (base units; up to
+    ``accepted``, never above what was signed, never down) and the state (``opening`` becomes
+    ``state``, any other stays). Every channel store applies this."""
+    signed, current = int(row["highest_signed"]), int(row["highest_accepted"])
+    value = max(current, min(accepted, signed))
+    return value, state if row["state"] == "opening" else str(row["state"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,9 +386,7 @@ class ChannelStore:
             ).fetchone()
             if row is None:
                 return
-            signed, current = int(row["highest_signed"]), int(row["highest_accepted"])
-            value = max(current, min(accepted, signed))
-            new_state = state if row["state"] == "opening" else row["state"]
+            value, new_state = accepted_move(row, accepted, state)
             conn.execute(
                 "UPDATE channels SET highest_accepted=?, state=?, updated_at=? WHERE id=?",
                 (str(value), new_state, self.clock.time(), channel_id),

@@ -108,6 +108,7 @@ from mpp_client.wallet.channels import (  # noqa: E402
     ChannelState,
     ChannelStore,
     NewChannel,
+    accepted_move,
     check_voucher,
 )
 from mpp_client.wallet.channels import (  # noqa: E402
@@ -1643,9 +1644,7 @@ class PostgresChannelStore(ChannelStore):
             ).fetchone()
             if row is None:
                 return
-            signed, current = int(row["highest_signed"]), int(row["highest_accepted"])
-            value = max(current, min(accepted, signed))
-            new_state = state if row["state"] == "opening" else row["state"]
+            value, new_state = accepted_move(row, accepted, state)
             conn.execute(
                 "UPDATE mpp_channels SET highest_accepted = %s, state = %s, updated_at = %s "
                 "WHERE id = %s",
