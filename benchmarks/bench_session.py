@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import socket
 import statistics
 import sys
 import tempfile
@@ -84,6 +85,11 @@ def bench_vouchers(count: int) -> None:
 def _plain_sse(chunks: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            # Like the session server (and production servers): no Nagle delay on small writes.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def do_GET(self) -> None:
             self.send_response(200)

@@ -29,7 +29,7 @@ import logging
 import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from mpp_client.clock import SYSTEM_CLOCK, Clock, utcnow
@@ -345,7 +345,7 @@ def payment_flow(
         if options.dry_run:
             return (yield from _dry_run(config, facts, challenges, context))
         try:
-            quote, method = yield from _choose(config, facts, challenges, context)
+            quote, method = yield from _choose(config, facts, challenges, context, reserving=True)
             _notify(config.hooks.on_quote, quote, context)
             if config.hooks.before_payment is not None:
                 yield from _before_payment(config, quote, context)
@@ -391,7 +391,16 @@ def _attempt(
     if facts.method.upper() not in _IDEMPOTENT_METHODS and "idempotency-key" not in (facts.headers):
         credential_headers["idempotency-key"] = uuid.uuid4().hex
     attempt.left = True  # from here on the credential may be outside the process
-    yield from _record(lambda: reservation.sent(credential_fingerprint, proof.reference))
+    sent_reference, void_after = proof.reference, None
+    if attempt.signed is not None:  # the method signed and returned: one write for both
+        signed, attempt.signed = attempt.signed, None
+        sent_reference, void_after = sent_reference or signed[0], signed[1]
+    if void_after is None:
+        yield from _record(lambda: reservation.sent(credential_fingerprint, sent_reference))
+    else:
+        yield from _record(
+            lambda: reservation.sent(credential_fingerprint, sent_reference, void_after=void_after)
+        )
     _notify(config.hooks.on_paid, quote, proof)
 
     head, resent = yield from _send_paid(attempt, credential_headers, remove)
@@ -406,7 +415,14 @@ def _attempt(
             reference, other = other, None
         elif other == reference:
             other = None
-        yield from _record(lambda: reservation.settled(receipt, reference, receipt_reference=other))
+        if getattr(reservation, "settles_in_background", False):
+            # Returns at once (the journal's writer thread writes it): a mark lost in a crash
+            # leaves the entry sent, held all the same and reconciled.
+            reservation.settled(receipt, reference, receipt_reference=other)
+        else:
+            yield from _record(
+                lambda: reservation.settled(receipt, reference, receipt_reference=other)
+            )
         attempt.final = True
         method.on_receipt(quote, proof, receipt)
         _notify(config.hooks.on_receipt, quote, receipt)
@@ -497,7 +513,7 @@ class _Attempt:
 
     __slots__ = (
         "config", "final", "left", "method", "payments", "proof", "quote", "reservation",
-        "result",
+        "result", "signed",
     )  # fmt: skip
 
     def __init__(
@@ -519,6 +535,16 @@ class _Attempt:
         #: A final (or deliberately unknown) state was recorded for this attempt.
         self.final = False
         self.result: Payment | None = None
+        #: A ``signed`` checkpoint (reference, void_after) not written yet (see _checkpoint).
+        self.signed: tuple[str | None, datetime | None] | None = None
+
+    def write_signed(self) -> None:
+        """Write a signature not written yet, before a failure is recorded (so the entry
+        names what was signed); a journal error here leaves the failure's own write to tell."""
+        signed, self.signed = self.signed, None
+        if signed is not None:
+            with contextlib.suppress(Exception):
+                self.reservation.signed(signed[0], void_after=signed[1])
 
     @property
     def reference(self) -> str | None:
@@ -700,11 +726,29 @@ def _choose(
     facts: RequestFacts,
     challenges: Sequence[Challenge],
     context: PaymentContext,
+    *,
+    reserving: bool = False,
 ) -> Generator[Any, Any, tuple[Quote, PaymentMethod]]:
+    """The first challenge, in preference order, that passes every check before signing.
+
+    ``reserving``: the chosen quote goes straight to ``guard.reserve``. When the guard's
+    reserve re-checks everything its check does, inside its own atomic hold
+    (``reserve_checks``), and nothing else could be chosen or told in between (one
+    challenge, no ``on_quote`` or ``before_payment`` hook), the check is left to the hold: it
+    refuses the same quote with the same error, one journal step earlier.
+    """
     ordered = _in_preference_order(config, challenges)
     refusals: dict[str, str] = {}
     errors: list[PaymentRefused] = []
     margin = timedelta(seconds=config.expiry_margin)
+    hooks = config.hooks
+    left_to_hold = (
+        reserving
+        and len(ordered) == 1
+        and getattr(config.guard, "reserve_checks", False)
+        and hooks.on_quote is None
+        and hooks.before_payment is None
+    )
     for challenge in ordered:
         header_refusal = _header_refusal(challenge)
         if header_refusal is not None:
@@ -742,7 +786,8 @@ def _choose(
                     rule="request.max_amount",
                     challenge=challenge,
                 )
-            yield from _check(config, quote, context, facts.options)
+            if not left_to_hold:
+                yield from _check(config, quote, context, facts.options)
         except PaymentRefused as refused:
             if refused.challenge is None:
                 refused.challenge = challenge
@@ -858,8 +903,10 @@ def _pay(
                 return proof
             except PaymentOutcomeUnknown as unknown:
                 reply = error = None  # keep backend answers out of tracebacks' locals
+                attempt.write_signed()
                 raise attempt.unknown(unknown.reason, reference=unknown.reference) from unknown
             except NothingSent as nothing:
+                attempt.write_signed()
                 proof_kind: Proof | None = "nothing-sent" if attempt.left else None
                 reservation.failed(nothing.reason, money_moved=False, proof=proof_kind)
                 attempt.final = True
@@ -867,6 +914,7 @@ def _pay(
                 raise
             except Exception as failure:
                 reply = error = None
+                attempt.write_signed()
                 reported = _failed_paying(method, quote, attempt, failure)
                 if reported is failure:
                     raise
@@ -875,6 +923,11 @@ def _pay(
             if isinstance(effect, Checkpoint):
                 yield from _checkpoint(attempt, effect)
                 continue
+            if attempt.signed is not None:
+                # The method goes on after signing (a call, a write of its own): what it
+                # signed is written first, as a step of its own.
+                signed, attempt.signed = attempt.signed, None
+                yield from _record(lambda: reservation.signed(signed[0], void_after=signed[1]))
             try:
                 reply = yield effect
             except Exception as exc:
@@ -884,13 +937,26 @@ def _pay(
 
 
 def _checkpoint(attempt: _Attempt, checkpoint: Checkpoint) -> Generator[Any, Any, None]:
+    """A method's checkpoint. ``signed`` is kept and written with the next step: the
+    ``sent`` (or ``broadcast``) step when that comes next, one journal write instead of two
+    (nothing leaves the process in between, and a crash before it leaves the entry reserved,
+    which is the truth: nothing left), else before the method's next effect."""
     reservation = attempt.reservation
     if checkpoint.stage == "signed":
-        void_after = checkpoint.void_after
-        yield from _record(lambda: reservation.signed(checkpoint.reference, void_after=void_after))
+        if attempt.signed is not None:  # a second signature before any other step
+            signed = attempt.signed
+            yield from _record(lambda: reservation.signed(signed[0], void_after=signed[1]))
+        attempt.signed = (checkpoint.reference, checkpoint.void_after)
         return
     attempt.left = True  # from here on the method may move value; written before it does
-    yield from _record(lambda: reservation.broadcast(checkpoint.reference))
+    reference, void_after = checkpoint.reference, checkpoint.void_after
+    if attempt.signed is not None:
+        signed, attempt.signed = attempt.signed, None
+        reference, void_after = reference or signed[0], void_after or signed[1]
+    if void_after is None:
+        yield from _record(lambda: reservation.broadcast(reference))
+    else:
+        yield from _record(lambda: reservation.broadcast(reference, void_after=void_after))
 
 
 def _failed_paying(

@@ -86,12 +86,18 @@ class Reservation(Protocol):
         ``void_after``: when it can no longer settle, if the method knows."""
         ...
 
-    def broadcast(self, reference: str | None) -> None:
-        """The method is about to send value itself (push mode, a Lightning payment)."""
+    def broadcast(self, reference: str | None, *, void_after: datetime | None = None) -> None:
+        """The method is about to send value itself (push mode, a Lightning payment).
+        ``void_after``: as for ``signed``, when the flow writes a signature with this step."""
         ...
 
-    def sent(self, fingerprint: str, reference: str | None) -> None:
-        """The credential is about to leave the process."""
+    def sent(
+        self, fingerprint: str, reference: str | None, *, void_after: datetime | None = None
+    ) -> None:
+        """The credential is about to leave the process. The flow writes a ``signed``
+        checkpoint the method returned right after with this step (one write instead of
+        two): ``reference`` is then what was signed, ``void_after`` when it can no longer
+        settle."""
         ...
 
     def settled(
@@ -169,14 +175,18 @@ class _OpenReservation:
             self.reference = reference or self.reference
             self.void_after = void_after or self.void_after
 
-    def broadcast(self, reference: str | None) -> None:
+    def broadcast(self, reference: str | None, *, void_after: datetime | None = None) -> None:
         if self._move("broadcast"):
             self.reference = reference or self.reference
+            self.void_after = void_after or self.void_after
 
-    def sent(self, fingerprint: str, reference: str | None) -> None:
+    def sent(
+        self, fingerprint: str, reference: str | None, *, void_after: datetime | None = None
+    ) -> None:
         if self._move("sent"):
             self.fingerprint = fingerprint or self.fingerprint
             self.reference = reference or self.reference
+            self.void_after = void_after or self.void_after
 
     def settled(
         self, receipt: Receipt | None, reference: str | None, *, receipt_reference: str | None

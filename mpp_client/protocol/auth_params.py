@@ -279,14 +279,16 @@ def _scan_all_quoted(value: str) -> list[RawChallenge] | None:
     if not len(parts) % 2:
         return None  # an odd number of quotes: an unterminated string
     skeleton = '"'.join(parts[::2])
-    if _SKELETON(skeleton) is None:
-        return None
+    gaps = _SHAPES.get(skeleton)
+    if gaps is None:
+        gaps = _shape_of(skeleton)
+        if gaps is None:
+            return None
     challenges: list[RawChallenge] = []
     current: RawChallenge | None = None
     params: dict[str, str] = {}
-    # Gap i ends with the quote that opens value i. Schemes and names are case-insensitive:
-    # lower-casing the short skeleton (ASCII, values cut out) lowers them all in one call.
-    for (scheme, name), text in zip(_GAPS(skeleton.lower()), parts[1::2], strict=True):
+    # Gap i ends with the quote that opens value i.
+    for (scheme, name), text in zip(gaps, parts[1::2], strict=True):
         if scheme:
             current = RawChallenge(scheme)
             params = current.params
@@ -298,17 +300,60 @@ def _scan_all_quoted(value: str) -> list[RawChallenge] | None:
             continue
         if escaped:
             if "\\" in text:
-                # A quoted-pair only yields a character already in the (safe) field value; a
-                # \uXXXX escape can spell any character, so that text is searched again.
-                unsafe_possible = "\\u" in text
-                text = _unquote_paired(text)
-                if unsafe_possible and _UNSAFE(text) is not None:
+                known = _UNQUOTED.get(text)
+                if known is None:
+                    known = _unquote_scanned(text)
+                text, unsafe = known
+                if unsafe:
                     current.defect = current.defect or _unsafe_defect(name)
             elif "\x00" in text:
                 # Only quoted-pairs of backslashes and quotes: two str.replace calls.
                 text = text.replace(_QUOTE_PAIR, '"').replace(_BACKSLASH_PAIR, "\\")
         params[name] = text
     return challenges
+
+
+# Skeletons already read, to their (scheme, name) gaps. A server sends the same shape with every
+# 402 (only the values change, and they are cut out), so checking and splitting it again would be
+# the same two regex passes over the same text. Bounded: a server that varies its shape only
+# refills the cache; skeletons too long to be an honest shape are never kept.
+_SHAPES: dict[str, tuple[tuple[str, str], ...]] = {}
+_SHAPES_MAX = 256
+_SHAPE_MAX_LENGTH = 1024
+
+
+def _shape_of(skeleton: str) -> tuple[tuple[str, str], ...] | None:
+    """The (scheme, name) pair of each gap of a well-formed skeleton, None for any other."""
+    if _SKELETON(skeleton) is None:
+        return None
+    # Schemes and names are case-insensitive: lower-casing the short skeleton (ASCII, values cut
+    # out) lowers them all in one call.
+    gaps = tuple(_GAPS(skeleton.lower()))
+    if len(skeleton) <= _SHAPE_MAX_LENGTH:
+        if len(_SHAPES) >= _SHAPES_MAX:
+            _SHAPES.clear()
+        _SHAPES[skeleton] = gaps
+    return gaps
+
+
+# Escaped values already resolved (paired text as _scan_all_quoted sees it, to the text and
+# whether it is unsafe). Free text with escapes (a description, a realm) is the same in every 402
+# a route sends; base64url and token values hold no backslash and never get here. Bounded as
+# _SHAPES is.
+_UNQUOTED: dict[str, tuple[str, bool]] = {}
+_UNQUOTED_MAX_LENGTH = 512
+
+
+def _unquote_scanned(paired: str) -> tuple[str, bool]:
+    # A quoted-pair only yields a character already in the (safe) field value; a \uXXXX
+    # escape can spell any character, so that text is searched again.
+    text = _unquote_paired(paired)
+    known = (text, "\\u" in paired and _UNSAFE(text) is not None)
+    if len(paired) <= _UNQUOTED_MAX_LENGTH:
+        if len(_UNQUOTED) >= _SHAPES_MAX:
+            _UNQUOTED.clear()
+        _UNQUOTED[paired] = known
+    return known
 
 
 def _scan_well_formed(value: str) -> list[RawChallenge] | None:

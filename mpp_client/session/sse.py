@@ -25,6 +25,7 @@ byte for byte while consuming others.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from mpp_client.errors import ProtocolError
@@ -37,6 +38,8 @@ DEFAULT_MAX_LINE = 1024 * 1024
 DEFAULT_MAX_EVENT = 4 * 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
+# An ``id`` line (the field name alone, or ``id:`` and its value); ``skim`` only sees LF.
+_ID_LINE = re.compile(rb"^id(?::([^\n]*))?$", re.MULTILINE)
 
 
 class SseError(ProtocolError):
@@ -91,6 +94,61 @@ class SseParser:
     def last_event_id(self) -> str:
         """The last event id in force (what a reconnecting client would send)."""
         return self._last_id
+
+    @property
+    def at_boundary(self) -> bool:
+        """Whether the parser is between events: nothing buffered, no event half built (so
+        ``skim`` may take the next chunk)."""
+        return (
+            self._started
+            and not self._buffer
+            and not self._raw
+            and not self._pending_cr
+            and not self._has_data
+            and not self._event
+            and self._retry is None
+        )
+
+    def skim(self, chunk: bytes, markers: tuple[bytes, ...] = ()) -> int | None:
+        """The fast path for a stream read chunk by chunk: when the parser is
+        ``at_boundary``, ``chunk`` is whole LF-terminated events (it ends with a blank line,
+        has no CR) within the limits, and none of ``markers`` (e.g. the event types a caller
+        wants parsed, as bytes) occurs in it, take it as ``feed_raw`` would (the last event id
+        follows it) and return how many events it dispatches, without building them (the
+        caller passes ``chunk`` on as is). Otherwise ``None``, and nothing was consumed: give
+        the chunk to ``feed_raw``.
+
+        An event type can only be named by its literal bytes in an ``event`` line, so a chunk
+        without a marker holds no event of a marked type."""
+        if (
+            not chunk.endswith(b"\n\n")
+            or not self.at_boundary
+            or len(chunk) > self._max_line
+            or len(chunk) > self._max_event
+            or b"\r" in chunk
+        ):
+            return None
+        for marker in markers:
+            if marker in chunk:
+                return None
+        count = 0
+        # A block is the lines between two blank lines (a leading LF: one more blank line,
+        # which dispatches nothing); a block with a data line dispatches one event.
+        for block in chunk.split(b"\n\n"):
+            if (
+                (block.startswith(b"data") and (len(block) == 4 or block[4] in b":\n"))
+                or b"\ndata:" in block
+                or b"\ndata\n" in block
+                or block.endswith(b"\ndata")
+            ):
+                count += 1
+        if b"id" in chunk:
+            for found in reversed(_ID_LINE.findall(chunk)):
+                value = found[1:] if found[:1] == b" " else found
+                if b"\x00" not in value:
+                    self._last_id = value.decode("utf-8", "replace")
+                    break
+        return count
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         """Parse ``chunk``; return the events it completed, in order."""

@@ -31,6 +31,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -643,6 +644,9 @@ class TempoSessionServer:
 
             def setup(self) -> None:
                 super().setup()
+                # As production servers do (Node's http, hyper): without it, a small write
+                # after the headers waits for the client's delayed ACK (~40 ms on Linux).
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 server._sockets.add(self.connection)
                 with server._lock:
                     server._accepted += 1

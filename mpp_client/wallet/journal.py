@@ -15,31 +15,39 @@ ten thousand, and stays exact to the payment at the window's edge (see schema 2 
 Durability. The file is in WAL mode with ``synchronous=NORMAL``, which survives a crash of the
 process (SIGKILL included) at every commit, and the ``sent`` step (the last write before a
 credential leaves the process) and the ``broadcast`` step (the last before a method sends
-value itself) are committed with
-``synchronous=FULL``, which fsyncs the WAL and with it every earlier step. So after a power loss
-the journal may lose a reservation or a ``settled`` mark, but never forget a payment that could
-have left the machine: a lost ``settled`` falls back to ``sent`` and is reconciled. This costs
-one fsync per payment instead of four.
+value itself) are committed on a second connection of the same thread kept at
+``synchronous=FULL``, which fsyncs the WAL and with it every earlier step (no ``PRAGMA`` is
+switched per payment). So after a power loss the journal may lose a reservation or a
+``settled`` mark, but never forget a payment that could have left the machine: a lost
+``settled`` falls back to ``sent`` and is reconciled. This costs one fsync per payment.
+
+``advance_later`` writes a ``settled`` mark in the background (the journal's writer thread):
+the caller does not wait for it, and every later read or write of this journal object runs
+the marks handed over before it first, so this process always reads what it wrote. Losing one
+in a crash is the same as losing it to a power loss: the entry stays ``sent`` (held) until
+reconciled.
 
 ``SqliteJournal(":memory:")`` is a throwaway journal for one process (tests, demos).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import csv
 import dataclasses
-import itertools
 import json
 import logging
 import math
 import os
+import queue
 import re
 import socket
 import sqlite3
 import threading
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,6 +66,7 @@ from mpp_client.lifecycle import (
 )
 from mpp_client.methods.base import Payee
 from mpp_client.money import Currency, Money
+from mpp_client.protocol.receipt import Receipt
 from mpp_client.wallet.policy import Ledger, Pin
 
 __all__ = [
@@ -307,6 +316,12 @@ class Journal(Protocol):
         ...
 
 
+# The states other than ``unknown``: an entry in none of them is ``unknown`` or in a state this
+# code does not know (a damaged row); the circuit breaker counts both.
+_UNRESOLVED_WHERE = "state NOT IN ({})".format(
+    ", ".join(f"'{_state}'" for _state in sorted(get_args(PaymentState)) if _state != "unknown")
+)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS payments (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -377,6 +392,12 @@ CREATE TABLE IF NOT EXISTS pins (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '1');
 """
+# The circuit breaker asks on every reservation which entries are unresolved: a partial index
+# holding only those rows answers in the same time with ten payments or a million. (Only an
+# index: a journal with it is read and written by older versions of this code unchanged.)
+_SCHEMA += (
+    f"CREATE INDEX IF NOT EXISTS payments_unresolved ON payments (seq) WHERE {_UNRESOLVED_WHERE};"
+)
 
 _CURRENCY_COLUMNS = (
     "currency_code, currency_decimals, currency_network, currency_symbol, usd_pegged"
@@ -510,19 +531,9 @@ _SCHEMA_3_COLUMNS = (
 )
 _SCHEMA_VERSION = 3
 
-# The states other than ``unknown``, sorted: a state outside all of them is ``unknown`` or not a
-# state at all (numbers sort before text in SQLite, blobs after).
-_RESOLVED = sorted(_state for _state in get_args(PaymentState) if _state != "unknown")
-# One index range per gap (an OR of them makes SQLite scan every payment).
-_UNRESOLVED_TERMS = ["state<?", *["state>? AND state<?"] * (len(_RESOLVED) - 1), "state>?"]
-_UNRESOLVED_SELECT = "SELECT seq, id FROM payments INDEXED BY payments_state WHERE "
-_UNRESOLVED_SQL = " UNION ALL ".join(_UNRESOLVED_SELECT + t for t in _UNRESOLVED_TERMS) + (
-    " ORDER BY seq"
-)
-_UNRESOLVED_ARGS = (
-    _RESOLVED[0],
-    *[value for pair in itertools.pairwise(_RESOLVED) for value in pair],
-    _RESOLVED[-1],
+_UNRESOLVED_SQL = (
+    "SELECT id FROM payments INDEXED BY payments_unresolved "  # noqa: S608 - constants only
+    f"WHERE {_UNRESOLVED_WHERE} ORDER BY seq"
 )
 #: ``meta.schema`` as written by this code: digits only.
 _SCHEMA_TEXT = re.compile(r"[0-9]{1,9}")
@@ -575,6 +586,17 @@ def _receipt_data(receipt: Any) -> Any:
     """Receipt objects as JSON data (they hold no secrets: reference, method, timestamp)."""
     if receipt is None or isinstance(receipt, (dict, list, str, int, float, bool)):
         return receipt
+    if type(receipt) is Receipt:
+        # The fields ``dataclasses.asdict`` gives, without its deep copy and JSON round trip:
+        # the one caller encodes this once, values JSON cannot hold as text, the same text.
+        return {
+            "status": receipt.status,
+            "method": receipt.method,
+            "timestamp": receipt.timestamp,
+            "reference": receipt.reference,
+            "challenge_id": receipt.challenge_id,
+            "extra": dict(receipt.extra),
+        }
     for attribute in ("to_dict", "as_dict", "to_json_dict"):
         method = getattr(receipt, attribute, None)
         if callable(method):
@@ -716,6 +738,56 @@ def _immediate(conn: sqlite3.Connection, what: str) -> Iterator[sqlite3.Connecti
         raise JournalError(f"cannot write {what}: {exc}") from exc
 
 
+#: ``UPDATE`` statements of ``advance`` by (state, allowed sources, release without proof).
+_UPDATE_SQL: dict[tuple[str, frozenset[str], bool], str] = {}
+
+
+def _update_sql(previous: frozenset[str], release: bool) -> str:
+    """The ``UPDATE`` moving one entry from one of ``previous`` (the sources as SQL literals:
+    lifecycle names only). ``release``: a release without proof, allowed only from states after
+    which nothing left the process."""
+    sources = sorted(previous)
+    if release:
+        sources = [s for s in sources if not release_needs_proof(s)]
+    states = ", ".join(f"'{s}'" for s in sources)
+    return (
+        "UPDATE payments SET state=?, held=?, updated_at=?, "  # noqa: S608 - lifecycle names
+        "reference=COALESCE(?, reference), fingerprint=COALESCE(?, fingerprint), "
+        "receipt=COALESCE(?, receipt), reason=COALESCE(?, reason), "
+        "money_moved=COALESCE(?, money_moved), proof=COALESCE(?, proof), "
+        "receipt_reference=COALESCE(?, receipt_reference), "
+        "void_after=COALESCE(?, void_after) "
+        f"WHERE id=? AND state IN ({states})"
+    )
+
+
+def _write_in_background(
+    journal_ref: weakref.ReferenceType[SqliteJournal], wake: queue.SimpleQueue[bool]
+) -> None:
+    """A journal's writer thread: write the steps handed over each time it is woken; ends when
+    the journal is closed or collected."""
+    while wake.get():
+        journal = journal_ref()
+        if journal is None:
+            return
+        try:
+            journal._write_later_steps()
+        except Exception:  # each step logs its own failure; never end the thread on one
+            log.exception("the payment journal's writer thread failed")
+        del journal
+
+
+def _write_all_later_steps() -> None:
+    """At interpreter exit: the steps still waiting in the background are written."""
+    for journal in list(_journals):
+        with contextlib.suppress(Exception):
+            if not journal._closed:
+                journal._write_later_steps()
+
+
+atexit.register(_write_all_later_steps)
+
+
 class SqliteJournal:
     """The embedded journal: one SQLite file (WAL mode) any number of threads, tasks and
     processes can share. ``path`` may be ``":memory:"`` for a throwaway journal.
@@ -750,6 +822,10 @@ class SqliteJournal:
         self._warned: set[int] = set()  # damaged rows already logged
         #: Currency row ids by key, once committed (rows are never deleted).
         self._currency_ids: dict[str, int] = {}
+        #: Steps handed to ``advance_later`` and not yet written, oldest first.
+        self._later: deque[Callable[[], None]] = deque()
+        #: Wakes the writer thread (``None``: not started in this process yet).
+        self._wake: queue.SimpleQueue[bool] | None = None
         if not self._memory:
             directory = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -768,12 +844,15 @@ class SqliteJournal:
     def _reset_after_fork(self) -> None:
         self._lock = threading.RLock()
         self._local = threading.local()
+        # The parent writes the steps it handed over; the writer thread did not survive.
+        self._later.clear()
+        self._wake = None
         self._connections.clear()  # the parent's, never closed here; the same list for finalize
         if self._memory:
             self._shared = None  # an in-memory journal does not survive a fork
             self._currency_ids.clear()  # nor do its rows
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, synchronous: str = "NORMAL") -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
                 self.path,
@@ -787,7 +866,7 @@ class SqliteJournal:
             conn.text_factory = _decode_text
             if not self._memory:
                 conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA synchronous={synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the payment journal {self.path}: {exc}") from exc
@@ -809,20 +888,65 @@ class SqliteJournal:
             conn = self._local.conn = self._open()
         return conn
 
+    def _durable_conn(self) -> sqlite3.Connection:
+        """This thread's connection whose commits fsync the WAL (``synchronous=FULL``), for the
+        steps after which something may leave the process. Its fsync makes every commit before
+        it durable too, whichever connection made it. An in-memory journal has nothing to sync:
+        its one connection."""
+        if self._memory or self._closed:
+            return self._conn()
+        conn: sqlite3.Connection | None = getattr(self._local, "durable", None)
+        if conn is None:
+            conn = self._local.durable = self._open("FULL")
+        return conn
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         # One writer per process at a time: threads queue on a lock instead of SQLite's
         # sleep-and-retry busy handler; other processes are held off by BEGIN IMMEDIATE.
+        if self._later:
+            self._write_later_steps()
         with self._lock, _immediate(self._conn(), "the payment journal") as conn:
             yield conn
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
+        if self._later:
+            self._write_later_steps()
         if self._memory:
             with self._lock:
                 yield self._conn()
         else:
             yield self._conn()
+
+    # --- steps written in the background -------------------------------------------------------
+
+    def _write_later_steps(self) -> None:
+        """Write every step handed to ``advance_later`` so far, in order. Each is taken off the
+        queue and written under the journal's lock, so whoever reads next (holding that lock or
+        coming after this) sees it written."""
+        with self._lock:
+            later = self._later
+            while later:
+                later.popleft()()
+
+    def _hand_over(self, step: Callable[[], None]) -> None:
+        self._later.append(step)
+        wake = self._wake
+        if wake is None:
+            with self._lock:
+                wake = self._wake
+                if wake is None:
+                    wake = self._wake = queue.SimpleQueue()
+                    # The thread holds the journal only weakly: a journal dropped without
+                    # close() is still collected (and its connections closed).
+                    threading.Thread(
+                        target=_write_in_background,
+                        args=(weakref.ref(self), wake),
+                        name="mpp-journal-writer",
+                        daemon=True,
+                    ).start()
+        wake.put(True)
 
     def _init_schema(self) -> None:
         with self._lock:
@@ -900,11 +1024,17 @@ class SqliteJournal:
         self._next_prune = pruned_before + _PRUNE_AGE + _PRUNE_EVERY
 
     def close(self) -> None:
-        """Close every connection this journal opened."""
+        """Write the steps still waiting in the background, then close every connection this
+        journal opened."""
         with self._lock:
+            if not self._closed:
+                self._write_later_steps()
             self._closed = True
             _close_connections(self._connections)
             self._shared = None
+            wake, self._wake = self._wake, None
+        if wake is not None:
+            wake.put(False)
 
     # --- Journal -------------------------------------------------------------------------------
 
@@ -947,29 +1077,72 @@ class SqliteJournal:
             money_moved=money_moved, proof=proof, receipt_reference=receipt_reference,
             void_after=void_after,
         )  # fmt: skip
+        if self._later:
+            self._write_later_steps()
+        return self._advance(entry_id, state, previous, change)
+
+    def advance_later(
+        self,
+        entry_id: str,
+        state: PaymentState,
+        *,
+        reference: str | None = None,
+        receipt: Any = None,
+        receipt_reference: str | None = None,
+    ) -> None:
+        """``advance`` to ``settled`` without waiting: the step is written by the journal's
+        writer thread, or first thing by the next call on this journal object (reads
+        included), whichever comes first; ``close()`` and interpreter exit write what is left.
+
+        Only ``settled`` is written this way: whether an entry is ``sent`` or ``settled``, its
+        amount is held all the same (no cap, pin or breaker reads differently), and a mark lost
+        in a crash leaves it ``sent``, which a restart turns into ``unknown`` for
+        reconciliation, as a power loss would. A failure to write it is logged, not raised.
+        """
+        if state != "settled":
+            raise ValueError("only settled is written in the background")
+        previous = allowed_sources(state)
+
+        def step() -> None:
+            try:
+                change = _Change.of(
+                    reference=reference, fingerprint=None, receipt=receipt, reason=None,
+                    money_moved=None, proof=None, receipt_reference=receipt_reference,
+                    void_after=None,
+                )  # fmt: skip
+                self._advance(entry_id, state, previous, change)
+            except Exception as exc:
+                log.warning(
+                    "payment %s: could not record that it settled (%s); it stays sent and "
+                    "held until reconciled",
+                    entry_id,
+                    type(exc).__name__,
+                )
+
+        self._hand_over(step)
+
+    def _advance(
+        self, entry_id: str, state: str, previous: frozenset[str], change: _Change
+    ) -> bool:
+        # sent and broadcast go through the connection that fsyncs its commits: the last
+        # write before something may leave the process survives a power loss.
         durable = state in ("sent", "broadcast")
         try:
             with self._lock:
-                conn = self._conn()
-                if durable:
-                    conn.execute("PRAGMA synchronous=FULL")
-                try:
-                    applied = self._update(conn, entry_id, state, previous, change)
-                    if not applied and state == "failed" and money_moved is False and not proof:
-                        # A release without proof after something left the process: the
-                        # outcome is unknown and the amount stays held.
-                        unproven = dataclasses.replace(change, moved=None)
-                        applied = self._update(
-                            conn, entry_id, "unknown", allowed_sources("unknown"), unproven
+                conn = self._durable_conn() if durable else self._conn()
+                applied = self._update(conn, entry_id, state, previous, change)
+                if not applied and state == "failed" and change.moved == 0 and not change.proof:
+                    # A release without proof after something left the process: the
+                    # outcome is unknown and the amount stays held.
+                    unproven = dataclasses.replace(change, moved=None)
+                    applied = self._update(
+                        conn, entry_id, "unknown", allowed_sources("unknown"), unproven
+                    )
+                    if applied:
+                        log.warning(
+                            "payment %s: not released without a proof; kept as unknown",
+                            entry_id,
                         )
-                        if applied:
-                            log.warning(
-                                "payment %s: not released without a proof; kept as unknown",
-                                entry_id,
-                            )
-                finally:
-                    if durable:
-                        conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             raise JournalError(f"cannot record that payment {entry_id} is {state}: {exc}") from exc
         if not applied:
@@ -990,24 +1163,15 @@ class SqliteJournal:
         previous: frozenset[str],
         change: _Change,
     ) -> bool:
-        sources = sorted(previous)
-        if state == "failed" and change.moved == 0 and change.proof is None:
-            # Without a proof only a payment that never left the process may be released.
-            sources = [s for s in sources if not release_needs_proof(s)]
+        release = state == "failed" and change.moved == 0 and change.proof is None
+        sql = _UPDATE_SQL.get((state, previous, release))
+        if sql is None:
+            sql = _UPDATE_SQL[(state, previous, release)] = _update_sql(previous, release)
         held = int(holds(state, None if change.moved is None else bool(change.moved)))
-        sql = (
-            "UPDATE payments SET state=?, held=?, updated_at=?, "  # noqa: S608 - placeholders only
-            "reference=COALESCE(?, reference), fingerprint=COALESCE(?, fingerprint), "
-            "receipt=COALESCE(?, receipt), reason=COALESCE(?, reason), "
-            "money_moved=COALESCE(?, money_moved), proof=COALESCE(?, proof), "
-            "receipt_reference=COALESCE(?, receipt_reference), "
-            "void_after=COALESCE(?, void_after) "
-            f"WHERE id=? AND state IN ({','.join('?' * len(sources))})"
-        )
         args = (
             state, held, self._clock(), change.reference, change.fingerprint, change.receipt,
             change.reason, change.moved, change.proof, change.receipt_reference,
-            change.void_after, entry_id, *sources,
+            change.void_after, entry_id,
         )  # fmt: skip
         return bool(conn.execute(sql, args).rowcount == 1)
 
@@ -1046,11 +1210,11 @@ class SqliteJournal:
 
     def unresolved(self) -> list[str]:
         # ``unknown`` and any state this code does not know (a damaged row): nothing says how
-        # such a payment ended, so the breaker counts it. As index ranges around the known
-        # states rather than NOT IN, which would scan every payment on every reservation.
+        # such a payment ended, so the breaker counts it. A partial index holds exactly these
+        # rows, so this never scans the payments that are resolved.
         with self._read() as conn:
-            rows = conn.execute(_UNRESOLVED_SQL, _UNRESOLVED_ARGS).fetchall()
-            return [str(row[1]) for row in rows]
+            rows = conn.execute(_UNRESOLVED_SQL).fetchall()
+            return [str(row[0]) for row in rows]
 
     def recover(self) -> list[PaymentRecord]:
         now = self._clock()

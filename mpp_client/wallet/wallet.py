@@ -77,10 +77,11 @@ Approval = Callable[[Quote, PaymentContext], "bool | Awaitable[bool]"]
 class WalletReservation:
     """One payment's hold on the budgets and its journal entry (see ``guard.Reservation``).
 
-    Each method writes the new state to the journal before returning.
+    Each method writes the new state to the journal before returning, except ``settled`` on
+    a journal that writes it in the background (``settles_in_background``).
     """
 
-    __slots__ = ("_journal", "_scopes", "id", "quote")
+    __slots__ = ("_journal", "_later", "_scopes", "id", "quote")
 
     def __init__(
         self, journal: Journal, entry_id: str, quote: Quote, scopes: Sequence[BudgetScope]
@@ -89,21 +90,47 @@ class WalletReservation:
         self._scopes = tuple(scopes)
         self.id = entry_id
         self.quote = quote
+        # The SQLite journal's background write (``SqliteJournal.advance_later``), if it has one.
+        self._later: Callable[..., None] | None = getattr(journal, "advance_later", None)
+
+    @property
+    def settles_in_background(self) -> bool:
+        """Whether ``settled`` returns at once, its write left to the journal's writer thread
+        (it never blocks: the flow may call it on an event loop). Safe because a lost mark
+        leaves the entry ``sent``, held as much as ``settled`` and reconciled after a crash."""
+        return self._later is not None
 
     def signed(self, reference: str | None, *, void_after: datetime | None = None) -> None:
         self._journal.advance(self.id, "signed", reference=reference or None, void_after=void_after)
 
-    def broadcast(self, reference: str | None) -> None:
-        self._journal.advance(self.id, "broadcast", reference=reference or None)
-
-    def sent(self, fingerprint: str, reference: str | None) -> None:
+    def broadcast(self, reference: str | None, *, void_after: datetime | None = None) -> None:
         self._journal.advance(
-            self.id, "sent", fingerprint=fingerprint or None, reference=reference or None
+            self.id, "broadcast", reference=reference or None, void_after=void_after
+        )
+
+    def sent(
+        self, fingerprint: str, reference: str | None, *, void_after: datetime | None = None
+    ) -> None:
+        self._journal.advance(
+            self.id,
+            "sent",
+            fingerprint=fingerprint or None,
+            reference=reference or None,
+            void_after=void_after,
         )
 
     def settled(
         self, receipt: Any, reference: str | None, *, receipt_reference: str | None = None
     ) -> None:
+        if self._later is not None:
+            self._later(
+                self.id,
+                "settled",
+                receipt=receipt,
+                reference=reference or None,
+                receipt_reference=receipt_reference,
+            )
+            return
         self._journal.advance(
             self.id,
             "settled",
@@ -156,6 +183,9 @@ class Wallet:
     #: ``check`` reads the journal (running totals, pins): the flow runs it as a
     #: ``JournalRead`` effect, so async drivers do it in their journal worker thread.
     check_blocks: ClassVar[bool] = True
+    #: ``reserve`` re-assesses every rule ``check`` does inside its atomic hold, so the flow
+    #: may leave the check to it when the check could not change which challenge is paid.
+    reserve_checks: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -134,3 +134,29 @@ def test_every_scan_path_agrees_on_escaped_values(texts: list[str]) -> None:
     for fast in (auth_params._scan_all_quoted(value), auth_params._scan_well_formed(value)):
         if fast is not None:
             assert [(r.scheme, r.params, r.defect) for r in fast] == careful
+
+
+def test_remembered_shapes_and_escapes_give_what_a_first_scan_gives() -> None:
+    # The scanner remembers skeletons and escaped values it has read; a repeat must read the
+    # same, an unsafe escape must stay refused on the second sight too.
+    value = f'{VALID}, description="caf\\u00e9 \\"x\\""'
+    first = parse_challenges([value])
+    second = parse_challenges([value])
+    assert first == second and first[0].description == 'café "x"'
+    unsafe = f'{VALID}, description="bell \\u0007"'
+    assert parse_challenges([unsafe]) == [] and parse_challenges([unsafe]) == []
+    # Case in scheme and names is read the same whether the shape is new or remembered.
+    upper = VALID.replace("Payment id", "PAYMENT ID")
+    assert parse_challenges([upper]) == parse_challenges([upper]) == parse_challenges([VALID])
+
+
+def test_the_remembered_shapes_stay_bounded_under_a_server_that_varies_them() -> None:
+    for index in range(3 * auth_params._SHAPES_MAX):
+        value = f'{VALID}, x{index}="v", description="d\\"{index}"'
+        [challenge] = parse_challenges([value])
+        assert challenge.description == f'd"{index}'
+    assert len(auth_params._SHAPES) <= auth_params._SHAPES_MAX
+    assert len(auth_params._UNQUOTED) <= auth_params._SHAPES_MAX
+    long_name = "n" * 2000
+    parse_challenges([f'{VALID}, {long_name}="v"'])
+    assert not any(long_name in key for key in auth_params._SHAPES)

@@ -106,6 +106,7 @@ from mpp_client.methods.tempo.voucher import (
 from mpp_client.money import Money
 from mpp_client.protocol import Challenge, Credential, Receipt, parse_challenges, parse_receipt
 from mpp_client.session.base import (
+    InBackground,
     SessionStreamError,
     SideRequest,
     StreamContext,
@@ -1197,7 +1198,19 @@ def _matching_challenge(reply: HttpReply, record: ChannelRecord) -> Challenge:
 
 
 class _StreamHandler:
-    """Pays the ``payment-need-voucher`` events of one stream and keeps its final receipt."""
+    """Pays the ``payment-need-voucher`` events of one stream, prepays ahead of them (with
+    ``max_prepaid_units`` above 1) and keeps the stream's final receipt.
+
+    Prepaying: the server's balance is what it accepted less what it spent. The handler
+    tracks what the server spent (its receipt's ``spent`` when the stream began, plus one
+    ``increment`` per unit received) and, whenever that balance is down to half of
+    ``max_prepaid_units``, signs a voucher for ``max_prepaid_units`` units beyond what was
+    received and posts it in the background (``InBackground``), so the server rarely has to
+    pause. Every prepaid voucher is bounded by: the refusal rule (``base + increment * (units
+    + max_prepaid_units)``), the deposit (prepaying never tops up), and the wallet's
+    per-payment/per-call caps for this call (``base + cap``). It is durably recorded before it
+    is sent, like every voucher, and counts as spent (``SessionStream.spent``) once signed.
+    """
 
     control_events = frozenset({"payment-need-voucher", "payment-receipt"})
 
@@ -1213,15 +1226,54 @@ class _StreamHandler:
         self.base = plan.base if plan.action == "voucher" else 0
         context.stream.details["channelId"] = channel_id
         record = method.channels.get(channel_id)
+        signed = self.base
+        self.deposit = plan.deposit
         if record is not None:
+            signed, self.deposit = record.highest_signed, record.deposit
             context.stream.details["highestSigned"] = record.highest_signed
             context.stream.spent = max(0, record.highest_signed - self.base)
+        # What the server confirmed it accepted (its receipts), and what it had spent when
+        # the stream began: the paid answer's receipt, else assume everything signed before.
+        paid = _header_receipt_of(context.header("payment-receipt"))
+        self.confirmed = _accepted(paid, channel_id) or 0
+        spent = _receipt_int(paid, channel_id, "spent")
+        self.start = self.base if spent is None else min(spent, self.base)
+        # The highest cumulative this stream signed or has a job to sign.
+        self.planned = signed
+        self.call_cap = _call_cap(context, method.name)
+        #: ``data_events`` at which ``on_units`` runs next (``None``: not prepaying).
+        self.wake_at: int | None = 0 if method.max_prepaid_units > 1 else None
 
     def on_event(self, event: SseEvent) -> Generator[Any, Any, None]:
         if event.event == "payment-receipt":
             yield from self._receipt(event.data)
             return
         yield from self._need_voucher(event.data)
+
+    def on_units(self, units: int) -> Generator[Any, Any, None]:
+        """Prepay: when the server's balance is down to half of ``max_prepaid_units``, sign
+        and post (in the background) the voucher for ``max_prepaid_units`` units beyond those
+        received; then sleep until the balance is down to half again."""
+        target, capped = self._prepay_target(units)
+        if target > self.planned:
+            self.planned = target
+            yield InBackground(self._voucher(target, resend=False))
+        if capped:
+            self.wake_at = None  # the deposit or a cap is reached: the server will ask
+            return
+        covered = (self.planned - self.start) // self.plan.increment
+        self.wake_at = max(units + 1, covered - self.method.max_prepaid_units // 2)
+
+    def _prepay_target(self, units: int) -> tuple[int, bool]:
+        """The cumulative to prepay to after ``units`` units (base units), and whether a bound
+        other than ``max_prepaid_units`` (the deposit, a cap) set it."""
+        increment, ahead = self.plan.increment, self.method.max_prepaid_units
+        allowed = self.base + increment * (units + ahead)
+        target = min(allowed, self.start + increment * (units + ahead))
+        bound = self.deposit
+        if self.call_cap is not None:
+            bound = min(bound, self.base + self.call_cap)
+        return min(target, bound), bound < target
 
     def on_end(self, complete: bool) -> Generator[Any, Any, None]:
         return
@@ -1266,15 +1318,34 @@ class _StreamHandler:
                 f"ahead) allow at most {allowed}; refused, nothing more was signed",
                 money_moved=None,
             )
+        if required <= self.confirmed:
+            # The server asked before it read a (prepaid) voucher it has since confirmed.
+            return
         store = self.method.channels
         record = store.get(self.channel_id)
         if record is None:
             raise SessionStreamError("tempo session: the channel record is gone")
+        self.deposit = record.deposit
         if required > record.deposit:
             yield from self._top_up(record, required)
+            topped = store.get(self.channel_id)
+            self.deposit = topped.deposit if topped is not None else required
+        target = required
+        if self.method.max_prepaid_units > 1:
+            target = max(required, self._prepay_target(units)[0])
+        self.planned = max(self.planned, target)
+        yield from self._voucher(target, resend=True)
+
+    def _voucher(self, target: int, *, resend: bool) -> Generator[Any, Any, None]:
+        """Sign (durably recorded first) and post the voucher ``max(highest signed,
+        target)``. ``resend``: post it even when it is no higher than one this stream had
+        confirmed (the server asked for it)."""
+        plan, store = self.plan, self.method.channels
         cumulative, signature = yield from self.method._next_voucher(
-            plan, self.channel_id, lambda current: max(current, required)
+            plan, self.channel_id, lambda current: max(current, target)
         )
+        if not resend and cumulative <= self.confirmed:
+            return
         payload = {
             "action": "voucher",
             "channelId": self.channel_id,
@@ -1297,8 +1368,10 @@ class _StreamHandler:
         accepted = _accepted(receipt, self.channel_id)
         if accepted is not None:
             yield JournalWrite(lambda: store.accept(self.channel_id, accepted))
-        self.context.stream.details["highestSigned"] = cumulative
-        self.context.stream.spent = cumulative - self.base
+            self.confirmed = max(self.confirmed, min(accepted, cumulative))
+        stream = self.context.stream
+        stream.details["highestSigned"] = max(stream.details.get("highestSigned", 0), cumulative)
+        stream.spent = max(stream.spent or 0, cumulative - self.base)
 
     def _credential(self, payload: Mapping[str, Any], challenge: Challenge) -> str:
         source = f"did:pkh:eip155:{self.plan.chain_id}:{self.method.signer.address}"
@@ -1405,10 +1478,46 @@ class _StreamHandler:
 
 
 def _header_receipt(reply: HttpReply) -> Receipt | None:
-    value = reply.headers.get("payment-receipt")
+    return _header_receipt_of(reply.headers.get("payment-receipt"))
+
+
+def _header_receipt_of(value: str | None) -> Receipt | None:
     if value is None:
         return None
     try:
         return parse_receipt(value)
     except Exception:
         return None
+
+
+def _receipt_int(receipt: Receipt | None, channel_id: str, name: str) -> int | None:
+    """The amount ``name`` of a session receipt for ``channel_id`` (``None``: not one)."""
+    if _accepted(receipt, channel_id) is None:
+        return None
+    assert receipt is not None
+    return _int_field(receipt.extra.get(name))
+
+
+def _call_cap(context: StreamContext, method: str) -> int | None:
+    """The most (base units of the stream's currency) the wallet's per-payment and per-call
+    limits let one call sign, or ``None`` when none applies. Prepaid vouchers stay within it
+    (what the server asks for is bounded by the deposit and the agreed price)."""
+    quote = context.payment.quote
+    policy = getattr(context.guard, "policy", None)
+    limits = getattr(policy, "limits", ())
+    if quote is None or not limits:
+        return None
+    currency = quote.amount.currency
+    origin = context.origin.rstrip("/").lower()
+    caps: list[int] = []
+    for limit in limits:
+        if limit.per not in ("payment", "call") or not limit.applies(quote, origin):
+            continue
+        if limit.in_usd:
+            if not currency.usd_pegged:
+                continue  # priced through a price source: the deposit's reservation bounds it
+            scale = 10**currency.decimals
+            caps.append(limit.cap.amount * scale // 10**limit.cap.currency.decimals)
+        else:
+            caps.append(limit.cap.amount)
+    return min(caps) if caps else None
