@@ -2,11 +2,17 @@
 
 Each process runs payments exactly as ``bench_wallet.py`` does (``check``, ``reserve``, then
 ``signed``, ``sent``, ``settled``; default limits plus a lifetime cap, payee pinning on) against
-one shared journal. Prints:
+one shared journal; nothing goes to a merchant. For 1, 2, 4 and 8 processes, PostgreSQL and
+then one SQLite file, it prints in one run:
 
-- the per-payment median and p90 with 8 concurrent processes on one PostgreSQL journal
-  (target: median <= 2 ms);
-- payments per second for 1, 2, 4 and 8 processes, PostgreSQL beside one SQLite file.
+- the per-payment wall time (median and p90 over every payment of every process; the target
+  is a PostgreSQL median <= 2 ms with 8 processes) and payments per second;
+- the CPU time one payment costs: the paying processes' own (``time.process_time``) and, for
+  PostgreSQL, the server's (its processes' user + system time from /proc, Linux only).
+
+The CPU figures bound the wall time: with ``n`` processes busy on ``k`` CPUs (``n > k``) each
+payment waits for the others' share, so no median can be far below ``n x CPU / k``; the line
+"CPU floor" prints that bound for the largest process count.
 
 The PostgreSQL server is a throwaway cluster (tests/fleet/pg_cluster.py: initdb/pg_ctl in a
 temporary directory, fsync on, scripts/install-postgres.sh installs the binaries).
@@ -17,12 +23,14 @@ temporary directory, fsync on, scripts/install-postgres.sh installs the binaries
 from __future__ import annotations
 
 import argparse
+import glob
 import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +43,7 @@ from mpp_client.wallet import DEFAULT_LIMITS, Limit, SpendPolicy, Wallet, usd  #
 SPAWN = multiprocessing.get_context("spawn")
 
 
-def worker(target: str, worker_no: int, payments: int, ready, start, queue) -> None:
+def worker(target: str, worker_no: int, payments: int, ready, start, stop, queue) -> None:
     from mpp_client.wallet.journal import open_journal
 
     policy = SpendPolicy(limits=(*DEFAULT_LIMITS, Limit(usd("1000000"), "lifetime")))
@@ -44,30 +52,75 @@ def worker(target: str, worker_no: int, payments: int, ready, start, queue) -> N
         one_payment(wallet, -(worker_no * 1000 + n + 1))
     ready.put(worker_no)
     start.wait()
+    cpu = time.process_time()
     began = time.perf_counter()
     samples = [one_payment(wallet, worker_no * 1_000_000 + n) for n in range(payments)]
-    queue.put((samples, began, time.perf_counter()))
+    queue.put((samples, began, time.perf_counter(), time.process_time() - cpu))
+    stop.wait()  # the server's CPU is read while this process's connections still exist
     wallet.close()
 
 
-def run(target: str, processes: int, payments: int) -> tuple[list[float], float]:
-    """Per-payment seconds of every process, and payments per second over the whole run."""
-    ready, queue, start = SPAWN.Queue(), SPAWN.Queue(), SPAWN.Event()
+def server_cpu(data_dir: Path) -> float | None:
+    """User + system seconds of a PostgreSQL cluster's processes (Linux /proc), or ``None``."""
+    try:
+        postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    ticks = 0
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(stat.split("/")[2]) == postmaster or int(fields[1]) == postmaster:
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Run:
+    samples: list[float]  #: seconds per payment, every payment of every process
+    rate: float  #: payments per second over the whole run
+    client_cpu: float  #: CPU seconds of the paying processes per payment
+    server_cpu: float | None  #: CPU seconds of the database server per payment
+
+    def ms(self, quantile: float) -> float:
+        ordered = sorted(self.samples)
+        return 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * quantile))]
+
+    @property
+    def median_ms(self) -> float:
+        return 1000 * statistics.median(self.samples)
+
+    @property
+    def cpu_ms(self) -> float:
+        return 1000 * (self.client_cpu + (self.server_cpu or 0.0))
+
+
+def run(target: str, processes: int, payments: int, data_dir: Path | None) -> Run:
+    ready, queue, start, stop = SPAWN.Queue(), SPAWN.Queue(), SPAWN.Event(), SPAWN.Event()
     children = [
-        SPAWN.Process(target=worker, args=(target, n, payments, ready, start, queue))
+        SPAWN.Process(target=worker, args=(target, n, payments, ready, start, stop, queue))
         for n in range(processes)
     ]
     for child in children:
         child.start()
     for _ in children:
         ready.get(timeout=300)
+    server_before = None if data_dir is None else server_cpu(data_dir)
     start.set()
     results = [queue.get(timeout=600) for _ in children]
+    server_after = None if data_dir is None else server_cpu(data_dir)
+    stop.set()
     for child in children:
         child.join(timeout=60)
-    samples = [s for result, _, _ in results for s in result]
-    wall = max(end for _, _, end in results) - min(began for _, began, _ in results)
-    return samples, len(samples) / wall
+    samples = [s for result, _, _, _ in results for s in result]
+    wall = max(r[2] for r in results) - min(r[1] for r in results)
+    server = None
+    if server_before is not None and server_after is not None:
+        server = (server_after - server_before) / len(samples)
+    return Run(samples, len(samples) / wall, sum(r[3] for r in results) / len(samples), server)
 
 
 def main() -> None:
@@ -85,34 +138,37 @@ def main() -> None:
     cluster = PgCluster(fsync=True)
     cluster.start()
     load_before = os.getloadavg()[0]
+    rows: list[tuple[int, Run, Run]] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            rows = []
-            eight: list[float] = []
             for processes in counts:
                 url = cluster.create_schema(f"bench_{processes}")
                 with psycopg.connect(url, autocommit=True) as conn:
                     migrate(conn, url, consent=False)
-                pg_samples, pg_rate = run(url, processes, args.payments)
+                pg = run(url, processes, args.payments, cluster.data)
                 sqlite = str(Path(tmp) / f"bench-{processes}.sqlite3")
-                _, sqlite_rate = run(sqlite, processes, args.payments)
-                rows.append((processes, pg_rate, sqlite_rate))
-                if processes == max(counts):
-                    eight = pg_samples
-        ms = sorted(s * 1000 for s in eight)
-        median = statistics.median(ms)
-        # Other work on the machine moves these figures more than anything measured here.
-        print(f"PostgreSQL {cluster.bin.parent.name} on loopback (fsync on), "
-              f"{args.payments} payments per process, {os.cpu_count()} CPUs, load average "
-              f"{load_before:.1f} before / {os.getloadavg()[0]:.1f} after:")  # fmt: skip
-        print(f"  per payment with {max(counts)} processes: median {median:.3f} ms   "
-              f"p90 {ms[int(len(ms) * 0.9)]:.3f} ms   max {ms[-1]:.3f} ms")  # fmt: skip
-        print(f"  target median <= 2 ms: {'OK' if median <= 2.0 else 'MISSED'}")
-        print("  throughput (payments/s)   PostgreSQL     SQLite")
-        for processes, pg_rate, sqlite_rate in rows:
-            print(f"    {processes} process(es)        {pg_rate:10.0f} {sqlite_rate:10.0f}")
+                rows.append((processes, pg, run(sqlite, processes, args.payments, None)))
     finally:
         cluster.destroy()
+    cpus = os.cpu_count() or 1
+    # Other work on the machine moves these figures more than anything measured here.
+    print(f"PostgreSQL {cluster.bin.parent.name} on loopback (fsync on) beside SQLite (WAL), "
+          f"{args.payments} payments per process, {cpus} CPUs, load average "
+          f"{load_before:.1f} before / {os.getloadavg()[0]:.1f} after.")  # fmt: skip
+    print("Per payment (policy + journal): median / p90 wall ms, payments/s, CPU ms "
+          "(client + server):")  # fmt: skip
+    print("  processes    PostgreSQL                               SQLite")
+    for processes, pg, lite in rows:
+        server = "   ?" if pg.server_cpu is None else f"{pg.server_cpu * 1000:4.2f}"
+        print(f"  {processes:9d}    {pg.median_ms:6.2f} / {pg.ms(0.9):6.2f}  {pg.rate:6.0f}/s  "
+              f"{pg.client_cpu * 1000:4.2f} + {server}      "
+              f"{lite.median_ms:6.2f} / {lite.ms(0.9):6.2f}  {lite.rate:6.0f}/s  "
+              f"{lite.client_cpu * 1000:4.2f}")  # fmt: skip
+    processes, pg, _ = rows[-1]
+    print(f"PostgreSQL median with {processes} processes: {pg.median_ms:.2f} ms "
+          f"(target <= 2 ms: {'OK' if pg.median_ms <= 2.0 else 'MISSED'}); CPU floor "
+          f"{processes} x {pg.cpu_ms:.2f} ms / {cpus} CPUs = "
+          f"{max(processes, cpus) * pg.cpu_ms / cpus:.2f} ms.")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -6,10 +6,13 @@ Prints:
   (``ChannelStore.record_voucher``, one fsync), median and p90 over ``--vouchers`` (target:
   <= 0.3 ms median plus one fsync; the fsync alone is measured and shown beside it);
 - 1,000 metered chunks over loopback, paid (a local anvil chain, our escrow and our session
-  server; the server asks for ``--units`` chunks per voucher) against the same stream read
-  unpaid from a plain SSE server, wall time of the client side of each (target: paid <= 1.2x).
+  server; the server asks for ``--units`` chunks per voucher, the client may prepay
+  ``--prepaid`` units ahead) against the same stream read unpaid from a plain SSE server, wall
+  time of the client side of each (target: paid <= 1.2x), split into the time to the
+  response headers (the paid request itself) and the body (the metering).
 
     python benchmarks/bench_session.py [--vouchers 2000] [--chunks 1000] [--units 10]
+        [--prepaid 500] [--rounds 5]
 
 Needs anvil and solc-js (scripts/install-anvil.sh, scripts/install-solc.sh).
 """
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -36,6 +40,7 @@ import httpx  # noqa: E402
 from mpp_client import PaymentTransport, Wallet  # noqa: E402
 from mpp_client.methods.tempo import PATH_USD, LocalKeySigner, TempoSession  # noqa: E402
 from mpp_client.methods.tempo.voucher import voucher_digest  # noqa: E402
+from mpp_client.session import session_of  # noqa: E402
 from mpp_client.testing.anvil import AnvilChain  # noqa: E402
 from mpp_client.testing.tempo_session_server import (  # noqa: E402
     TempoSessionServer,
@@ -127,27 +132,44 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-PRICE, DEPOSIT = 100, 900_000
+PRICE, DEPOSIT = 10, 900_000  # base units: 90,000 units of deposit, under the $1 default cap
 
 
-def _read(client: httpx.Client, url: str, chunks: int) -> tuple[float, float]:
-    """Wall time and the reading thread's own CPU time."""
-    start, cpu = time.perf_counter(), time.thread_time()
+@dataclass
+class _Run:
+    """One stream read: wall time, of which the time to the response headers (for a paid
+    stream: the 402, the voucher of the paid request and the paid retry), the client's CPU
+    time (every thread: a paid stream posts its prepaid vouchers from a worker), and how
+    often the server paused for a voucher."""
+
+    wall: float
+    headers: float
+    cpu: float
+    pauses: int = 0
+
+
+def _read(client: httpx.Client, url: str, chunks: int) -> _Run:
+    start, cpu = time.perf_counter(), time.process_time()
     with client.stream("GET", url) as response:
+        headers = time.perf_counter() - start
         got = sum(1 for line in response.iter_lines() if line.startswith("data:"))
-    took, used = time.perf_counter() - start, time.thread_time() - cpu
+    took, used = time.perf_counter() - start, time.process_time() - cpu
     if got != chunks:
         raise SystemExit(f"read {got} chunks of {chunks}")
-    return took, used
+    state = session_of(response)
+    # Control events less the final receipt: the server's payment-need-voucher pauses.
+    pauses = state.control_events - 1 if state is not None else 0
+    return _Run(took, headers, used, pauses)
 
 
-def bench_stream(chunks: int, units: int, rounds: int) -> None:
+def bench_stream(chunks: int, units: int, prepaid: int, rounds: int) -> None:
     """Paid and unpaid streams of ``chunks`` chunks, ``rounds`` times each, interleaved, from
     servers in a child process. The paid one runs on a channel opened beforehand (the open is
     one on-chain transaction, not a per-chunk cost) against a server that asks for a voucher
-    every ``units`` chunks and checks it off chain, as a production server does; so the
-    difference is what metering costs the client: parsing, signing, journal writes and the
-    voucher round trips while the stream waits."""
+    every ``units`` chunks and checks it off chain, as a production server does; the client
+    may pay ``prepaid`` units ahead (``max_prepaid_units``: it posts the next voucher in the
+    background before the server runs out). So the difference is what metering costs the
+    client: the paid request, parsing, signing, journal writes and voucher round trips."""
     import subprocess
 
     with AnvilChain.start() as chain, tempfile.TemporaryDirectory() as tmp:
@@ -165,10 +187,11 @@ def bench_stream(chunks: int, units: int, rounds: int) -> None:
         base, plain_url = child.stdout.readline().split()
         method = TempoSession(
             payer, chain_id=chain.chain_id, rpc_url=chain.rpc_url, max_deposit=DEPOSIT,
-            escrows={chain.chain_id: [escrow]}, max_prepaid_units=units,
+            escrows={chain.chain_id: [escrow]}, max_prepaid_units=prepaid,
         )  # fmt: skip
         wallet = Wallet([method], journal=os.path.join(tmp, "journal.sqlite3"))
-        unpaid, paid = [], []
+        unpaid: list[_Run] = []
+        paid: list[_Run] = []
         with (
             httpx.Client(transport=PaymentTransport(wallet=wallet)) as paying,
             httpx.Client() as free,
@@ -176,29 +199,39 @@ def bench_stream(chunks: int, units: int, rounds: int) -> None:
             with paying.stream("GET", f"{base}/stream?n=1") as response:
                 response.read()  # opens the channel
             paid_url = f"{base}/stream?n={chunks}"
+            _read(free, plain_url, chunks), _read(paying, paid_url, chunks)  # warm both up
             for _ in range(rounds):
                 unpaid.append(_read(free, plain_url, chunks))
                 paid.append(_read(paying, paid_url, chunks))
         child.stdin.close()
-        vouchers = (int(child.stdout.readline()) - 1) / rounds  # less the open's
+        vouchers = (int(child.stdout.readline()) - 1) / (rounds + 1)  # less the open's
         child.wait(timeout=30)
-    u, p = (statistics.median(t for t, _ in runs) for runs in (unpaid, paid))
-    uc, pc = (statistics.median(c for _, c in runs) for runs in (unpaid, paid))
-    print(f"stream of {chunks} chunks, a voucher every {units} chunks ({vouchers:.0f} "
-          f"vouchers + 1 paid request per stream), median of {rounds}:")  # fmt: skip
-    print(f"  unpaid:  wall {u * 1000:8.1f} ms   client CPU {uc * 1000:7.1f} ms")
-    print(f"  paid:    wall {p * 1000:8.1f} ms   client CPU {pc * 1000:7.1f} ms")
-    print(f"  ratio:   wall {p / u:8.2f}x    client CPU {pc / uc:6.2f}x   (target <= 1.20x)")
-    print(f"  per voucher: wall {(p - u) / vouchers * 1000:.2f} ms (its fsync, the server's "
-          f"check, the round trip while the stream waits), client CPU "
-          f"{(pc - uc) / vouchers * 1000:.2f} ms")  # fmt: skip
+
+    def median(runs: list[_Run], field: str) -> float:
+        return statistics.median(getattr(run, field) for run in runs)
+
+    u, p = median(unpaid, "wall"), median(paid, "wall")
+    uh, ph = median(unpaid, "headers"), median(paid, "headers")
+    uc, pc = median(unpaid, "cpu"), median(paid, "cpu")
+    pauses = median(paid, "pauses")
+    print(f"stream of {chunks} chunks; the server asks for a voucher every {units} chunks, the "
+          f"client prepays up to {prepaid} units ({vouchers:.1f} vouchers + 1 paid request "
+          f"per stream, the server paused {pauses:.0f} times), median of {rounds}:")  # fmt: skip
+    print(f"  unpaid:  wall {u * 1000:8.1f} ms   (headers {uh * 1000:5.1f} ms, body "
+          f"{(u - uh) * 1000:6.1f} ms)   client CPU {uc * 1000:7.1f} ms")  # fmt: skip
+    print(f"  paid:    wall {p * 1000:8.1f} ms   (headers {ph * 1000:5.1f} ms, body "
+          f"{(p - ph) * 1000:6.1f} ms)   client CPU {pc * 1000:7.1f} ms")  # fmt: skip
+    print(f"  ratio:   wall {p / u:8.2f}x    (target <= 1.20x; body alone "
+          f"{(p - ph) / (u - uh):.2f}x)   client CPU {pc / uc:6.2f}x")  # fmt: skip
+    print("  (paid headers: the 402, the paid request's voucher and journal entry, the paid retry)")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vouchers", type=int, default=2000)
     parser.add_argument("--chunks", type=int, default=1000)
-    parser.add_argument("--units", type=int, default=10)
+    parser.add_argument("--units", type=int, default=10, help="chunks per voucher asked")
+    parser.add_argument("--prepaid", type=int, default=500, help="units the client may pay ahead")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -208,7 +241,7 @@ def main() -> int:
     if args.serve:
         return serve(args)
     bench_vouchers(args.vouchers)
-    bench_stream(args.chunks, args.units, args.rounds)
+    bench_stream(args.chunks, args.units, args.prepaid, args.rounds)
     return 0
 
 

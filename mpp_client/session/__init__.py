@@ -48,11 +48,9 @@ flow's ``Payment``: ``payment.quote`` holds the method's quote and details), ``g
 
 ``SideRequest(method, headers={}, content=b"", url=None, timeout=30.0)`` -> ``HttpReply``.
 
-``InBackground(job)`` -> ``None``: run ``job`` (a generator of the same effects) beside the
-stream, one job at a time in order; its exception ends the stream at the reader's next chunk.
 A handler whose ``wake_at`` (an int) is reached by ``SessionStream.data_events`` gets
 ``on_units(data_events)`` (a generator, run like ``on_event``): Tempo uses it to post the next
-prepaid voucher in the background before the server has to pause.
+prepaid voucher before the server has to pause.
 
 ``SseParser`` / ``SseEvent`` (``mpp_client.session.sse``): an incremental WHATWG parser with
 line and event limits; ``feed(bytes) -> list[SseEvent]``; ``feed_raw`` also returns the
@@ -74,7 +72,6 @@ Reference implementation: ``mpp_client.methods.tempo.session`` (``TempoSession``
 from mpp_client.session.base import (
     MAX_SIDE_BODY,
     SESSION_KEY,
-    InBackground,
     SessionMethod,
     SessionStream,
     SessionStreamError,
@@ -88,7 +85,6 @@ from mpp_client.session.sse import SseError, SseEvent, SseParser
 
 __all__ = [
     "MAX_SIDE_BODY",
-    "InBackground",
     "SESSION_KEY",
     "SessionMethod",
     "SessionStream",

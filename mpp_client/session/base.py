@@ -7,8 +7,7 @@ sees every event (parsed by ``mpp_client.session.sse``) whose type is in its
 while the stream waits. Besides the ordinary effects (``HttpCall``, ``Await``, ``Sleep``,
 ``JournalWrite``) it may yield ``SideRequest``: a request to the stream's origin sent through
 the driver's INNER transport (never through the paying flow again), answered with an
-``HttpReply``; and ``InBackground``: a job (a generator of the same effects) run beside the
-stream, so the reader does not wait for it.
+``HttpReply``.
 
 A handler may also watch the units (data events) going by: when its ``wake_at`` attribute is
 an int and ``SessionStream.data_events`` reaches it (checked before the first chunk and after
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
     from mpp_client.session.sse import SseEvent
 
 __all__ = [
-    "InBackground",
     "SESSION_KEY",
     "MAX_SIDE_BODY",
     "SessionMethod",
@@ -69,22 +67,6 @@ class SideRequest:
     def __repr__(self) -> str:
         # Headers carry credentials: names only.
         return f"SideRequest({self.method} {sorted(self.headers)})"
-
-
-@dataclass(frozen=True, slots=True)
-class InBackground:
-    """Effect: run ``job`` (a generator of the effects ``on_event`` may yield) beside the
-    stream, after every job this stream started before it: one stream's jobs run one at a
-    time, in order (a sync driver: one worker thread per stream; async: chained tasks). It is
-    answered ``None`` at once. An exception from a job ends the stream: the reader gets it at
-    its next chunk (or at the end). At the end of the stream the driver waits for the jobs
-    before ``on_end(True)``; a reader that stops early drops the jobs not started yet (a
-    running one finishes)."""
-
-    job: Generator[Any, Any, None]
-
-    def __repr__(self) -> str:
-        return "InBackground(job)"
 
 
 @dataclass(slots=True)

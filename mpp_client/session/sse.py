@@ -38,8 +38,35 @@ DEFAULT_MAX_LINE = 1024 * 1024
 DEFAULT_MAX_EVENT = 4 * 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
-# An ``id`` line (the field name alone, or ``id:`` and its value); ``skim`` only sees LF.
-_ID_LINE = re.compile(rb"^id(?::([^\n]*))?$", re.MULTILINE)
+# ``skim``'s grammar: whole events of LF-ended lines, each a known field (``data``, ``id``,
+# ``event``, ``retry``; the name alone or ``name:value``) or a comment, at least one ``data``
+# line per event, one blank line after each. No CR anywhere (a CR ends a line too), no line
+# left over. ``id`` keeps its last value (a group repeated keeps its last match).
+_VALUE = rb"(?::[^\r\n]*)?\n"
+_NOT_DATA = rb"(?:(?:event|retry)" + _VALUE + rb"|id(?P<id>(?::[^\r\n]*)?)\n|:[^\r\n]*\n)"
+_ANY = rb"(?:(?:data|event|retry)" + _VALUE + rb"|id(?P<id2>(?::[^\r\n]*)?)\n|:[^\r\n]*\n)"
+_SIMPLE_EVENTS = re.compile(rb"(?:" + _NOT_DATA + rb"*data" + _VALUE + _ANY + rb"*\n)+")
+
+
+def _last_id_value(chunk: bytes) -> bytes | None:
+    """The value of the last ``id`` line of ``chunk`` (LF line ends, ending with a blank
+    line), or ``None`` when it has none."""
+    end = len(chunk)
+    while True:
+        pos = chunk.rfind(b"\nid", 0, end)
+        if pos < 0 and not chunk.startswith(b"id"):
+            return None
+        start = pos + 1  # 0: the first line
+        after = chunk[start + 2 : start + 3]
+        if after == b":":
+            stop = chunk.find(b"\n", start)
+            skip = 4 if chunk[start + 3 : start + 4] == b" " else 3
+            return chunk[start + skip : stop] if start + skip <= stop else b""
+        if after == b"\n":
+            return b""
+        if pos < 0:
+            return None
+        end = pos
 
 
 class SseError(ProtocolError):
@@ -69,8 +96,8 @@ class SseParser:
     of the stream returns the raw bytes of an unfinished event (which is not dispatched)."""
 
     __slots__ = (
-        "_buffer", "_data", "_event", "_has_data", "_last_id", "_max_event", "_max_line",
-        "_pending_cr", "_raw", "_retry", "_started",
+        "_at_rest", "_buffer", "_data", "_event", "_has_data", "_last_id", "_max_event",
+        "_max_line", "_pending_cr", "_raw", "_retry", "_skim_limit", "_started",
     )  # fmt: skip
 
     def __init__(
@@ -89,6 +116,8 @@ class SseParser:
         self._last_id = ""
         self._started = False  # the BOM check is done
         self._pending_cr = False  # the buffer ended in CR: an LF may follow in the next chunk
+        self._at_rest = False  # started, and between events (``at_boundary``)
+        self._skim_limit = min(max_line, max_event)
 
     @property
     def last_event_id(self) -> str:
@@ -99,56 +128,54 @@ class SseParser:
     def at_boundary(self) -> bool:
         """Whether the parser is between events: nothing buffered, no event half built (so
         ``skim`` may take the next chunk)."""
-        return (
-            self._started
-            and not self._buffer
-            and not self._raw
-            and not self._pending_cr
-            and not self._has_data
-            and not self._event
-            and self._retry is None
-        )
+        return self._at_rest
 
     def skim(self, chunk: bytes, markers: tuple[bytes, ...] = ()) -> int | None:
         """The fast path for a stream read chunk by chunk: when the parser is
-        ``at_boundary``, ``chunk`` is whole LF-terminated events (it ends with a blank line,
-        has no CR) within the limits, and none of ``markers`` (e.g. the event types a caller
-        wants parsed, as bytes) occurs in it, take it as ``feed_raw`` would (the last event id
-        follows it) and return how many events it dispatches, without building them (the
-        caller passes ``chunk`` on as is). Otherwise ``None``, and nothing was consumed: give
-        the chunk to ``feed_raw``.
+        ``at_boundary`` and ``chunk`` is whole events of the common shape (LF line ends, no
+        CR, only ``data``/``id``/``event``/``retry`` fields and comments, a ``data`` line in
+        each event, within the limits) and none of ``markers`` (the event types a caller
+        wants parsed, as bytes) occurs in an ``event`` line of it, take it as ``feed_raw``
+        would (the last event id follows it) and return how many events it dispatches,
+        without building them (the caller passes ``chunk`` on as is). Otherwise ``None``, and
+        nothing was consumed: give the chunk to ``feed_raw``.
 
         An event type can only be named by its literal bytes in an ``event`` line, so a chunk
-        without a marker holds no event of a marked type."""
-        if (
-            not chunk.endswith(b"\n\n")
-            or not self.at_boundary
-            or len(chunk) > self._max_line
-            or len(chunk) > self._max_event
-            or b"\r" in chunk
-        ):
+        that holds no marker holds no event of a marked type."""
+        if not self._at_rest or len(chunk) > self._skim_limit or not chunk.endswith(b"\n\n"):
             return None
-        for marker in markers:
-            if marker in chunk:
-                return None
-        count = 0
-        # A block is the lines between two blank lines (a leading LF: one more blank line,
-        # which dispatches nothing); a block with a data line dispatches one event.
-        for block in chunk.split(b"\n\n"):
-            if (
-                (block.startswith(b"data") and (len(block) == 4 or block[4] in b":\n"))
-                or b"\ndata:" in block
-                or b"\ndata\n" in block
-                or block.endswith(b"\ndata")
-            ):
-                count += 1
-        if b"id" in chunk:
-            for found in reversed(_ID_LINE.findall(chunk)):
-                value = found[1:] if found[:1] == b" " else found
-                if b"\x00" not in value:
+        if b"event" in chunk:
+            for marker in markers:
+                if marker in chunk:
+                    return None
+        if b"\r" in chunk:
+            return None
+        if chunk.find(b"\n\n") == len(chunk) - 2:
+            # One event (the common chunk), only its data and id lines matter: unknown
+            # fields and comments are ignored by every parser.
+            if not (
+                chunk.startswith((b"data:", b"data\n")) or b"\ndata:" in chunk
+                or b"\ndata\n" in chunk
+            ):  # fmt: skip
+                return None  # no data: dispatches nothing (the slow path says so)
+            if b"id" in chunk:
+                value = _last_id_value(chunk)
+                if value is not None:
+                    if b"\x00" in value:
+                        return None
                     self._last_id = value.decode("utf-8", "replace")
-                    break
-        return count
+            return 1
+        found = _SIMPLE_EVENTS.fullmatch(chunk)
+        if found is None:
+            return None
+        last = found.group("id2") if found.start("id2") > found.start("id") else found.group("id")
+        if last is not None:
+            value = last[2:] if last[1:2] == b" " else last[1:]
+            if b"\x00" in value:
+                return None  # that id is ignored, an earlier one counts: the slow path knows
+            self._last_id = value.decode("utf-8", "replace")
+        # Each event ends with the only blank line in it.
+        return chunk.count(b"\n\n")
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         """Parse ``chunk``; return the events it completed, in order."""
@@ -209,6 +236,10 @@ class SseParser:
             raise SseError(f"an event-stream line is longer than {self._max_line} bytes")
         if len(self._raw) + len(buffer) > self._max_event:
             raise SseError(f"an event is larger than {self._max_event} bytes")
+        self._at_rest = not (
+            buffer or self._raw or self._pending_cr or self._has_data or self._event
+            or self._retry is not None
+        )  # fmt: skip
         return events
 
     def close(self) -> bytes:
@@ -220,6 +251,8 @@ class SseParser:
         self._has_data = False
         self._event = ""
         self._retry = None
+        self._pending_cr = False
+        self._at_rest = self._started
         return rest
 
     def _line(self, line: bytes) -> SseEvent | bytes | None:

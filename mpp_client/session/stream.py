@@ -19,10 +19,7 @@ passes every other byte through unchanged. The ``SessionStream`` goes into
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import queue
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +27,6 @@ from mpp_client.effects import HttpReply
 from mpp_client.session.base import (
     MAX_SIDE_BODY,
     SESSION_KEY,
-    InBackground,
     SessionMethod,
     SessionStream,
     SideRequest,
@@ -184,117 +180,10 @@ class _Pump:
         return not self.state.complete
 
 
-class _SyncJobs:
-    """The ``InBackground`` jobs of one stream: one worker thread (started by the first job),
-    jobs in order. The first failure is kept for the reader (``check``); later jobs are
-    dropped (closed unstarted)."""
-
-    __slots__ = ("_error", "_queue", "_run", "_stop", "_thread")
-
-    def __init__(self, run: Callable[[Generator[Any, Any, None]], None]) -> None:
-        self._run = run
-        self._queue: queue.SimpleQueue[Generator[Any, Any, None] | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-        self._stop = False
-
-    def submit(self, job: Generator[Any, Any, None]) -> None:
-        if self._stop:
-            job.close()
-            return
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._work, name="mpp-session-jobs", daemon=True
-            )
-            self._thread.start()
-        self._queue.put(job)
-
-    def _work(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            if self._stop or self._error is not None:
-                job.close()
-                continue
-            try:
-                self._run(job)
-            except BaseException as exc:  # kept for the reader, which raises it
-                if self._error is None:
-                    self._error = exc
-
-    def check(self) -> None:
-        """Raise the first job failure, if any."""
-        if self._error is not None:
-            raise self._error
-
-    def finish(self) -> None:
-        """Wait for every job submitted (the next ``submit`` starts a new worker), then
-        ``check``."""
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
-            thread.join()
-        self.check()
-
-    def abandon(self) -> None:
-        """The stream ended early: drop the jobs not started (a running one finishes)."""
-        self._stop = True
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
-
-
-class _AsyncJobs:
-    """``_SyncJobs`` for async drivers: each job a task awaiting the one before it."""
-
-    __slots__ = ("_error", "_run", "_stop", "_tail")
-
-    def __init__(self, run: Callable[[Generator[Any, Any, None]], Awaitable[None]]) -> None:
-        self._run = run
-        self._tail: asyncio.Task[None] | None = None
-        self._error: BaseException | None = None
-        self._stop = False
-
-    def submit(self, job: Generator[Any, Any, None]) -> None:
-        if self._stop:
-            job.close()
-            return
-        self._tail = asyncio.ensure_future(self._work(self._tail, job))
-
-    async def _work(
-        self, previous: asyncio.Task[None] | None, job: Generator[Any, Any, None]
-    ) -> None:
-        if previous is not None:
-            await previous  # never raises: failures are kept in _error
-        if self._stop or self._error is not None:
-            job.close()
-            return
-        try:
-            await self._run(job)
-        except BaseException as exc:  # kept for the reader, which raises it
-            if self._error is None:
-                self._error = exc
-
-    def check(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    async def finish(self) -> None:
-        tail, self._tail = self._tail, None
-        if tail is not None:
-            await tail
-        self.check()
-
-    def abandon(self) -> None:
-        self._stop = True
-
-
 def _pump_sync(
     chunks: Iterator[bytes],
     pump: _Pump,
     run: Callable[[Generator[Any, Any, None]], None],
-    jobs: _SyncJobs,
 ) -> Iterator[bytes]:
     state = pump.state
     try:
@@ -312,26 +201,19 @@ def _pump_sync(
                     if isinstance(item, bytes):
                         yield item
                     else:
-                        # A control event sees every background job done (no voucher
-                        # in flight), and their failure first.
-                        jobs.finish()
                         state.control_events += 1
                         run(pump.handler.on_event(item))
                 if pump.due():
                     run(pump.on_units())
-            jobs.check()
         rest = pump.rest()
         if rest:
             yield rest
-        jobs.finish()
         state.ended = state.complete = True
         run(pump.handler.on_end(True))
     except GeneratorExit:
         state.ended = True  # the reader stopped early
-        jobs.abandon()
         raise
     except BaseException as exc:
-        jobs.abandon()
         if pump.broke(exc):
             try:
                 run(pump.handler.on_end(False))
@@ -344,7 +226,6 @@ async def _pump_async(
     chunks: AsyncIterator[bytes],
     pump: _Pump,
     run: Callable[[Generator[Any, Any, None]], Awaitable[None]],
-    jobs: _AsyncJobs,
 ) -> AsyncIterator[bytes]:
     state = pump.state
     try:
@@ -362,26 +243,19 @@ async def _pump_async(
                     if isinstance(item, bytes):
                         yield item
                     else:
-                        # A control event sees every background job done (no voucher
-                        # in flight), and their failure first.
-                        await jobs.finish()
                         state.control_events += 1
                         await run(pump.handler.on_event(item))
                 if pump.due():
                     await run(pump.on_units())
-            jobs.check()
         rest = pump.rest()
         if rest:
             yield rest
-        await jobs.finish()
         state.ended = state.complete = True
         await run(pump.handler.on_end(True))
     except GeneratorExit:
         state.ended = True
-        jobs.abandon()
         raise
     except BaseException as exc:
-        jobs.abandon()
         if pump.broke(exc):
             try:
                 await run(pump.handler.on_end(False))
@@ -482,14 +356,11 @@ def attach_httpx_sync(
     def dispatch(effect: Any) -> Any:
         if isinstance(effect, SideRequest):
             return side(effect)
-        if isinstance(effect, InBackground):
-            return jobs.submit(effect.job)
         return perform(effect)
 
     def run(gen: Generator[Any, Any, None]) -> None:
         drive(gen, dispatch)
 
-    jobs = _SyncJobs(run)
     original = response.stream
     if not isinstance(original, httpx.SyncByteStream):
         raise TypeError("a sync transport answered with an async stream")
@@ -498,7 +369,7 @@ def attach_httpx_sync(
 
     class _Metered(httpx.SyncByteStream):
         def __iter__(self) -> Iterator[bytes]:
-            yield from _pump_sync(iter(sync_original), pump, run, jobs)
+            yield from _pump_sync(iter(sync_original), pump, run)
 
         def close(self) -> None:
             sync_original.close()
@@ -543,14 +414,10 @@ def attach_httpx_async(
     async def dispatch(effect: Any) -> Any:
         if isinstance(effect, SideRequest):
             return await side(effect)
-        if isinstance(effect, InBackground):
-            return jobs.submit(effect.job)
         return await perform(effect)
 
     async def run(gen: Generator[Any, Any, None]) -> None:
         await drive_async(gen, dispatch)
-
-    jobs = _AsyncJobs(run)
 
     original = response.stream
     if not isinstance(original, httpx.AsyncByteStream):
@@ -560,7 +427,7 @@ def attach_httpx_async(
 
     class _Metered(httpx.AsyncByteStream):
         async def __aiter__(self) -> AsyncIterator[bytes]:
-            async for chunk in _pump_async(async_original.__aiter__(), pump, run, jobs):
+            async for chunk in _pump_async(async_original.__aiter__(), pump, run):
                 yield chunk
 
         async def aclose(self) -> None:
@@ -669,16 +536,13 @@ def attach_requests(
     def dispatch(effect: Any) -> Any:
         if isinstance(effect, SideRequest):
             return side(effect)
-        if isinstance(effect, InBackground):
-            return jobs.submit(effect.job)
         return perform(effect)
 
     def run(gen: Generator[Any, Any, None]) -> None:
         drive(gen, dispatch)
 
-    jobs = _SyncJobs(run)
     original = response.raw
     pump = _Pump(handler, context)
     chunks = original.stream(2**16, decode_content=True)
-    response.raw = _MeteredRaw(original, _pump_sync(chunks, pump, run, jobs))
+    response.raw = _MeteredRaw(original, _pump_sync(chunks, pump, run))
     response.mpp_session = context.stream  # type: ignore[attr-defined]

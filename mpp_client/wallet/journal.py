@@ -32,7 +32,6 @@ reconciled.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import csv
 import dataclasses
@@ -764,28 +763,39 @@ def _update_sql(previous: frozenset[str], release: bool) -> str:
 def _write_in_background(
     journal_ref: weakref.ReferenceType[SqliteJournal], wake: queue.SimpleQueue[bool]
 ) -> None:
-    """A journal's writer thread: write the steps handed over each time it is woken; ends when
-    the journal is closed or collected."""
-    while wake.get():
-        journal = journal_ref()
-        if journal is None:
-            return
-        try:
-            journal._write_later_steps()
-        except Exception:  # each step logs its own failure; never end the thread on one
-            log.exception("the payment journal's writer thread failed")
-        del journal
+    """A journal's writer thread: write the steps handed over each time it is woken; told
+    ``False`` (the journal closed or collected, the interpreter exiting), it writes what is
+    left and ends."""
+    try:
+        while True:
+            more = wake.get()
+            journal = journal_ref()
+            if journal is None:
+                return
+            try:
+                if not journal._closed:
+                    journal._write_later_steps()
+            except Exception:  # each step logs its own failure; never end the thread on one
+                log.exception("the payment journal's writer thread failed")
+            del journal
+            if not more:
+                return
+    finally:
+        _writers.discard(wake)
 
 
-def _write_all_later_steps() -> None:
-    """At interpreter exit: the steps still waiting in the background are written."""
-    for journal in list(_journals):
-        with contextlib.suppress(Exception):
-            if not journal._closed:
-                journal._write_later_steps()
+#: The wake-up queues of running writer threads.
+_writers: set[queue.SimpleQueue[bool]] = set()
 
 
-atexit.register(_write_all_later_steps)
+def _stop_writers() -> None:
+    # At interpreter exit, before atexit handlers and the teardown: each writer writes what
+    # is left and ends (the interpreter waits for it, as it does for an executor's threads).
+    for wake in list(_writers):
+        wake.put(False)
+
+
+threading._register_atexit(_stop_writers)  # type: ignore[attr-defined]
 
 
 class SqliteJournal:
@@ -939,12 +949,15 @@ class SqliteJournal:
                 if wake is None:
                     wake = self._wake = queue.SimpleQueue()
                     # The thread holds the journal only weakly: a journal dropped without
-                    # close() is still collected (and its connections closed).
+                    # close() is still collected (and its connections closed). Not a daemon:
+                    # at interpreter exit it writes what is left, then ends, before anything
+                    # is torn down (see _stop_writers).
+                    _writers.add(wake)
+                    weakref.finalize(self, wake.put, False)
                     threading.Thread(
                         target=_write_in_background,
                         args=(weakref.ref(self), wake),
                         name="mpp-journal-writer",
-                        daemon=True,
                     ).start()
         wake.put(True)
 

@@ -66,11 +66,13 @@ from mpp_client.extras import require_extra
 
 require_extra("postgres", "PostgresJournal", modules=("psycopg", "psycopg_pool"))
 
-import contextlib  # noqa: E402  (after the extra check: a missing extra is named, not a traceback)
+import atexit  # noqa: E402  (after the extra check: a missing extra is named, not a traceback)
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
@@ -195,6 +197,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
+def _write_all_later() -> None:
+    # At interpreter exit: the ``settled`` marks still waiting for a round trip to carry them.
+    for journal in list(_journals):
+        if journal._later and not journal._closed and os.getpid() == journal._pid:
+            with contextlib.suppress(Exception):
+                journal._retrying(lambda conn: None, "record settled payments")
+
+
+atexit.register(_write_all_later)
+
+
 def _bucket_deltas(
     created_at: float,
     currency_id: int,
@@ -233,6 +246,14 @@ def _write_buckets(conn: Connection, rows: list[tuple[str, int, int, int, int]])
 
 
 _PIN_SQL = "SELECT payees, token, network FROM mpp_pins WHERE origin = %s AND method = %s"
+# The text of the partial index's predicate, so the planner sees the index answers it.
+_UNRESOLVED_SQL = f"SELECT id FROM mpp_payments WHERE state NOT IN {RESOLVED_SQL} ORDER BY seq"  # noqa: S608
+_UNRESOLVED_KEY = ("unresolved",)
+_LEASE_KEY = ("lease",)
+#: Seconds the breaker's answer read with a check stands for ``unresolved()`` in its thread.
+_UNRESOLVED_FRESH = 0.5
+#: Seconds a ``settled`` mark waits for this process's next read to carry it (``advance_later``).
+_LATER_DELAY = 0.05
 _COUNT_SQL = "SELECT count(*) AS n FROM mpp_payments WHERE call_id = %s AND held = 1"
 
 
@@ -272,6 +293,58 @@ def _foreseen_reads(
             _, origin, method = template
             reads.append((template, _PIN_SQL, (origin, method)))
     return reads
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s")
+#: Combined statements by the reads' statements and argument names (the same every payment).
+_COMBINED: dict[tuple[tuple[str, tuple[str, ...] | int], ...], str] = {}
+
+
+def _combined(reads: Sequence[tuple[tuple[Any, ...], str, Any]]) -> tuple[str, dict[str, Any]]:
+    """One statement answering every read: a JSON array with each read's rows (objects named
+    by column, in the read's order). Server and client work per statement, not per row, is
+    what a payment spends most on, so five reads cost about one this way. Placeholders are
+    renamed per read (``r0_since``...), as reads share names with different values."""
+    shape = tuple(
+        (sql, tuple(args) if isinstance(args, dict) else len(args)) for _, sql, args in reads
+    )
+    params: dict[str, Any] = {}
+    for n, (_, _, args) in enumerate(reads):
+        if isinstance(args, dict):
+            params.update({f"r{n}_{name}": value for name, value in args.items()})
+        else:
+            params.update({f"r{n}_{i}": value for i, value in enumerate(args)})
+    text = _COMBINED.get(shape)
+    if text is None:
+        parts = []
+        for n, (_, sql, _) in enumerate(reads):
+            positional = iter(range(1_000_000))
+
+            def rename(match: re.Match[str], n: int = n, positional: Any = positional) -> str:
+                name = match.group(1) if match.group(1) else str(next(positional))
+                return f"%(r{n}_{name})s"
+
+            parts.append(
+                "(SELECT COALESCE(json_agg(row_to_json(q)), '[]'::json) "  # noqa: S608
+                f"FROM ({_PLACEHOLDER.sub(rename, sql)}) q)"  # the journal's own statements
+            )
+        text = f"SELECT json_build_array({', '.join(parts)}) AS answers"
+        if len(_COMBINED) < 256:
+            _COMBINED[shape] = text
+    return text, params
+
+
+def _combined_answers(
+    reads: Sequence[tuple[tuple[Any, ...], str, Any]], cursor: psycopg.Cursor[DictRow]
+) -> dict[tuple[Any, ...], list[DictRow]]:
+    """The rows of each read from the answer of its ``_combined`` statement."""
+    row = cursor.fetchone()
+    answers = [] if row is None else row["answers"]
+    if len(answers) != len(reads):
+        raise JournalError("the payment journal answered a combined read with the wrong shape")
+    return {
+        key: cast(list[DictRow], rows) for (key, _, _), rows in zip(reads, answers, strict=True)
+    }
 
 
 class _PgLedger:
@@ -583,12 +656,28 @@ class _ReadLedger:
             ledger = _PgLedger(self._journal, conn, writing=False)
             ledger._now = self.now()
             if self._prefetched is None:
-                # One round trip for every read the last check made (each its own snapshot,
-                # as separate reads would be: a check is advisory, the hold re-checks).
+                # One statement for every read the last check made, and the circuit breaker's
+                # (``unresolved``, asked just before the hold that follows this check): one
+                # snapshot, one round trip. A check is advisory; the hold re-checks the caps.
                 foreseen = _foreseen_reads(self._journal._check_templates, self.now())
-                with conn.pipeline():
-                    cursors = [(key, conn.execute(sql, args)) for key, sql, args in foreseen]
-                self._prefetched = {key: cursor.fetchall() for key, cursor in cursors}
+                foreseen.append((_UNRESOLVED_KEY, _UNRESOLVED_SQL, ()))
+                sql, args = _combined(foreseen)
+                journal = self._journal
+                if journal._later:
+                    # The ``settled`` marks handed over since this process's last read go in
+                    # this round trip, before the reads (autocommit: they commit with them).
+                    with journal._later_writing, conn.pipeline():
+                        marks = journal._later_statements(conn)
+                        cursor = conn.execute(sql, args)
+                    journal._later_done(marks)
+                else:
+                    cursor = conn.execute(sql, args)
+                self._prefetched = _combined_answers(foreseen, cursor)
+                unresolved = self._prefetched.pop(_UNRESOLVED_KEY)
+                self._journal._checked.unresolved = (
+                    time.monotonic(),
+                    [str(row["id"]) for row in unresolved],
+                )
             ledger.prefetched = self._prefetched
             answer = work(ledger)
             now = ledger.now()
@@ -700,6 +789,15 @@ class PostgresJournal:
         #: Outcomes that could not be written (the database was away): written when it answers.
         self._pending: list[tuple[str, str, _Change]] = []
         self._settling = threading.Lock()
+        #: ``settled`` marks handed to ``advance_later`` and not written yet, oldest first:
+        #: (entry id, change, write token).
+        self._later: list[tuple[str, _Change, str]] = []
+        #: Held while marks are taken and written, so a later write of this process never
+        #: overtakes a mark handed over before it.
+        self._later_writing = threading.Lock()
+        self._later_wake = threading.Event()
+        self._later_stop = threading.Event()
+        self._later_thread: threading.Thread | None = None
         _journals.add(self)
         try:
             with self._direct() as conn:
@@ -763,6 +861,12 @@ class PostgresJournal:
         self._lock = threading.RLock()
         self._hold_lock = threading.Lock()
         self._settling = threading.Lock()
+        # The parent writes the marks it handed over; its writer thread did not survive.
+        self._later = []
+        self._later_writing = threading.Lock()
+        self._later_wake = threading.Event()
+        self._later_stop = threading.Event()
+        self._later_thread = None
         self._pool = None  # the parent's: never used (nor closed) here
         self._pid = os.getpid()
         self._owner_id = None
@@ -792,6 +896,8 @@ class PostgresJournal:
         while True:
             try:
                 with self._connection() as conn:
+                    if self._later or self._later_writing.locked():
+                        self._write_later(conn)  # what this process reads includes them
                     return attempt(conn)
             except psycopg.OperationalError as exc:
                 if time.monotonic() + delay > deadline:
@@ -842,27 +948,36 @@ class PostgresJournal:
             and self._beat.is_alive()
             and time.monotonic() - self._renewed_at < self.lease_seconds / 3
         )
-        cursors = []
-        with conn.pipeline():
-            conn.execute("BEGIN")
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-            if renewing and fresh:
-                cursor = conn.execute(
+        reads = list(reads)
+        if renewing and fresh:
+            # Only checked: one more read of the combined statement.
+            reads.append(
+                (
+                    _LEASE_KEY,
                     "SELECT owner FROM mpp_leases WHERE owner = %(owner)s AND claimed_by IS NULL",
                     {"owner": self._owner_id},
                 )
-            elif renewing:
+            )
+        # Three statements, one round trip: the lock must be a statement of its own, before
+        # the reads (a statement's snapshot is taken when it starts, so reads in the lock's
+        # statement would not see a hold committed while this one waited for the lock).
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            if renewing and not fresh:
                 cursor = conn.execute(
                     f"UPDATE mpp_leases SET heartbeat_at = {now_sql}, "  # noqa: S608
                     f"expires_at = {now_sql} + %(ttl)s WHERE owner = %(owner)s "
                     "AND claimed_by IS NULL RETURNING owner",
                     {**args, "owner": self._owner_id},
                 )
-            for key, sql, read_args in reads:
-                cursors.append((key, conn.execute(sql, read_args)))
-        prefetched = {key: read.fetchall() for key, read in cursors}
+            if reads:
+                sql, read_args = _combined(reads)
+                answers = conn.execute(sql, read_args)
+        prefetched = _combined_answers(reads, answers) if reads else {}
         if renewing:
-            if cursor.fetchone() is not None:
+            ours = prefetched.pop(_LEASE_KEY) if fresh else cursor.fetchall()
+            if ours:
                 if not fresh:
                     self._renewed_at = time.monotonic()
                 return False, prefetched
@@ -1195,6 +1310,89 @@ class PostgresJournal:
             log.warning("payment %s: ignored a move to %s from %s", entry_id, state, now)
         return applied
 
+    def advance_later(
+        self,
+        entry_id: str,
+        state: PaymentState,
+        *,
+        reference: str | None = None,
+        receipt: Any = None,
+        receipt_reference: str | None = None,
+    ) -> None:
+        """``advance`` to ``settled`` without waiting for the database: the mark goes with this
+        process's next read of the journal (a ``check``'s round trip, usually the next thing a
+        paying process does), before any other call's statements, or is written by a
+        background thread after ``_LATER_DELAY`` seconds; ``close()`` and interpreter exit
+        write what is left. A round trip less per payment.
+
+        Only ``settled``: whether an entry is ``sent`` or ``settled``, its amount is held all
+        the same (no cap, pin, count or breaker reads differently), and a mark lost with the
+        process leaves the entry ``sent``, which the lease's expiry turns into ``unknown`` for
+        reconciliation, as a server crash losing an unflushed ``settled`` commit would. A mark
+        the database refuses is logged, not raised; one it cannot take now (the database is
+        away) is written when it answers again."""
+        if state != "settled":
+            raise ValueError("only settled is written in the background")
+        change = _Change.of(
+            reference=reference, fingerprint=None, receipt=receipt, reason=None,
+            money_moved=None, proof=None, receipt_reference=receipt_reference, void_after=None,
+        )  # fmt: skip
+        if os.getpid() != self._pid:
+            self._reset_after_fork()
+        self._later.append((entry_id, change, uuid.uuid4().hex))
+        if self._later_thread is None or not self._later_thread.is_alive():
+            self._later_thread = threading.Thread(
+                target=self._later_writer, name="mpp-journal-settled", daemon=True
+            )
+            self._later_thread.start()
+        self._later_wake.set()
+
+    def _later_writer(self) -> None:
+        """Write the marks no read took within ``_LATER_DELAY`` (a process that stopped paying)."""
+        wake, stop = self._later_wake, self._later_stop
+        while not stop.is_set():
+            wake.wait()
+            wake.clear()
+            if stop.wait(_LATER_DELAY):
+                return  # close() writes what is left
+            if self._later:
+                try:
+                    self._retrying(lambda conn: None, "record settled payments")
+                except JournalError as exc:
+                    log.warning("payment journal %s: %s", self.where, exc)
+
+    def _later_statements(self, conn: Connection) -> list[tuple[str, _Change, str]]:
+        """Queue the pending marks' updates on ``conn`` (in a pipeline: sent with what the
+        caller queues next). The caller holds ``_later_writing``; returns the marks queued."""
+        marks = list(self._later)
+        for entry_id, change, token in marks:
+            self._update_cursor(conn, entry_id, "settled", change, token)
+        return marks
+
+    def _later_done(self, marks: list[tuple[str, _Change, str]]) -> None:
+        del self._later[: len(marks)]  # only appended to meanwhile, never reordered
+
+    def _write_later(self, conn: Connection) -> None:
+        """Write every pending mark on ``conn`` (one round trip), in order."""
+        with self._later_writing:
+            if not self._later:
+                return
+            try:
+                with conn.pipeline():
+                    marks = self._later_statements(conn)
+            except psycopg.OperationalError:
+                raise  # the caller reconnects; the marks stay pending
+            except psycopg.Error as exc:
+                marks = list(self._later)
+                log.warning(
+                    "payment journal %s: could not record that %d payment(s) settled (%s); "
+                    "they stay sent and held until reconciled",
+                    self.where,
+                    len(marks),
+                    _problem(exc),
+                )
+            self._later_done(marks)
+
     def _write(self, entry_id: str, state: str, change: _Change, doing: str) -> bool:
         """One step, through lost connections. The token it stores tells, after a lost
         acknowledgement, whether it committed."""
@@ -1367,11 +1565,19 @@ class PostgresJournal:
     def unresolved(self) -> list[str]:
         # ``unknown`` and any state this code does not know (a damaged row): nothing says how
         # such a payment ended, so the breaker counts it (a partial index keeps it cheap).
+        # The wallet asks right after its check, which read this in the same statement as the
+        # caps (``_ReadLedger``): that answer, read a moment ago in this thread, stands for one
+        # read now. The breaker is a stop after too many unknown outcomes, not a cap: it is no
+        # more exact across processes than the instant between the read and the hold.
+        fresh = getattr(self._checked, "unresolved", None)
+        if fresh is not None:
+            self._checked.unresolved = None
+            read_at, ids = fresh
+            if time.monotonic() - read_at < _UNRESOLVED_FRESH:
+                return list(ids)
+
         def look(conn: Connection) -> list[str]:
-            # The text of the partial index's predicate, so the planner sees it answers this.
-            rows = conn.execute(
-                f"SELECT id FROM mpp_payments WHERE state NOT IN {RESOLVED_SQL} ORDER BY seq"  # noqa: S608
-            ).fetchall()
+            rows = conn.execute(_UNRESOLVED_SQL).fetchall()
             return [str(row["id"]) for row in rows]
 
         return self._retrying(look, "read the payment journal")
@@ -1478,8 +1684,13 @@ class PostgresJournal:
             if self._closed:
                 return
             self._stop.set()
+            self._later_stop.set()
+            self._later_wake.set()
             pool, self._pool = self._pool, None
             if pool is not None and os.getpid() == self._pid:
+                if self._later:
+                    with contextlib.suppress(psycopg.Error), pool.connection(timeout=2) as conn:
+                        self._write_later(conn)
                 if self._owner_id is not None and self._lease_written:
                     now_sql, now = self._lease_now_sql()
                     with contextlib.suppress(psycopg.Error), pool.connection(timeout=2) as conn:

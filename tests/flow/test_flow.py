@@ -4,6 +4,7 @@ that all three drivers run."""
 from __future__ import annotations
 
 from collections.abc import Generator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -219,24 +220,56 @@ def test_refusal_inside_pay_releases_the_reservation():
 
 
 def test_signed_checkpoint_reaches_the_reservation_before_the_credential_leaves():
-    states: list[str] = []
+    void_after = datetime(2030, 1, 1, tzinfo=UTC)
+    at_send: list[tuple[str, str | None, datetime | None]] = []
+
+    def script(quote):
+        yield Checkpoint("signed", "0xfeed", void_after=void_after)
+        return PaymentProof({"proof": "x"}, reference="0xfeed")
+
+    server = FakeMppServer({"/paid": Route(offers=(Offer(verify=lambda c: True),))})
+    guard = OpenGuard()
+    config = FlowConfig.build([_Scripted(script)], guard)
+    gen = payment_flow(config, facts(), first_402(server))
+    effect = _step(gen)
+    assert isinstance(effect, Send)
+    entry = guard.entries[0]
+    at_send.append((entry.state, entry.reference, entry.void_after))
+    # A method that returns right after signing: its signature is written with the sent step,
+    # one write, before the credential is handed to the driver.
+    assert at_send == [("sent", "0xfeed", void_after)]
+    assert entry.history == ["sent"]
+    with pytest.raises(StopIteration) as stop:
+        _step(gen, answer(server, effect))
+    payment = stop.value.value
+    assert payment.status == "paid"
+    # What was signed stays the reference; the server's own reference is kept beside it.
+    assert entry.reference == "0xfeed" and entry.receipt_reference.startswith("ref-")
+
+
+def test_a_signature_is_written_before_the_method_does_anything_more():
+    at_call: list[tuple[str, str | None]] = []
 
     def script(quote):
         yield Checkpoint("signed", "0xfeed")
-        states.append(guard_ref[0].entries[0].state)
+        yield HttpCall("POST", "https://backend.example/hand-over")
         return PaymentProof({"proof": "x"}, reference="0xfeed")
 
-    guard_ref: list[OpenGuard] = []
     server = FakeMppServer({"/paid": Route(offers=(Offer(verify=lambda c: True),))})
     guard = OpenGuard()
-    guard_ref.append(guard)
     config = FlowConfig.build([_Scripted(script)], guard)
-    payment, _ = drive(payment_flow(config, facts(), first_402(server)), server)
-    assert states == ["signed"]
+
+    def perform(effect: Any) -> Any:
+        if isinstance(effect, HttpCall):
+            at_call.append((guard.entries[0].state, guard.entries[0].reference))
+            return HttpReply(200, {}, b"{}")
+        return effect.function()
+
+    gen = payment_flow(config, facts(), first_402(server))
+    payment = trampoline.drive(gen, perform, lambda send: answer(server, send))
     assert payment.status == "paid"
-    # What was signed stays the reference; the server's own reference is kept beside it.
-    entry = guard.entries[0]
-    assert entry.reference == "0xfeed" and entry.receipt_reference.startswith("ref-")
+    assert at_call == [("signed", "0xfeed")]
+    assert guard.entries[0].history == ["signed", "sent", "settled"]
 
 
 def _step(gen: Generator[Any, Any, Any], value: Any = None, *, throw: Any = None) -> Any:

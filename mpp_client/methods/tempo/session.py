@@ -23,7 +23,11 @@ above what the units received at the agreed price allow.
 Units on a stream: every event that reaches the reader (not a control event) is one unit.
 A server may ask for the next ``max_prepaid_units`` units in advance; asking for more than
 ``base + price * (units received + max_prepaid_units)`` is refused (``SessionStreamError``)
-and the stream is closed.
+and the stream is closed. With ``max_prepaid_units`` above 1 the client also prepays on its
+own: whenever the server's balance (what it accepted less what it spent) is down to half of
+``max_prepaid_units``, it signs and posts the voucher for ``max_prepaid_units`` units beyond
+those received (never above the deposit nor the wallet's per-payment/per-call caps), so the
+server seldom pauses and a long stream costs a voucher per ``max_prepaid_units / 2`` units.
 """
 
 from __future__ import annotations
@@ -106,7 +110,6 @@ from mpp_client.methods.tempo.voucher import (
 from mpp_client.money import Money
 from mpp_client.protocol import Challenge, Credential, Receipt, parse_challenges, parse_receipt
 from mpp_client.session.base import (
-    InBackground,
     SessionStreamError,
     SideRequest,
     StreamContext,
@@ -329,7 +332,10 @@ class TempoSession(PaymentMethod):
     top-up adds at least (default: the current deposit, so it doubles; never past
     ``max_deposit``). ``escrows``: escrow contracts allowed besides the canonical ones, per
     chain id (an opt-in: a server's own escrow could be anything). ``max_prepaid_units``:
-    units a stream may be paid ahead (default 1).
+    units a stream may be paid ahead (default 1): the most the server may ask ahead of what
+    was received, and, above 1, what the client prepays on its own (see the module docstring;
+    it is money the server holds before it streamed for it: 200-1,000 units suit a fast
+    stream).
     ``chain_id``, ``rpc_url``, ``tokens``, ``expiry_window``, ``max_fee_per_gas``,
     ``expiry_margin``, ``timeout``, ``clock``: as ``TempoCharge`` (the same checks).
     ``open_gas_limit``/``top_up_gas_limit``: fixed gas limits (set explicitly: node estimates
@@ -1205,8 +1211,9 @@ class _StreamHandler:
     tracks what the server spent (its receipt's ``spent`` when the stream began, plus one
     ``increment`` per unit received) and, whenever that balance is down to half of
     ``max_prepaid_units``, signs a voucher for ``max_prepaid_units`` units beyond what was
-    received and posts it in the background (``InBackground``), so the server rarely has to
-    pause. Every prepaid voucher is bounded by: the refusal rule (``base + increment * (units
+    received and posts it at once (the server still has half the allowance to stream on), so
+    the server rarely has to pause. (Posted inline, not from a worker thread: a reader busy
+    with a fast stream holds the GIL, and a worker would wait for it, not for the network.) Every prepaid voucher is bounded by: the refusal rule (``base + increment * (units
     + max_prepaid_units)``), the deposit (prepaying never tops up), and the wallet's
     per-payment/per-call caps for this call (``base + cap``). It is durably recorded before it
     is sent, like every voucher, and counts as spent (``SessionStream.spent``) once signed.
@@ -1252,12 +1259,12 @@ class _StreamHandler:
 
     def on_units(self, units: int) -> Generator[Any, Any, None]:
         """Prepay: when the server's balance is down to half of ``max_prepaid_units``, sign
-        and post (in the background) the voucher for ``max_prepaid_units`` units beyond those
-        received; then sleep until the balance is down to half again."""
+        and post the voucher for ``max_prepaid_units`` units beyond those received; then
+        sleep until the balance is down to half again."""
         target, capped = self._prepay_target(units)
         if target > self.planned:
             self.planned = target
-            yield InBackground(self._voucher(target, resend=False))
+            yield from self._voucher(target, resend=False)
         if capped:
             self.wake_at = None  # the deposit or a cap is reached: the server will ask
             return
