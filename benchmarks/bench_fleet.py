@@ -60,6 +60,17 @@ def worker(target: str, worker_no: int, payments: int, ready, start, stop, queue
     wallet.close()
 
 
+def machine_busy() -> float | None:
+    """CPU seconds the whole machine has been busy (every process; Linux /proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def server_cpu(data_dir: Path) -> float | None:
     """User + system seconds of a PostgreSQL cluster's processes (Linux /proc), or ``None``."""
     try:
@@ -84,6 +95,7 @@ class Run:
     rate: float  #: payments per second over the whole run
     client_cpu: float  #: CPU seconds of the paying processes per payment
     server_cpu: float | None  #: CPU seconds of the database server per payment
+    others: float | None  #: CPUs busy with work other than this run's, on average
 
     def ms(self, quantile: float) -> float:
         ordered = sorted(self.samples)
@@ -109,9 +121,11 @@ def run(target: str, processes: int, payments: int, data_dir: Path | None) -> Ru
     for _ in children:
         ready.get(timeout=300)
     server_before = None if data_dir is None else server_cpu(data_dir)
+    busy_before, began = machine_busy(), time.perf_counter()
     start.set()
     results = [queue.get(timeout=600) for _ in children]
     server_after = None if data_dir is None else server_cpu(data_dir)
+    busy_after, ended = machine_busy(), time.perf_counter()
     stop.set()
     for child in children:
         child.join(timeout=60)
@@ -120,7 +134,12 @@ def run(target: str, processes: int, payments: int, data_dir: Path | None) -> Ru
     server = None
     if server_before is not None and server_after is not None:
         server = (server_after - server_before) / len(samples)
-    return Run(samples, len(samples) / wall, sum(r[3] for r in results) / len(samples), server)
+    client = sum(r[3] for r in results) / len(samples)
+    others = None
+    if busy_before is not None and busy_after is not None:
+        ours = len(samples) * (client + (server or 0.0))
+        others = max(0.0, (busy_after - busy_before - ours) / (ended - began))
+    return Run(samples, len(samples) / wall, client, server, others)
 
 
 def main() -> None:
@@ -156,19 +175,24 @@ def main() -> None:
           f"{args.payments} payments per process, {cpus} CPUs, load average "
           f"{load_before:.1f} before / {os.getloadavg()[0]:.1f} after.")  # fmt: skip
     print("Per payment (policy + journal): median / p90 wall ms, payments/s, CPU ms "
-          "(client + server):")  # fmt: skip
-    print("  processes    PostgreSQL                               SQLite")
+          "(client + server); 'others': CPUs other work kept busy meanwhile:")  # fmt: skip
+    print("  processes    PostgreSQL                                      "
+          "SQLite")  # fmt: skip
     for processes, pg, lite in rows:
         server = "   ?" if pg.server_cpu is None else f"{pg.server_cpu * 1000:4.2f}"
         print(f"  {processes:9d}    {pg.median_ms:6.2f} / {pg.ms(0.9):6.2f}  {pg.rate:6.0f}/s  "
-              f"{pg.client_cpu * 1000:4.2f} + {server}      "
+              f"{pg.client_cpu * 1000:4.2f} + {server}  others {_cpus(pg.others)}    "
               f"{lite.median_ms:6.2f} / {lite.ms(0.9):6.2f}  {lite.rate:6.0f}/s  "
-              f"{lite.client_cpu * 1000:4.2f}")  # fmt: skip
+              f"{lite.client_cpu * 1000:4.2f}  others {_cpus(lite.others)}")  # fmt: skip
     processes, pg, _ = rows[-1]
     print(f"PostgreSQL median with {processes} processes: {pg.median_ms:.2f} ms "
           f"(target <= 2 ms: {'OK' if pg.median_ms <= 2.0 else 'MISSED'}); CPU floor "
           f"{processes} x {pg.cpu_ms:.2f} ms / {cpus} CPUs = "
           f"{max(processes, cpus) * pg.cpu_ms / cpus:.2f} ms.")  # fmt: skip
+
+
+def _cpus(value: float | None) -> str:
+    return "  ?" if value is None else f"{value:3.1f}"
 
 
 if __name__ == "__main__":

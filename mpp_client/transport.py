@@ -159,6 +159,22 @@ def _head(response: httpx.Response, body: bytes) -> ResponseHead:
     )
 
 
+#: Headers that describe a body's framing on the wire, not the decoded (maybe cut) body.
+_FRAMING = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def _head_402(response: httpx.Response, body: bytes, truncated: bool) -> ResponseHead:
+    """The head of a 402 whose body was read (``_read_402_*``): what ``_head`` gives for the
+    response ``_rebuild`` makes of it, without making that response (only needed when the 402
+    goes back to the caller)."""
+    from mpp_client.flow import ResponseHead
+
+    headers = [(k, v) for k, v in response.headers.multi_items() if k not in _FRAMING]
+    if truncated:
+        headers.append(("x-mpp-truncated", "1"))
+    return ResponseHead(response.status_code, tuple(headers), body[:MAX_402_BODY])
+
+
 def _retry_request(request: httpx.Request, body: bytes, send: Send) -> httpx.Request:
     headers = request.headers.copy()
     for name in send.remove_headers:
@@ -201,11 +217,9 @@ def _strip_on_cross_origin(request: httpx.Request, pinned: str | None) -> None:
     request.headers.pop("payment-authorization", None)
 
 
-def _bounded_body_sync(
-    response: httpx.Response, request: httpx.Request
-) -> tuple[bytes, httpx.Response]:
-    """Read a 402 body up to ``MAX_402_BODY`` and close it; returns the body and a response
-    whose content can still be read by the caller."""
+def _read_402_sync(response: httpx.Response) -> tuple[bytes, bool]:
+    """Read a body up to ``MAX_402_BODY`` (and a byte more) and close it; returns the body
+    read and whether it was cut."""
     chunks: list[bytes] = []
     size = 0
     truncated = False
@@ -218,12 +232,10 @@ def _bounded_body_sync(
                 break
     finally:
         response.close()
-    return _rebuild(response, request, b"".join(chunks), truncated)
+    return b"".join(chunks), truncated
 
 
-async def _bounded_body_async(
-    response: httpx.Response, request: httpx.Request
-) -> tuple[bytes, httpx.Response]:
+async def _read_402_async(response: httpx.Response) -> tuple[bytes, bool]:
     chunks: list[bytes] = []
     size = 0
     truncated = False
@@ -236,7 +248,23 @@ async def _bounded_body_async(
                 break
     finally:
         await response.aclose()
-    return _rebuild(response, request, b"".join(chunks), truncated)
+    return b"".join(chunks), truncated
+
+
+def _bounded_body_sync(
+    response: httpx.Response, request: httpx.Request
+) -> tuple[bytes, httpx.Response]:
+    """Read a body up to ``MAX_402_BODY`` and close it; returns the body and a response
+    whose content can still be read by the caller."""
+    body, truncated = _read_402_sync(response)
+    return _rebuild(response, request, body, truncated)
+
+
+async def _bounded_body_async(
+    response: httpx.Response, request: httpx.Request
+) -> tuple[bytes, httpx.Response]:
+    body, truncated = await _read_402_async(response)
+    return _rebuild(response, request, body, truncated)
 
 
 def _rebuild(
@@ -245,7 +273,7 @@ def _rebuild(
     body = body[:MAX_402_BODY]
     headers = response.headers.copy()
     # The body is decoded and maybe cut: its framing headers no longer describe it.
-    for name in ("content-encoding", "content-length", "transfer-encoding"):
+    for name in _FRAMING:
         headers.pop(name, None)
     if truncated:
         headers["x-mpp-truncated"] = "1"
@@ -420,10 +448,12 @@ class PaymentTransport(httpx.BaseTransport):
         from mpp_client.flow import SendFailed, needs_body, payment_flow
         from mpp_client.trampoline import drive
 
-        content, response = _bounded_body_sync(response, request)
+        content, truncated = _read_402_sync(response)
         facts = _facts(request, pinned, body, problem)
-        flow = payment_flow(self._options.config, facts, _head(response, content))
-        last = response
+        flow = payment_flow(self._options.config, facts, _head_402(response, content, truncated))
+        # The latest answer; ``None`` while it is the 402, rebuilt (readable again) only if it
+        # goes back to the caller: a paid request never needs it.
+        last: httpx.Response | None = None
 
         def send(effect: Send) -> ResponseHead:
             nonlocal last
@@ -441,7 +471,11 @@ class PaymentTransport(httpx.BaseTransport):
         try:
             payment = drive(flow, self._runner.perform, send)
         except MppError as failure:
+            if last is None:
+                last = _rebuild(response, request, content, truncated)[1]
             raise _annotate(failure, request, last) from failure.__cause__
+        if last is None:
+            last = _rebuild(response, request, content, truncated)[1]
         if _metered(last, payment):
             from mpp_client.session.stream import attach_httpx_sync
 
@@ -520,10 +554,10 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
         from mpp_client.flow import SendFailed, needs_body, payment_flow
         from mpp_client.trampoline import drive_async
 
-        content, response = await _bounded_body_async(response, request)
+        content, truncated = await _read_402_async(response)
         facts = _facts(request, pinned, body, problem)
-        flow = payment_flow(self._options.config, facts, _head(response, content))
-        last = response
+        flow = payment_flow(self._options.config, facts, _head_402(response, content, truncated))
+        last: httpx.Response | None = None  # as in the sync twin
 
         async def send(effect: Send) -> ResponseHead:
             nonlocal last
@@ -543,7 +577,11 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
         try:
             payment = await drive_async(flow, self._runner.perform, send)
         except MppError as failure:
+            if last is None:
+                last = _rebuild(response, request, content, truncated)[1]
             raise _annotate(failure, request, last) from failure.__cause__
+        if last is None:
+            last = _rebuild(response, request, content, truncated)[1]
         if _metered(last, payment):
             from mpp_client.session.stream import attach_httpx_async
 

@@ -45,6 +45,8 @@ _BOM = b"\xef\xbb\xbf"
 _VALUE = rb"(?::[^\r\n]*)?\n"
 _NOT_DATA = rb"(?:(?:event|retry)" + _VALUE + rb"|id(?P<id>(?::[^\r\n]*)?)\n|:[^\r\n]*\n)"
 _ANY = rb"(?:(?:data|event|retry)" + _VALUE + rb"|id(?P<id2>(?::[^\r\n]*)?)\n|:[^\r\n]*\n)"
+# The usual chunk, matched in one call: one event, an optional ``id`` line, then its data.
+_COMMON_EVENT = re.compile(rb"(?:id(?P<v>:[^\r\n]*|)\n)?(?:data(?::[^\r\n]*)?\n)+\n")
 _SIMPLE_EVENTS = re.compile(rb"(?:" + _NOT_DATA + rb"*data" + _VALUE + _ANY + rb"*\n)+")
 
 
@@ -144,6 +146,15 @@ class SseParser:
         that holds no marker holds no event of a marked type."""
         if not self._at_rest or len(chunk) > self._skim_limit or not chunk.endswith(b"\n\n"):
             return None
+        common = _COMMON_EVENT.fullmatch(chunk)
+        if common is not None:
+            ident = common.group("v")
+            if ident is not None:
+                value = ident[2:] if ident[1:2] == b" " else ident[1:]
+                if b"\x00" in value:
+                    return None  # that id is ignored, an earlier one counts: the slow path
+                self._last_id = value.decode("utf-8", "replace")
+            return 1
         if b"event" in chunk:
             for marker in markers:
                 if marker in chunk:
@@ -158,12 +169,19 @@ class SseParser:
                 or b"\ndata\n" in chunk
             ):  # fmt: skip
                 return None  # no data: dispatches nothing (the slow path says so)
-            if b"id" in chunk:
-                value = _last_id_value(chunk)
-                if value is not None:
-                    if b"\x00" in value:
-                        return None
-                    self._last_id = value.decode("utf-8", "replace")
+            if b"\nid" in chunk:
+                value = _last_id_value(chunk)  # an id line after the first: search
+            elif chunk[:3] == b"id:":  # the usual place: the first line, and no other
+                stop = chunk.find(b"\n")
+                value = chunk[4:stop] if chunk[3:4] == b" " else chunk[3:stop]
+            elif chunk[:3] == b"id\n":
+                value = b""
+            else:
+                return 1
+            if value is not None:
+                if b"\x00" in value:
+                    return None
+                self._last_id = value.decode("utf-8", "replace")
             return 1
         found = _SIMPLE_EVENTS.fullmatch(chunk)
         if found is None:

@@ -134,12 +134,8 @@ class _Pump:
         self.parser = SseParser()
 
     def items(self, chunk: bytes) -> list[bytes | SseEvent]:
-        # The common chunk (whole events, none of them a control event) passes as is: it is
-        # only counted, not parsed into events.
-        count = self.parser.skim(chunk, self.markers)
-        if count is not None:
-            self.state.data_events += count
-            return [chunk]
+        """The chunk parsed: pass-through bytes and control events, in order (the pumps try
+        ``SseParser.skim`` first)."""
         out: list[bytes | SseEvent] = []
         pending = bytearray()
         for item in self.parser.feed_raw(chunk):
@@ -160,7 +156,7 @@ class _Pump:
     def due(self) -> bool:
         """Whether the handler asked to see the units now (its ``wake_at`` is reached)."""
         wake = getattr(self.handler, "wake_at", None)
-        return isinstance(wake, int) and self.state.data_events >= wake
+        return wake is not None and self.state.data_events >= wake
 
     def on_units(self) -> Generator[Any, Any, None]:
         units: Generator[Any, Any, None] = self.handler.on_units(  # type: ignore[attr-defined]
@@ -185,26 +181,28 @@ def _pump_sync(
     pump: _Pump,
     run: Callable[[Generator[Any, Any, None]], None],
 ) -> Iterator[bytes]:
-    state = pump.state
+    state, skim, markers = pump.state, pump.parser.skim, pump.markers
     try:
         if pump.due():
             run(pump.on_units())
         for chunk in chunks:
-            items = pump.items(chunk)
-            if len(items) == 1 and isinstance(items[0], bytes):
-                # The common chunk: the handler sees the units before the reader does.
+            count = skim(chunk, markers)
+            if count is not None:
+                # The common chunk (whole events, no control event) passes as is, counted,
+                # not parsed into events; the handler sees the units before the reader does.
+                state.data_events += count
                 if pump.due():
                     run(pump.on_units())
-                yield items[0]
-            else:
-                for item in items:
-                    if isinstance(item, bytes):
-                        yield item
-                    else:
-                        state.control_events += 1
-                        run(pump.handler.on_event(item))
-                if pump.due():
-                    run(pump.on_units())
+                yield chunk
+                continue
+            for item in pump.items(chunk):
+                if isinstance(item, bytes):
+                    yield item
+                else:
+                    state.control_events += 1
+                    run(pump.handler.on_event(item))
+            if pump.due():
+                run(pump.on_units())
         rest = pump.rest()
         if rest:
             yield rest
@@ -227,26 +225,26 @@ async def _pump_async(
     pump: _Pump,
     run: Callable[[Generator[Any, Any, None]], Awaitable[None]],
 ) -> AsyncIterator[bytes]:
-    state = pump.state
+    state, skim, markers = pump.state, pump.parser.skim, pump.markers
     try:
         if pump.due():
             await run(pump.on_units())
         async for chunk in chunks:
-            items = pump.items(chunk)
-            if len(items) == 1 and isinstance(items[0], bytes):
-                # The common chunk: the handler sees the units before the reader does.
+            count = skim(chunk, markers)
+            if count is not None:
+                state.data_events += count
                 if pump.due():
                     await run(pump.on_units())
-                yield items[0]
-            else:
-                for item in items:
-                    if isinstance(item, bytes):
-                        yield item
-                    else:
-                        state.control_events += 1
-                        await run(pump.handler.on_event(item))
-                if pump.due():
-                    await run(pump.on_units())
+                yield chunk
+                continue
+            for item in pump.items(chunk):
+                if isinstance(item, bytes):
+                    yield item
+                else:
+                    state.control_events += 1
+                    await run(pump.handler.on_event(item))
+            if pump.due():
+                await run(pump.on_units())
         rest = pump.rest()
         if rest:
             yield rest

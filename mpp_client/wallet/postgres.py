@@ -250,6 +250,8 @@ _PIN_SQL = "SELECT payees, token, network FROM mpp_pins WHERE origin = %s AND me
 _UNRESOLVED_SQL = f"SELECT id FROM mpp_payments WHERE state NOT IN {RESOLVED_SQL} ORDER BY seq"  # noqa: S608
 _UNRESOLVED_KEY = ("unresolved",)
 _LEASE_KEY = ("lease",)
+#: Makes the statement's own transaction commit with the WAL flush (``_update_sql``).
+_DURABLE_CTE = "WITH durable AS MATERIALIZED (SELECT set_config('synchronous_commit', 'on', true)) "
 #: Seconds the breaker's answer read with a check stands for ``unresolved()`` in its thread.
 _UNRESOLVED_FRESH = 0.5
 #: Seconds a ``settled`` mark waits for this process's next read to carry it (``advance_later``).
@@ -296,39 +298,54 @@ def _foreseen_reads(
 
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s")
-#: Combined statements by the reads' statements and argument names (the same every payment).
-_COMBINED: dict[tuple[tuple[str, tuple[str, ...] | int], ...], str] = {}
+#: Combined statements by their parts' statements and argument names (the same every payment).
+_COMBINED: dict[Any, str] = {}
 
 
-def _combined(reads: Sequence[tuple[tuple[Any, ...], str, Any]]) -> tuple[str, dict[str, Any]]:
+def _renamed(prefix: str, sql: str, args: Any, params: dict[str, Any]) -> str:
+    """``sql`` with its placeholders named ``{prefix}_{name}`` (or ``_{position}``), and their
+    values added to ``params``."""
+    if isinstance(args, dict):
+        params.update({f"{prefix}_{name}": value for name, value in args.items()})
+    else:
+        params.update({f"{prefix}_{i}": value for i, value in enumerate(args)})
+    positional = iter(range(1_000_000))
+
+    def rename(match: re.Match[str]) -> str:
+        name = match.group(1) if match.group(1) else str(next(positional))
+        return f"%({prefix}_{name})s"
+
+    return _PLACEHOLDER.sub(rename, sql)
+
+
+def _combined(
+    reads: Sequence[tuple[tuple[Any, ...], str, Any]],
+    writes: Sequence[tuple[str, Any]] = (),
+) -> tuple[str, dict[str, Any]]:
     """One statement answering every read: a JSON array with each read's rows (objects named
-    by column, in the read's order). Server and client work per statement, not per row, is
-    what a payment spends most on, so five reads cost about one this way. Placeholders are
-    renamed per read (``r0_since``...), as reads share names with different values."""
+    by column, in the read's order), after ``writes`` (``UPDATE`` statements run as
+    data-modifying CTEs of it: they commit with it; the reads do not see them). In this
+    environment each statement and above all each round trip costs far more than the rows
+    (a client and a server wake-up each), so five reads and a write cost about one this
+    way. Placeholders are renamed per part (``r0_since``...): parts share names."""
     shape = tuple(
-        (sql, tuple(args) if isinstance(args, dict) else len(args)) for _, sql, args in reads
+        (sql, tuple(args) if isinstance(args, dict) else len(args))
+        for sql, args in [*[(sql, args) for _, sql, args in reads], *writes]
     )
     params: dict[str, Any] = {}
-    for n, (_, _, args) in enumerate(reads):
-        if isinstance(args, dict):
-            params.update({f"r{n}_{name}": value for name, value in args.items()})
-        else:
-            params.update({f"r{n}_{i}": value for i, value in enumerate(args)})
+    texts = [_renamed(f"r{n}", sql, args, params) for n, (_, sql, args) in enumerate(reads)]
+    texts += [_renamed(f"w{n}", sql, args, params) for n, (sql, args) in enumerate(writes)]
     text = _COMBINED.get(shape)
     if text is None:
-        parts = []
-        for n, (_, sql, _) in enumerate(reads):
-            positional = iter(range(1_000_000))
-
-            def rename(match: re.Match[str], n: int = n, positional: Any = positional) -> str:
-                name = match.group(1) if match.group(1) else str(next(positional))
-                return f"%(r{n}_{name})s"
-
-            parts.append(
-                "(SELECT COALESCE(json_agg(row_to_json(q)), '[]'::json) "  # noqa: S608
-                f"FROM ({_PLACEHOLDER.sub(rename, sql)}) q)"  # the journal's own statements
-            )
-        text = f"SELECT json_build_array({', '.join(parts)}) AS answers"
+        ctes = [f"w{n} AS ({t})" for n, t in enumerate(texts[len(reads) :])]
+        parts = [
+            "(SELECT COALESCE(json_agg(row_to_json(q)), '[]'::json) "  # noqa: S608
+            f"FROM ({t}) q)"  # the journal's own statements
+            for t in texts[: len(reads)]
+        ]
+        text = (f"WITH {', '.join(ctes)} " if ctes else "") + (
+            f"SELECT json_build_array({', '.join(parts)}) AS answers"
+        )
         if len(_COMBINED) < 256:
             _COMBINED[shape] = text
     return text, params
@@ -661,16 +678,18 @@ class _ReadLedger:
                 # snapshot, one round trip. A check is advisory; the hold re-checks the caps.
                 foreseen = _foreseen_reads(self._journal._check_templates, self.now())
                 foreseen.append((_UNRESOLVED_KEY, _UNRESOLVED_SQL, ()))
-                sql, args = _combined(foreseen)
                 journal = self._journal
                 if journal._later:
                     # The ``settled`` marks handed over since this process's last read go in
-                    # this round trip, before the reads (autocommit: they commit with them).
-                    with journal._later_writing, conn.pipeline():
-                        marks = journal._later_statements(conn)
+                    # this statement (autocommit: they commit with it, the reads do not see
+                    # them, and they change nothing a check reads).
+                    with journal._later_writing:
+                        marks, writes = journal._later_writes()
+                        sql, args = _combined(foreseen, writes)
                         cursor = conn.execute(sql, args)
-                    journal._later_done(marks)
+                        journal._later_done(marks)
                 else:
+                    sql, args = _combined(foreseen)
                     cursor = conn.execute(sql, args)
                 self._prefetched = _combined_answers(foreseen, cursor)
                 unresolved = self._prefetched.pop(_UNRESOLVED_KEY)
@@ -958,9 +977,11 @@ class PostgresJournal:
                     {"owner": self._owner_id},
                 )
             )
-        # Three statements, one round trip: the lock must be a statement of its own, before
-        # the reads (a statement's snapshot is taken when it starts, so reads in the lock's
-        # statement would not see a hold committed while this one waited for the lock).
+        # Three statements, one round trip (pipelined). The lock must be a statement of its
+        # own, before the reads: a statement's snapshot is taken when it starts, so reads in
+        # the lock's statement would not see a hold committed while this one waited for it.
+        # A round trip costs more than its statements when processes outnumber CPUs: each is
+        # a wait for the server's process to be scheduled, and for this one's to be again.
         with conn.pipeline():
             conn.execute("BEGIN")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
@@ -1361,13 +1382,12 @@ class PostgresJournal:
                 except JournalError as exc:
                     log.warning("payment journal %s: %s", self.where, exc)
 
-    def _later_statements(self, conn: Connection) -> list[tuple[str, _Change, str]]:
-        """Queue the pending marks' updates on ``conn`` (in a pipeline: sent with what the
-        caller queues next). The caller holds ``_later_writing``; returns the marks queued."""
+    def _later_writes(self) -> tuple[list[tuple[str, _Change, str]], list[tuple[str, Any]]]:
+        """The pending marks and their ``UPDATE`` statements (the caller holds
+        ``_later_writing``)."""
         marks = list(self._later)
-        for entry_id, change, token in marks:
-            self._update_cursor(conn, entry_id, "settled", change, token)
-        return marks
+        writes = [self._update_sql(i, "settled", change, token) for i, change, token in marks]
+        return marks, writes
 
     def _later_done(self, marks: list[tuple[str, _Change, str]]) -> None:
         del self._later[: len(marks)]  # only appended to meanwhile, never reordered
@@ -1377,9 +1397,10 @@ class PostgresJournal:
         with self._later_writing:
             if not self._later:
                 return
+            marks, writes = self._later_writes()
             try:
-                with conn.pipeline():
-                    marks = self._later_statements(conn)
+                sql, args = _combined([], writes)
+                conn.execute(sql, args)
             except psycopg.OperationalError:
                 raise  # the caller reconnects; the marks stay pending
             except psycopg.Error as exc:
@@ -1408,36 +1429,37 @@ class PostgresJournal:
     def _move(
         self, conn: Connection, entry_id: str, state: str, change: _Change, token: str
     ) -> bool:
-        """A move that keeps the amount held (every move but a release): one statement, in a
-        flushed transaction for ``sent`` and ``broadcast`` (one round trip, pipelined)."""
-        if state not in _DURABLE or conn.info.transaction_status != _IDLE:
-            return self._update(conn, entry_id, state, change, token)
-        with conn.pipeline():
-            conn.execute("BEGIN")
-            conn.execute("SET LOCAL synchronous_commit TO on")
-            cursor = self._update_cursor(conn, entry_id, state, change, token)
-            conn.execute("COMMIT")
-        return cursor.rowcount == 1
+        """A move that keeps the amount held (every move but a release): one statement, one
+        round trip; for ``sent`` and ``broadcast`` its commit waits for the WAL flush."""
+        sql, args = self._update_sql(entry_id, state, change, token)
+        return conn.execute(sql, args).rowcount == 1
 
-    def _update(
-        self, conn: Connection, entry_id: str, state: str, change: _Change, token: str
-    ) -> bool:
-        return self._update_cursor(conn, entry_id, state, change, token).rowcount == 1
-
-    def _update_cursor(
-        self, conn: Connection, entry_id: str, state: str, change: _Change, token: str
-    ) -> psycopg.Cursor[DictRow]:
+    def _update_sql(
+        self, entry_id: str, state: str, change: _Change, token: str
+    ) -> tuple[str, dict[str, Any]]:
+        """The ``UPDATE`` of one step. For ``sent`` and ``broadcast`` (``_DURABLE``) it sets
+        ``synchronous_commit`` on for its own transaction (``set_config(..., true)`` in the
+        statement, so an autocommit step is one statement, not BEGIN/SET/UPDATE/COMMIT): its
+        commit returns after the WAL is flushed past it. Every step before it (the hold,
+        ``signed``) committed with ``synchronous_commit`` off, unflushed; the WAL is one
+        sequence, so this flush makes them durable too. If the server crashed before that
+        flush and forgot them, this statement finds no entry in a state it may move from,
+        ``advance`` raises, and the credential is never sent. The join makes the setting part
+        of every row the statement changes: an update that changes no row needs no flush."""
         sources = sorted(allowed_sources(state))
         held = int(holds(state, None if change.moved is None else bool(change.moved)))
-        return conn.execute(
-            "UPDATE mpp_payments SET state = %(state)s, held = %(held)s, updated_at = %(now)s, "
+        durable = state in _DURABLE
+        return (
+            (_DURABLE_CTE if durable else "")  # noqa: S608 - constant fragments only
+            + "UPDATE mpp_payments SET state = %(state)s, held = %(held)s, updated_at = %(now)s, "
             "reference = COALESCE(%(reference)s, reference), "
             "fingerprint = COALESCE(%(fingerprint)s, fingerprint), "
             "receipt = COALESCE(%(receipt)s, receipt), reason = COALESCE(%(reason)s, reason), "
             "money_moved = COALESCE(%(moved)s, money_moved), proof = COALESCE(%(proof)s, proof), "
             "receipt_reference = COALESCE(%(receipt_reference)s, receipt_reference), "
             "void_after = COALESCE(%(void_after)s, void_after), write_id = %(token)s "
-            "WHERE id = %(id)s AND state = ANY(%(sources)s)",
+            + ("FROM durable " if durable else "")
+            + "WHERE id = %(id)s AND state = ANY(%(sources)s)",
             {
                 "state": state, "held": held, "now": self._clock(), "reference": change.reference,
                 "fingerprint": change.fingerprint, "receipt": change.receipt,

@@ -166,7 +166,7 @@ def test_a_lost_acknowledgement_of_a_step_is_found_by_its_write_token(pg, pg_url
     wallet = Wallet(journal=journal, policy=workers.policy("100"))
     reservation = run_sync(wallet.reserve(quote(1_000), context(), PaymentOptions()))
     reservation.signed("0xabc")
-    proxy.arm(b"COMMIT")  # the flushed transaction of ``sent``
+    proxy.arm(b"set_config('synchronous_commit'")  # ``sent``: one flushed statement
     reservation.sent("fp", "0xabc")
     assert proxy.dropped.is_set()
     proxy.arm(b"UPDATE mpp_payments")  # an autocommit step: the settled mark

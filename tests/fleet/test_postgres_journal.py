@@ -47,6 +47,21 @@ def test_every_step_is_recorded_and_final_states_do_not_move_back(journal):
         journal.advance(reservation.id, "sent", fingerprint="fp2")
 
 
+def test_a_hold_the_server_forgot_stops_the_payment_before_its_credential_leaves(journal, pg_url):
+    # Holds commit without waiting for the WAL flush: a server crash may forget the last ones
+    # (simulated by deleting the row). The next step, written before anything is sent, finds
+    # no entry and raises, so the flow stops with nothing sent.
+    wallet = Wallet(journal=journal)
+    reservation = pay(wallet, quote(1_000), settle=False)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM mpp_payment_payees WHERE payment_id = %s", (reservation.id,))
+        conn.execute("DELETE FROM mpp_payments WHERE id = %s", (reservation.id,))
+    with pytest.raises(JournalError, match="cannot record it as signed"):
+        reservation.signed("0xabc")
+    with pytest.raises(JournalError, match="cannot record it as sent"):
+        reservation.sent("fp", "0xabc")
+
+
 def test_a_release_after_the_credential_left_needs_a_proof(journal):
     wallet = wallet_on(journal, day="1")
     reservation = pay(wallet, quote(400_000), settle=False)
@@ -248,6 +263,6 @@ def test_a_hold_answered_from_its_foreseen_reads_sees_every_other_hold(pg_url):
     pay(theirs, quote(1_000), context(call_id="theirs-0"))  # between our check and our hold
     with pytest.raises(BudgetExceeded):
         pay(ours, quote(1_000), ctx)
+    theirs.close()  # writes its settled mark (each process reads what it wrote at once)
     assert [p.state for p in first.payments()] == ["settled"] * 3
     ours.close()
-    theirs.close()

@@ -1213,8 +1213,9 @@ class _StreamHandler:
     ``max_prepaid_units``, signs a voucher for ``max_prepaid_units`` units beyond what was
     received and posts it at once (the server still has half the allowance to stream on), so
     the server rarely has to pause. (Posted inline, not from a worker thread: a reader busy
-    with a fast stream holds the GIL, and a worker would wait for it, not for the network.) Every prepaid voucher is bounded by: the refusal rule (``base + increment * (units
-    + max_prepaid_units)``), the deposit (prepaying never tops up), and the wallet's
+    with a fast stream holds the GIL, and a worker would wait for it, not for the network.)
+    Every prepaid voucher is bounded by: the refusal rule (``base + increment * (units +
+    max_prepaid_units)``), the deposit (prepaying never tops up), and the wallet's
     per-payment/per-call caps for this call (``base + cap``). It is durably recorded before it
     is sent, like every voucher, and counts as spent (``SessionStream.spent``) once signed.
     """
@@ -1248,6 +1249,8 @@ class _StreamHandler:
         # The highest cumulative this stream signed or has a job to sign.
         self.planned = signed
         self.call_cap = _call_cap(context, method.name)
+        # The highest accepted cumulative a prepaid voucher's answer gave, not yet written.
+        self.unwritten = 0
         #: ``data_events`` at which ``on_units`` runs next (``None``: not prepaying).
         self.wake_at: int | None = 0 if method.max_prepaid_units > 1 else None
 
@@ -1261,15 +1264,18 @@ class _StreamHandler:
         """Prepay: when the server's balance is down to half of ``max_prepaid_units``, sign
         and post the voucher for ``max_prepaid_units`` units beyond those received; then
         sleep until the balance is down to half again."""
+        increment, half = self.plan.increment, max(1, self.method.max_prepaid_units // 2)
         target, capped = self._prepay_target(units)
-        if target > self.planned:
+        # A prepaid voucher adds at least half the allowance (or reaches a bound): a stream
+        # costs one per ``max_prepaid_units / 2`` units, whatever the server's pace.
+        if target - self.planned >= increment * half or (capped and target > self.planned):
             self.planned = target
             yield from self._voucher(target, resend=False)
         if capped:
             self.wake_at = None  # the deposit or a cap is reached: the server will ask
             return
-        covered = (self.planned - self.start) // self.plan.increment
-        self.wake_at = max(units + 1, covered - self.method.max_prepaid_units // 2)
+        covered = (self.planned - self.start) // increment
+        self.wake_at = max(units + 1, covered + half - self.method.max_prepaid_units)
 
     def _prepay_target(self, units: int) -> tuple[int, bool]:
         """The cumulative to prepay to after ``units`` units (base units), and whether a bound
@@ -1283,8 +1289,10 @@ class _StreamHandler:
         return min(target, bound), bound < target
 
     def on_end(self, complete: bool) -> Generator[Any, Any, None]:
-        return
-        yield  # pragma: no cover
+        pending, self.unwritten = self.unwritten, 0
+        if pending:
+            store = self.method.channels
+            yield JournalWrite(lambda: store.accept(self.channel_id, pending))
 
     def _receipt(self, data: str) -> Generator[Any, Any, None]:
         receipt = receipt_from_event(data)
@@ -1295,7 +1303,9 @@ class _StreamHandler:
                 money_moved=None,
             )
         store = self.method.channels
-        yield JournalWrite(lambda: store.accept(self.channel_id, accepted))
+        # With what prepaid vouchers' answers said (not written one by one).
+        written, self.unwritten = max(accepted, self.unwritten), 0
+        yield JournalWrite(lambda: store.accept(self.channel_id, written))
         self.context.stream.receipt = receipt
         self.context.stream.details["acceptedCumulative"] = accepted
 
@@ -1325,6 +1335,12 @@ class _StreamHandler:
                 f"ahead) allow at most {allowed}; refused, nothing more was signed",
                 money_moved=None,
             )
+        reported = _int_field(need.get("acceptedCumulative"))
+        asked = required - reported if reported is not None else 0
+        if self.wake_at is not None and 2 * asked > plan.increment * self.method.max_prepaid_units:
+            # The server asks for more than half the allowance at a time: prepaying on our
+            # own would only send more vouchers than it asks for. Answer its asks alone.
+            self.wake_at = None
         if required <= self.confirmed:
             # The server asked before it read a (prepaid) voucher it has since confirmed.
             return
@@ -1374,7 +1390,12 @@ class _StreamHandler:
         receipt = _header_receipt(reply)
         accepted = _accepted(receipt, self.channel_id)
         if accepted is not None:
-            yield JournalWrite(lambda: store.accept(self.channel_id, accepted))
+            if resend:
+                yield JournalWrite(lambda: store.accept(self.channel_id, accepted))
+            else:
+                # What the server accepted can be learnt again from its next receipt, and is
+                # never above what was signed: one write at the end of the stream will do.
+                self.unwritten = max(self.unwritten, accepted)
             self.confirmed = max(self.confirmed, min(accepted, cumulative))
         stream = self.context.stream
         stream.details["highestSigned"] = max(stream.details.get("highestSigned", 0), cumulative)

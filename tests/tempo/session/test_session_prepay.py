@@ -109,3 +109,45 @@ def test_prepaying_stays_within_the_per_call_cap(session_server: Session, tmp_pa
     base = opened.highest_signed  # signed before the streaming call
     assert seen and max(cumulative for cumulative, _ in seen) <= base + 5_000
     assert base + 30 * s.server.price <= record.highest_signed <= base + 5_000
+
+
+async def test_prepaid_vouchers_through_the_async_transport(
+    session_server: Session, tmp_path: Path
+) -> None:
+    import mpp_client
+
+    s = session_server
+    s.server.price, s.server.units_per_voucher = 100, 5
+    method = method_for(s, max_prepaid_units=40)
+    wallet = Wallet([method], journal=tmp_path / "journal.sqlite3")
+    seen = watch_vouchers(s, method.channels)
+    async with (
+        httpx.AsyncClient(transport=mpp_client.AsyncPaymentTransport(wallet=wallet)) as client,
+        client.stream("GET", s.url + "/stream?n=100") as response,
+    ):
+        lines = [line async for line in response.aiter_lines() if line.startswith("data:")]
+    assert len(lines) == 100
+    [record] = method.channels.channels()
+    assert all(cumulative <= journaled for cumulative, journaled in seen)
+    assert 100 * s.server.price <= record.highest_signed <= 140 * s.server.price
+    assert s.server.actions.count("voucher") <= 12  # the server alone would ask 20 times
+    closed = await method.aclose(s.url + "/stream")
+    assert onchain(s, closed.id).settled == record.highest_signed
+
+
+def test_prepaid_vouchers_through_requests(session_server: Session, tmp_path: Path) -> None:
+    from mpp_client import PaymentSession
+
+    s = session_server
+    s.server.price, s.server.units_per_voucher = 100, 5
+    method = method_for(s, max_prepaid_units=40)
+    wallet = Wallet([method], journal=tmp_path / "journal.sqlite3")
+    seen = watch_vouchers(s, method.channels)
+    with PaymentSession(wallet=wallet) as session:
+        response = session.get(s.url + "/stream?n=100", stream=True)
+        lines = [line for line in response.iter_lines() if line.startswith(b"data:")]
+    assert len(lines) == 100
+    [record] = method.channels.channels()
+    assert all(cumulative <= journaled for cumulative, journaled in seen)
+    assert 100 * s.server.price <= record.highest_signed <= 140 * s.server.price
+    assert s.server.actions.count("voucher") <= 12
