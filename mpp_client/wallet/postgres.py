@@ -16,13 +16,18 @@ journal (``mpp_client.wallet.journal``) across machines:
   pipelined round trip; the statements after the lock see exactly what a read made later in
   the hold would, so the policy is answered from them (a read not foreseen, or one after the
   transaction wrote, goes to the server). The hold's writes go with its COMMIT: two round
-  trips hold the lock. A ``check`` sends the reads of the previous check in one round trip too.
+  trips hold the lock. A ``check`` sends the reads of the previous check in one round trip too,
+  with the circuit breaker's read (``unresolved``, which the wallet asks right after) and the
+  ``settled`` marks waiting to be written (``advance_later``). Foreseen reads travel as one
+  statement (``_combined``: a JSON array of each read's rows): round trips and statements,
+  not rows, are what a payment's time goes to, above all when processes outnumber CPUs.
 - **Totals cost the same at a million rows.** Held exposure is kept in running totals (rows of
   1 s, 1 min, 1 h and lifetime per currency and scope, table ``mpp_held_buckets``) written in
   the transaction that holds or releases; a rolling window reads at most 59 + 59 + 24 of them
   plus the payments of its first second.
 - **Every state is committed before the step it names.** ``advance`` returns after the
-  server's commit. ``sent`` and ``broadcast`` (the last writes before value can leave) and
+  server's commit (``advance_later``, for ``settled`` only, does not: its mark goes with the
+  next read). ``sent`` and ``broadcast`` (the last writes before value can leave) and
   lease claims are committed with ``synchronous_commit`` on: flushed to the server's WAL,
   and with them every earlier write. The other steps commit without waiting for that flush
   (``synchronous_commit`` off, like the SQLite journal's ``synchronous=NORMAL``): a server

@@ -11,15 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
-from mpp_client.errors import JournalError, JournalUnavailable
+from mpp_client.errors import JournalUnavailable
 from mpp_client.guard import PaymentOptions
 from mpp_client.methods.base import LookupResult
 from mpp_client.runner import run_sync
 from mpp_client.testing import FakeMppServer, Offer, Route, TestMethod
 from mpp_client.testing.clock import ManualClock
 from mpp_client.transport import PaymentTransport
-from mpp_client.wallet import Wallet
-from mpp_client.wallet import postgres
+from mpp_client.wallet import Wallet, postgres
 from mpp_client.wallet.postgres import PostgresJournal
 
 from ..wallet.conftest import context, quote

@@ -1367,6 +1367,10 @@ class _StreamHandler:
         cumulative, signature = yield from self.method._next_voucher(
             plan, self.channel_id, lambda current: max(current, target)
         )
+        # Spent once signed (the server may use it as soon as it reads it).
+        stream = self.context.stream
+        stream.details["highestSigned"] = max(stream.details.get("highestSigned", 0), cumulative)
+        stream.spent = max(stream.spent or 0, cumulative - self.base)
         if not resend and cumulative <= self.confirmed:
             return
         payload = {
@@ -1397,9 +1401,6 @@ class _StreamHandler:
                 # never above what was signed: one write at the end of the stream will do.
                 self.unwritten = max(self.unwritten, accepted)
             self.confirmed = max(self.confirmed, min(accepted, cumulative))
-        stream = self.context.stream
-        stream.details["highestSigned"] = max(stream.details.get("highestSigned", 0), cumulative)
-        stream.spent = max(stream.spent or 0, cumulative - self.base)
 
     def _credential(self, payload: Mapping[str, Any], challenge: Challenge) -> str:
         source = f"did:pkh:eip155:{self.plan.chain_id}:{self.method.signer.address}"
