@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 
 from mpp_client.clock import SYSTEM_CLOCK, Clock, utcnow
@@ -926,8 +927,8 @@ def _pay(
             if attempt.signed is not None:
                 # The method goes on after signing (a call, a write of its own): what it
                 # signed is written first, as a step of its own.
-                signed, attempt.signed = attempt.signed, None
-                yield from _record(lambda: reservation.signed(signed[0], void_after=signed[1]))
+                yield from _record(partial(_write_signed, reservation, attempt.signed))
+                attempt.signed = None
             try:
                 reply = yield effect
             except Exception as exc:
@@ -944,8 +945,7 @@ def _checkpoint(attempt: _Attempt, checkpoint: Checkpoint) -> Generator[Any, Any
     reservation = attempt.reservation
     if checkpoint.stage == "signed":
         if attempt.signed is not None:  # a second signature before any other step
-            signed = attempt.signed
-            yield from _record(lambda: reservation.signed(signed[0], void_after=signed[1]))
+            yield from _record(partial(_write_signed, reservation, attempt.signed))
         attempt.signed = (checkpoint.reference, checkpoint.void_after)
         return
     attempt.left = True  # from here on the method may move value; written before it does
@@ -957,6 +957,10 @@ def _checkpoint(attempt: _Attempt, checkpoint: Checkpoint) -> Generator[Any, Any
         yield from _record(lambda: reservation.broadcast(reference))
     else:
         yield from _record(lambda: reservation.broadcast(reference, void_after=void_after))
+
+
+def _write_signed(reservation: Reservation, signed: tuple[str | None, datetime | None]) -> None:
+    reservation.signed(signed[0], void_after=signed[1])
 
 
 def _failed_paying(

@@ -133,10 +133,13 @@ async def _buffer_async(request: httpx.Request, cap: int) -> tuple[bytes | None,
 def _facts(
     request: httpx.Request, pinned: str | None, body: bytes | None, problem: str | None
 ) -> RequestFacts:
-    from mpp_client.flow import RequestFacts
+    from mpp_client.flow import RequestFacts, origin_of
 
-    url = str(request.url)
-    origin = url_origin(url)
+    parsed = request.url
+    url = str(parsed)
+    # From httpx's parsed URL (ASCII host, default port already None): what ``url_origin``
+    # gives for ``url``, without parsing it again.
+    origin = origin_of(parsed.scheme, parsed.raw_host.decode("ascii").lower(), parsed.port)
     return RequestFacts(
         method=request.method,
         url=url,

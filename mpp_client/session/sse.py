@@ -98,8 +98,8 @@ class SseParser:
     of the stream returns the raw bytes of an unfinished event (which is not dispatched)."""
 
     __slots__ = (
-        "_at_rest", "_buffer", "_data", "_event", "_has_data", "_last_id", "_max_event",
-        "_max_line", "_pending_cr", "_raw", "_retry", "_skim_limit", "_started",
+        "_at_rest", "_buffer", "_data", "_event", "_has_data", "_id_field", "_last_id",
+        "_max_event", "_max_line", "_pending_cr", "_raw", "_retry", "_skim_limit", "_started",
     )  # fmt: skip
 
     def __init__(
@@ -116,6 +116,10 @@ class SseParser:
         self._event = ""
         self._retry: int | None = None
         self._last_id = ""
+        # The ``id`` field of the last chunk ``skim`` took (``b":value"``/``b": value"``, or
+        # ``b""`` for a bare ``id``), not decoded yet: decoding every chunk's id would cost
+        # more than the rest of the fast path, and only the last one is ever read.
+        self._id_field: bytes | None = None
         self._started = False  # the BOM check is done
         self._pending_cr = False  # the buffer ended in CR: an LF may follow in the next chunk
         self._at_rest = False  # started, and between events (``at_boundary``)
@@ -124,7 +128,19 @@ class SseParser:
     @property
     def last_event_id(self) -> str:
         """The last event id in force (what a reconnecting client would send)."""
+        self._settle_id()
         return self._last_id
+
+    def _settle_id(self) -> None:
+        field = self._id_field
+        if field is not None:
+            self._id_field = None
+            value = field[2:] if field[1:2] == b" " else field[1:]
+            self._last_id = value.decode("utf-8", "replace")
+
+    def _set_id(self, value: bytes) -> None:
+        self._id_field = None  # superseded
+        self._last_id = value.decode("utf-8", "replace")
 
     @property
     def at_boundary(self) -> bool:
@@ -144,17 +160,18 @@ class SseParser:
 
         An event type can only be named by its literal bytes in an ``event`` line, so a chunk
         that holds no marker holds no event of a marked type."""
-        if not self._at_rest or len(chunk) > self._skim_limit or not chunk.endswith(b"\n\n"):
+        if not self._at_rest or len(chunk) > self._skim_limit:
             return None
         common = _COMMON_EVENT.fullmatch(chunk)
         if common is not None:
             ident = common.group("v")
             if ident is not None:
-                value = ident[2:] if ident[1:2] == b" " else ident[1:]
-                if b"\x00" in value:
+                if b"\x00" in ident:
                     return None  # that id is ignored, an earlier one counts: the slow path
-                self._last_id = value.decode("utf-8", "replace")
+                self._id_field = ident  # decoded when read (``last_event_id``, ``feed_raw``)
             return 1
+        if not chunk.endswith(b"\n\n"):
+            return None
         if b"event" in chunk:
             for marker in markers:
                 if marker in chunk:
@@ -181,7 +198,7 @@ class SseParser:
             if value is not None:
                 if b"\x00" in value:
                     return None
-                self._last_id = value.decode("utf-8", "replace")
+                self._set_id(value)
             return 1
         found = _SIMPLE_EVENTS.fullmatch(chunk)
         if found is None:
@@ -191,7 +208,7 @@ class SseParser:
             value = last[2:] if last[1:2] == b" " else last[1:]
             if b"\x00" in value:
                 return None  # that id is ignored, an earlier one counts: the slow path knows
-            self._last_id = value.decode("utf-8", "replace")
+            self._set_id(value)
         # Each event ends with the only blank line in it.
         return chunk.count(b"\n\n")
 
@@ -206,6 +223,7 @@ class SseParser:
         """
         if not chunk:
             return []
+        self._settle_id()  # events dispatched here carry the id in force
         buffer = self._buffer
         if self._pending_cr:
             self._pending_cr = False

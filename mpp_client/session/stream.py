@@ -52,6 +52,8 @@ __all__ = [
 
 log = logging.getLogger("mpp_client")
 
+_NEVER = float("inf")
+
 # Request headers never copied onto a side request: credentials of the paid request and the
 # framing of its body (a side request carries its own, usually none).
 _NOT_COPIED = frozenset(
@@ -155,8 +157,13 @@ class _Pump:
 
     def due(self) -> bool:
         """Whether the handler asked to see the units now (its ``wake_at`` is reached)."""
+        return self.state.data_events >= self.wake()
+
+    def wake(self) -> float:
+        """The handler's ``wake_at`` (infinite when it has none). It only changes while the
+        handler runs, so the pumps read it again after each run, not per chunk."""
         wake = getattr(self.handler, "wake_at", None)
-        return wake is not None and self.state.data_events >= wake
+        return _NEVER if wake is None else wake
 
     def on_units(self) -> Generator[Any, Any, None]:
         units: Generator[Any, Any, None] = self.handler.on_units(  # type: ignore[attr-defined]
@@ -185,14 +192,16 @@ def _pump_sync(
     try:
         if pump.due():
             run(pump.on_units())
+        wake = pump.wake()
         for chunk in chunks:
             count = skim(chunk, markers)
             if count is not None:
                 # The common chunk (whole events, no control event) passes as is, counted,
                 # not parsed into events; the handler sees the units before the reader does.
                 state.data_events += count
-                if pump.due():
+                if state.data_events >= wake:
                     run(pump.on_units())
+                    wake = pump.wake()
                 yield chunk
                 continue
             for item in pump.items(chunk):
@@ -203,6 +212,7 @@ def _pump_sync(
                     run(pump.handler.on_event(item))
             if pump.due():
                 run(pump.on_units())
+            wake = pump.wake()
         rest = pump.rest()
         if rest:
             yield rest
@@ -229,12 +239,14 @@ async def _pump_async(
     try:
         if pump.due():
             await run(pump.on_units())
+        wake = pump.wake()
         async for chunk in chunks:
             count = skim(chunk, markers)
             if count is not None:
                 state.data_events += count
-                if pump.due():
+                if state.data_events >= wake:
                     await run(pump.on_units())
+                    wake = pump.wake()
                 yield chunk
                 continue
             for item in pump.items(chunk):
@@ -245,6 +257,7 @@ async def _pump_async(
                     await run(pump.handler.on_event(item))
             if pump.due():
                 await run(pump.on_units())
+            wake = pump.wake()
         rest = pump.rest()
         if rest:
             yield rest
@@ -367,7 +380,8 @@ def attach_httpx_sync(
 
     class _Metered(httpx.SyncByteStream):
         def __iter__(self) -> Iterator[bytes]:
-            yield from _pump_sync(iter(sync_original), pump, run)
+            # The pump itself (no generator around it: one layer less per chunk).
+            return _pump_sync(iter(sync_original), pump, run)
 
         def close(self) -> None:
             sync_original.close()
@@ -424,9 +438,8 @@ def attach_httpx_async(
     pump = _Pump(handler, context)
 
     class _Metered(httpx.AsyncByteStream):
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            async for chunk in _pump_async(async_original.__aiter__(), pump, run):
-                yield chunk
+        def __aiter__(self) -> AsyncIterator[bytes]:
+            return _pump_async(async_original.__aiter__(), pump, run)
 
         async def aclose(self) -> None:
             await async_original.aclose()

@@ -238,6 +238,11 @@ class ChannelStore:
         self._local = threading.local()
         self._shared: sqlite3.Connection | None = None
         self._connections: list[sqlite3.Connection] = []
+        #: Whether this store writes to the WAL of the wallet's ``SqliteJournal`` (set by
+        #: ``for_journal``), so a voucher the flow sends may skip its own fsync (the flow's
+        #: ``sent`` step fsyncs the same WAL before the credential leaves). See
+        #: ``record_voucher``.
+        self.wal_shared_with_journal = False
         lock = self._journal._lock if self._journal is not None else self._lock
         try:
             with lock:
@@ -262,7 +267,11 @@ class ChannelStore:
                 "ChannelStore(path) (TempoSession(channels=...), LightningSession(store=...))"
             )
         shared = journal if path == ":memory:" else None
-        return cls(path, clock=clock, _journal=shared)
+        store = cls(path, clock=clock, _journal=shared)
+        # The journal's ``sent`` step is a FULL (fsync) commit to this same WAL (see
+        # ``SqliteJournal``): it makes every earlier commit of the file durable with it.
+        store.wal_shared_with_journal = path != ":memory:"
+        return store
 
     def __repr__(self) -> str:
         return f"ChannelStore({self.path!r})"
@@ -350,12 +359,20 @@ class ChannelStore:
             raise JournalError(f"session {channel.id} is already recorded") from exc
         return self._written(channel.id)
 
-    def record_voucher(self, channel_id: str, cumulative: int, signature: str) -> ChannelRecord:
+    def record_voucher(
+        self, channel_id: str, cumulative: int, signature: str, *, fsync: bool = True
+    ) -> ChannelRecord:
         """Compare-and-set the highest signed voucher (see the module docstring). Returns the
-        record as stored: for an equal amount, with the signature stored first."""
+        record as stored: for an equal amount, with the signature stored first.
+
+        ``fsync=False`` commits at ``synchronous=NORMAL`` (no fsync of its own). Only for a
+        voucher the payment flow sends, on a store whose ``wal_shared_with_journal`` is true:
+        the flow commits the payment's ``sent`` step with an fsync of this same WAL before the
+        credential leaves the process, and that fsync makes this earlier commit durable too.
+        Every other voucher (in-stream, a store of its own, PostgreSQL) keeps its fsync."""
         if cumulative < 0:
             raise ValueError("a cumulative amount is never negative")
-        with self._write(durable=True) as conn:
+        with self._write(durable=fsync or not self.wal_shared_with_journal) as conn:
             row = conn.execute(
                 "SELECT highest_signed, deposit, state FROM channels WHERE id=?", (channel_id,)
             ).fetchone()

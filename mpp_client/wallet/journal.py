@@ -932,13 +932,16 @@ class SqliteJournal:
     # --- steps written in the background -------------------------------------------------------
 
     def _write_later_steps(self) -> None:
-        """Write every step handed to ``advance_later`` so far, in order. Each is taken off the
-        queue and written under the journal's lock, so whoever reads next (holding that lock or
-        coming after this) sees it written."""
+        """Write every step handed to ``advance_later`` so far, in order, under the journal's
+        lock. A step leaves the queue only once written, so a reader that finds the queue
+        empty reads it written, and one that finds it not empty waits here for the lock."""
         with self._lock:
             later = self._later
             while later:
-                later.popleft()()
+                try:
+                    later[0]()
+                finally:
+                    later.popleft()  # only this, under the lock, takes steps off the queue
 
     def _hand_over(self, step: Callable[[], None]) -> None:
         self._later.append(step)
@@ -1589,6 +1592,11 @@ def _edge_sum(
     return f"(SELECT SUM(p.exposure) FROM payments p WHERE {where})", args  # noqa: S608
 
 
+#: The window-total statement of ``_bucket_total`` by which filters it has (origin, method and
+#: payee absent or not): the text depends on nothing else.
+_WINDOW_SQL: dict[tuple[bool, bool, bool], str] = {}
+
+
 class _SqliteLedger:
     """Ledger queries on one connection (inside a transaction when the journal opened one)."""
 
@@ -1695,23 +1703,26 @@ class _SqliteLedger:
         minute = -(-second // 60) * 60
         hour = -(-minute // 3600) * 3600
         edge, edge_args = _edge_sum(origin, method, payee)
-        unplaced, _ = _edge_sum(origin, method, payee, _UNPLACED)
-        sums = (
-            "(SELECT SUM(total) FROM held_buckets WHERE scope=:scope AND currency_id=:currency "
-            "AND span={span} AND start>={low}{high})"
-        )
-        sql = ", ".join(
-            [
-                "(SELECT CAST(value AS INTEGER) FROM meta WHERE key=:pruned)",
-                sums.format(span=3600, low=":hour", high=""),
-                sums.format(span=60, low=":minute", high=" AND start<:hour"),
-                sums.format(span=1, low=":second", high=" AND start<:minute"),
-                edge,
-                unplaced,
-            ]
-        )
+        shape = (origin is None, method is None, payee is None)
+        sql = _WINDOW_SQL.get(shape)
+        if sql is None:  # one statement per filter shape: built once, then SQLite's cache
+            unplaced, _ = _edge_sum(origin, method, payee, _UNPLACED)
+            sums = (
+                "(SELECT SUM(total) FROM held_buckets WHERE scope=:scope AND "
+                "currency_id=:currency AND span={span} AND start>={low}{high})"
+            )
+            sql = _WINDOW_SQL[shape] = "SELECT " + ", ".join(  # noqa: S608 - fixed names
+                [
+                    "(SELECT CAST(value AS INTEGER) FROM meta WHERE key=:pruned)",
+                    sums.format(span=3600, low=":hour", high=""),
+                    sums.format(span=60, low=":minute", high=" AND start<:hour"),
+                    sums.format(span=1, low=":second", high=" AND start<:minute"),
+                    edge,
+                    unplaced,
+                ]
+            )
         row = self._conn.execute(
-            f"SELECT {sql}",
+            sql,
             {
                 "pruned": _PRUNED_KEY,
                 "scope": scope,

@@ -659,8 +659,11 @@ class _PgLedger:
 class _ReadLedger:
     """Ledger reads outside any transaction (for ``check``, which takes no lock)."""
 
-    def __init__(self, journal: PostgresJournal, reads: list[tuple[Any, ...]]) -> None:
+    def __init__(
+        self, journal: PostgresJournal, reads: list[tuple[Any, ...]], *, call_id: str | None
+    ) -> None:
         self._journal = journal
+        self._call_id = call_id
         self._now: float | None = None
         #: This check's reads as templates: the hold that follows in this thread prefetches them.
         self._reads = reads
@@ -683,6 +686,8 @@ class _ReadLedger:
                 # snapshot, one round trip. A check is advisory; the hold re-checks the caps.
                 foreseen = _foreseen_reads(self._journal._check_templates, self.now())
                 foreseen.append((_UNRESOLVED_KEY, _UNRESOLVED_SQL, ()))
+                if self._call_id:
+                    foreseen.append((("count", self._call_id), _COUNT_SQL, (self._call_id,)))
                 journal = self._journal
                 if journal._later:
                     # The ``settled`` marks handed over since this process's last read go in
@@ -814,8 +819,8 @@ class PostgresJournal:
         self._pending: list[tuple[str, str, _Change]] = []
         self._settling = threading.Lock()
         #: ``settled`` marks handed to ``advance_later`` and not written yet, oldest first:
-        #: (entry id, change, write token).
-        self._later: list[tuple[str, _Change, str]] = []
+        #: (entry id, change, write token, journal time of the hand-over).
+        self._later: list[tuple[str, _Change, str, float]] = []
         #: Held while marks are taken and written, so a later write of this process never
         #: overtakes a mark handed over before it.
         self._later_writing = threading.Lock()
@@ -1244,10 +1249,14 @@ class PostgresJournal:
         returns it for a wallet on PostgreSQL)."""
         return PostgresChannelStore(self, clock=clock)
 
-    def ledger(self) -> Ledger:
+    def ledger(self, *, call_id: str | None = None) -> Ledger:
+        """A read-only view for checks that take no lock. ``call_id``: the request the check
+        is for, when the caller knows it: its ``held_count`` then goes with the other
+        foreseen reads (the one read of a check whose arguments change every request), so a
+        check is one round trip instead of two."""
         reads: list[tuple[Any, ...]] = []
         self._checked.reads = reads  # a new check in this thread: its reads replace the last
-        return _ReadLedger(self, reads)
+        return _ReadLedger(self, reads, call_id=call_id)
 
     def _currency_id(self, conn: Connection, currency: Currency, new: dict[Any, int]) -> int:
         """The id of ``currency`` (made on first use). Ids found in this transaction go to
@@ -1365,7 +1374,7 @@ class PostgresJournal:
         )  # fmt: skip
         if os.getpid() != self._pid:
             self._reset_after_fork()
-        self._later.append((entry_id, change, uuid.uuid4().hex))
+        self._later.append((entry_id, change, uuid.uuid4().hex, self._clock()))
         if self._later_thread is None or not self._later_thread.is_alive():
             self._later_thread = threading.Thread(
                 target=self._later_writer, name="mpp-journal-settled", daemon=True
@@ -1387,14 +1396,18 @@ class PostgresJournal:
                 except JournalError as exc:
                     log.warning("payment journal %s: %s", self.where, exc)
 
-    def _later_writes(self) -> tuple[list[tuple[str, _Change, str]], list[tuple[str, Any]]]:
+    def _later_writes(
+        self,
+    ) -> tuple[list[tuple[str, _Change, str, float]], list[tuple[str, Any]]]:
         """The pending marks and their ``UPDATE`` statements (the caller holds
         ``_later_writing``)."""
         marks = list(self._later)
-        writes = [self._update_sql(i, "settled", change, token) for i, change, token in marks]
+        writes = [
+            self._update_sql(i, "settled", change, token, now=at) for i, change, token, at in marks
+        ]
         return marks, writes
 
-    def _later_done(self, marks: list[tuple[str, _Change, str]]) -> None:
+    def _later_done(self, marks: list[tuple[str, _Change, str, float]]) -> None:
         del self._later[: len(marks)]  # only appended to meanwhile, never reordered
 
     def _write_later(self, conn: Connection) -> None:
@@ -1440,7 +1453,7 @@ class PostgresJournal:
         return conn.execute(sql, args).rowcount == 1
 
     def _update_sql(
-        self, entry_id: str, state: str, change: _Change, token: str
+        self, entry_id: str, state: str, change: _Change, token: str, *, now: float | None = None
     ) -> tuple[str, dict[str, Any]]:
         """The ``UPDATE`` of one step. For ``sent`` and ``broadcast`` (``_DURABLE``) it sets
         ``synchronous_commit`` on for its own transaction (``set_config(..., true)`` in the
@@ -1466,7 +1479,8 @@ class PostgresJournal:
             + ("FROM durable " if durable else "")
             + "WHERE id = %(id)s AND state = ANY(%(sources)s)",
             {
-                "state": state, "held": held, "now": self._clock(), "reference": change.reference,
+                "state": state, "held": held, "now": self._clock() if now is None else now,
+                "reference": change.reference,
                 "fingerprint": change.fingerprint, "receipt": change.receipt,
                 "reason": change.reason, "moved": change.moved, "proof": change.proof,
                 "receipt_reference": change.receipt_reference, "void_after": change.void_after,
@@ -1718,6 +1732,13 @@ class PostgresJournal:
                 if self._later:
                     with contextlib.suppress(psycopg.Error), pool.connection(timeout=2) as conn:
                         self._write_later(conn)
+                    if self._later:
+                        log.warning(
+                            "payment journal %s: %d settled mark(s) not written (the database "
+                            "is unreachable); those payments stay sent and held until reconciled",
+                            self.where,
+                            len(self._later),
+                        )
                 if self._owner_id is not None and self._lease_written:
                     now_sql, now = self._lease_now_sql()
                     with contextlib.suppress(psycopg.Error), pool.connection(timeout=2) as conn:
@@ -1848,9 +1869,12 @@ class PostgresChannelStore(ChannelStore):
             raise JournalError(f"session {channel.id} is already recorded")
         return self._written(channel.id)
 
-    def record_voucher(self, channel_id: str, cumulative: int, signature: str) -> ChannelRecord:
+    def record_voucher(
+        self, channel_id: str, cumulative: int, signature: str, *, fsync: bool = True
+    ) -> ChannelRecord:
         """Compare-and-set the highest signed voucher under the channel's row lock (see the
-        class docstring). Returns the record as stored."""
+        class docstring). Returns the record as stored. ``fsync`` is accepted for the
+        ``ChannelStore`` signature; this store always commits a voucher with the WAL flush."""
         if cumulative < 0:
             raise ValueError("a cumulative amount is never negative")
 

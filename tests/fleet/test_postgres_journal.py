@@ -14,7 +14,7 @@ from mpp_client.wallet import Limit, SpendPolicy, Wallet, usd
 from mpp_client.wallet.journal import open_journal
 from mpp_client.wallet.postgres import PostgresJournal, shown_url
 
-from ..wallet.conftest import Clock, context, pay, quote
+from ..wallet.conftest import ORIGIN, Clock, context, pay, quote
 
 
 @pytest.fixture
@@ -60,6 +60,33 @@ def test_a_hold_the_server_forgot_stops_the_payment_before_its_credential_leaves
         reservation.signed("0xabc")
     with pytest.raises(JournalError, match="cannot record it as sent"):
         reservation.sent("fp", "0xabc")
+
+
+def test_sent_returns_only_once_the_wal_is_flushed_past_it(journal, pg_url):
+    # ``sent`` is one autocommit statement that turns ``synchronous_commit`` on for its own
+    # transaction (the connection keeps it off for every other step).
+    wallet = Wallet(journal=journal)
+    reservation = pay(wallet, quote(1_000), settle=False)
+    reservation.signed("0xabc")
+    reservation.sent("fp", "0xabc")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        flushed = conn.execute(
+            "SELECT pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn()"
+        ).fetchone()
+        assert flushed == (True,)
+    with journal._connection() as conn:
+        assert conn.execute("SHOW synchronous_commit").fetchone() == {"synchronous_commit": "off"}
+
+
+def test_a_check_told_its_request_reads_the_request_count_with_the_other_reads(journal):
+    wallet = Wallet(journal=journal)
+    pay(wallet, quote(1_000), context(call_id="request-1"))
+    wallet.check(quote(1_000), context(call_id="request-2"), PaymentOptions())  # learns reads
+    ledger = journal.ledger(call_id="request-1")
+    assert ledger.pin(ORIGIN, "tempo") is not None  # the first round trip
+    assert ("count", "request-1") in ledger._prefetched  # went with it
+    assert ledger.held_count("request-1") == 1
+    assert ledger.held_count("request-3") == 0  # not foreseen: asked on its own
 
 
 def test_a_release_after_the_credential_left_needs_a_proof(journal):

@@ -78,6 +78,23 @@ def die_after_sending(path: str) -> None:
     raise AssertionError("the process should have been killed")
 
 
+def die_as_settled_is_handed_over(path: str) -> None:
+    """Pay through the real transport; the process is SIGKILLed the moment the ``settled`` mark
+    is handed to the journal's writer thread, before anything writes it."""
+    from mpp_client.wallet import SqliteJournal
+
+    def crash(journal: SqliteJournal, step: object) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    SqliteJournal._hand_over = crash  # type: ignore[method-assign]
+    server = FakeMppServer({"/paid": Route(offers=(Offer(amount="250000"),))})
+    wallet = Wallet([TestMethod()], journal=path)
+    transport = PaymentTransport(server.mock_transport(), wallet=wallet)
+    with httpx.Client(transport=transport) as client:
+        client.get("https://fake.test/paid")
+    raise AssertionError("the process should have been killed")
+
+
 def _amount() -> Offer:
     return Offer(amount="1000")  # $0.001 in the 6-decimal test currency
 

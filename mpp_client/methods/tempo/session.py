@@ -39,7 +39,7 @@ import math
 import secrets
 import threading
 import uuid
-from collections.abc import Collection, Generator, Iterable, Mapping
+from collections.abc import Callable, Collection, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -417,6 +417,9 @@ class TempoSession(PaymentMethod):
         # serializes processes).
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # Per channel that streamed in this process: the server's last reported ``spent`` and
+        # the guard (wallet) that metered it (``_paid_prepay``).
+        self._streamed: dict[str, tuple[int, Any]] = {}
 
     @property
     def chains(self) -> frozenset[int]:
@@ -590,8 +593,12 @@ class TempoSession(PaymentMethod):
         source = f"did:pkh:eip155:{plan.chain_id}:{self.signer.address}"
         if plan.action == "voucher":
             assert plan.channel_id is not None
+            prepay = self._paid_prepay(plan, quote)
             cumulative, signature = yield from self._next_voucher(
-                plan, plan.channel_id, lambda current: current + plan.increment
+                plan,
+                plan.channel_id,
+                lambda current: max(current + plan.increment, prepay(current)),
+                flow_sends=True,
             )
             return PaymentProof(
                 payload={
@@ -604,6 +611,41 @@ class TempoSession(PaymentMethod):
                 reference=plan.channel_id,
             )
         return (yield from self._open(plan, quote, context, source))
+
+    def _paid_prepay(self, plan: SessionPlan, quote: Quote) -> Callable[[int], int]:
+        """What the paid request's voucher may prepay, as a function of the highest signed
+        cumulative ``current`` (base units): on a channel that streamed in this process (so the
+        server's ``spent`` and the wallet that metered it are known), the cumulative the
+        stream's first prepaid voucher would sign at once (``_StreamHandler._prepay_target`` at
+        zero units): ``min(current, spent) + increment * max_prepaid_units``, within the
+        refusal rule (``current + increment * max_prepaid_units``), the deposit and the
+        wallet's per-payment/per-call caps (``current + cap``). So the stream starts with the
+        server's allowance paid and needs no voucher of its own before half of it is used.
+        Otherwise ``0`` (the paid voucher adds one ``increment``, as without prepaying)."""
+        ahead = self.max_prepaid_units
+        with self._locks_guard:
+            streamed = self._streamed.get(plan.channel_id or "")
+        if ahead <= 1 or streamed is None:
+            return lambda current: 0
+        spent, guard = streamed
+        cap = _call_cap(quote, guard, plan.origin, self.name)
+        increment = plan.increment
+
+        def target(current: int) -> int:
+            allowed = min(current, spent) + increment * ahead
+            bound = plan.deposit if cap is None else min(plan.deposit, current + cap)
+            return min(allowed, bound)
+
+        return target
+
+    def _streamed_on(self, channel_id: str, spent: int | None, guard: Any) -> None:
+        """A stream on ``channel_id`` reported the server's ``spent`` (base units): kept
+        (highest seen) with the wallet that metered it, for ``_paid_prepay``."""
+        if spent is None:
+            return
+        with self._locks_guard:
+            known = self._streamed.get(channel_id)
+            self._streamed[channel_id] = (max(spent, known[0] if known else 0), guard)
 
     def _open(
         self, plan: SessionPlan, quote: Quote, context: PaymentContext, source: str
@@ -708,11 +750,21 @@ class TempoSession(PaymentMethod):
             return self._locks.setdefault(channel_id, threading.Lock())
 
     def _next_voucher(
-        self, plan: SessionPlan, channel_id: str, target: Any
+        self, plan: SessionPlan, channel_id: str, target: Any, *, flow_sends: bool = False
     ) -> Generator[Effect, Any, tuple[int, str]]:
         """Sign and durably record the voucher ``target(highest signed)`` (a compare-and-set
-        in the journal: a voucher is never signed twice for one amount nor ever lower)."""
+        in the journal: a voucher is never signed twice for one amount nor ever lower).
+
+        ``flow_sends``: the payment flow sends this voucher (the paid request, from ``pay``).
+        Then, when the channel records share the wallet journal's SQLite WAL
+        (``ChannelStore.wal_shared_with_journal``), the record commits without an fsync of
+        its own: ``mpp_client.flow._attempt`` writes the payment's ``sent`` step after ``pay``
+        returned and before ``_send_paid`` lets the credential out, and the SQLite journal
+        commits ``sent`` with ``synchronous=FULL``, an fsync of the same WAL that makes this
+        earlier commit durable with it. In-stream vouchers (sent by the handler itself), a
+        store of its own and PostgreSQL keep the fsync of ``record_voucher``."""
         store = self.channels
+        fsync = not (flow_sends and getattr(store, "wal_shared_with_journal", False))
 
         def write() -> tuple[int, str]:
             with self._lock(channel_id):
@@ -730,7 +782,12 @@ class TempoSession(PaymentMethod):
                         return cumulative, record.voucher  # an idempotent resend
                     signature = self._sign_voucher(plan, channel_id, cumulative)
                     try:
-                        stored = store.record_voucher(channel_id, cumulative, signature)
+                        if fsync:
+                            stored = store.record_voucher(channel_id, cumulative, signature)
+                        else:
+                            stored = store.record_voucher(
+                                channel_id, cumulative, signature, fsync=False
+                            )
                     except VoucherRegression:
                         continue  # another process went higher meanwhile: recompute
                     if stored.highest_signed == cumulative and stored.voucher == signature:
@@ -1246,9 +1303,13 @@ class _StreamHandler:
         self.confirmed = _accepted(paid, channel_id) or 0
         spent = _receipt_int(paid, channel_id, "spent")
         self.start = self.base if spent is None else min(spent, self.base)
+        method._streamed_on(channel_id, spent, context.guard)
         # The highest cumulative this stream signed or has a job to sign.
         self.planned = signed
-        self.call_cap = _call_cap(context, method.name)
+        quote = context.payment.quote
+        self.call_cap = (
+            None if quote is None else _call_cap(quote, context.guard, context.origin, method.name)
+        )
         # The highest accepted cumulative a prepaid voucher's answer gave, not yet written.
         self.unwritten = 0
         #: ``data_events`` at which ``on_units`` runs next (``None``: not prepaying).
@@ -1306,6 +1367,9 @@ class _StreamHandler:
         # With what prepaid vouchers' answers said (not written one by one).
         written, self.unwritten = max(accepted, self.unwritten), 0
         yield JournalWrite(lambda: store.accept(self.channel_id, written))
+        self.method._streamed_on(
+            self.channel_id, _receipt_int(receipt, self.channel_id, "spent"), self.context.guard
+        )
         self.context.stream.receipt = receipt
         self.context.stream.details["acceptedCumulative"] = accepted
 
@@ -1527,17 +1591,17 @@ def _receipt_int(receipt: Receipt | None, channel_id: str, name: str) -> int | N
     return _int_field(receipt.extra.get(name))
 
 
-def _call_cap(context: StreamContext, method: str) -> int | None:
-    """The most (base units of the stream's currency) the wallet's per-payment and per-call
-    limits let one call sign, or ``None`` when none applies. Prepaid vouchers stay within it
-    (what the server asks for is bounded by the deposit and the agreed price)."""
-    quote = context.payment.quote
-    policy = getattr(context.guard, "policy", None)
+def _call_cap(quote: Quote, guard: Any, origin: str, method: str) -> int | None:
+    """The most (base units of ``quote``'s currency) the per-payment and per-call limits of
+    ``guard`` (the wallet) let one call to ``origin`` sign, or ``None`` when none applies.
+    Prepaid vouchers stay within it (what the server asks for is bounded by the deposit and
+    the agreed price)."""
+    policy = getattr(guard, "policy", None)
     limits = getattr(policy, "limits", ())
-    if quote is None or not limits:
+    if not limits:
         return None
     currency = quote.amount.currency
-    origin = context.origin.rstrip("/").lower()
+    origin = origin.rstrip("/").lower()
     caps: list[int] = []
     for limit in limits:
         if limit.per not in ("payment", "call") or not limit.applies(quote, origin):
