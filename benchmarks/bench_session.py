@@ -117,9 +117,11 @@ def _plain_sse(chunks: int) -> ThreadingHTTPServer:
 
 def serve(args: argparse.Namespace) -> int:
     """The child process: both servers, so their threads do not share the client's GIL. Prints
-    the two base URLs, serves until stdin closes. The switch interval is short so that a
-    voucher's POST is not kept waiting for the GIL by the thread busy streaming (a production
-    server answers both at once; a Python one would add up to 5 ms per voucher)."""
+    the two base URLs, then for each line read on stdin the vouchers the session server got
+    so far (paid requests', in-stream POSTs'); serves until stdin closes. The switch interval
+    is short so that a voucher's POST is not kept waiting for the GIL by the thread busy
+    streaming (a production server answers both at once; a Python one would add up to 5 ms
+    per voucher)."""
     sys.setswitchinterval(0.0002)
     chain = AnvilChain(None, args.port, args.chain_id)  # type: ignore[arg-type]
     server = TempoSessionServer(
@@ -130,8 +132,9 @@ def serve(args: argparse.Namespace) -> int:
     plain = _plain_sse(args.chunks)
     with server.serve() as base:
         print(base, f"http://127.0.0.1:{plain.server_address[1]}/", flush=True)
-        sys.stdin.read()
-        print(server.actions.count("voucher"), flush=True)
+        for _ in sys.stdin:
+            posts = sum(1 for seen in server.requests if seen.method == "POST")
+            print(server.actions.count("voucher") - posts, posts, flush=True)
     return 0
 
 
@@ -202,12 +205,21 @@ def bench_stream(chunks: int, units: int, prepaid: int, rounds: int) -> None:
                 response.read()  # opens the channel
             paid_url = f"{base}/stream?n={chunks}"
             _read(free, plain_url, chunks), _read(paying, paid_url, chunks)  # warm both up
+
+            def counts() -> list[int]:
+                assert child.stdin is not None and child.stdout is not None
+                child.stdin.write("\n")
+                child.stdin.flush()
+                return [int(part) for part in child.stdout.readline().split()]
+
+            before = counts()
             for _ in range(rounds):
                 unpaid.append(_read(free, plain_url, chunks))
                 paid.append(_read(paying, paid_url, chunks))
+            after = counts()
         child.stdin.close()
-        vouchers = (int(child.stdout.readline()) - 1) / (rounds + 1)  # less the open's
         child.wait(timeout=30)
+    requests_paid, in_stream = ((b - a) / rounds for a, b in zip(before, after, strict=True))
 
     def median(runs: list[_Run], field: str) -> float:
         return statistics.median(getattr(run, field) for run in runs)
@@ -217,8 +229,9 @@ def bench_stream(chunks: int, units: int, prepaid: int, rounds: int) -> None:
     uc, pc = median(unpaid, "cpu"), median(paid, "cpu")
     pauses = median(paid, "pauses")
     print(f"stream of {chunks} chunks; the server asks for a voucher every {units} chunks, the "
-          f"client prepays up to {prepaid} units ({vouchers:.1f} vouchers + 1 paid request "
-          f"per stream, the server paused {pauses:.0f} times), median of {rounds}:")  # fmt: skip
+          f"client prepays up to {prepaid} units (per stream: {requests_paid:.0f} paid request "
+          f"voucher, {in_stream:.1f} in-stream vouchers; the server paused {pauses:.0f} times), "
+          f"median of {rounds}:")  # fmt: skip
     print(f"  unpaid:  wall {u * 1000:8.1f} ms   (headers {uh * 1000:5.1f} ms, body "
           f"{(u - uh) * 1000:6.1f} ms)   client CPU {uc * 1000:7.1f} ms")  # fmt: skip
     print(f"  paid:    wall {p * 1000:8.1f} ms   (headers {ph * 1000:5.1f} ms, body "

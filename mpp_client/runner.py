@@ -430,6 +430,10 @@ class AsyncRunner:
             return await self.http(effect)
         if isinstance(effect, Await):
             timeout = _await_timeout(effect, self._await_timeout)
+            if timeout is None and isinstance(effect, JournalAccess):
+                # The common case (every journal step, no limit): no deadline to arm.
+                value = await self._in_journal_worker(effect.function)
+                return (await value) if inspect.isawaitable(value) else value
             deadline = asyncio.timeout(timeout)
             try:
                 async with deadline:

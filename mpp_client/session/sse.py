@@ -100,6 +100,7 @@ class SseParser:
     __slots__ = (
         "_at_rest", "_buffer", "_data", "_event", "_has_data", "_id_field", "_last_id",
         "_max_event", "_max_line", "_pending_cr", "_raw", "_retry", "_skim_limit", "_started",
+        "crlf_tail",
     )  # fmt: skip
 
     def __init__(
@@ -124,6 +125,10 @@ class SseParser:
         self._pending_cr = False  # the buffer ended in CR: an LF may follow in the next chunk
         self._at_rest = False  # started, and between events (``at_boundary``)
         self._skim_limit = min(max_line, max_event)
+        #: Whether the last ``feed_raw`` began with the LF of a CRLF whose CR ended the
+        #: previous chunk and the block before it (returned then): that ``b"\n"`` comes back
+        #: first, as its own item, so a caller consuming that block can drop it too.
+        self.crlf_tail = False
 
     @property
     def last_event_id(self) -> str:
@@ -225,12 +230,19 @@ class SseParser:
             return []
         self._settle_id()  # events dispatched here carry the id in force
         buffer = self._buffer
+        events: list[SseEvent | bytes] = []
+        self.crlf_tail = False
         if self._pending_cr:
             self._pending_cr = False
             if chunk[:1] == b"\n":
-                # The second half of a CRLF whose CR ended the previous chunk.
-                self._raw += b"\n"
+                # The second half of a CRLF whose CR ended the previous chunk: part of the
+                # event being built, or the end of the block already returned.
                 chunk = chunk[1:]
+                if self._raw:
+                    self._raw += b"\n"
+                else:
+                    events.append(b"\n")
+                    self.crlf_tail = True
         buffer += chunk
         if not self._started:
             if len(buffer) < 3 and _BOM.startswith(bytes(buffer)):
@@ -239,7 +251,6 @@ class SseParser:
             if buffer.startswith(_BOM):
                 self._raw += _BOM
                 del buffer[:3]
-        events: list[SseEvent | bytes] = []
         start = 0
         size = len(buffer)
         while start < size:

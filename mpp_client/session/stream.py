@@ -125,7 +125,7 @@ def stream_handler_for(
 class _Pump:
     """The sans-I/O part: bytes in, pass-through bytes and control events out, in order."""
 
-    __slots__ = ("controls", "handler", "markers", "parser", "state")
+    __slots__ = ("after_control", "controls", "handler", "markers", "parser", "state")
 
     def __init__(self, handler: StreamHandler, context: StreamContext) -> None:
         self.handler = handler
@@ -134,19 +134,25 @@ class _Pump:
         # A chunk naming none of these cannot hold a control event (``SseParser.skim``).
         self.markers = tuple(name.encode() for name in self.controls)
         self.parser = SseParser()
+        self.after_control = False  # the last block parsed was a control event (consumed)
 
     def items(self, chunk: bytes) -> list[bytes | SseEvent]:
         """The chunk parsed: pass-through bytes and control events, in order (the pumps try
         ``SseParser.skim`` first)."""
         out: list[bytes | SseEvent] = []
         pending = bytearray()
-        for item in self.parser.feed_raw(chunk):
+        found = self.parser.feed_raw(chunk)
+        if self.parser.crlf_tail and self.after_control:
+            found = found[1:]  # the LF ending the control event consumed before: consumed too
+        for item in found:
+            self.after_control = False
             if isinstance(item, SseEvent):
                 if item.event in self.controls:
                     if pending:
                         out.append(bytes(pending))
                         pending.clear()
                     out.append(item)
+                    self.after_control = True
                     continue
                 self.state.data_events += 1
                 item = item.raw

@@ -836,6 +836,8 @@ class SqliteJournal:
         self._later: deque[Callable[[], None]] = deque()
         #: Wakes the writer thread (``None``: not started in this process yet).
         self._wake: queue.SimpleQueue[bool] | None = None
+        # Guards starting that thread; never held during I/O (an event loop may take it).
+        self._wake_lock = threading.Lock()
         if not self._memory:
             directory = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -857,6 +859,7 @@ class SqliteJournal:
         # The parent writes the steps it handed over; the writer thread did not survive.
         self._later.clear()
         self._wake = None
+        self._wake_lock = threading.Lock()
         self._connections.clear()  # the parent's, never closed here; the same list for finalize
         if self._memory:
             self._shared = None  # an in-memory journal does not survive a fork
@@ -947,7 +950,7 @@ class SqliteJournal:
         self._later.append(step)
         wake = self._wake
         if wake is None:
-            with self._lock:
+            with self._wake_lock:
                 wake = self._wake
                 if wake is None:
                     wake = self._wake = queue.SimpleQueue()

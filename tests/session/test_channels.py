@@ -166,3 +166,32 @@ def test_a_voucher_costs_one_fsync_and_an_accept_none(tmp_path: Path) -> None:
     # ... what the server acknowledged commits at the connection's NORMAL: no second fsync.
     assert not any("synchronous" in statement for statement in accept)
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+
+
+def test_only_a_store_sharing_the_journals_wal_may_skip_a_flow_vouchers_fsync(
+    tmp_path: Path,
+) -> None:
+    def statements(store: ChannelStore, cumulative: int, **options: bool) -> list[str]:
+        conn = store._conn()
+        seen: list[str] = []
+        conn.set_trace_callback(seen.append)
+        store.record_voucher("0xabc", cumulative, f"0xsig{cumulative}", **options)
+        conn.set_trace_callback(None)
+        return seen
+
+    # Its own file: nothing else fsyncs it before the voucher leaves; fsync=False is ignored.
+    own = ChannelStore(tmp_path / "own.sqlite3")
+    own.open(new())
+    assert not own.wal_shared_with_journal
+    assert "PRAGMA synchronous=FULL" in statements(own, 20, fsync=False)
+    # The wallet journal's file: the flow's ``sent`` step (FULL) fsyncs the same WAL after it.
+    shared = ChannelStore.for_journal(SqliteJournal(tmp_path / "journal.sqlite3"))
+    shared.open(new())
+    assert shared.wal_shared_with_journal
+    skipped = statements(shared, 20, fsync=False)
+    assert "COMMIT" in skipped and not any("synchronous" in s for s in skipped)
+    assert "PRAGMA synchronous=FULL" in statements(shared, 30)  # the default keeps it
+    record = shared.get("0xabc")
+    assert record is not None and record.highest_signed == 30
+    with pytest.raises(VoucherRegression):  # the compare-and-set holds without the fsync
+        shared.record_voucher("0xabc", 25, "0xsig25", fsync=False)

@@ -4,6 +4,7 @@ as ``feed_raw`` would (same events counted, same last event id), and it declines
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 from mpp_client.session import SseEvent, SseParser
 
@@ -79,3 +80,74 @@ def test_skim_takes_the_common_chunk_and_declines_the_rest() -> None:
     small.feed(b": started\n\n")
     assert small.skim(b"data: 12\n\n") == 1
     assert small.skim(b"data: 1234567890\n\n") is None  # the limits hold: feed_raw raises
+
+
+CONTROL_BLOCKS = [
+    b'event: payment-need-voucher\ndata: {"requiredCumulative": "10"}\n\n',
+    b"event: payment-receipt\ndata: {}\n\n",
+    b"event:payment-need-voucher\r\ndata: x\r\n\r\n",
+]
+
+
+class _Recorder:
+    control_events = frozenset({"payment-need-voucher", "payment-receipt"})
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def on_event(self, event: SseEvent) -> Iterator[object]:
+        self.seen.append((event.event, event.data))
+        return iter(())
+
+    def on_end(self, complete: bool) -> Iterator[object]:
+        return iter(())
+
+
+def _reference(stream: bytes) -> tuple[bytes, list[tuple[str, str]], int, str]:
+    """What the pump must produce for ``stream``, by the full parser fed it at once."""
+    parser = SseParser()
+    out, controls, units = bytearray(), [], 0
+    for item in parser.feed_raw(stream):
+        if isinstance(item, SseEvent):
+            if item.event in _Recorder.control_events:
+                controls.append((item.event, item.data))
+                continue
+            units += 1
+            item = item.raw
+        out += item
+    out += parser.close()
+    return bytes(out), controls, units, parser.last_event_id
+
+
+def test_the_pump_matches_the_full_parser_whatever_the_block_splits() -> None:
+    from mpp_client.session.base import SessionStream
+    from mpp_client.session.stream import _Pump, _pump_sync
+
+    rng = random.Random(1818)
+    for round_ in range(300):
+        parts = [rng.choice(BLOCKS + CONTROL_BLOCKS) for _ in range(rng.randint(1, 25))]
+        stream = b"".join(parts)
+        if round_ % 3 == 0:  # whole events per block, as most servers write them
+            blocks, at = [], 0
+            while at < len(parts):
+                step = rng.randint(1, 3)
+                blocks.append(b"".join(parts[at : at + step]))
+                at += step
+        else:  # any byte boundary: markers, CRLF pairs and lines split across blocks
+            count = min(len(stream) - 1, rng.randint(1, 20))
+            cuts = sorted(rng.sample(range(1, len(stream)), count))
+            blocks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+        assert b"".join(blocks) == stream
+        handler, state = _Recorder(), SessionStream()
+
+        class Context:
+            stream = state
+
+        pump = _Pump(handler, Context())  # type: ignore[arg-type]
+        out = b"".join(_pump_sync(iter(blocks), pump, lambda effects: None))
+        expected, controls, units, last_id = _reference(stream)
+        assert out == expected, blocks
+        assert handler.seen == controls, blocks
+        assert state.data_events == units, blocks
+        assert state.control_events == len(controls)
+        assert pump.parser.last_event_id == last_id, blocks

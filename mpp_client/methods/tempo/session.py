@@ -24,10 +24,12 @@ Units on a stream: every event that reaches the reader (not a control event) is 
 A server may ask for the next ``max_prepaid_units`` units in advance; asking for more than
 ``base + price * (units received + max_prepaid_units)`` is refused (``SessionStreamError``)
 and the stream is closed. With ``max_prepaid_units`` above 1 the client also prepays on its
-own: whenever the server's balance (what it accepted less what it spent) is down to half of
-``max_prepaid_units``, it signs and posts the voucher for ``max_prepaid_units`` units beyond
-those received (never above the deposit nor the wallet's per-payment/per-call caps), so the
-server seldom pauses and a long stream costs a voucher per ``max_prepaid_units / 2`` units.
+own: the paid request's voucher (on a channel that streamed before in this process) or one
+posted before the first chunk pays the server's balance (what it accepted less what it spent)
+up to ``max_prepaid_units`` units, and each ``payment-need-voucher`` is answered with the
+voucher for ``max_prepaid_units`` units beyond those received (never above the deposit nor
+the wallet's per-payment/per-call caps): a stream of up to ``max_prepaid_units`` units needs
+no voucher of its own, and a long one a voucher per ``max_prepaid_units`` units.
 """
 
 from __future__ import annotations
@@ -1266,11 +1268,14 @@ class _StreamHandler:
 
     Prepaying: the server's balance is what it accepted less what it spent. The handler
     tracks what the server spent (its receipt's ``spent`` when the stream began, plus one
-    ``increment`` per unit received) and, whenever that balance is down to half of
-    ``max_prepaid_units``, signs a voucher for ``max_prepaid_units`` units beyond what was
-    received and posts it at once (the server still has half the allowance to stream on), so
-    the server rarely has to pause. (Posted inline, not from a worker thread: a reader busy
-    with a fast stream holds the GIL, and a worker would wait for it, not for the network.)
+    ``increment`` per unit received). The stream starts with a whole allowance paid (the
+    paid request's voucher, or a voucher posted before the first chunk), and each
+    ``payment-need-voucher`` is answered with a voucher for ``max_prepaid_units`` units
+    beyond what was received, so the server asks once per allowance, and a stream of up to
+    ``max_prepaid_units`` units needs no voucher of its own. (Posted inline, not from a worker
+    thread: a reader busy with a fast stream holds the GIL, and a worker would wait for it,
+    not for the network; so a refill before the server asks would cost the reader the same
+    wait, and one voucher more per allowance.)
     Every prepaid voucher is bounded by: the refusal rule (``base + increment * (units +
     max_prepaid_units)``), the deposit (prepaying never tops up), and the wallet's
     per-payment/per-call caps for this call (``base + cap``). It is durably recorded before it
@@ -1322,21 +1327,20 @@ class _StreamHandler:
         yield from self._need_voucher(event.data)
 
     def on_units(self, units: int) -> Generator[Any, Any, None]:
-        """Prepay: when the server's balance is down to half of ``max_prepaid_units``, sign
-        and post the voucher for ``max_prepaid_units`` units beyond those received; then
-        sleep until the balance is down to half again."""
+        """Prepay at the stream's start (``wake_at`` 0): unless the server's balance already
+        covers half of ``max_prepaid_units`` (the paid request's voucher prepaid it, see
+        ``TempoSession._paid_prepay``), sign and post the voucher for ``max_prepaid_units``
+        units beyond those received. Then wait for the server to ask: a voucher is posted
+        inline (the reader waits for its answer either way), so refilling before the server
+        runs out would only cost more vouchers than answering its ask with a whole allowance
+        (``_need_voucher``)."""
         increment, half = self.plan.increment, max(1, self.method.max_prepaid_units // 2)
         target, capped = self._prepay_target(units)
-        # A prepaid voucher adds at least half the allowance (or reaches a bound): a stream
-        # costs one per ``max_prepaid_units / 2`` units, whatever the server's pace.
+        self.wake_at = None
+        # A prepaid voucher adds at least half the allowance (or reaches a bound).
         if target - self.planned >= increment * half or (capped and target > self.planned):
             self.planned = target
             yield from self._voucher(target, resend=False)
-        if capped:
-            self.wake_at = None  # the deposit or a cap is reached: the server will ask
-            return
-        covered = (self.planned - self.start) // increment
-        self.wake_at = max(units + 1, covered + half - self.method.max_prepaid_units)
 
     def _prepay_target(self, units: int) -> tuple[int, bool]:
         """The cumulative to prepay to after ``units`` units (base units), and whether a bound

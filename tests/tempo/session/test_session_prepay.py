@@ -151,3 +151,62 @@ def test_prepaid_vouchers_through_requests(session_server: Session, tmp_path: Pa
     assert all(cumulative <= journaled for cumulative, journaled in seen)
     assert 100 * s.server.price <= record.highest_signed <= 140 * s.server.price
     assert s.server.actions.count("voucher") <= 12
+
+
+def test_the_paid_request_prepays_the_allowance(session_server: Session, tmp_path: Path) -> None:
+    s = session_server
+    s.server.price, s.server.units_per_voucher = 100, 5
+    method = method_for(s, max_prepaid_units=60)
+    wallet = Wallet([method], journal=tmp_path / "journal.sqlite3")
+    with httpx.Client(transport=PaymentTransport(wallet=wallet)) as client:
+        with client.stream("GET", s.url + "/stream?n=50") as response:
+            assert sum(1 for line in response.iter_lines() if line.startswith("data:")) == 50
+        [first] = method.channels.channels()
+        spent = s.server.channel(first.id).spent  # type: ignore[union-attr]
+        seen = watch_vouchers(s, method.channels)
+        posts = len([r for r in s.server.requests if r.method == "POST"])
+        with client.stream("GET", s.url + "/stream?n=50") as response:
+            assert sum(1 for line in response.iter_lines() if line.startswith("data:")) == 50
+        # The cap now leaves 20 units (2,000 base units) per call: the paid voucher keeps to it.
+        wallet.policy = SpendPolicy(limits=(Limit(usd("0.002"), "call", currency=USD_PEGGED),))
+        [second] = method.channels.channels()
+        with client.stream("GET", s.url + "/stream?n=15") as response:
+            assert sum(1 for line in response.iter_lines() if line.startswith("data:")) == 15
+    [third] = method.channels.channels()
+    # The second stream's only voucher was its paid request's: the allowance beyond what the
+    # server had spent, journaled before the server saw it; no voucher posted in the stream.
+    assert seen[0] == (spent + 60 * 100, spent + 60 * 100)
+    assert all(cumulative <= journaled for cumulative, journaled in seen)
+    assert len([r for r in s.server.requests if r.method == "POST"]) == posts
+    assert second.highest_signed == spent + 60 * 100 <= first.highest_signed + 60 * 100
+    # The third: within its per-call cap (the server's 15 units were paid ahead already).
+    assert len(seen) == 2 and third.highest_signed == seen[1][0]
+    assert second.highest_signed + 100 <= seen[1][0] <= second.highest_signed + 2_000
+
+
+def test_only_the_flows_voucher_leaves_its_fsync_to_the_sent_step(
+    session_server: Session, tmp_path: Path
+) -> None:
+    s = session_server
+    s.server.price, s.server.units_per_voucher = 100, 5
+    method = method_for(s, max_prepaid_units=60)
+    wallet = Wallet([method], journal=tmp_path / "journal.sqlite3")
+    store = method.channels
+    assert store.wal_shared_with_journal  # the wallet journal's own file
+    fsyncs: list[bool] = []
+    record_voucher = store.record_voucher
+
+    def spy(*args: Any, fsync: bool = True) -> Any:
+        fsyncs.append(fsync)
+        return record_voucher(*args, fsync=fsync)
+
+    store.record_voucher = spy  # type: ignore[method-assign]
+    with httpx.Client(transport=PaymentTransport(wallet=wallet)) as client:
+        assert client.get(s.url + "/paid").status_code == 200  # the open: its own fsync
+        with client.stream("GET", s.url + "/stream?n=20") as response:
+            assert sum(1 for line in response.iter_lines() if line.startswith("data:")) == 20
+    # The paid request's voucher (the flow fsyncs ``sent`` in the same WAL before sending it),
+    # then the stream's own prepaid voucher, posted by the handler: with its fsync.
+    assert fsyncs == [False, True]
+    own = method_for(s, max_prepaid_units=60, channels=str(tmp_path / "own.sqlite3"))
+    assert not own.channels.wal_shared_with_journal  # a file of its own: every fsync kept
