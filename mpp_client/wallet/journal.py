@@ -838,6 +838,8 @@ class SqliteJournal:
         self._wake: queue.SimpleQueue[bool] | None = None
         # Guards starting that thread; never held during I/O (an event loop may take it).
         self._wake_lock = threading.Lock()
+        # Set (under the lock) while the steps handed over are being written.
+        self._writing_later = False
         if not self._memory:
             directory = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -860,6 +862,7 @@ class SqliteJournal:
         self._later.clear()
         self._wake = None
         self._wake_lock = threading.Lock()
+        self._writing_later = False
         self._connections.clear()  # the parent's, never closed here; the same list for finalize
         if self._memory:
             self._shared = None  # an in-memory journal does not survive a fork
@@ -939,12 +942,18 @@ class SqliteJournal:
         lock. A step leaves the queue only once written, so a reader that finds the queue
         empty reads it written, and one that finds it not empty waits here for the lock."""
         with self._lock:
+            if self._writing_later:
+                return  # a step being written reads the journal (its own log line): no loop
+            self._writing_later = True
             later = self._later
-            while later:
-                try:
-                    later[0]()
-                finally:
-                    later.popleft()  # only this, under the lock, takes steps off the queue
+            try:
+                while later:
+                    try:
+                        later[0]()
+                    finally:
+                        later.popleft()  # only this, under the lock, takes steps off the queue
+            finally:
+                self._writing_later = False
 
     def _hand_over(self, step: Callable[[], None]) -> None:
         self._later.append(step)

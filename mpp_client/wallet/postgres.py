@@ -250,6 +250,53 @@ def _write_buckets(conn: Connection, rows: list[tuple[str, int, int, int, int]])
         conn.execute(_UPSERT_BUCKETS, columns)
 
 
+#: The hold's insert by (columns, payees, distinct payees): the same few texts every payment.
+_INSERTS: dict[tuple[Any, ...], str] = {}
+
+
+def _insert_sql(columns: tuple[str, ...], payees: int, shares: int) -> str:
+    """The hold's one statement: the entry (``columns`` named as its parameters), its payees
+    (``y{n}_a``, ``y{n}_m``) and the rows of running totals it adds to (``_bucket_deltas``
+    with sign 1, expanded by the server: the scopes of every payment, then ``b{n}_s`` /
+    ``b{n}_t`` for the payees' shares, times the spans, starting at ``w{span}``). Scalars
+    only: list parameters cost a Python array dump per element, the largest client cost of
+    a hold."""
+    key = (columns, payees, shares)
+    text = _INSERTS.get(key)
+    if text is not None:
+        return text
+    names = ", ".join(columns)
+    placeholders = ", ".join(f"%({name})s" for name in columns)
+    text = (
+        f"WITH p AS (INSERT INTO mpp_payments (state, held, {names}) "  # noqa: S608
+        f"VALUES ('reserved', 1, {placeholders})) "
+    )
+    if payees:
+        rows = ", ".join(f"(%(id)s, %(y{n}_a)s, %(y{n}_m)s)" for n in range(payees))
+        text += (
+            ", y AS (INSERT INTO mpp_payment_payees (payment_id, address, amount) "  # noqa: S608
+            f"VALUES {rows}) "
+        )
+    scopes = [
+        "(''::text, %(exposure)s::numeric)",
+        "('o:' || %(origin)s, %(exposure)s)",
+        "('m:' || %(method)s, %(exposure)s)",
+        *(f"(%(b{n}_s)s, %(b{n}_t)s)" for n in range(shares)),
+    ]
+    spans = ", ".join(["(0, 0::bigint)", *(f"({span}, %(w{span})s)" for span in _SPANS)])
+    text += (
+        "INSERT INTO mpp_held_buckets (scope, currency_id, span, start, total) "  # noqa: S608
+        "SELECT s.scope, %(currency_id)s, w.span, w.start, s.total "
+        f"FROM (VALUES {', '.join(scopes)}) AS s(scope, total) "
+        f"CROSS JOIN (VALUES {spans}) AS w(span, start) ORDER BY 1, 3 "
+        "ON CONFLICT (scope, currency_id, span, start) "
+        "DO UPDATE SET total = mpp_held_buckets.total + EXCLUDED.total"
+    )
+    if len(_INSERTS) < 64:
+        _INSERTS[key] = text
+    return text
+
+
 _PIN_SQL = "SELECT payees, token, network FROM mpp_pins WHERE origin = %s AND method = %s"
 # The text of the partial index's predicate, so the planner sees the index answers it.
 _UNRESOLVED_SQL = f"SELECT id FROM mpp_payments WHERE state NOT IN {RESOLVED_SQL} ORDER BY seq"  # noqa: S608
@@ -338,21 +385,30 @@ def _combined(
         for sql, args in [*[(sql, args) for _, sql, args in reads], *writes]
     )
     params: dict[str, Any] = {}
+    text = _COMBINED.get(shape)
+    if text is not None:  # the parameters only (renaming the text costs a regex per part)
+        for prefix, args in [
+            *((f"r{n}", args) for n, (_, _, args) in enumerate(reads)),
+            *((f"w{n}", args) for n, (_, args) in enumerate(writes)),
+        ]:
+            if isinstance(args, dict):
+                params.update({f"{prefix}_{name}": value for name, value in args.items()})
+            else:
+                params.update({f"{prefix}_{i}": value for i, value in enumerate(args)})
+        return text, params
     texts = [_renamed(f"r{n}", sql, args, params) for n, (_, sql, args) in enumerate(reads)]
     texts += [_renamed(f"w{n}", sql, args, params) for n, (sql, args) in enumerate(writes)]
-    text = _COMBINED.get(shape)
-    if text is None:
-        ctes = [f"w{n} AS ({t})" for n, t in enumerate(texts[len(reads) :])]
-        parts = [
-            "(SELECT COALESCE(json_agg(row_to_json(q)), '[]'::json) "  # noqa: S608
-            f"FROM ({t}) q)"  # the journal's own statements
-            for t in texts[: len(reads)]
-        ]
-        text = (f"WITH {', '.join(ctes)} " if ctes else "") + (
-            f"SELECT json_build_array({', '.join(parts)}) AS answers"
-        )
-        if len(_COMBINED) < 256:
-            _COMBINED[shape] = text
+    ctes = [f"w{n} AS ({t})" for n, t in enumerate(texts[len(reads) :])]
+    parts = [
+        "(SELECT COALESCE(json_agg(row_to_json(q)), '[]'::json) "  # noqa: S608
+        f"FROM ({t}) q)"  # the journal's own statements
+        for t in texts[: len(reads)]
+    ]
+    text = (f"WITH {', '.join(ctes)} " if ctes else "") + (
+        f"SELECT json_build_array({', '.join(parts)}) AS answers"
+    )
+    if len(_COMBINED) < 256:
+        _COMBINED[shape] = text
     return text, params
 
 
@@ -615,34 +671,19 @@ class _PgLedger:
             "label": payment.label, "owner": self._journal._lease_owner,
             "payer": payment.payer, "reference": payment.reference, "write_id": entry_id,
         }  # fmt: skip
-        buckets = _bucket_deltas(
-            now, currency_id, payment.exposure, payment.origin, payment.method, payees, 1
-        )
-        columns = ", ".join(values)
-        placeholders = ", ".join(f"%({name})s" for name in values)
+        params: dict[str, Any] = dict(values)
+        for n, (address, amount) in enumerate(payees):
+            params[f"y{n}_a"], params[f"y{n}_m"] = address, amount
+        shares: dict[str, int] = {}
+        for address, amount in payees:  # a payee's running totals sum its shares
+            shares["p:" + address] = shares.get("p:" + address, 0) + amount
+        for n, (scope, amount) in enumerate(shares.items()):
+            params[f"b{n}_s"], params[f"b{n}_t"] = scope, amount
+        second = math.floor(now)
+        for span in _SPANS:
+            params[f"w{span}"] = second - second % span
         # One statement: the entry, its payees and its running totals, sent with the COMMIT.
-        self._defer(
-            f"WITH p AS (INSERT INTO mpp_payments (state, held, {columns}) "  # noqa: S608
-            f"VALUES ('reserved', 1, {placeholders})), "
-            "y AS (INSERT INTO mpp_payment_payees (payment_id, address, amount) "
-            "SELECT %(id)s, a, m FROM unnest(%(addresses)s::text[], %(amounts)s::bigint[]) "
-            "AS t(a, m)) "
-            + _UPSERT_BUCKETS.replace("%s", "%({})s").format(
-                "b_scope", "b_currency", "b_span", "b_start", "b_total"
-            ),
-            {
-                **values,
-                "addresses": [a for a, _ in payees],
-                "amounts": [m for _, m in payees],
-                **dict(
-                    zip(
-                        ("b_scope", "b_currency", "b_span", "b_start", "b_total"),
-                        [list(c) for c in zip(*buckets, strict=True)],
-                        strict=True,
-                    )
-                ),
-            },
-        )
+        self._defer(_insert_sql(tuple(values), len(payees), len(shares)), params)
         self.inserted.append(entry_id)
         return entry_id
 
@@ -1464,7 +1505,9 @@ class PostgresJournal:
         flush and forgot them, this statement finds no entry in a state it may move from,
         ``advance`` raises, and the credential is never sent. The join makes the setting part
         of every row the statement changes: an update that changes no row needs no flush."""
-        sources = sorted(allowed_sources(state))
+        # The source states are the lifecycle's constants, written into the text (one text per
+        # target state): a list parameter costs a Python array dump on every step.
+        sources = ",".join(f"'{source}'" for source in sorted(allowed_sources(state)))
         held = int(holds(state, None if change.moved is None else bool(change.moved)))
         durable = state in _DURABLE
         return (
@@ -1477,14 +1520,14 @@ class PostgresJournal:
             "receipt_reference = COALESCE(%(receipt_reference)s, receipt_reference), "
             "void_after = COALESCE(%(void_after)s, void_after), write_id = %(token)s "
             + ("FROM durable " if durable else "")
-            + "WHERE id = %(id)s AND state = ANY(%(sources)s)",
+            + f"WHERE id = %(id)s AND state IN ({sources})",
             {
                 "state": state, "held": held, "now": self._clock() if now is None else now,
                 "reference": change.reference,
                 "fingerprint": change.fingerprint, "receipt": change.receipt,
                 "reason": change.reason, "moved": change.moved, "proof": change.proof,
                 "receipt_reference": change.receipt_reference, "void_after": change.void_after,
-                "token": token, "id": entry_id, "sources": sources,
+                "token": token, "id": entry_id,
             },
         )  # fmt: skip
 

@@ -166,3 +166,17 @@ def test_the_writer_thread_writes_settled_marks(tmp_path: Path) -> None:
     assert other.execute("SELECT DISTINCT state FROM payments").fetchall() == [("settled",)]
     other.close()
     wallet.close()
+
+
+def test_a_background_mark_that_no_longer_applies_is_logged_once(tmp_path: Path, caplog) -> None:
+    journal = SqliteJournal(tmp_path / "j.sqlite3")
+    journal._hand_over = journal._later.append  # type: ignore[method-assign]
+    wallet = Wallet(journal=journal)
+    reservation = run_sync(wallet.reserve(quote(1), context(), PaymentOptions()))
+    reservation.failed("refused before signing", money_moved=False)
+    reservation.settled(None, "0x1")  # too late: the entry is final
+    entry = journal.get(reservation.id)  # writes the mark first: refused, logged, no loop
+    assert entry is not None and (entry.state, entry.held) == ("failed", False)
+    assert caplog.text.count("ignored a move to settled from failed") == 1
+    assert not journal._later
+    wallet.close()
