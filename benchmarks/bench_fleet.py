@@ -15,7 +15,8 @@ payment waits for the others' share, so no median can be far below ``n x CPU / k
 "CPU floor" prints that bound for the largest process count.
 
 The PostgreSQL server is a throwaway cluster (tests/fleet/pg_cluster.py: initdb/pg_ctl in a
-temporary directory, fsync on, scripts/install-postgres.sh installs the binaries).
+temporary directory, fsync on, scripts/install-postgres.sh installs the binaries); its tables
+are analyzed after the warm-up, as autovacuum would have done in a journal in use.
 
     python benchmarks/bench_fleet.py [--payments 300] [--processes 1,2,4,8]
 """

@@ -15,9 +15,8 @@ ten thousand, and stays exact to the payment at the window's edge (see schema 2 
 Durability. The file is in WAL mode with ``synchronous=NORMAL``, which survives a crash of the
 process (SIGKILL included) at every commit, and the ``sent`` step (the last write before a
 credential leaves the process) and the ``broadcast`` step (the last before a method sends
-value itself) are committed on a second connection of the same thread kept at
-``synchronous=FULL``, which fsyncs the WAL and with it every earlier step (no ``PRAGMA`` is
-switched per payment). So after a power loss the journal may lose a reservation or a
+value itself) are committed with ``synchronous=FULL`` (switched for that one commit on the
+journal's one write connection), which fsyncs the WAL and with it every earlier step. So after a power loss the journal may lose a reservation or a
 ``settled`` mark, but never forget a payment that could have left the machine: a lost
 ``settled`` falls back to ``sent`` and is reconciled. This costs one fsync per payment.
 
@@ -50,7 +49,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any, Protocol, get_args
+from typing import IO, Any, ClassVar, Protocol, get_args
 
 from mpp_client.clock import SYSTEM_CLOCK, Clock
 from mpp_client.errors import AlreadyPaid, JournalError
@@ -807,6 +806,10 @@ class SqliteJournal:
     ``busy_timeout`` is how long a writer waits for another process's transaction, seconds.
     """
 
+    #: ``atomic()``'s transaction has ``unresolved()``: the wallet's circuit breaker counts the
+    #: unresolved entries inside the hold's own transaction.
+    breaker_in_transaction: ClassVar[bool] = True
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -823,6 +826,8 @@ class SqliteJournal:
         self._lock = threading.RLock()
         self._local = threading.local()
         self._shared: sqlite3.Connection | None = None
+        #: The one connection of a file journal every write goes through (see ``_writer``).
+        self._writer_conn: sqlite3.Connection | None = None
         self._connections: list[sqlite3.Connection] = []
         # A journal dropped without close() still closes its connections (Python 3.13 warns
         # about every SQLite connection left to the garbage collector).
@@ -864,6 +869,7 @@ class SqliteJournal:
         self._wake_lock = threading.Lock()
         self._writing_later = False
         self._connections.clear()  # the parent's, never closed here; the same list for finalize
+        self._writer_conn = None
         if self._memory:
             self._shared = None  # an in-memory journal does not survive a fork
             self._currency_ids.clear()  # nor do its rows
@@ -904,16 +910,18 @@ class SqliteJournal:
             conn = self._local.conn = self._open()
         return conn
 
-    def _durable_conn(self) -> sqlite3.Connection:
-        """This thread's connection whose commits fsync the WAL (``synchronous=FULL``), for the
-        steps after which something may leave the process. Its fsync makes every commit before
-        it durable too, whichever connection made it. An in-memory journal has nothing to sync:
-        its one connection."""
+    def _writer(self) -> sqlite3.Connection:
+        """The connection every write of this journal object goes through, from any thread,
+        always under ``self._lock``. One connection keeps its page cache from one write to the
+        next: SQLite drops a connection's whole cache when another connection committed since
+        its last transaction, so alternating connections (hold, sent, the writer thread's
+        ``settled``) re-read every page they touch. Reads use each thread's own connection.
+        An in-memory journal has one connection for everything."""
         if self._memory or self._closed:
             return self._conn()
-        conn: sqlite3.Connection | None = getattr(self._local, "durable", None)
+        conn = self._writer_conn
         if conn is None:
-            conn = self._local.durable = self._open("FULL")
+            conn = self._writer_conn = self._open()
         return conn
 
     @contextlib.contextmanager
@@ -922,7 +930,7 @@ class SqliteJournal:
         # sleep-and-retry busy handler; other processes are held off by BEGIN IMMEDIATE.
         if self._later:
             self._write_later_steps()
-        with self._lock, _immediate(self._conn(), "the payment journal") as conn:
+        with self._lock, _immediate(self._writer(), "the payment journal") as conn:
             yield conn
 
     @contextlib.contextmanager
@@ -1059,7 +1067,7 @@ class SqliteJournal:
                 self._write_later_steps()
             self._closed = True
             _close_connections(self._connections)
-            self._shared = None
+            self._shared = self._writer_conn = None
             wake, self._wake = self._wake, None
         if wake is not None:
             wake.put(False)
@@ -1152,13 +1160,21 @@ class SqliteJournal:
     def _advance(
         self, entry_id: str, state: str, previous: frozenset[str], change: _Change
     ) -> bool:
-        # sent and broadcast go through the connection that fsyncs its commits: the last
-        # write before something may leave the process survives a power loss.
-        durable = state in ("sent", "broadcast")
+        # sent and broadcast commit with synchronous=FULL (an fsync of the WAL, which makes
+        # every earlier commit durable too): the last write before something may leave the
+        # process survives a power loss. The switch costs two PRAGMAs (microseconds); a second
+        # connection kept at FULL would cost every write a cold page cache (see ``_writer``).
+        durable = state in ("sent", "broadcast") and not self._memory
         try:
             with self._lock:
-                conn = self._durable_conn() if durable else self._conn()
-                applied = self._update(conn, entry_id, state, previous, change)
+                conn = self._writer()
+                if durable:
+                    conn.execute("PRAGMA synchronous=FULL")
+                try:
+                    applied = self._update(conn, entry_id, state, previous, change)
+                finally:
+                    if durable:
+                        conn.execute("PRAGMA synchronous=NORMAL")
                 if not applied and state == "failed" and change.moved == 0 and not change.proof:
                     # A release without proof after something left the process: the
                     # outcome is unknown and the amount stays held.
@@ -1785,6 +1801,11 @@ class _SqliteLedger:
         sql += " WHERE " + " AND ".join(where)
         row = self._conn.execute(sql, args).fetchone()
         return int(row[0] or 0)
+
+    def unresolved(self) -> list[str]:
+        """``SqliteJournal.unresolved`` inside this transaction (the breaker of a hold: no read
+        transaction of its own on another connection)."""
+        return [str(row[0]) for row in self._conn.execute(_UNRESOLVED_SQL).fetchall()]
 
     def held_count(self, call_id: str) -> int:
         row = self._conn.execute(

@@ -369,12 +369,18 @@ class Wallet:
                 context.origin, context.url, context.http_method, context.now, call_id
             )
         challenge = quote.challenge
-        self._check_breaker(quote)
+        # A journal whose transaction can list unresolved entries counts them inside the hold's
+        # own transaction (one read fewer); others are asked first.
+        in_hold = getattr(self.journal, "breaker_in_transaction", False)
+        if not in_hold:
+            self._check_breaker(self.journal.unresolved)
         method = next((m for m in self.methods if m.name == quote.method), None)
         payer = method.payer(quote.network) if method is not None else None
         entry_id: str | None = None
         try:
             with self.journal.atomic() as ledger, _budget.LOCK:
+                if in_hold:
+                    self._check_breaker(ledger.unresolved)  # type: ignore[attr-defined]
                 result = assess(
                     self.policy,
                     quote,
@@ -423,10 +429,10 @@ class Wallet:
             raise
         return WalletReservation(self.journal, entry_id, quote, scopes)
 
-    def _check_breaker(self, quote: Quote) -> None:
+    def _check_breaker(self, unresolved_ids: Callable[[], list[str]]) -> None:
         if self.max_unknown is None:
             return
-        unresolved = self.journal.unresolved()
+        unresolved = unresolved_ids()
         if len(unresolved) >= self.max_unknown:
             shown = ", ".join(unresolved[:5])
             raise UnresolvedPayments(

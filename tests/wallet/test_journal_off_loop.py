@@ -59,6 +59,10 @@ def _traced(journal: Journal, statements: list[tuple[int, str]]) -> Journal:
         return conn
 
     journal._open = traced_open  # type: ignore[method-assign]
+    # Every write goes through one connection, opened with the journal: trace it as well.
+    journal._writer().set_trace_callback(
+        lambda sql: statements.append((threading.get_ident(), sql))
+    )
     return journal
 
 
@@ -86,6 +90,7 @@ def test_async_payments_read_and_write_the_journal_off_the_event_loop(tmp_path: 
     async def pay_five() -> tuple[int, list[httpx.Response]]:
         transport = AsyncPaymentTransport(server.mock_transport(), wallet=wallet)
         async with httpx.AsyncClient(transport=transport) as client:
+            statements.clear()  # opening the wallet wrote on this thread, before the loop
             journal.recording = True
             answers = await asyncio.gather(
                 *(client.get("https://fake.test/paid") for _ in range(5))
@@ -94,6 +99,7 @@ def test_async_payments_read_and_write_the_journal_off_the_event_loop(tmp_path: 
         return threading.get_ident(), answers
 
     loop_thread, answers = asyncio.run(pay_five())
+    during = list(statements)  # the reads below run on this (the loop's) thread, after it
 
     assert [a.status_code for a in answers] == [200] * 5
     payments = [payment_of(a) for a in answers]
@@ -110,7 +116,7 @@ def test_async_payments_read_and_write_the_journal_off_the_event_loop(tmp_path: 
     assert len(threads) == 1  # one journal worker, so the steps keep their order
     settled = [r for r in wallet.payments() if r.state == "settled"]
     assert len(settled) == 5
-    assert statements and loop_thread not in {thread for thread, _ in statements}
+    assert during and loop_thread not in {thread for thread, _ in during}
     wallet.close()
 
 
