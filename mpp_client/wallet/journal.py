@@ -16,9 +16,10 @@ Durability. The file is in WAL mode with ``synchronous=NORMAL``, which survives 
 process (SIGKILL included) at every commit, and the ``sent`` step (the last write before a
 credential leaves the process) and the ``broadcast`` step (the last before a method sends
 value itself) are committed with ``synchronous=FULL`` (switched for that one commit on the
-journal's one write connection), which fsyncs the WAL and with it every earlier step. So after a power loss the journal may lose a reservation or a
-``settled`` mark, but never forget a payment that could have left the machine: a lost
-``settled`` falls back to ``sent`` and is reconciled. This costs one fsync per payment.
+journal's one write connection), which fsyncs the WAL and with it every earlier step. So
+after a power loss the journal may lose a reservation or a ``settled`` mark, but never forget
+a payment that could have left the machine: a lost ``settled`` falls back to ``sent`` and is
+reconciled. This costs one fsync per payment.
 
 ``advance_later`` writes a ``settled`` mark in the background (the journal's writer thread):
 the caller does not wait for it, and every later read or write of this journal object runs

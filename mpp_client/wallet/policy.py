@@ -526,11 +526,22 @@ def _fmt(value: Fraction, unit: Currency) -> str:
     return f"{int(value)} base units of {unit}" if unit.decimals else f"{int(value)} {unit}"
 
 
-def _held_value(
-    limit: Limit, ledger: Ledger, prices: PriceSource | None, *, call_id: str, origin: str
-) -> Fraction:
+def _units(unit: Currency, currency: Currency, amount: int) -> int | None:
+    """``amount`` of ``currency`` as a whole number of the cap's base units when that is exact
+    without prices (a pegged currency under a dollar cap with no more decimals than it; the
+    cap's own decimals under a native cap), else ``None`` (``_count`` decides, exactly)."""
+    if is_usd_cap(unit):
+        if currency.usd_pegged and currency.decimals <= unit.decimals:
+            scale: int = 10 ** (unit.decimals - currency.decimals)  # decimals <= the cap's: whole
+            return amount * scale
+        return None
+    return amount if currency.decimals == unit.decimals else None
+
+
+def _held_rows(limit: Limit, ledger: Ledger, *, call_id: str) -> list[tuple[Currency, int]]:
+    """What the journal holds in ``limit``'s window and scope, per currency (base units)."""
     if limit.per == "payment":
-        return Fraction(0)
+        return []
     since: float | None = None
     if (seconds := limit.window_seconds) is not None:
         since = ledger.now() - seconds
@@ -542,11 +553,33 @@ def _held_value(
         call_id=call_id if limit.per == "call" else None,
         currencies=limit.selects,
     )
+    return [(currency, amount) for currency, amount in rows if amount and limit.selects(currency)]
+
+
+def _held_value(
+    limit: Limit, rows: list[tuple[Currency, int]], prices: PriceSource | None
+) -> Fraction:
     total = Fraction(0)
     for currency, amount in rows:
-        if amount and limit.selects(currency):
-            total += _count(limit.cap.currency, Money(amount, currency), prices, limit.rule)
+        total += _count(limit.cap.currency, Money(amount, currency), prices, limit.rule)
     return total
+
+
+def _fits_in_units(limit: Limit, counted: Money, rows: list[tuple[Currency, int]]) -> bool | None:
+    """Whether ``counted`` fits ``limit`` on top of ``rows``, in integers: every amount as a
+    whole number of the cap's base units (exactly the comparison of the dollar or unit
+    fractions, scaled by the cap's 10**decimals). ``None`` when an amount is not such a whole
+    number without prices: the caller compares fractions instead."""
+    unit = limit.cap.currency
+    total = _units(unit, counted.currency, counted.amount)
+    if total is None:
+        return None
+    for currency, amount in rows:
+        units = _units(unit, currency, amount)
+        if units is None:
+            return None
+        total += units
+    return total <= limit.cap.amount
 
 
 def assess(
@@ -642,9 +675,12 @@ def _assess(
             counted = Money(
                 sum(p.amount for p in quote.payees if p.address == limit.payee), currency
             )
+        rows = _held_rows(limit, ledger, call_id=call_id)
+        if _fits_in_units(limit, counted, rows):
+            continue  # the common case, in integers; fractions below refuse and say why
         unit = limit.cap.currency
         this = _count(unit, counted, prices, limit.rule)
-        before = _held_value(limit, ledger, prices, call_id=call_id, origin=origin)
+        before = _held_value(limit, rows, prices)
         cap = (
             Fraction(limit.cap.amount, 10**unit.decimals)
             if limit.in_usd

@@ -425,6 +425,10 @@ def _combined_answers(
     }
 
 
+class _Unanswered(Exception):
+    """A read an offline ``_PgLedger`` has no prefetched answer for."""
+
+
 class _PgLedger:
     """Ledger queries on one connection (inside the hold's transaction, or autocommit reads)."""
 
@@ -445,6 +449,8 @@ class _PgLedger:
         self.wrote = False
         #: The reads of this hold, as templates the next hold prefetches.
         self.reads: list[tuple[Any, ...]] = []
+        #: No connection: a read not prefetched raises ``_Unanswered`` (``_ReadLedger``).
+        self.offline = False
 
     def _answer(self, key: tuple[Any, ...], sql: str, args: Any) -> list[DictRow]:
         """The rows of a read: prefetched under this transaction's lock before any write of
@@ -452,6 +458,8 @@ class _PgLedger:
         self.reads.append(key)
         rows = None if self.wrote or self.deferred else self.prefetched.pop(key, None)
         if rows is None:
+            if self.offline:
+                raise _Unanswered
             self.flush()
             rows = self._conn.execute(sql, args).fetchall()
         return rows
@@ -718,6 +726,21 @@ class _ReadLedger:
         return self._now
 
     def _read(self, work: Callable[[_PgLedger], T]) -> T:
+        if self._prefetched is not None:
+            # Answered by this check's first statement: no connection, no round trip (a
+            # read it did not foresee goes to the server below).
+            offline = _PgLedger(self._journal, cast(Connection, None), writing=False)
+            offline._now = self.now()
+            offline.prefetched = self._prefetched
+            offline.offline = True
+            try:
+                answer = work(offline)
+            except _Unanswered:
+                pass
+            else:
+                self._noted(offline)
+                return answer
+
         def run(conn: Connection) -> T:
             ledger = _PgLedger(self._journal, conn, writing=False)
             ledger._now = self.now()
@@ -750,14 +773,18 @@ class _ReadLedger:
                 )
             ledger.prefetched = self._prefetched
             answer = work(ledger)
-            now = ledger.now()
-            self._reads.extend(_read_templates(ledger.reads, now, this_call=True))
-            checked = _read_templates(self._seen + ledger.reads, now, this_call=False)
-            self._seen.extend(ledger.reads)
-            self._journal._check_templates = checked
+            self._noted(ledger)
             return answer
 
         return self._journal._retrying(run, "read the payment journal")
+
+    def _noted(self, ledger: _PgLedger) -> None:
+        """Remember the reads ``ledger`` made: the next hold and the next check foresee them."""
+        now = ledger.now()
+        self._reads.extend(_read_templates(ledger.reads, now, this_call=True))
+        checked = _read_templates(self._seen + ledger.reads, now, this_call=False)
+        self._seen.extend(ledger.reads)
+        self._journal._check_templates = checked
 
     def held_totals(
         self,

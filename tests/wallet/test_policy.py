@@ -62,6 +62,24 @@ def test_default_daily_cap_is_ten_dollars(make_wallet):
     assert error.rule == "default.usd.day"
 
 
+def test_a_dollar_cap_is_exact_to_the_base_unit_across_pegged_currencies(make_wallet):
+    # Caps are compared in whole base units when every amount is one (2 and 6 decimals under
+    # a micro-dollar cap) and as fractions otherwise (18 decimals): the same edge either way.
+    cents = Currency("0xc3", 2, network="eip155:4217", symbol="C", usd_pegged=True)
+    fine = Currency("0xf18", 18, network="eip155:4217", symbol="F", usd_pegged=True)
+    cap = Limit(usd("1.00"), "day", currency=USD_PEGGED)
+    wallet = make_wallet(SpendPolicy(limits=(cap,), pin_payees=False))
+    pay(wallet, quote(40, currency=cents))  # $0.40
+    pay(wallet, quote(500_000))  # $0.50 in pathUSD (6 decimals)
+    assert refused(wallet, quote(11, currency=cents), kind=BudgetExceeded).rule == cap.rule
+    refused(wallet, quote(10**17 + 1, currency=fine), kind=BudgetExceeded)  # $0.1 + 1e-18
+    pay(wallet, quote(10**17 - 10**12, currency=fine))  # $0.099999
+    error = refused(wallet, quote(2), kind=BudgetExceeded)  # $0.000002 over, in fractions
+    assert "already held: $0.999999" in error.reason
+    pay(wallet, quote(1))  # exactly the cap
+    refused(wallet, quote(1), kind=BudgetExceeded)
+
+
 def test_default_allows_small_lightning_payments_in_sats(make_wallet):
     wallet = make_wallet()
     pay(wallet, quote(1_000, currency=SAT, method="lightning", network="mainnet"))
