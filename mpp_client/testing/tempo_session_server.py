@@ -193,6 +193,10 @@ class TempoSessionServer:
     #: ``Payment-Session`` and ``Payment-Session-Snapshot`` (the prover's newest open channel,
     #: with its highest voucher; a v1 snapshot: operator and expiringNonceHash zero).
     bootstrap: bool = False
+    #: With ``bootstrap``: a ``HEAD`` without a credential is offered ONLY the zero-amount
+    #: ``charge`` challenge, as mppx's preflight does (a client then asks for the session
+    #: challenge another way).
+    bootstrap_only: bool = False
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     #: Every credential action seen, in order (``open``, ``voucher``, ``topUp``, ``close``).
     actions: list[str] = field(default_factory=list)
@@ -290,8 +294,10 @@ class TempoSessionServer:
     def _preflight(self, value: str) -> Any:
         """The bootstrap answer to a ``HEAD`` (``None``: not a bootstrap request)."""
         if not value.lower().startswith("payment "):
-            both = self.challenge().to_header() + ", " + self._bootstrap_challenge().to_header()
-            return 402, [("www-authenticate", both), ("cache-control", "no-store")], b""
+            offered = self._bootstrap_challenge().to_header()
+            if not self.bootstrap_only:
+                offered = self.challenge().to_header() + ", " + offered
+            return 402, [("www-authenticate", offered), ("cache-control", "no-store")], b""
         try:
             credential = parse_credential(value)
         except Exception:

@@ -1238,9 +1238,28 @@ def _fresh_challenge(
     url: str, record: ChannelRecord, headers: Mapping[str, str]
 ) -> Generator[Effect, Any, Challenge]:
     """A fresh session challenge of ``url`` for the same payee, escrow and chain (``HEAD``
-    answers it with a 402 without starting a stream)."""
+    answers it with a 402 without starting a stream; see ``_FALLBACK_METHOD``)."""
     reply: HttpReply = yield HttpCall("HEAD", url, dict(headers), b"", timeout=30.0)
-    return _matching_challenge(reply, record)
+    found = _session_challenge(reply, record)
+    if found is None:
+        reply = yield HttpCall(_FALLBACK_METHOD, url, dict(headers), b"", timeout=30.0)
+        found = _session_challenge(reply, record)
+    return found if found is not None else _matching_challenge(reply, record)
+
+
+#: Servers that run the bootstrap preflight (mppx's among them) may answer a ``HEAD`` without a
+#: credential with only the zero-amount ``charge`` challenge of the preflight. A request without
+#: a credential moves no money, so the session challenge is then asked for with a ``GET``, which
+#: such a server answers with its usual 402.
+_FALLBACK_METHOD = "GET"
+
+
+def _session_challenge(reply: HttpReply, record: ChannelRecord) -> Challenge | None:
+    """The reply's session challenge for ``record``'s channel, or None when it has none."""
+    try:
+        return _matching_challenge(reply, record)
+    except MethodError:
+        return None
 
 
 def _matching_challenge(reply: HttpReply, record: ChannelRecord) -> Challenge:
@@ -1488,7 +1507,10 @@ class _StreamHandler:
         reply: HttpReply = yield SideRequest("HEAD")
         record = self.method.channels.get(self.channel_id)
         assert record is not None
-        found = _matching_challenge(reply, record)
+        found = _session_challenge(reply, record)
+        if found is None:
+            reply = yield SideRequest(_FALLBACK_METHOD)
+            found = _matching_challenge(reply, record)
         if not fresh:
             self.challenge = found
         return found

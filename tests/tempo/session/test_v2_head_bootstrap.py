@@ -101,3 +101,26 @@ def test_without_bootstrap_or_realm_nothing_is_signed(
     # The realm is not the host we talk to and not allowed: no proof is signed.
     with server.serve() as url, pytest.raises(Exception, match="proof_realms"):
         method.bootstrap(url + "/paid")
+
+
+def test_close_finds_the_session_challenge_when_head_offers_only_the_proof(
+    session_server: Session, tmp_path: Path
+) -> None:
+    # mppx's preflight answers a credential-less HEAD with the zero-amount charge challenge
+    # alone: the close asks again with a credential-less GET (no money can move) and closes.
+    s = session_server
+    server = TempoSessionServer(
+        chain=s.chain, escrow=s.escrow, token=PATH_USD.address, payee=s.payee, bootstrap=True,
+        bootstrap_only=True,
+    )  # fmt: skip
+    price = server.price
+    with server.serve() as url:
+        method = method_for(s, proof_realms=[server.realm])
+        pay(method, tmp_path / "a.sqlite3", url + "/paid", 2)
+        [opened] = method.channels.channels()
+        seen = len(server.requests)
+        closed = method.close(url + "/paid", opened.id)
+        assert closed.state == "closed" and closed.refund == opened.deposit - 2 * price
+        asked = [(r.method, r.streamed) for r in server.requests[seen:]]
+        assert asked[:2] == [("HEAD", False), ("GET", False)]
+        assert server.actions[-1] == "close"
