@@ -255,8 +255,9 @@ class Journal(Protocol):
         """A write transaction: the policy re-check and the insert happen inside it."""
         ...
 
-    def ledger(self) -> Ledger:
-        """A read-only view for checks that take no lock."""
+    def ledger(self, *, call_id: str | None = None) -> Ledger:
+        """A read-only view for checks that take no lock. ``call_id``: the request the check
+        is for (a store may read that request's figures with the others in one trip)."""
         ...
 
     def advance(
@@ -1088,7 +1089,8 @@ class SqliteJournal:
         except sqlite3.Error as exc:
             raise JournalError(f"the payment journal failed: {exc}") from exc
 
-    def ledger(self) -> Ledger:
+    def ledger(self, *, call_id: str | None = None) -> Ledger:
+        # call_id is a hint for stores with a round trip per read; reads here are local.
         return _ReadLedger(self)
 
     def advance(

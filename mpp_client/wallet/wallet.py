@@ -255,7 +255,7 @@ class Wallet:
             quote,
             context,
             options,
-            self.journal.ledger(),
+            self.journal.ledger(call_id=context.call_id),
             prices=self.prices,
             scopes=active_budgets(),
             approver=self.approve is not None,
