@@ -532,18 +532,24 @@ class TempoSession(PaymentMethod):
                 common, action="voucher", deposit=channel.deposit, channel_id=channel.id,
                 base=channel.highest_signed,
             )  # fmt: skip
+            # An adopted channel's deposit was reserved by no entry of this journal: the first
+            # voucher on it reserves what it can still spend, like an open reserves its deposit.
+            unreserved = _unreserved(channel)
+            details = {"session": plan, "unit_price": unit_price, "channel_id": channel.id,
+                       "deposit": Money(channel.deposit, currency)}  # fmt: skip
+            if unreserved:
+                details["reserves"] = Money(unreserved, currency)
             return Quote(
                 challenge=challenge,
                 method=self.name,
                 intent="session",
-                amount=Money(0, currency),
-                payees=(Payee(plan.payee, 0),),
+                amount=Money(unreserved, currency),
+                payees=(Payee(plan.payee, unreserved),),
                 expires=expires,
                 network=currency.network,
-                details={"session": plan, "unit_price": unit_price, "channel_id": channel.id,
-                         "deposit": Money(channel.deposit, currency)},
+                details=details,
                 reference=None,
-            )  # fmt: skip
+            )
         suggested = request.get("suggestedDeposit")
         wanted = self.deposit or self.max_deposit
         if suggested is not None:
@@ -812,6 +818,12 @@ class TempoSession(PaymentMethod):
                         "the accepted amount is not moved", channel_id)  # fmt: skip
             return
         self._store.accept(channel_id, accepted)
+        if "reserves" in quote.details:
+            # The adopted channel's remainder is now held by this payment's entry (reference:
+            # the channel id): later vouchers add nothing, and the close's refund is taken off
+            # it. Only after the server accepted: until then every request reserves it again,
+            # too much rather than too little.
+            self._store.topped_up(channel_id, plan.deposit, channel_id)
 
     def on_gone(self, quote: Quote, proof: PaymentProof) -> None:
         """410: the server no longer knows the channel (``channel-not-found``/``-finalized``):
@@ -958,8 +970,9 @@ class TempoSession(PaymentMethod):
         covering it. Then the channel is recorded (or its record raised to that voucher: a
         voucher is never signed lower), and later requests reuse it instead of opening one.
         Returns the record, or ``None`` when the server offers no bootstrap or no channel.
-        Adopting moves no money: the deposit was reserved by the wallet that opened it, and is
-        not reserved again here. v1 only (a v2 snapshot is refused like v2 payment)."""
+        Adopting moves no money; the first voucher on the adopted channel reserves what it can
+        still spend (deposit less the highest voucher) against the wallet's caps, as an open
+        reserves its deposit. v1 only (a v2 snapshot is refused like v2 payment)."""
         from mpp_client.runner import SyncRunner
         from mpp_client.trampoline import drive
 
@@ -1232,6 +1245,14 @@ def _amount(raw: object, where: str, refuse: Any) -> int:
     if value is None or value > MAX_UINT128:
         raise refuse(f"{where} must be a string of base-unit digits (uint128)")
     return value
+
+
+def _unreserved(channel: ChannelRecord) -> int:
+    """What an adopted (bootstrapped) channel can still spend and no entry of this journal
+    holds (base units); 0 for a channel this journal opened or already reserved."""
+    if channel.deposit_refs or not channel.details.get("bootstrapped"):
+        return 0
+    return max(0, channel.deposit - channel.highest_signed)
 
 
 def _fresh_challenge(

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mpp_client import PaymentTransport, Wallet
-from mpp_client.errors import MethodError
+from mpp_client.errors import BudgetExceeded, MethodError
 from mpp_client.methods.tempo.session import TempoSession
 from mpp_client.methods.tempo.tip20 import PATH_USD
 from mpp_client.testing.tempo_session_server import TempoSessionServer
@@ -124,3 +124,52 @@ def test_close_finds_the_session_challenge_when_head_offers_only_the_proof(
         asked = [(r.method, r.streamed) for r in server.requests[seen:]]
         assert asked[:2] == [("HEAD", False), ("GET", False)]
         assert server.actions[-1] == "close"
+
+
+def held_exposure(wallet: Wallet) -> int:
+    return sum(entry.exposure for entry in wallet.payments() if entry.held)
+
+
+def test_an_adopted_channel_reserves_what_it_can_still_spend(
+    session_server: Session, tmp_path: Path
+) -> None:
+    # The journal that adopts a channel never reserved its deposit: the first voucher on it
+    # reserves the remainder against the caps (as an open reserves its deposit), later ones
+    # add nothing, and the close's refund is taken off that entry.
+    from mpp_client import usd
+    from mpp_client.wallet.policy import USD_PEGGED, Limit, SpendPolicy
+
+    s = session_server
+    server = bootstrapping(s, tmp_path)
+    price = server.price
+    with server.serve() as url:
+        first = method_for(s, proof_realms=[server.realm])
+        pay(first, tmp_path / "a.sqlite3", url + "/paid", 2)
+        [opened] = first.channels.channels()
+        remainder = opened.deposit - 2 * price
+        second = method_for(s, proof_realms=[server.realm])
+        wallet = Wallet([second], journal=tmp_path / "b.sqlite3")
+        assert second.bootstrap(url + "/paid") is not None
+        # A day's cap below the remainder refuses the adopted channel before anything is signed.
+        strict = SpendPolicy(limits=(Limit(usd("0.01"), "day", currency=USD_PEGGED),))
+        wallet.policy, relaxed = strict, wallet.policy
+        with (
+            httpx.Client(transport=PaymentTransport(wallet=wallet)) as client,
+            pytest.raises(BudgetExceeded, match="day cap"),
+        ):
+            client.get(url + "/paid")
+        record = second.channels.get(opened.id)
+        assert record is not None and record.highest_signed == 2 * price
+        assert held_exposure(wallet) == 0
+        wallet.policy = relaxed
+        actions = len(server.actions)
+        with httpx.Client(transport=PaymentTransport(wallet=wallet)) as client:
+            assert client.get(url + "/paid").status_code == 200
+            assert held_exposure(wallet) == remainder
+            assert client.get(url + "/paid").status_code == 200
+        assert server.actions[actions:] == ["voucher", "voucher"]
+        assert held_exposure(wallet) == remainder  # the second voucher added nothing
+        closed = second.close(url + "/paid", opened.id)
+        assert closed.refund == opened.deposit - 4 * price
+        # What stays counted is what this wallet's vouchers spent on the channel.
+        assert held_exposure(wallet) == 2 * price
