@@ -11,11 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mpp_client import PaymentTransport, Wallet
+from mpp_client import PaymentTransport, Wallet, usd
 from mpp_client.errors import BudgetExceeded, MethodError
 from mpp_client.methods.tempo.session import TempoSession
 from mpp_client.methods.tempo.tip20 import PATH_USD
 from mpp_client.testing.tempo_session_server import TempoSessionServer
+from mpp_client.wallet.channels import ChannelRecord
+from mpp_client.wallet.policy import USD_PEGGED, Limit, SpendPolicy
 from tests.tempo.session.conftest import Session
 from tests.tempo.session.test_session_e2e import method_for
 
@@ -34,15 +36,23 @@ def pay(method: TempoSession, journal: Path, url: str, times: int) -> None:
             assert client.get(url).status_code == 200
 
 
+def opened_elsewhere(
+    s: Session, server: TempoSessionServer, url: str, tmp_path: Path
+) -> ChannelRecord:
+    """The channel another payer process (its own journal) opened and paid 2 units on."""
+    first = method_for(s, proof_realms=[server.realm])
+    pay(first, tmp_path / "a.sqlite3", url + "/paid", 2)
+    [opened] = first.channels.channels()
+    assert opened.highest_signed == 2 * server.price
+    return opened
+
+
 def test_a_lost_channel_is_recovered_and_resumed(session_server: Session, tmp_path: Path) -> None:
     s = session_server
     server = bootstrapping(s, tmp_path)
     price = server.price
     with server.serve() as url:
-        first = method_for(s, proof_realms=[server.realm])
-        pay(first, tmp_path / "a.sqlite3", url + "/paid", 2)
-        [opened] = first.channels.channels()
-        assert opened.highest_signed == 2 * price
+        opened = opened_elsewhere(s, server, url, tmp_path)
         # Another process with an empty journal: it knows nothing of the channel.
         second = method_for(s, proof_realms=[server.realm])
         pay_wallet = Wallet([second], journal=tmp_path / "b.sqlite3")
@@ -136,16 +146,11 @@ def test_an_adopted_channel_reserves_what_it_can_still_spend(
     # The journal that adopts a channel never reserved its deposit: the first voucher on it
     # reserves the remainder against the caps (as an open reserves its deposit), later ones
     # add nothing, and the close's refund is taken off that entry.
-    from mpp_client import usd
-    from mpp_client.wallet.policy import USD_PEGGED, Limit, SpendPolicy
-
     s = session_server
     server = bootstrapping(s, tmp_path)
     price = server.price
     with server.serve() as url:
-        first = method_for(s, proof_realms=[server.realm])
-        pay(first, tmp_path / "a.sqlite3", url + "/paid", 2)
-        [opened] = first.channels.channels()
+        opened = opened_elsewhere(s, server, url, tmp_path)
         remainder = opened.deposit - 2 * price
         second = method_for(s, proof_realms=[server.realm])
         wallet = Wallet([second], journal=tmp_path / "b.sqlite3")
