@@ -58,7 +58,8 @@ pass-through bytes.
 
 Durable records: ``mpp_client.wallet.channels.ChannelStore`` (in the journal's SQLite file):
 ``open(NewChannel)``, ``record_voucher(id, cumulative, signature)`` (durable compare-and-set,
-never lower), ``accept(id, accepted)``, ``topped_up(id, deposit, ref)``, ``set_state``,
+never lower), ``sign_next(id, target, sign)`` (read, sign and compare-and-set in one
+transaction), ``accept(id, accepted)``, ``topped_up(id, deposit, ref)``, ``set_state``,
 ``settle_close(id, paid=, refund=)`` (releases the refund from the budgets),
 ``set_secret``/``secret`` (a bearer secret no listing shows), ``get``/``find``/``channels``.
 A method gets the store of its wallet's journal through ``use_journal(journal, clock)``

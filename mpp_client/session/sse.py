@@ -45,8 +45,11 @@ _BOM = b"\xef\xbb\xbf"
 _VALUE = rb"(?::[^\r\n]*)?\n"
 _NOT_DATA = rb"(?:(?:event|retry)" + _VALUE + rb"|id(?P<id>(?::[^\r\n]*)?)\n|:[^\r\n]*\n)"
 _ANY = rb"(?:(?:data|event|retry)" + _VALUE + rb"|id(?P<id2>(?::[^\r\n]*)?)\n|:[^\r\n]*\n)"
-# The usual chunk, matched in one call: one event, an optional ``id`` line, then its data.
-_COMMON_EVENT = re.compile(rb"(?:id(?P<v>:[^\r\n]*|)\n)?(?:data(?::[^\r\n]*)?\n)+\n")
+# The usual chunk, matched in one call: one event, an optional ``id`` line (without U+0000,
+# which would make the parser ignore it), then its data. No group: the id is read from the
+# chunk only when asked for (``SseParser._settle_id``).
+_COMMON_EVENT = re.compile(rb"(?:id(?::[^\r\n\x00]*)?\n)?(?:data(?::[^\r\n]*)?\n)+\n")
+_common_event = _COMMON_EVENT.fullmatch
 _SIMPLE_EVENTS = re.compile(rb"(?:" + _NOT_DATA + rb"*data" + _VALUE + _ANY + rb"*\n)+")
 
 
@@ -117,9 +120,9 @@ class SseParser:
         self._event = ""
         self._retry: int | None = None
         self._last_id = ""
-        # The ``id`` field of the last chunk ``skim`` took (``b":value"``/``b": value"``, or
-        # ``b""`` for a bare ``id``), not decoded yet: decoding every chunk's id would cost
-        # more than the rest of the fast path, and only the last one is ever read.
+        # The last chunk ``skim`` took that sets the id, its ``id`` line first, not decoded
+        # yet: reading every chunk's id would cost more than the rest of the fast path, and
+        # only the last one is ever read.
         self._id_field: bytes | None = None
         self._started = False  # the BOM check is done
         self._pending_cr = False  # the buffer ended in CR: an LF may follow in the next chunk
@@ -137,9 +140,10 @@ class SseParser:
         return self._last_id
 
     def _settle_id(self) -> None:
-        field = self._id_field
-        if field is not None:
+        chunk = self._id_field
+        if chunk is not None:
             self._id_field = None
+            field = chunk[2 : chunk.index(b"\n")]  # ``b":value"``, ``b": value"`` or ``b""``
             value = field[2:] if field[1:2] == b" " else field[1:]
             self._last_id = value.decode("utf-8", "replace")
 
@@ -167,13 +171,9 @@ class SseParser:
         that holds no marker holds no event of a marked type."""
         if not self._at_rest or len(chunk) > self._skim_limit:
             return None
-        common = _COMMON_EVENT.fullmatch(chunk)
-        if common is not None:
-            ident = common.group("v")
-            if ident is not None:
-                if b"\x00" in ident:
-                    return None  # that id is ignored, an earlier one counts: the slow path
-                self._id_field = ident  # decoded when read (``last_event_id``, ``feed_raw``)
+        if _common_event(chunk) is not None:
+            if chunk[:2] == b"id":  # only the id line can begin so
+                self._id_field = chunk  # read when asked for (``last_event_id``, ``feed_raw``)
             return 1
         if not chunk.endswith(b"\n\n"):
             return None

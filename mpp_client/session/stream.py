@@ -19,6 +19,7 @@ passes every other byte through unchanged. The ``SessionStream`` goes into
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -381,18 +382,7 @@ def attach_httpx_sync(
     original = response.stream
     if not isinstance(original, httpx.SyncByteStream):
         raise TypeError("a sync transport answered with an async stream")
-    sync_original: httpx.SyncByteStream = original
-    pump = _Pump(handler, context)
-
-    class _Metered(httpx.SyncByteStream):
-        def __iter__(self) -> Iterator[bytes]:
-            # The pump itself (no generator around it: one layer less per chunk).
-            return _pump_sync(iter(sync_original), pump, run)
-
-        def close(self) -> None:
-            sync_original.close()
-
-    response.stream = _Metered()
+    response.stream = _metered_classes()[0](original, _Pump(handler, context), run)
     response.extensions[SESSION_KEY] = context.stream
 
 
@@ -440,18 +430,49 @@ def attach_httpx_async(
     original = response.stream
     if not isinstance(original, httpx.AsyncByteStream):
         raise TypeError("an async transport answered with a sync stream")
-    async_original: httpx.AsyncByteStream = original
-    pump = _Pump(handler, context)
+    response.stream = _metered_classes()[1](original, _Pump(handler, context), run)
+    response.extensions[SESSION_KEY] = context.stream
 
-    class _Metered(httpx.AsyncByteStream):
+
+@functools.cache
+def _metered_classes() -> tuple[Any, Any]:
+    """The metered byte streams for httpx (sync, async): made once, on the first metered
+    stream (httpx is imported only then; a class made per stream would cost more than the
+    rest of attaching it)."""
+    import httpx
+
+    class MeteredSync(httpx.SyncByteStream):
+        def __init__(
+            self,
+            original: httpx.SyncByteStream,
+            pump: _Pump,
+            run: Callable[[Generator[Any, Any, None]], None],
+        ) -> None:
+            self._original, self._pump, self._run = original, pump, run
+
+        def __iter__(self) -> Iterator[bytes]:
+            # The pump itself (no generator around it: one layer less per chunk).
+            return _pump_sync(iter(self._original), self._pump, self._run)
+
+        def close(self) -> None:
+            self._original.close()
+
+    class MeteredAsync(httpx.AsyncByteStream):
+        def __init__(
+            self,
+            original: httpx.AsyncByteStream,
+            pump: _Pump,
+            run: Callable[[Generator[Any, Any, None]], Awaitable[None]],
+        ) -> None:
+            self._original, self._pump, self._run = original, pump, run
+
         def __aiter__(self) -> AsyncIterator[bytes]:
-            return _pump_async(async_original.__aiter__(), pump, run)
+            return _pump_async(self._original.__aiter__(), self._pump, self._run)
 
         async def aclose(self) -> None:
-            await async_original.aclose()
+            await self._original.aclose()
 
-    response.stream = _Metered()
-    response.extensions[SESSION_KEY] = context.stream
+    return MeteredSync, MeteredAsync
 
 
 def _read_bounded_sync(answer: httpx.Response) -> bytes:

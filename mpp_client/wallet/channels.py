@@ -15,6 +15,8 @@ across threads, tasks and processes sharing the journal file:
   higher than the stored one (an equal amount is an idempotent resend and returns the stored
   signature); a lower one raises ``VoucherRegression``. It commits with ``synchronous=FULL``
   (one fsync) BEFORE the caller may send the voucher, so a crash never forgets one that left.
+- ``sign_next`` reads the highest signed voucher, signs the next one and records it in one
+  such transaction (the same rules, no re-read, no retry).
 - ``accept`` never moves ``highest_accepted`` above ``highest_signed`` nor down.
 - ``settle_close`` records the refund and, in the same transaction, lowers the exposure of the
   session's deposit entries by the refund (latest top-up first): the unspent deposit returns to
@@ -42,7 +44,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -391,6 +393,76 @@ class ChannelStore:
                 (channel_id,),
             ).fetchone()
         return _record(row)
+
+    def sign_next(
+        self,
+        channel_id: str,
+        target: Callable[[int, int], int],
+        sign: Callable[[int], str],
+        *,
+        fsync: bool = True,
+    ) -> tuple[int, str, int]:
+        """Sign and record the next voucher in ONE write transaction: read the highest signed
+        cumulative ``h`` and the deposit ``d``, sign ``target(h, d)`` (``sign(cumulative)``
+        returns the signature) and store it, all under the write lock, so no other writer
+        (thread or process) can come in between and nothing needs re-reading or retrying.
+        ``target(h, d) == h`` with a stored voucher returns the stored one (an idempotent
+        resend, nothing signed). An exception from ``target`` or ``sign`` records nothing.
+        Returns ``(cumulative, signature, deposit)``; the rules are ``record_voucher``'s
+        (``check_voucher``: never lower, never above the deposit, never on a closed or
+        evicted channel; ``fsync`` as there).
+
+        A subclass that stores records elsewhere (``PostgresChannelStore``) and does not
+        override this gets the same result from its own ``get`` and ``record_voucher``."""
+        if type(self).record_voucher is not ChannelStore.record_voucher:
+            return self._sign_next_by_parts(channel_id, target, sign, fsync=fsync)
+        with self._write(durable=fsync or not self.wal_shared_with_journal) as conn:
+            row = conn.execute(
+                "SELECT highest_signed, deposit, state, voucher FROM channels WHERE id=?",
+                (channel_id,),
+            ).fetchone()
+            if row is None:
+                raise JournalError(f"no session record {channel_id}")
+            highest, deposit = int(row["highest_signed"]), int(row["deposit"])
+            cumulative = int(target(highest, deposit))
+            if cumulative == highest and row["voucher"]:
+                return cumulative, str(row["voucher"]), deposit
+            check_voucher(channel_id, cumulative, highest, deposit, row["state"])
+            signature = sign(cumulative)
+            conn.execute(
+                "UPDATE channels SET highest_signed=?, voucher=?, updated_at=? WHERE id=?",
+                (str(cumulative), signature, self.clock.time(), channel_id),
+            )
+        return cumulative, signature, deposit
+
+    def _sign_next_by_parts(
+        self,
+        channel_id: str,
+        target: Callable[[int, int], int],
+        sign: Callable[[int], str],
+        *,
+        fsync: bool,
+    ) -> tuple[int, str, int]:
+        """``sign_next`` from ``get`` and ``record_voucher`` (a compare-and-set that may lose
+        to another writer: then read again and recompute)."""
+        for _ in range(16):
+            record = self.get(channel_id)
+            if record is None:
+                raise JournalError(f"no session record {channel_id}")
+            cumulative = int(target(record.highest_signed, record.deposit))
+            if cumulative == record.highest_signed and record.voucher:
+                return cumulative, record.voucher, record.deposit
+            check_voucher(
+                channel_id, cumulative, record.highest_signed, record.deposit, record.state
+            )
+            signature = sign(cumulative)
+            try:
+                stored = self.record_voucher(channel_id, cumulative, signature, fsync=fsync)
+            except VoucherRegression:
+                continue  # another writer went higher meanwhile: recompute
+            if stored.highest_signed == cumulative and stored.voucher == signature:
+                return cumulative, signature, stored.deposit
+        raise JournalError(f"session {channel_id}: could not record a voucher (contention)")
 
     def accept(self, channel_id: str, accepted: int, *, state: ChannelState = "open") -> None:
         """The server accepted ``accepted`` (from a validated receipt): move

@@ -5,11 +5,12 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mpp_client.errors import JournalError
-from mpp_client.wallet.channels import ChannelStore, NewChannel, VoucherRegression
+from mpp_client.wallet.channels import ChannelRecord, ChannelStore, NewChannel, VoucherRegression
 from mpp_client.wallet.journal import SqliteJournal
 
 
@@ -195,3 +196,86 @@ def test_only_a_store_sharing_the_journals_wal_may_skip_a_flow_vouchers_fsync(
     assert record is not None and record.highest_signed == 30
     with pytest.raises(VoucherRegression):  # the compare-and-set holds without the fsync
         shared.record_voucher("0xabc", 25, "0xsig25", fsync=False)
+
+
+def _sign_next_race(path: str, rounds: int, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    store = ChannelStore(path)
+    got = [
+        store.sign_next("0xabc", lambda h, d: h + 1, lambda c: f"0x{c}")[0] for _ in range(rounds)
+    ]
+    results.put(got)
+
+
+def test_sign_next_reads_signs_and_records_in_one_transaction(tmp_path: Path) -> None:
+    store = ChannelStore(tmp_path / "j.sqlite3")
+    store.open(new(deposit=100))
+    signed: list[int] = []
+
+    def sign(cumulative: int) -> str:
+        signed.append(cumulative)
+        return f"0xsig{cumulative}"
+
+    assert store.sign_next("0xabc", lambda h, d: h + 5, sign) == (15, "0xsig15", 100)
+    # The same amount again: the stored voucher, nothing signed.
+    assert store.sign_next("0xabc", lambda h, d: h, sign) == (15, "0xsig15", 100)
+    assert signed == [15]
+    with pytest.raises(VoucherRegression):
+        store.sign_next("0xabc", lambda h, d: h - 1, sign)
+    with pytest.raises(JournalError, match="above the deposit"):
+        store.sign_next("0xabc", lambda h, d: d + 1, sign)
+
+    def refuse(highest: int, deposit: int) -> int:
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        store.sign_next("0xabc", refuse, sign)
+    assert signed == [15]  # neither a lower one nor one above the deposit was signed
+    record = store.get("0xabc")
+    assert record is not None and (record.highest_signed, record.voucher) == (15, "0xsig15")
+    store.set_state("0xabc", "evicted")
+    with pytest.raises(JournalError, match="evicted"):
+        store.sign_next("0xabc", lambda h, d: h + 1, sign)
+    with pytest.raises(JournalError, match="no session record"):
+        store.sign_next("0xnone", lambda h, d: h + 1, sign)
+
+
+def test_sign_next_never_signs_one_amount_twice_across_processes(tmp_path: Path) -> None:
+    path = str(tmp_path / "j.sqlite3")
+    ChannelStore(path).open(new())
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    procs = [context.Process(target=_sign_next_race, args=(path, 60, results)) for _ in range(2)]
+    for proc in procs:
+        proc.start()
+    store = ChannelStore(path)
+    mine = [store.sign_next("0xabc", lambda h, d: h + 1, lambda c: f"0x{c}")[0] for _ in range(60)]
+    got = [*mine, *results.get(timeout=60), *results.get(timeout=60)]
+    for proc in procs:
+        proc.join(30)
+        assert proc.exitcode == 0
+    # Every writer read the highest under the write lock: 180 distinct amounts, none lost.
+    assert sorted(got) == list(range(11, 191))
+    final = store.get("0xabc")
+    assert final is not None and final.highest_signed == 190 and final.voucher == "0x190"
+
+
+class _OtherStore(ChannelStore):
+    """A store whose vouchers are written by its own ``record_voucher`` (as PostgreSQL's)."""
+
+    calls = 0
+
+    def record_voucher(self, *args: Any, **kwargs: Any) -> ChannelRecord:
+        type(self).calls += 1
+        return super().record_voucher(*args, **kwargs)
+
+
+def test_sign_next_goes_through_a_subclass_s_own_voucher_write(tmp_path: Path) -> None:
+    store = _OtherStore(tmp_path / "j.sqlite3")
+    store.open(new(deposit=100))
+    assert store.sign_next("0xabc", lambda h, d: h + 5, lambda c: f"0xsig{c}") == (
+        15, "0xsig15", 100,
+    )  # fmt: skip
+    assert store.sign_next("0xabc", lambda h, d: h, lambda c: "0xother") == (15, "0xsig15", 100)
+    assert _OtherStore.calls == 1
+    with pytest.raises(JournalError, match="above the deposit"):
+        store.sign_next("0xabc", lambda h, d: d + 1, lambda c: "0xbig")

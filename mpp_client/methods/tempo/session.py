@@ -52,6 +52,7 @@ from mpp_client.errors import (
     BudgetExceeded,
     ChallengeExpired,
     EffectFailed,
+    JournalError,
     MethodError,
     NotAllowed,
 )
@@ -117,7 +118,7 @@ from mpp_client.session.base import (
     StreamContext,
     receipt_from_event,
 )
-from mpp_client.wallet.channels import ChannelRecord, ChannelStore, NewChannel, VoucherRegression
+from mpp_client.wallet.channels import ChannelRecord, ChannelStore, NewChannel
 
 if TYPE_CHECKING:
     from mpp_client.session.sse import SseEvent
@@ -422,6 +423,9 @@ class TempoSession(PaymentMethod):
         # Per channel that streamed in this process: the server's last reported ``spent`` and
         # the guard (wallet) that metered it (``_paid_prepay``).
         self._streamed: dict[str, tuple[int, Any]] = {}
+        # Per channel: the last paid request's voucher (its challenge id, the cumulative it
+        # signed, the deposit then), for the stream handler of that request.
+        self._paid_signed: dict[str, tuple[str, int, int]] = {}
 
     @property
     def chains(self) -> frozenset[int]:
@@ -602,12 +606,16 @@ class TempoSession(PaymentMethod):
         if plan.action == "voucher":
             assert plan.channel_id is not None
             prepay = self._paid_prepay(plan, quote)
-            cumulative, signature = yield from self._next_voucher(
+            cumulative, signature, deposit = yield from self._next_voucher(
                 plan,
                 plan.channel_id,
                 lambda current: max(current + plan.increment, prepay(current)),
                 flow_sends=True,
             )
+            # For the stream handler (``_StreamHandler``): what this request signed and the
+            # deposit then, so it starts from them without reading the record again.
+            with self._locks_guard:
+                self._paid_signed[plan.channel_id] = (quote.challenge.id, cumulative, deposit)
             return PaymentProof(
                 payload={
                     "action": "voucher",
@@ -759,9 +767,10 @@ class TempoSession(PaymentMethod):
 
     def _next_voucher(
         self, plan: SessionPlan, channel_id: str, target: Any, *, flow_sends: bool = False
-    ) -> Generator[Effect, Any, tuple[int, str]]:
+    ) -> Generator[Effect, Any, tuple[int, str, int]]:
         """Sign and durably record the voucher ``target(highest signed)`` (a compare-and-set
-        in the journal: a voucher is never signed twice for one amount nor ever lower).
+        in the journal: a voucher is never signed twice for one amount nor ever lower);
+        returns its cumulative amount, its signature and the channel's deposit then.
 
         ``flow_sends``: the payment flow sends this voucher (the paid request, from ``pay``).
         Then, when the channel records share the wallet journal's SQLite WAL
@@ -770,39 +779,37 @@ class TempoSession(PaymentMethod):
         returned and before ``_send_paid`` lets the credential out, and the SQLite journal
         commits ``sent`` with ``synchronous=FULL``, an fsync of the same WAL that makes this
         earlier commit durable with it. In-stream vouchers (sent by the handler itself), a
-        store of its own and PostgreSQL keep the fsync of ``record_voucher``."""
+        store of its own and PostgreSQL keep the fsync of their voucher write."""
         store = self.channels
         fsync = not (flow_sends and getattr(store, "wal_shared_with_journal", False))
 
-        def write() -> tuple[int, str]:
-            with self._lock(channel_id):
-                for _ in range(16):
-                    record = store.get(channel_id)
-                    if record is None:
-                        raise NothingSigned(f"tempo session: no record of channel {channel_id}")
-                    cumulative = int(target(record.highest_signed))
-                    if cumulative > record.deposit:
-                        raise NothingSigned(
-                            f"tempo session: a voucher for {cumulative} would exceed the "
-                            f"deposit {record.deposit} of channel {channel_id}"
-                        )
-                    if cumulative == record.highest_signed and record.voucher:
-                        return cumulative, record.voucher  # an idempotent resend
-                    signature = self._sign_voucher(plan, channel_id, cumulative)
-                    try:
-                        if fsync:
-                            stored = store.record_voucher(channel_id, cumulative, signature)
-                        else:
-                            stored = store.record_voucher(
-                                channel_id, cumulative, signature, fsync=False
-                            )
-                    except VoucherRegression:
-                        continue  # another process went higher meanwhile: recompute
-                    if stored.highest_signed == cumulative and stored.voucher == signature:
-                        return cumulative, signature
-                raise MethodError("tempo session: could not record a voucher (contention)")
+        def bounded(current: int, deposit: int) -> int:
+            cumulative = int(target(current))
+            if cumulative > deposit:
+                raise NothingSigned(
+                    f"tempo session: a voucher for {cumulative} would exceed the "
+                    f"deposit {deposit} of channel {channel_id}"
+                )
+            return cumulative
 
-        result: tuple[int, str] = yield JournalWrite(write)
+        def sign(cumulative: int) -> str:
+            return self._sign_voucher(plan, channel_id, cumulative)
+
+        def write() -> tuple[int, str, int]:
+            # The read, the signature and the compare-and-set in one journal transaction
+            # (``ChannelStore.sign_next``): a voucher is never signed twice for one amount nor
+            # ever lower, and it is recorded before it can be sent.
+            with self._lock(channel_id):
+                try:
+                    return store.sign_next(channel_id, bounded, sign, fsync=fsync)
+                except JournalError:
+                    if store.get(channel_id) is None:
+                        raise NothingSigned(
+                            f"tempo session: no record of channel {channel_id}"
+                        ) from None
+                    raise
+
+        result: tuple[int, str, int] = yield JournalWrite(write)
         return result
 
     # --- after the server answered -------------------------------------------------------------
@@ -1335,23 +1342,49 @@ class _StreamHandler:
         # The cumulative signed before this request paid: what the stream's units add to.
         self.base = plan.base if plan.action == "voucher" else 0
         context.stream.details["channelId"] = channel_id
-        record = method.channels.get(channel_id)
+        quote = context.payment.quote
+        # What the paid request's voucher signed on this channel and the deposit then (kept by
+        # ``pay``), else the record as it stands.
+        with method._locks_guard:
+            known = method._paid_signed.get(channel_id)
+        highest: int | None
+        deposit: int | None
+        if (
+            plan.channel_id == channel_id
+            and known is not None
+            and quote is not None
+            and known[0] == quote.challenge.id
+        ):
+            highest, deposit = known[1], known[2]
+        else:
+            record = method.channels.get(channel_id)
+            highest, deposit = (
+                (record.highest_signed, record.deposit) if record is not None else (None, None)
+            )
         signed = self.base
         self.deposit = plan.deposit
-        if record is not None:
-            signed, self.deposit = record.highest_signed, record.deposit
-            context.stream.details["highestSigned"] = record.highest_signed
-            context.stream.spent = max(0, record.highest_signed - self.base)
+        if highest is not None and deposit is not None:
+            signed, self.deposit = highest, deposit
+            context.stream.details["highestSigned"] = highest
+            context.stream.spent = max(0, highest - self.base)
         # What the server confirmed it accepted (its receipts), and what it had spent when
-        # the stream began: the paid answer's receipt, else assume everything signed before.
-        paid = _header_receipt_of(context.header("payment-receipt"))
+        # the stream began: the paid answer's receipt (the flow's, parsed from the same
+        # header), else assume everything signed before.
+        paid = context.payment.receipt
+        if paid is None:
+            paid = _header_receipt_of(context.header("payment-receipt"))
         self.confirmed = _accepted(paid, channel_id) or 0
+        # An accepted cumulative the record holds at least (``store.accept`` never lowers it):
+        # ``on_receipt`` wrote the paid answer's for the channel the paid request's voucher
+        # was on (clamped, as every ``accept``, to what was signed).
+        self.written = 0
+        if plan.channel_id == channel_id:
+            self._wrote(self.confirmed)
         spent = _receipt_int(paid, channel_id, "spent")
         self.start = self.base if spent is None else min(spent, self.base)
         method._streamed_on(channel_id, spent, context.guard)
         # The highest cumulative this stream signed or has a job to sign.
         self.planned = signed
-        quote = context.payment.quote
         self.call_cap = (
             None if quote is None else _call_cap(quote, context.guard, context.origin, method.name)
         )
@@ -1359,6 +1392,12 @@ class _StreamHandler:
         self.unwritten = 0
         #: ``data_events`` at which ``on_units`` runs next (``None``: not prepaying).
         self.wake_at: int | None = 0 if method.max_prepaid_units > 1 else None
+
+    def _wrote(self, accepted: int) -> None:
+        """``store.accept(accepted)`` was written: the record holds at least ``accepted`` or
+        the highest this stream knows signed, whichever is lower."""
+        signed = self.context.stream.details.get("highestSigned", 0)
+        self.written = max(self.written, min(accepted, signed))
 
     def on_event(self, event: SseEvent) -> Generator[Any, Any, None]:
         if event.event == "payment-receipt":
@@ -1395,9 +1434,10 @@ class _StreamHandler:
 
     def on_end(self, complete: bool) -> Generator[Any, Any, None]:
         pending, self.unwritten = self.unwritten, 0
-        if pending:
+        if pending > self.written:
             store = self.method.channels
             yield JournalWrite(lambda: store.accept(self.channel_id, pending))
+            self._wrote(pending)
 
     def _receipt(self, data: str) -> Generator[Any, Any, None]:
         receipt = receipt_from_event(data)
@@ -1408,9 +1448,12 @@ class _StreamHandler:
                 money_moved=None,
             )
         store = self.method.channels
-        # With what prepaid vouchers' answers said (not written one by one).
+        # With what prepaid vouchers' answers said (not written one by one); nothing to write
+        # when the record has it already (the paid answer's receipt said as much).
         written, self.unwritten = max(accepted, self.unwritten), 0
-        yield JournalWrite(lambda: store.accept(self.channel_id, written))
+        if written > self.written:
+            yield JournalWrite(lambda: store.accept(self.channel_id, written))
+            self._wrote(written)
         self.method._streamed_on(
             self.channel_id, _receipt_int(receipt, self.channel_id, "spent"), self.context.guard
         )
@@ -1472,7 +1515,7 @@ class _StreamHandler:
         target)``. ``resend``: post it even when it is no higher than one this stream had
         confirmed (the server asked for it)."""
         plan, store = self.plan, self.method.channels
-        cumulative, signature = yield from self.method._next_voucher(
+        cumulative, signature, _ = yield from self.method._next_voucher(
             plan, self.channel_id, lambda current: max(current, target)
         )
         # Spent once signed (the server may use it as soon as it reads it).
@@ -1504,6 +1547,7 @@ class _StreamHandler:
         if accepted is not None:
             if resend:
                 yield JournalWrite(lambda: store.accept(self.channel_id, accepted))
+                self._wrote(accepted)
             else:
                 # What the server accepted can be learnt again from its next receipt, and is
                 # never above what was signed: one write at the end of the stream will do.

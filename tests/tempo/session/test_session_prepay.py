@@ -194,13 +194,13 @@ def test_only_the_flows_voucher_leaves_its_fsync_to_the_sent_step(
     store = method.channels
     assert store.wal_shared_with_journal  # the wallet journal's own file
     fsyncs: list[bool] = []
-    record_voucher = store.record_voucher
+    sign_next = store.sign_next
 
     def spy(*args: Any, fsync: bool = True) -> Any:
         fsyncs.append(fsync)
-        return record_voucher(*args, fsync=fsync)
+        return sign_next(*args, fsync=fsync)
 
-    store.record_voucher = spy  # type: ignore[method-assign]
+    store.sign_next = spy  # type: ignore[method-assign]
     with httpx.Client(transport=PaymentTransport(wallet=wallet)) as client:
         assert client.get(s.url + "/paid").status_code == 200  # the open: its own fsync
         with client.stream("GET", s.url + "/stream?n=20") as response:
@@ -210,3 +210,40 @@ def test_only_the_flows_voucher_leaves_its_fsync_to_the_sent_step(
     assert fsyncs == [False, True]
     own = method_for(s, max_prepaid_units=60, channels=str(tmp_path / "own.sqlite3"))
     assert not own.channels.wal_shared_with_journal  # a file of its own: every fsync kept
+
+
+def test_a_stream_writes_what_was_accepted_only_when_it_moved(
+    session_server: Session, tmp_path: Path
+) -> None:
+    s = session_server
+    s.server.price, s.server.units_per_voucher = 100, 5
+    method = method_for(s, max_prepaid_units=60)
+    wallet = Wallet([method], journal=tmp_path / "journal.sqlite3")
+    store = method.channels
+    accepts: list[int] = []
+    accept = store.accept
+
+    def spy(channel_id: str, accepted: int, **kwargs: Any) -> None:
+        accepts.append(accepted)
+        accept(channel_id, accepted, **kwargs)
+
+    store.accept = spy  # type: ignore[method-assign]
+    with httpx.Client(transport=PaymentTransport(wallet=wallet)) as client:
+        assert client.get(s.url + "/paid").status_code == 200  # the open
+        streams = []
+        for _ in range(2):
+            accepts.clear()
+            with client.stream("GET", s.url + "/stream?n=20") as response:
+                assert sum(1 for line in response.iter_lines() if line.startswith("data:")) == 20
+            state = session_of(response)
+            assert state is not None and state.receipt is not None
+            [record] = store.channels()
+            final = int(state.receipt.extra["acceptedCumulative"])
+            assert record.highest_accepted == final == record.highest_signed
+            streams.append(list(accepts))
+    # The first stream prepaid with a voucher of its own: its final receipt moved what was
+    # accepted past the paid answer's, so it is written. The second stream's paid request
+    # prepaid everything: the final receipt says what the paid answer said, nothing to write.
+    first, second = streams
+    assert len(first) == 2 and first[0] < first[1]
+    assert len(second) == 1
