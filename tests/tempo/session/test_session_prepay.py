@@ -184,13 +184,18 @@ def test_the_paid_request_prepays_the_allowance(session_server: Session, tmp_pat
     assert second.highest_signed + 100 <= seen[1][0] <= second.highest_signed + 2_000
 
 
+def _prepaying(s: Session, tmp_path: Path) -> tuple[Any, Wallet]:
+    """A method prepaying up to 60 units of 100 each (5 per voucher), its wallet on a file."""
+    s.server.price, s.server.units_per_voucher = 100, 5
+    method = method_for(s, max_prepaid_units=60)
+    return method, Wallet([method], journal=tmp_path / "journal.sqlite3")
+
+
 def test_only_the_flows_voucher_leaves_its_fsync_to_the_sent_step(
     session_server: Session, tmp_path: Path
 ) -> None:
     s = session_server
-    s.server.price, s.server.units_per_voucher = 100, 5
-    method = method_for(s, max_prepaid_units=60)
-    wallet = Wallet([method], journal=tmp_path / "journal.sqlite3")
+    method, wallet = _prepaying(s, tmp_path)
     store = method.channels
     assert store.wal_shared_with_journal  # the wallet journal's own file
     fsyncs: list[bool] = []
@@ -216,9 +221,7 @@ def test_a_stream_writes_what_was_accepted_only_when_it_moved(
     session_server: Session, tmp_path: Path
 ) -> None:
     s = session_server
-    s.server.price, s.server.units_per_voucher = 100, 5
-    method = method_for(s, max_prepaid_units=60)
-    wallet = Wallet([method], journal=tmp_path / "journal.sqlite3")
+    method, wallet = _prepaying(s, tmp_path)
     store = method.channels
     accepts: list[int] = []
     accept = store.accept
