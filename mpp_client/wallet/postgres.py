@@ -753,6 +753,7 @@ class _ReadLedger:
                 if self._call_id:
                     foreseen.append((("count", self._call_id), _COUNT_SQL, (self._call_id,)))
                 journal = self._journal
+                cursor = None
                 if journal._later:
                     # The ``settled`` marks handed over since this process's last read go in
                     # this statement (autocommit: they commit with it, the reads do not see
@@ -760,9 +761,17 @@ class _ReadLedger:
                     with journal._later_writing:
                         marks, writes = journal._later_writes()
                         sql, args = _combined(foreseen, writes)
-                        cursor = conn.execute(sql, args)
-                        journal._later_done(marks)
-                else:
+                        try:
+                            cursor = conn.execute(sql, args)
+                        except psycopg.OperationalError:
+                            raise  # reconnect and try again: the marks stay pending
+                        except psycopg.Error:
+                            cursor = None  # a mark the server refuses: written on its own below
+                        else:
+                            journal._later_done(marks)
+                if cursor is None:
+                    if journal._later or journal._later_writing.locked():
+                        journal._write_later(conn)  # logs and drops a mark it cannot write
                     sql, args = _combined(foreseen)
                     cursor = conn.execute(sql, args)
                 self._prefetched = _combined_answers(foreseen, cursor)
@@ -771,12 +780,14 @@ class _ReadLedger:
                     time.monotonic(),
                     [str(row["id"]) for row in unresolved],
                 )
+            elif self._journal._later or self._journal._later_writing.locked():
+                self._journal._write_later(conn)  # a read not foreseen: the marks go first
             ledger.prefetched = self._prefetched
             answer = work(ledger)
             self._noted(ledger)
             return answer
 
-        return self._journal._retrying(run, "read the payment journal")
+        return self._journal._retrying(run, "read the payment journal", carries_later=True)
 
     def _noted(self, ledger: _PgLedger) -> None:
         """Remember the reads ``ledger`` made: the next hold and the next check foresee them."""
@@ -983,17 +994,20 @@ class PostgresJournal:
         doing: str,
         *,
         again: Callable[[Connection], T] | None = None,
+        carries_later: bool = False,
     ) -> T:
         """Run ``work`` on a pooled connection; through a lost connection (a restart, a drop)
         reconnect and run ``again`` (default ``work``: it must be idempotent) until
-        ``reconnect_timeout`` has passed."""
+        ``reconnect_timeout`` has passed. The ``settled`` marks waiting to be written go
+        first, in a statement of their own, unless ``carries_later``: ``work`` then writes
+        them itself (with its own statement: a round trip less)."""
         deadline = time.monotonic() + self._reconnect_timeout
         delay = 0.05
         attempt = work
         while True:
             try:
                 with self._connection() as conn:
-                    if self._later or self._later_writing.locked():
+                    if not carries_later and (self._later or self._later_writing.locked()):
                         self._write_later(conn)  # what this process reads includes them
                     return attempt(conn)
             except psycopg.OperationalError as exc:

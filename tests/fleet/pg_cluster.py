@@ -69,7 +69,9 @@ class PgCluster:
     ``destroy()``. ``fsync`` off trades crash safety of the throwaway data for speed (a fast
     shutdown still writes everything out)."""
 
-    def __init__(self, *, fsync: bool = True, max_connections: int = 200) -> None:
+    def __init__(
+        self, *, fsync: bool = True, max_connections: int = 200, settings: tuple[str, ...] = ()
+    ) -> None:
         self.bin = find_pg_bin()
         self.port = free_port()
         self.owner = _server_user()
@@ -78,6 +80,8 @@ class PgCluster:
         self.log = self.base / "server.log"
         self.fsync = fsync
         self.max_connections = max_connections
+        #: More server settings (``name=value``), e.g. for profiling with pg_stat_statements.
+        self.settings = settings
         if self.owner is not None:
             os.chown(self.base, *self.owner)
         os.chmod(self.base, 0o700)
@@ -113,6 +117,7 @@ class PgCluster:
                 f"-c max_connections={self.max_connections}",
                 f"-c fsync={'on' if self.fsync else 'off'}",
                 "-c shared_buffers=64MB",
+                *(f"-c {setting}" for setting in self.settings),
             ]
         )
         result = self._run(

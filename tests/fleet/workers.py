@@ -99,3 +99,22 @@ def claim(url: str, now: float, start, queue) -> None:
     start.wait()
     queue.put([record.id for record in journal.recover()])
     journal.close()
+
+
+def settle_and_die(url: str, queue, stop) -> None:
+    """Pay one entry to ``settled`` with its mark still queued (no background write in the
+    test's time), report it, wait to be SIGKILLed: the mark dies with the process."""
+    from mpp_client.wallet import postgres
+
+    from ..wallet.conftest import context, quote
+
+    postgres._LATER_DELAY = 3600.0
+    journal = PostgresJournal(url, lease_seconds=30.0)
+    wallet = Wallet([TestMethod()], journal=journal, policy=SpendPolicy(pin_payees=False))
+    paid = quote(1_000, method="test")  # TestMethod's: a reconciler can look it up
+    reservation = run_sync(wallet.reserve(paid, context(), PaymentOptions()))
+    reservation.sent("fp", "0xsettled")
+    reservation.settled({"status": "success"}, "0xsettled")
+    queue.put((reservation.id, len(journal._later)))
+    stop.wait()
+    os.kill(os.getpid(), signal.SIGKILL)
