@@ -38,7 +38,14 @@ from mpp_client.clock import SYSTEM_CLOCK, Clock, utcnow
 # The request-body and 402-body limits live with the drivers, which import without the flow.
 from mpp_client.driver import DEFAULT_BODY_CAP as DEFAULT_BODY_CAP
 from mpp_client.driver import MAX_402_BODY as MAX_402_BODY
-from mpp_client.effects import Await, Checkpoint, JournalRead, JournalWrite, Sleep
+from mpp_client.effects import (
+    Await,
+    Checkpoint,
+    JournalRead,
+    JournalWrite,
+    Sleep,
+    on_driver_thread,
+)
 from mpp_client.errors import (
     BudgetExceeded,
     ChallengeExpired,
@@ -397,10 +404,13 @@ def _attempt(
         signed, attempt.signed = attempt.signed, None
         sent_reference, void_after = sent_reference or signed[0], signed[1]
     if void_after is None:
-        yield from _record(lambda: reservation.sent(credential_fingerprint, sent_reference))
+        yield from _record(
+            attempt, lambda: reservation.sent(credential_fingerprint, sent_reference)
+        )
     else:
         yield from _record(
-            lambda: reservation.sent(credential_fingerprint, sent_reference, void_after=void_after)
+            attempt,
+            lambda: reservation.sent(credential_fingerprint, sent_reference, void_after=void_after),
         )
     _notify(config.hooks.on_paid, quote, proof)
 
@@ -422,7 +432,7 @@ def _attempt(
             reservation.settled(receipt, reference, receipt_reference=other)
         else:
             yield from _record(
-                lambda: reservation.settled(receipt, reference, receipt_reference=other)
+                attempt, lambda: reservation.settled(receipt, reference, receipt_reference=other)
             )
         attempt.final = True
         method.on_receipt(quote, proof, receipt)
@@ -444,7 +454,7 @@ def _attempt(
         # The server verified the payment and still refused access: the money is gone and
         # paying again would only pay twice.
         reason = "403 after a valid payment: access denied by the server"
-        yield from _record(lambda: reservation.failed(reason, money_moved=True))
+        yield from _record(attempt, lambda: reservation.failed(reason, money_moved=True))
         attempt.final = True
         denied = PaymentFailed(
             reason, money_moved=True, challenge_id=quote.challenge.id, reference=proof.reference
@@ -466,7 +476,7 @@ def _attempt(
     )
     if proof.money_moved:
         # Value left before the answer (push mode, Lightning): a refusal cannot undo it.
-        yield from _record(lambda: reservation.failed(reason, money_moved=True))
+        yield from _record(attempt, lambda: reservation.failed(reason, money_moved=True))
         attempt.final = True
         attempt.result = attempt.rejected(head, money_moved=True, reason=reason)
         return head, False
@@ -475,12 +485,14 @@ def _attempt(
     # method can prove it void.
     void = yield from _abandon(method, quote, proof)
     if not void:
-        yield from _record(lambda: reservation.unknown(f"{reason}; the credential is not void"))
+        yield from _record(
+            attempt, lambda: reservation.unknown(f"{reason}; the credential is not void")
+        )
         attempt.final = True
         attempt.result = attempt.rejected(head, money_moved=None, reason=reason)
         return head, False
     yield from _record(
-        lambda: reservation.failed(reason, money_moved=False, proof="credential-void")
+        attempt, lambda: reservation.failed(reason, money_moved=False, proof="credential-void")
     )
     attempt.final = True
     attempt.result = attempt.rejected(head, money_moved=False, reason=reason)
@@ -493,10 +505,19 @@ def _attempt(
     return head, False
 
 
-def _record(write: Callable[[], None]) -> Generator[Any, Any, None]:
+def _record(
+    attempt: _Attempt, write: Callable[[], None], *, resume: bool = False
+) -> Generator[Any, Any, None]:
     """Write a journal step as an effect: the async driver runs it (and its fsync) in a worker
-    thread so it never blocks the event loop; the sync drivers run it inline."""
-    yield JournalWrite(write)
+    thread so it never blocks the event loop; the sync drivers run it inline. ``resume``: the
+    flow may go on in that thread up to its next effect (``JournalAccess.resume_in_worker``):
+    only where what follows calls no hook but through ``_notify``. A reservation whose steps
+    do no I/O (``steps_block = False``: kept in memory) is written directly: a hand-off to a
+    thread would cost more than the step."""
+    if attempt.inline:
+        write()
+        return
+    yield JournalWrite(write, resume_in_worker=resume)
 
 
 def _abandon(method: PaymentMethod, quote: Quote, proof: PaymentProof) -> Generator[Any, Any, bool]:
@@ -513,8 +534,8 @@ class _Attempt:
     how to report its outcome."""
 
     __slots__ = (
-        "config", "final", "left", "method", "payments", "proof", "quote", "reservation",
-        "result", "signed",
+        "config", "final", "inline", "left", "method", "payments", "proof", "quote",
+        "reservation", "result", "signed",
     )  # fmt: skip
 
     def __init__(
@@ -530,6 +551,8 @@ class _Attempt:
         self.method = method
         self.reservation = reservation
         self.payments = payments
+        #: The reservation's steps do no I/O: written directly, not as journal effects.
+        self.inline = getattr(reservation, "steps_block", True) is False
         self.proof: PaymentProof | None = None
         #: Something that can move value may have left the process (a broadcast, a send).
         self.left = False
@@ -927,7 +950,9 @@ def _pay(
             if attempt.signed is not None:
                 # The method goes on after signing (a call, a write of its own): what it
                 # signed is written first, as a step of its own.
-                yield from _record(partial(_write_signed, reservation, attempt.signed))
+                yield from _record(
+                    attempt, partial(_write_signed, reservation, attempt.signed), resume=True
+                )
                 attempt.signed = None
             try:
                 reply = yield effect
@@ -945,7 +970,9 @@ def _checkpoint(attempt: _Attempt, checkpoint: Checkpoint) -> Generator[Any, Any
     reservation = attempt.reservation
     if checkpoint.stage == "signed":
         if attempt.signed is not None:  # a second signature before any other step
-            yield from _record(partial(_write_signed, reservation, attempt.signed))
+            yield from _record(
+                attempt, partial(_write_signed, reservation, attempt.signed), resume=True
+            )
         attempt.signed = (checkpoint.reference, checkpoint.void_after)
         return
     attempt.left = True  # from here on the method may move value; written before it does
@@ -953,10 +980,13 @@ def _checkpoint(attempt: _Attempt, checkpoint: Checkpoint) -> Generator[Any, Any
     if attempt.signed is not None:
         signed, attempt.signed = attempt.signed, None
         reference, void_after = reference or signed[0], void_after or signed[1]
+    # The method's code runs next, up to its next effect (the call that moves value): no hook.
     if void_after is None:
-        yield from _record(lambda: reservation.broadcast(reference))
+        yield from _record(attempt, lambda: reservation.broadcast(reference), resume=True)
     else:
-        yield from _record(lambda: reservation.broadcast(reference, void_after=void_after))
+        yield from _record(
+            attempt, lambda: reservation.broadcast(reference, void_after=void_after), resume=True
+        )
 
 
 def _write_signed(reservation: Reservation, signed: tuple[str | None, datetime | None]) -> None:
@@ -1074,8 +1104,13 @@ def _retry_after(head: ResponseHead) -> float | None:
 
 
 def _notify(hook: Callable[..., None] | None, *args: Any) -> None:
-    if hook is None:
-        return
+    """Call a notification hook where the caller's code runs: on the event loop under the
+    async driver, also when the flow reaches it in the journal worker (``on_driver_thread``)."""
+    if hook is not None:
+        on_driver_thread(partial(_call_hook, hook, args))
+
+
+def _call_hook(hook: Callable[..., None], args: tuple[Any, ...]) -> None:
     try:
         hook(*args)
     except Exception:

@@ -24,7 +24,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, ClassVar, TypeVar
 
 import httpx
@@ -309,7 +309,8 @@ class _JournalWorker:
     """One thread running journal steps in the order they were submitted, off the event loop.
 
     A plain queue and ``call_soon_threadsafe`` instead of ``run_in_executor``: about half the
-    cost per step (each payment makes four or five), with the same guarantees: the step runs in
+    cost per hand-off (a payment makes one: the hold, the signing and the ``sent`` step run as
+    one stretch, see ``mpp_client.trampoline``), with the same guarantees: the step runs in
     a copy of the caller's ``contextvars`` context, its outcome (or error) is set on the
     awaiting future, and steps already queued still run after ``shutdown``. Non-daemon, like
     an executor's thread, so queued steps also finish when the interpreter exits.
@@ -389,6 +390,14 @@ class AsyncRunner:
         return worker.submit(function)
 
     @property
+    def offload(self) -> Callable[[Callable[[], Any]], asyncio.Future[Any]] | None:
+        """Runs a function in the journal worker: ``drive_async`` runs a journal step marked
+        ``resume_in_worker`` there together with the flow after it, up to its next effect
+        that is not a journal step (one hand-off instead of several). ``None`` under an
+        ``await_timeout``: a stretch in a thread could not be cut short at the deadline."""
+        return self._in_journal_worker if self._await_timeout is None else None
+
+    @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=10.0)
@@ -457,7 +466,7 @@ class AsyncRunner:
         raise TypeError(f"cannot perform {type(effect).__name__}")
 
     async def run(self, gen: Generator[Any, Any, T]) -> T:
-        return await drive_async(gen, self.perform)
+        return await drive_async(gen, self.perform, offload=self.offload)
 
     async def aclose(self) -> None:
         worker, self._journal_worker = self._journal_worker, None

@@ -578,7 +578,8 @@ class AsyncPaymentTransport(httpx.AsyncBaseTransport):
             return _head(answer, content)
 
         try:
-            payment = await drive_async(flow, self._runner.perform, send)
+            runner = self._runner
+            payment = await drive_async(flow, runner.perform, send, runner.offload)
         except MppError as failure:
             if last is None:
                 last = _rebuild(response, request, content, truncated)[1]

@@ -310,17 +310,19 @@ class Wallet:
             approved = True
 
         # The hold (the breaker, a write transaction and its commit) runs as an effect: async
-        # drivers run it in a worker thread, off the event loop.
+        # drivers run it in a worker thread, off the event loop. What follows it up to the
+        # next effect (the flow signing, its next journal step) calls no hook and may run
+        # there too (``resume_in_worker``): one hand-off for the hold and the sent step.
         def hold() -> WalletReservation:
             return self._hold(quote, context, options, scopes, approved)
 
         try:
-            held: WalletReservation = yield JournalWrite(hold)
+            held: WalletReservation = yield JournalWrite(hold, resume_in_worker=True)
         except UnresolvedPayments as tripped:
             # Rare: before refusing, see whether expired credentials can now be proven void.
             if not (yield from self._settle_expired(tripped.entry_ids)):
                 raise
-            held = yield JournalWrite(hold)
+            held = yield JournalWrite(hold, resume_in_worker=True)
         return held
 
     def _settle_expired(self, unresolved: Sequence[str]) -> Generator[Effect, Any, bool]:
