@@ -74,6 +74,10 @@ class Reservation(Protocol):
     Each call is written durably before it returns. ``reference`` is the method's payment
     reference (tx hash, payment hash, ...); ``fingerprint`` is a SHA-256 of the credential
     header value, never the credential.
+
+    Optional: an implementation whose steps do no I/O (kept in memory) may set the class
+    attribute ``steps_block = False``; the flow then writes its steps directly instead of
+    handing each to an async driver's journal thread (a hand-off costs more than such a step).
     """
 
     @property
