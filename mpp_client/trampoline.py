@@ -111,11 +111,13 @@ class _Stretch:
 
     The flow never runs on two threads at once: the loop waits for the stretch, also when its
     task is cancelled meanwhile (the flow then sees the cancellation where the stretch left
-    it, every step it began written). If the driver goes away without waiting (its coroutine
-    closed), the worker ends the flow itself once the stretch is over (``abandon``).
+    it, every step it began written; ``stop`` keeps the stretch from delivering the step's
+    result, so nothing is signed against a hold after the caller went away). If the driver
+    goes away without waiting (its coroutine closed), the worker ends the flow itself once
+    the stretch is over (``abandon``).
     """
 
-    __slots__ = ("_abandoned", "_done", "_lock", "effect", "flow", "held", "outcome")
+    __slots__ = ("_abandoned", "_done", "_lock", "_stop", "effect", "flow", "held", "outcome")
 
     def __init__(self, flow: Generator[Any, Any, Any], effect: JournalAccess) -> None:
         self.flow = flow
@@ -126,6 +128,8 @@ class _Stretch:
         self._lock = threading.Lock()
         self._done = False
         self._abandoned: BaseException | None = None
+        #: The caller went away: hand no more results to the flow (``stop``).
+        self._stop = False
 
     def run(self) -> None:
         """In the journal worker (in a copy of the driver's context)."""
@@ -158,7 +162,9 @@ class _Stretch:
                 return _ERROR, exc
             if inspect.isawaitable(value):
                 return _AWAIT, value  # awaited on the loop, where it belongs
-            if not getattr(effect, "resume_in_worker", False):
+            if self._stop or not getattr(effect, "resume_in_worker", False):
+                # Stopped: the flow must not go on (sign against a hold, send) for a caller
+                # that is gone; it sees the cancellation at this step, its result undelivered.
                 return _REPLY, value
             try:
                 following = flow.send(value)
@@ -179,6 +185,10 @@ class _Stretch:
             value.close()
         self.outcome = _NOTHING
 
+    def stop(self) -> None:
+        """The caller was cancelled: end the stretch after the step it is in."""
+        self._stop = True
+
     def abandon(self, exc: BaseException) -> bool:
         """The driver goes away with ``exc`` without waiting. ``True``: the stretch still runs
         and the worker ends the flow after it; ``False``: it is over, the caller ends it."""
@@ -186,6 +196,7 @@ class _Stretch:
             if self._done:
                 return False
             self._abandoned = exc
+            self._stop = True
             return True
 
 
@@ -229,6 +240,7 @@ async def drive_async(
                 try:
                     await asyncio.shield(future)
                 except asyncio.CancelledError as exc:
+                    stretch.stop()
                     await _wait_out(future)  # the flow is ours again only then
                     stretch.discard_awaitable()
                     _run_held(stretch)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from datetime import datetime
@@ -72,6 +73,60 @@ _LAZY_LOOKUPS = 8
 #: It may be sync (it may block, e.g. ask a human; it then runs in a worker thread under async
 #: clients) or async. Anything but ``True`` is a no.
 Approval = Callable[[Quote, PaymentContext], "bool | Awaitable[bool]"]
+
+
+class _PendingHold:
+    """A hold whose caller may go away while it runs in another thread (an async driver's
+    journal worker): whichever of the two ends last releases a committed hold nothing was
+    signed against, as ``failed`` with no money moved (proven: no credential exists). Without
+    this, a task cancelled mid-hold left a ``reserved`` entry held with no one to release it.
+    """
+
+    __slots__ = ("_ended", "_held", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ended: str | None = None
+        self._held: WalletReservation | None = None
+
+    def run(self, hold: Callable[[], WalletReservation]) -> WalletReservation:
+        """Hold (in whatever thread performs the step), unless the caller already went away."""
+        with self._lock:
+            ended = self._ended
+        if ended is not None:
+            raise _HoldWithdrawn(ended)
+        held = hold()
+        with self._lock:
+            ended = self._ended
+            if ended is None:
+                self._held = held
+                return held
+        _release_unsigned(held, ended)
+        raise _HoldWithdrawn(ended)
+
+    def abandon(self, exc: BaseException) -> None:
+        """The caller goes away with ``exc``: release the hold if it committed (a hold still
+        running releases itself when it ends; one not begun never holds)."""
+        if isinstance(exc, _HoldWithdrawn):
+            return
+        with self._lock:
+            if self._ended is not None:
+                return
+            self._ended = type(exc).__name__
+            held, self._held = self._held, None
+        if held is not None:
+            _release_unsigned(held, self._ended)
+
+
+class _HoldWithdrawn(Exception):
+    """A hold performed after its caller went away (nobody receives it)."""
+
+
+def _release_unsigned(held: WalletReservation, why: str) -> None:
+    try:
+        held.failed(f"ended before anything was signed: {why}", money_moved=False)
+    except Exception:  # the journal failed: the entry stays held for reconciliation
+        log.warning("payment %s: could not release a hold its caller left", held.id)
 
 
 class WalletReservation:
@@ -313,16 +368,24 @@ class Wallet:
         # drivers run it in a worker thread, off the event loop. What follows it up to the
         # next effect (the flow signing, its next journal step) calls no hook and may run
         # there too (``resume_in_worker``): one hand-off for the hold and the sent step.
+        pending = _PendingHold()
+
         def hold() -> WalletReservation:
-            return self._hold(quote, context, options, scopes, approved)
+            return pending.run(lambda: self._hold(quote, context, options, scopes, approved))
 
         try:
-            held: WalletReservation = yield JournalWrite(hold, resume_in_worker=True)
-        except UnresolvedPayments as tripped:
-            # Rare: before refusing, see whether expired credentials can now be proven void.
-            if not (yield from self._settle_expired(tripped.entry_ids)):
-                raise
-            held = yield JournalWrite(hold, resume_in_worker=True)
+            try:
+                held: WalletReservation = yield JournalWrite(hold, resume_in_worker=True)
+            except UnresolvedPayments as tripped:
+                # Rare: before refusing, see whether expired credentials can now be proven void.
+                if not (yield from self._settle_expired(tripped.entry_ids)):
+                    raise
+                held = yield JournalWrite(hold, resume_in_worker=True)
+        except BaseException as exc:
+            # The caller went away (cancelled, interrupted, a deadline) while the hold ran or
+            # before it was delivered: nothing was signed against it, so release it.
+            pending.abandon(exc)
+            raise
         return held
 
     def _settle_expired(self, unresolved: Sequence[str]) -> Generator[Effect, Any, bool]:

@@ -163,6 +163,69 @@ def test_cancelled_mid_stretch_the_steps_it_began_are_written_first(tmp_path: Pa
     wallet.close()
 
 
+class _Counting(TestMethod):
+    def __init__(self) -> None:
+        super().__init__()
+        self.signed = 0
+
+    def pay(self, quote: Quote, context: PaymentContext) -> Generator[Effect, Any, PaymentProof]:
+        self.signed += 1
+        return (yield from super().pay(quote, context))
+
+
+@pytest.mark.parametrize("stretch", [True, False], ids=["stretch", "step-by-step"])
+@pytest.mark.parametrize("commit", ["after", "before"], ids=["committed", "committing"])
+def test_cancelled_while_the_hold_runs_nothing_is_signed_and_the_hold_is_released(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, commit: str, stretch: bool
+) -> None:
+    """The cancellation arrives while the hold runs in the worker, before (``committing``) or
+    after (``committed``) its commit: the method never signs, nothing is sent, and the entry
+    is released, not left ``reserved`` and held with nobody to release it."""
+    if not stretch:  # every step its own hand-off, as under an await_timeout
+        monkeypatch.setattr(AsyncRunner, "offload", property(lambda self: None))
+    method = _Counting()
+    wallet = _wallet(tmp_path / "journal.sqlite3", method)
+    started, release = threading.Event(), threading.Event()
+    real_hold = wallet._hold
+
+    def slow_hold(*args: Any) -> Any:
+        if commit == "before":
+            started.set()
+            assert release.wait(PATIENCE)
+        held = real_hold(*args)
+        if commit == "after":
+            started.set()
+            assert release.wait(PATIENCE)
+        return held
+
+    monkeypatch.setattr(wallet, "_hold", slow_hold)
+    server = _server()
+
+    async def main() -> httpx.Response:
+        transport = AsyncPaymentTransport(server.mock_transport(), wallet=wallet)
+        async with httpx.AsyncClient(transport=transport) as client:
+            task = asyncio.ensure_future(client.get(URL))
+            assert await asyncio.to_thread(started.wait, PATIENCE)
+            task.cancel()
+            release.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # The same worker runs the next payment's hold after the first one ended.
+            started.clear()
+            release.set()
+            return await client.get(URL)
+
+    response = asyncio.run(main())
+    assert response.status_code == 200
+    entries = {entry.state: entry for entry in wallet.payments()}
+    assert sorted(entries) == ["failed", "settled"]
+    first = entries["failed"]
+    assert (first.held, first.money_moved) == (False, False), first.reason
+    assert first.fingerprint is None  # no credential was made for it
+    assert method.signed == 1 and len(server.accepted) == 1  # only the second payment
+    wallet.close()
+
+
 def test_a_hook_the_flow_reaches_in_the_worker_runs_on_the_loop(tmp_path: Path) -> None:
     method = TestMethod(fail=lambda: PaymentFailed("declined by the backend", money_moved=False))
     wallet = _wallet(tmp_path / "journal.sqlite3", method)
@@ -219,7 +282,7 @@ def test_a_driver_closed_mid_stretch_leaves_the_flow_to_the_worker() -> None:
         return threading.get_ident()
 
     loop_thread = asyncio.run(main())
-    # The step the stretch reached was performed, then the flow was ended where it stood, in
-    # the worker (the loop was no longer driving it).
-    assert [name for name, _ in seen] == ["sent", "ended"]
+    # The hold was performed, but its result never reached the flow: it was ended where it
+    # stood, in the worker (the loop was no longer driving it), before its next step.
+    assert [name for name, _ in seen] == ["ended"]
     assert loop_thread not in {thread for _, thread in seen}
